@@ -1,0 +1,125 @@
+"""Every fix RecBole 1.2.1 needs on today's numpy / pandas / torch, in one place.
+
+RecBole 1.2.1 is the last release and is not maintained for current libraries. Each fix below
+names the failure it prevents; `apply()` installs them all, once, and is called by
+`import recbole_dlrrec`. Nothing here changes RecBole's results: the fixes restore behaviour that
+RecBole had on the library versions it was written for.
+
+1. numpy 2 removed `np.float_`, `np.complex_` and `np.unicode_`. RecBole's
+   `Config.compatibility_settings` reads them to re-create the numpy-1.20 aliases
+   (`np.float`, `np.long`, ...) that its code still uses, so `Config(...)` crashes on numpy 2.
+   We define the three missing names as the numpy-2 spellings of the same types.
+
+2. torch >= 2.6 loads checkpoints with `weights_only=True` by default. RecBole's
+   `Trainer._save_checkpoint` pickles the whole `Config` object into the checkpoint, so
+   `Trainer.evaluate(load_best_model=True)` and `Trainer.resume_checkpoint` fail with an
+   UnpicklingError. We do NOT lower `weights_only` anywhere. Instead the checkpoint is written
+   so that it loads with `weights_only=True`: the `Config` object is replaced by a plain dict of
+   the few keys RecBole reads back (`model`, `dataset`), and every scalar is a Python number.
+   The file is also written atomically (temporary file, then rename), so a run killed mid-save
+   never leaves a truncated "best model".
+
+3. pandas 3 breaks RecBole's token_seq remapping (it relies on object-dtype semantics that
+   changed). There is no small patch that keeps RecBole's own code path intact, so pandas is
+   pinned below 3 (`requirements.txt`); `check_versions()` raises a clear error otherwise.
+
+4. RecBole pins `ray<=2.6.3`, whose import needs `pkg_resources` (setuptools < 81) and numpy < 2.
+   Only `recbole.quick_start` imports ray. The plugin never imports `recbole.quick_start`, so the
+   training path (config, dataset, model, trainer) runs without ray; only `run_tune.py` needs it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+_APPLIED = False
+
+
+def _numpy_aliases() -> None:
+    """Fix 1: give numpy 2 the names RecBole's Config reads."""
+    import numpy as np
+
+    for old, new in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if old not in np.__dict__:
+            setattr(np, old, getattr(np, new))
+
+
+def _atomic_torch_save(obj, path: str) -> None:
+    """torch.save to a temporary file beside `path`, then rename over it."""
+    import torch
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)  # default protocol: the weights_only unpickler rejects protocol 4
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _plain_number(value):
+    """Turn numpy / torch scalars into Python numbers, which weights_only loading accepts."""
+    if value is None or isinstance(value, (int, float, bool)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def weights_only_checkpoint(trainer, epoch: int) -> dict:
+    """The state RecBole's Trainer saves, in a form `torch.load(weights_only=True)` accepts."""
+    return {
+        # RecBole reads back only checkpoint["config"]["model"] (resume_checkpoint).
+        "config": {"model": str(trainer.config["model"]), "dataset": str(trainer.config["dataset"])},
+        "epoch": int(epoch),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": _plain_number(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+    }
+
+
+def _weights_only_checkpoints() -> None:
+    """Fix 2: RecBole's Trainer saves checkpoints that load under torch's weights_only default."""
+    from recbole.trainer.trainer import Trainer
+    from recbole.utils import set_color
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        _atomic_torch_save(weights_only_checkpoint(self, epoch), saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    _save_checkpoint.__doc__ = "Atomic, weights_only-loadable replacement (recbole_dlrrec.compat)."
+    Trainer._save_checkpoint = _save_checkpoint
+
+
+def check_versions() -> None:
+    """Fix 3: fail early, with the reason, on a pandas RecBole 1.2.1 cannot run on."""
+    import pandas as pd
+
+    major = int(pd.__version__.split(".")[0])
+    if major >= 3:
+        raise ImportError(
+            f"recbole_dlrrec: pandas {pd.__version__} is installed, but RecBole 1.2.1's token_seq "
+            "remapping fails on pandas 3; install pandas>=2.2,<3 (see requirements.txt)."
+        )
+
+
+def apply() -> None:
+    """Install every fix once. Safe to call many times."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    check_versions()
+    _numpy_aliases()
+    _weights_only_checkpoints()
+    _APPLIED = True

@@ -1,0 +1,165 @@
+"""DLRM (Naumov et al. 2019) as a RecBole context-aware model.
+
+    token / token_seq fields --SparseArch--> B x F_s x D --+
+    float fields (numerical_features) --DenseArch--> B x D -+--> InteractionArch --> OverArch --> logit
+    extra feature vectors (subclasses, e.g. DLRREC's text) B x F_x x D --+
+
+RecBole 1.2.1 has no DLRM. Defaults: properties/model/DLRM.yaml. The loss (class-weighted BCE on
+the logit) is computed in `calculate_loss`, outside the arches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List
+
+import torch
+from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
+from recbole.utils import FeatureSource, FeatureType, InputType
+from torch import nn
+
+from recbole_dlrrec.model.layers import DenseArch, InteractionArch, OverArch, SparseArch
+
+
+@dataclass
+class FeatureFields:
+    """The dataset fields a context model reads, split by how they are embedded.
+
+    Follows RecBole's context-model rule: every token and token_seq field of the interaction,
+    user and item features; float fields only when listed in `numerical_features`.
+    """
+
+    token: List[str] = field(default_factory=list)
+    token_dims: List[int] = field(default_factory=list)
+    token_seq: List[str] = field(default_factory=list)
+    token_seq_dims: List[int] = field(default_factory=list)
+    dense: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dataset(cls, config, dataset) -> "FeatureFields":
+        sources = [
+            FeatureSource.INTERACTION,
+            FeatureSource.USER,
+            FeatureSource.USER_ID,
+            FeatureSource.ITEM,
+            FeatureSource.ITEM_ID,
+        ]
+        numerical = set(config["numerical_features"] or [])
+        out = cls()
+        for name in dataset.fields(source=sources):
+            if name == config["LABEL_FIELD"]:
+                continue
+            ftype = dataset.field2type[name]
+            if ftype == FeatureType.TOKEN:
+                out.token.append(name)
+                out.token_dims.append(dataset.num(name))
+            elif ftype == FeatureType.TOKEN_SEQ:
+                out.token_seq.append(name)
+                out.token_seq_dims.append(dataset.num(name))
+            elif ftype == FeatureType.FLOAT and name in numerical:
+                out.dense.append(name)
+        return out
+
+
+def resolve_pos_weight(value, dataset, label_field: str) -> float:
+    """`pos_weight` config value -> the weight of positive rows in the BCE loss.
+
+    'auto' balances the classes from the TRAIN labels: n_negative / n_positive.
+    """
+    if value is None:
+        return 1.0
+    if isinstance(value, str):
+        if value.lower() != "auto":
+            raise ValueError(f"pos_weight must be a positive number or 'auto', got {value!r}")
+        labels = dataset.inter_feat[label_field]
+        positives = float((labels > 0.5).sum())
+        negatives = float(len(labels)) - positives
+        if positives == 0 or negatives == 0:
+            return 1.0
+        return negatives / positives
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"pos_weight must be > 0, got {value}")
+    return value
+
+
+class DLRM(ContextRecommender):
+    """DLRM backbone: SparseArch + DenseArch -> InteractionArch -> OverArch.
+
+    Subclasses add feature vectors through `extra_vectors` and report how many through
+    `num_extra_vectors`; the interaction takes them like any other field.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        # ContextRecommender.__init__ builds RecBole's own embedding tables, which DLRM does not
+        # use; skip it so parameter counts are honest, and keep its type / input_type.
+        AbstractRecommender.__init__(self)
+        self.config = config
+        self.device = config["device"]
+        self.LABEL = config["LABEL_FIELD"]
+        self.embedding_size = config["embedding_size"]
+        self.fields = FeatureFields.from_dataset(config, dataset)
+        dropout = config["dropout_prob"] or 0.0
+
+        self.sparse_arch = SparseArch(self.fields.token_dims, self.fields.token_seq_dims, self.embedding_size)
+        self.dense_arch = (
+            DenseArch(len(self.fields.dense), config["bottom_mlp"], self.embedding_size, dropout)
+            if self.fields.dense
+            else None
+        )
+        # The dense output is both passed through and one of the interacting vectors, as in DLRM.
+        num_vectors = self.sparse_arch.num_vectors + (1 if self.dense_arch else 0) + self.num_extra_vectors()
+        self.interaction_arch = InteractionArch(num_vectors)
+        dense_dim = self.embedding_size if self.dense_arch else 0
+        self.over_arch = OverArch(self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout)
+
+        self.pos_weight = resolve_pos_weight(config["pos_weight"], dataset, self.LABEL)
+        self.rec_loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight))
+
+    # -- feature vectors -------------------------------------------------------------------
+    def num_extra_vectors(self) -> int:
+        """How many B x D vectors `extra_vectors` adds to the interaction (none in DLRM)."""
+        return 0
+
+    def extra_vectors(self, interaction) -> List[torch.Tensor]:
+        """Additional B x D feature vectors for the interaction (none in DLRM)."""
+        return []
+
+    def dense_input(self, interaction) -> torch.Tensor:
+        """B x F_dense float features. RecBole stores a numerical float field as (value, bucket)
+        pairs (B x 2); the value is column 0."""
+        cols = []
+        for name in self.fields.dense:
+            x = interaction[name]
+            cols.append(x[:, 0] if x.dim() == 2 else x)
+        return torch.stack(cols, dim=1).float()
+
+    def feature_vectors(self, interaction):
+        """Returns (vectors B x F x D, dense B x D or None)."""
+        token_ids = (
+            torch.stack([interaction[name] for name in self.fields.token], dim=1) if self.fields.token else None
+        )
+        token_seqs = [interaction[name] for name in self.fields.token_seq]
+        parts = [self.sparse_arch(token_ids, token_seqs)] if self.sparse_arch.num_vectors else []
+        dense = self.dense_arch(self.dense_input(interaction)) if self.dense_arch is not None else None
+        extras = self.extra_vectors(interaction)
+        vectors = [v for v in [dense, *extras] if v is not None]
+        if vectors:
+            parts.append(torch.stack(vectors, dim=1))
+        return torch.cat(parts, dim=1), dense
+
+    # -- RecBole API -----------------------------------------------------------------------
+    def forward(self, interaction) -> torch.Tensor:
+        """Logits, shape B."""
+        vectors, dense = self.feature_vectors(interaction)
+        return self.over_arch(self.interaction_arch(vectors, dense))
+
+    def rec_loss_value(self, logits: torch.Tensor, interaction) -> torch.Tensor:
+        return self.rec_loss(logits, interaction[self.LABEL].float())
+
+    def calculate_loss(self, interaction):
+        return self.rec_loss_value(self.forward(interaction), interaction)
+
+    def predict(self, interaction):
+        return torch.sigmoid(self.forward(interaction))

@@ -1,0 +1,134 @@
+"""The DLRM arches, in torchrec's naming: SparseArch, DenseArch, InteractionArch, OverArch.
+
+Shapes in docstrings: B = batch, F = number of feature vectors, D = embedding size.
+Losses live outside these modules (in the models' `calculate_loss`).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: Optional[int] = None,
+    dropout: float = 0.0,
+    norm: Optional[str] = None,
+    activation: str = "relu",
+    final_activation: bool = False,
+) -> nn.Sequential:
+    """A plain MLP: [Linear -> (norm) -> activation -> dropout] per hidden size, then an
+    optional output Linear (no activation unless `final_activation`).
+
+    Args:
+        norm: None, "batch" or "layer".
+        activation: "relu", "gelu" or "tanh".
+    """
+    acts = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+    norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+    if activation not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    if norm is not None and norm not in norms:
+        raise ValueError(f"norm must be null or one of {sorted(norms)}, got {norm!r}")
+    layers: List[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if norm is not None:
+            layers.append(norms[norm](size))
+        layers.append(acts[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    if out_features is not None:
+        layers.append(nn.Linear(width, out_features))
+        if final_activation:
+            layers.append(acts[activation]())
+    return nn.Sequential(*layers)
+
+
+class SparseArch(nn.Module):
+    """Embeds token fields (one shared table with per-field offsets) and token_seq fields
+    (mean over the non-padding tokens of each row).
+
+    Input: token ids B x F_tok (long), a list of F_seq token_seq tensors B x L_f (0 = padding).
+    Output: B x (F_tok + F_seq) x D.
+    """
+
+    def __init__(self, token_dims: Sequence[int], token_seq_dims: Sequence[int], dim: int):
+        super().__init__()
+        self.num_token = len(token_dims)
+        self.num_token_seq = len(token_seq_dims)
+        # Field f's ids live at rows offsets[f] .. offsets[f] + token_dims[f] - 1 of one table.
+        offsets = [0]
+        for size in list(token_dims)[:-1]:
+            offsets.append(offsets[-1] + int(size))
+        self.register_buffer("token_offsets", torch.tensor(offsets[: len(token_dims)]), persistent=False)
+        self.token_table = nn.Embedding(int(sum(token_dims)), dim) if token_dims else None
+        # EmbeddingBag with padding_idx=0 leaves padding out of the mean.
+        self.token_seq_tables = nn.ModuleList(
+            nn.EmbeddingBag(n, dim, mode="mean", padding_idx=0) for n in token_seq_dims
+        )
+        for table in [self.token_table, *self.token_seq_tables]:
+            if table is not None:
+                nn.init.xavier_normal_(table.weight)
+
+    @property
+    def num_vectors(self) -> int:
+        return self.num_token + self.num_token_seq
+
+    def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if self.token_table is not None:
+            parts.append(self.token_table(token_ids + self.token_offsets))  # B x F_tok x D
+        for table, seq in zip(self.token_seq_tables, token_seqs):
+            parts.append(table(seq).unsqueeze(1))  # B x 1 x D
+        return torch.cat(parts, dim=1)
+
+
+class DenseArch(nn.Module):
+    """Bottom MLP over the dense float features. Input B x F_dense, output B x D."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.model = mlp(in_features, hidden, dim, dropout=dropout, final_activation=True)
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        return self.model(dense)
+
+
+class InteractionArch(nn.Module):
+    """Pairwise dot products of all feature vectors, as in DLRM.
+
+    Input: the feature vectors B x F x D and, when the model has dense features, the dense
+    arch's output B x D. Output: B x (D + F*(F-1)/2) with a dense input (it is passed through
+    beside the dots, as in DLRM), else B x F*(F-1)/2: the strictly upper-triangular dots.
+    """
+
+    def __init__(self, num_vectors: int):
+        super().__init__()
+        rows, cols = torch.triu_indices(num_vectors, num_vectors, offset=1)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        self.num_vectors = num_vectors
+
+    def output_dim(self, dense_dim: int) -> int:
+        return dense_dim + int(self.rows.numel())
+
+    def forward(self, vectors: torch.Tensor, dense: Optional[torch.Tensor] = None) -> torch.Tensor:
+        dots = torch.bmm(vectors, vectors.transpose(1, 2))[:, self.rows, self.cols]  # B x F(F-1)/2
+        return dots if dense is None else torch.cat([dense, dots], dim=1)
+
+
+class OverArch(nn.Module):
+    """Top MLP to one logit. Input B x H, output B."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float = 0.0):
+        super().__init__()
+        self.model = mlp(in_features, hidden, 1, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).squeeze(-1)

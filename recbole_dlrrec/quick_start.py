@@ -1,0 +1,314 @@
+"""One run of one model on one dataset: config -> data -> model -> train -> evaluate -> results.
+
+Every CLI (run_recbole.py, run_leaderboard.py, run_tune.py) goes through `build_config`,
+`load_splits` and `run` here, so they all layer configs the same way:
+
+    RecBole defaults < properties/overall.yaml < properties/swing.yaml
+    < properties/model/<MODEL>.yaml < dataset settings < --config_files < config_dict / --key=value
+
+Dataset settings come from properties/dataset/<NAME>.yaml when it exists, else from the
+converter's <data_path>/<NAME>/<NAME>.yaml. This module never imports ray (RecBole's own
+quick_start does), so training runs where ray cannot be installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
+from recbole_dlrrec.config_keys import check_overrides, known_keys
+from recbole_dlrrec.registry import get_model_class
+
+PROPERTIES_DIR = os.environ.get(
+    "RECBOLE_DLRREC_PROPERTIES",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "properties"),
+)
+DEFAULT_DATASET = "restaurants"
+DEFAULT_DATA_PATH = "dataset/"
+
+# Datasets the plugin can build on first use: name -> "module:function(data_path)".
+DATASET_BUILDERS: Dict[str, str] = {
+    "restaurants": "recbole_dlrrec.data.sample:ensure_restaurants",
+    "ml-100k": "recbole_dlrrec.data.movielens:ensure_ml100k_vectors",
+}
+# Datasets RecBole ships inside its package (it forces their data_path there).
+RECBOLE_BUNDLED = {"ml-100k"}
+
+
+class DatasetNotFoundError(ValueError):
+    """A dataset name with no atomic files, no builder, and no RecBole bundle."""
+
+
+class ConfigFileError(ValueError):
+    """A --config_files entry that does not exist or is not a YAML mapping."""
+
+
+# -- config --------------------------------------------------------------------------------
+def plugin_config_files(model_name: str) -> List[str]:
+    files = [os.path.join(PROPERTIES_DIR, "overall.yaml"), os.path.join(PROPERTIES_DIR, "swing.yaml")]
+    files.append(os.path.join(PROPERTIES_DIR, "model", f"{model_name}.yaml"))
+    return [f for f in files if os.path.isfile(f)]
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+    from recbole.config import Config
+
+    if not os.path.isfile(path):
+        raise ConfigFileError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            data = yaml.load(handle.read(), Loader=Config._build_yaml_loader(None))
+        except yaml.YAMLError as exc:
+            raise ConfigFileError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"config file {path} must hold a mapping of key: value")
+    return data
+
+
+def available_datasets(data_path: str) -> List[str]:
+    names = set(DATASET_BUILDERS) | RECBOLE_BUNDLED
+    if os.path.isdir(data_path):
+        for name in os.listdir(data_path):
+            folder = os.path.join(data_path, name)
+            if os.path.isdir(folder) and any(f.startswith(name + ".") for f in os.listdir(folder)):
+                names.add(name)
+    return sorted(names)
+
+
+def prepare_dataset(dataset: str, data_path: str, side_data_path: Optional[str] = None) -> None:
+    """Build the dataset's files on first use (generated sample, text vectors); else check
+    that its atomic files exist so RecBole never tries to download it."""
+    if dataset in DATASET_BUILDERS:
+        module, func = DATASET_BUILDERS[dataset].split(":")
+        builder = getattr(importlib.import_module(module), func)
+        # A RecBole-bundled dataset's own files stay in RecBole; only side files are built.
+        builder(side_data_path if dataset in RECBOLE_BUNDLED else data_path)
+        return
+    folder = os.path.join(data_path, dataset)
+    if not (os.path.isdir(folder) and any(f.startswith(dataset + ".") for f in os.listdir(folder))):
+        raise DatasetNotFoundError(
+            f"unknown dataset {dataset!r}: no atomic files in {folder}; "
+            f"available: {', '.join(available_datasets(data_path))} "
+            "(make one with python -m recbole_dlrrec.data.google_local)"
+        )
+
+
+def dataset_config_files(dataset: str, data_path: str) -> List[str]:
+    shipped = os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml")
+    if os.path.isfile(shipped):
+        return [shipped]
+    written = os.path.join(data_path, dataset, f"{dataset}.yaml")
+    return [written] if os.path.isfile(written) else []
+
+
+@contextlib.contextmanager
+def _argv_hidden():
+    """RecBole's Config re-parses sys.argv; the plugin's CLIs have parsed it already."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def build_config(
+    model: str,
+    dataset: Optional[str] = None,
+    config_file_list: Optional[Sequence[str]] = None,
+    config_dict: Optional[dict] = None,
+    prepare: bool = True,
+):
+    """A RecBole Config for `model` on `dataset`, layered as the module docstring says.
+
+    Raises UnknownModelError, DatasetNotFoundError, ConfigFileError or ConfigKeyError (all
+    ValueErrors with one-line messages) before any data is loaded.
+    """
+    from recbole.config import Config
+
+    model_class = get_model_class(model)
+    model_name = model_class.__name__
+    dataset = dataset or DEFAULT_DATASET
+    user_files = list(config_file_list or [])
+    user_settings: dict = {}
+    for path in user_files:
+        user_settings.update(_read_yaml(path))
+    overrides = dict(config_dict or {})
+    data_path = overrides.get("data_path") or user_settings.get("data_path") or DEFAULT_DATA_PATH
+    side_data_path = overrides.get("side_data_path") or user_settings.get("side_data_path")
+    if side_data_path is None and dataset in RECBOLE_BUNDLED:
+        side_data_path = _read_yaml(dataset_config_files(dataset, data_path)[0]).get("side_data_path")
+    if prepare:
+        prepare_dataset(dataset, data_path, side_data_path)
+
+    files = plugin_config_files(model_name) + dataset_config_files(dataset, data_path) + user_files
+    check_overrides(overrides, known_keys(PROPERTIES_DIR, files))
+    with _argv_hidden():
+        return Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=overrides)
+
+
+# -- data ----------------------------------------------------------------------------------
+def load_splits(config):
+    """(dataset, train_data, valid_data, test_data) for a built config, seeded by config."""
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    return dataset, train_data, valid_data, test_data
+
+
+def build_model(config, train_data):
+    """The model for `config`, built on the TRAIN split (so nothing it precomputes sees
+    valid/test rows), seeded by config."""
+    from recbole.utils import init_seed
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model_class = get_model_class(config["model"])
+    return model_class(config, train_data._dataset).to(config["device"])
+
+
+# -- results -------------------------------------------------------------------------------
+def atomic_write_json(path: str, payload: dict) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _plain(value):
+    """A JSON-safe copy of a config value (enums, devices and numpy scalars become str/float)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def config_snapshot(config) -> dict:
+    return {key: _plain(config[key]) for key in sorted(config.final_config_dict)}
+
+
+def default_result_file(config) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("results", "runs", f"{config['model']}-{config['dataset']}-seed{config['seed']}-{stamp}.json")
+
+
+def count_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def run(
+    model: str,
+    dataset: Optional[str] = None,
+    config_file_list: Optional[Sequence[str]] = None,
+    config_dict: Optional[dict] = None,
+    saved: bool = True,
+    result_file: Optional[str] = None,
+    epoch_callbacks: Sequence[Callable] = (),
+    evaluate_test: bool = True,
+    config=None,
+) -> dict:
+    """Train `model` on `dataset` and return (and save as JSON) its results.
+
+    Args:
+        epoch_callbacks: called as f(epoch_idx, valid_score, trainer) after every validation.
+        evaluate_test: False skips the test split (tuning selects on validation only).
+        config: a prebuilt Config (skips build_config).
+    Returns:
+        dict with model, dataset, seed, best_valid_score, best_epoch, valid_result,
+        test_result, epochs (per-epoch valid score and seconds), timings, num_parameters,
+        config, result_file.
+    """
+    from recbole.utils import get_trainer, init_logger
+
+    started = time.time()
+    if config is None:
+        config = build_config(model, dataset, config_file_list, config_dict)
+    init_logger(config)
+    logger = logging.getLogger()
+    logger.info(config)
+
+    dataset_obj, train_data, valid_data, test_data = load_splits(config)
+    logger.info(dataset_obj)
+    data_seconds = time.time() - started
+
+    model_obj = build_model(config, train_data)
+    logger.info(model_obj)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_obj)
+
+    history: List[dict] = []
+    epoch_started = [time.time()]
+
+    def on_epoch(epoch_idx, valid_score):
+        now = time.time()
+        history.append({"epoch": epoch_idx, "valid_score": float(valid_score), "seconds": now - epoch_started[0]})
+        epoch_started[0] = now
+        hook = getattr(model_obj, "on_epoch_end", None)
+        if hook is not None:
+            hook(epoch_idx, trainer)
+        for callback in epoch_callbacks:
+            callback(epoch_idx, valid_score, trainer)
+
+    train_started = time.time()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=on_epoch
+    )
+    train_seconds = time.time() - train_started
+
+    test_result, test_seconds = None, 0.0
+    if evaluate_test:
+        test_started = time.time()
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+        test_seconds = time.time() - test_started
+
+    bigger = config["valid_metric_bigger"]
+    best = max(history, key=lambda h: h["valid_score"] if bigger else -h["valid_score"]) if history else None
+    results = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "seed": config["seed"],
+        "valid_metric": config["valid_metric"],
+        "best_valid_score": _plain(best_valid_score),
+        "best_epoch": best["epoch"] if best else None,
+        "valid_result": _plain(dict(best_valid_result or {})),
+        "test_result": _plain(dict(test_result)) if test_result is not None else None,
+        "epochs": history,
+        "num_parameters": count_parameters(model_obj),
+        "timings": {
+            "data_s": round(data_seconds, 3),
+            "train_s": round(train_seconds, 3),
+            "test_s": round(test_seconds, 3),
+            "total_s": round(time.time() - started, 3),
+            "seconds_per_epoch": round(train_seconds / max(len(history), 1), 3),
+        },
+        "saved_model_file": trainer.saved_model_file if saved else None,
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": str(config["device"])},
+        "config": config_snapshot(config),
+    }
+    logger.info(f"best valid: {results['valid_result']}")
+    if test_result is not None:
+        logger.info(f"test result: {results['test_result']}")
+    results["result_file"] = atomic_write_json(result_file or default_result_file(config), results)
+    return results
