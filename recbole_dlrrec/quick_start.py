@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
 from recbole_dlrrec.config_keys import check_overrides, known_keys
-from recbole_dlrrec.registry import get_model_class
+from recbole_dlrrec.registry import get_model_class, resolve_model
 
 PROPERTIES_DIR = os.environ.get(
     "RECBOLE_DLRREC_PROPERTIES",
@@ -137,7 +137,7 @@ def build_config(
     """
     from recbole.config import Config
 
-    model_class = get_model_class(model)
+    model_class, variant_settings = resolve_model(model)
     model_name = model_class.__name__
     dataset = dataset or DEFAULT_DATASET
     user_files = list(config_file_list or [])
@@ -145,6 +145,8 @@ def build_config(
     for path in user_files:
         user_settings.update(_read_yaml(path))
     overrides = dict(config_dict or {})
+    # A variant's settings (registry.MODEL_VARIANTS) yield to the user's files and overrides.
+    overrides = {**{k: v for k, v in variant_settings.items() if k not in user_settings}, **overrides}
     data_path = overrides.get("data_path") or user_settings.get("data_path") or DEFAULT_DATA_PATH
     side_data_path = overrides.get("side_data_path") or user_settings.get("side_data_path")
     if side_data_path is None and dataset in RECBOLE_BUNDLED:
@@ -286,7 +288,8 @@ def run(
     bigger = config["valid_metric_bigger"]
     best = max(history, key=lambda h: h["valid_score"] if bigger else -h["valid_score"]) if history else None
     results = {
-        "model": config["model"],
+        "model": model or config["model"],
+        "model_class": config["model"],
         "dataset": config["dataset"],
         "seed": config["seed"],
         "valid_metric": config["valid_metric"],

@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Dict, List, Type
+from typing import Dict, List, Tuple, Type
 
 # name -> "module:Class" of the plugin's models; imported on first use.
 PLUGIN_MODELS: Dict[str, str] = {
     "DLRM": "recbole_dlrrec.model.dlrm:DLRM",
     "DLRREC": "recbole_dlrrec.model.dlrrec:DLRREC",
+}
+
+# The paper's variants of DLRREC, runnable by name anywhere a model name is taken
+# (run_recbole.py --model=DLRREC-V0, the leaderboard, tuning): name -> (base model, settings).
+# The settings sit under the user's own config, so any of them can still be overridden.
+MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
+    "DLRREC-noText": ("DLRREC", {"reduction": "none", "w1": 0.0, "w2": 0.0}),  # plain DLRM through DLRREC
+    "DLRREC-rawText": ("DLRREC", {"reduction": "linear"}),  # raw text, one linear map
+    "DLRREC-V0": ("DLRREC", {"reduction": "pca"}),  # two-step: frozen PCA, then train
+    "DLRREC-noCL": ("DLRREC", {"w1": 0.0, "w2": 0.0}),  # co-trained reduction, no contrastive heads
+    "DLRREC-Lii": ("DLRREC", {"w2": 0.0}),  # + item-item InfoNCE only
+    "DLRREC-Luu": ("DLRREC", {"w1": 0.0}),  # + user-user InfoNCE only
 }
 
 _RECBOLE_SUBPACKAGES = (
@@ -60,6 +72,14 @@ def _recbole_model(name: str):
     return None
 
 
+def resolve_model(name: str) -> Tuple[Type, dict]:
+    """(model class, variant settings) for a model or variant name."""
+    for variant, (base, settings) in MODEL_VARIANTS.items():
+        if variant.lower() == name.lower():
+            return get_model_class(base), dict(settings)
+    return get_model_class(name), {}
+
+
 def get_model_class(name: str) -> Type:
     """The model class for `name`: plugin models first, then RecBole's."""
     for plugin_name, target in PLUGIN_MODELS.items():
@@ -70,6 +90,7 @@ def get_model_class(name: str) -> Type:
         return model
     raise UnknownModelError(
         f"unknown model {name!r}; plugin models: {', '.join(plugin_model_names())}; "
+        f"DLRREC variants: {', '.join(MODEL_VARIANTS)}; "
         f"RecBole context-aware models: {', '.join(recbole_model_names())} "
         "(RecBole's general and sequential models are accepted too)"
     )

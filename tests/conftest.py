@@ -29,6 +29,7 @@ valid_metric: AUC
 item_text_vec: itemvec
 user_text_vec: uservec
 show_progress: False
+reduction_dim: 8
 state: WARNING
 train_batch_size: 256
 eval_batch_size: 1024

@@ -1,0 +1,317 @@
+"""DLRREC: DLRM + co-trained reduction of text vectors + SWING-positive InfoNCE heads.
+
+    user / item text vector (B x T, e.g. T = 384)
+        --ReductionTower--> B x R (R = reduction_dim) --adapter--> B x D  ... joins the DLRM
+    interaction as one more feature vector per side (see dlrm.py for the rest).
+
+    L = L_rec + w1 * L_ii + w2 * L_uu
+    L_rec: BCE on the logit, positives weighted by pos_weight.
+    L_ii / L_uu: InfoNCE over the batch's distinct items / users (at most cl_max_anchors):
+        -log( e^{s(a,p)/tau} / (e^{s(a,p)/tau} + sum_n e^{s(a,n)/tau}) ),  s = cosine,
+        p drawn from the anchor's top SWING neighbours (computed on TRAIN only),
+        n random corpus ids (cl_negatives: random | shared) or the other anchors' positives
+        (in_batch). Anchors without a SWING neighbour are masked out.
+
+Contrasted representation (`cl_repr`):
+    id    the ID embedding (the item_id / user_id row of the SparseArch table), B x D
+    text  the adapted reduced text vector, B x D
+    fused id + text (their sum, B x D). Chosen as default because the sum is exactly what the
+          interaction sees of a user or item through its two main vectors, so SWING shapes both
+          the ID table and the reduction tower, and neither part can satisfy the loss alone
+          while the other drifts (as it could with a concatenation).
+
+Variants by config alone: reduction none | linear | pca (V0: PCA fitted on the TRAIN split's
+vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off.
+Defaults: properties/model/DLRREC.yaml.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
+from recbole_dlrrec.model.dlrm import DLRM
+from recbole_dlrrec.model.layers import mlp
+
+REDUCTIONS = ("mlp", "linear", "pca", "none")
+CL_REPRS = ("fused", "text", "id")
+CL_NEGATIVES = ("random", "in_batch", "shared")
+
+
+class ReductionTower(nn.Module):
+    """T -> R text reduction. `mlp`: hidden layers with norm/dropout; `linear`: one Linear;
+    `pca`: a frozen projection fitted offline (set by `fit_pca`). Input B x T, output B x R."""
+
+    def __init__(self, kind: str, in_dim: int, out_dim: int, hidden=(), dropout=0.0, norm=None):
+        super().__init__()
+        self.kind = kind
+        if kind == "mlp":
+            self.net = mlp(in_dim, hidden, out_dim, dropout=dropout, norm=norm)
+        elif kind == "linear":
+            self.net = nn.Linear(in_dim, out_dim)
+        elif kind == "pca":
+            self.register_buffer("pca_mean", torch.zeros(in_dim))
+            self.register_buffer("pca_components", torch.zeros(out_dim, in_dim))
+        else:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {kind!r}")
+
+    def fit_pca(self, vectors: torch.Tensor) -> float:
+        """Fit the frozen PCA on N x T training vectors. Returns the explained variance share."""
+        mean = vectors.mean(0)
+        centred = (vectors - mean).double()
+        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+        k = self.pca_components.shape[0]
+        self.pca_mean.copy_(mean)
+        self.pca_components.copy_(vh[:k].float())
+        energy = singular.pow(2)
+        return float(energy[:k].sum() / energy.sum()) if energy.sum() > 0 else 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "pca":
+            return (x - self.pca_mean) @ self.pca_components.T
+        return self.net(x)
+
+
+class TextSide(nn.Module):
+    """One side's text path: table lookup -> ReductionTower -> adapter to D. Ids B -> B x D."""
+
+    def __init__(self, table: TextTable, kind: str, reduction_dim: int, dim: int, config):
+        super().__init__()
+        # Not persistent: the table is data, rebuilt from the side file, not a learned weight.
+        self.register_buffer("vectors", table.vectors, persistent=False)
+        self.tower = ReductionTower(
+            kind, table.dim, reduction_dim, config["reduction_hidden"] or [],
+            config["reduction_dropout"] or 0.0, config["reduction_norm"],
+        )
+        self.adapter = nn.Identity() if reduction_dim == dim else nn.Linear(reduction_dim, dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.tower(self.vectors[ids]))
+
+
+def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float,
+             negative_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-anchor InfoNCE on cosine similarity.
+
+    anchor, positive: A x D; negatives: A x N x D, or N x D shared by all anchors.
+    negative_mask: A x N bool, False = not a negative for that anchor (excluded).
+    Returns A losses.
+    """
+    a = F.normalize(anchor, dim=-1)
+    p = F.normalize(positive, dim=-1)
+    n = F.normalize(negatives, dim=-1)
+    pos = (a * p).sum(-1, keepdim=True)  # A x 1
+    neg = torch.einsum("ad,and->an", a, n) if n.dim() == 3 else a @ n.T  # A x N
+    if negative_mask is not None:
+        neg = neg.masked_fill(~negative_mask, float("-inf"))
+    logits = torch.cat([pos, neg], dim=1) / tau
+    return torch.logsumexp(logits, dim=1) - logits[:, 0]
+
+
+class DLRREC(DLRM):
+    """DLRM with co-trained text reduction and SWING contrastive heads (see module doc)."""
+
+    def __init__(self, config, dataset):
+        self._validate(config)
+        self.reduction = config["reduction"]
+        self.text_tables = self._load_text(config, dataset)
+        super().__init__(config, dataset)  # builds the arches; calls num_extra_vectors()
+        self.USER_ID = config["USER_ID_FIELD"]
+        self.ITEM_ID = config["ITEM_ID_FIELD"]
+        self.tau = float(config["tau"])
+        self.w1, self.w2 = float(config["w1"]), float(config["w2"])
+        self.cl_repr = config["cl_repr"]
+        self.cl_negatives = config["cl_negatives"]
+        self.cl_num_negatives = int(config["cl_num_negatives"])
+        self.cl_max_anchors = config["cl_max_anchors"]
+        if self.cl_repr == "text" and not self.text_tables and (self.w1 or self.w2):
+            raise ValueError("cl_repr='text' needs text vectors, but reduction is 'none'")
+
+        self.text_sides = nn.ModuleDict(
+            {
+                side: TextSide(table, self.reduction, config["reduction_dim"], self.embedding_size, config)
+                for side, table in self.text_tables.items()
+            }
+        )
+        if self.reduction == "pca":
+            self._fit_pca(config, dataset)
+        self.samplers = self._build_samplers(config, dataset)
+        self.collapse_history: List[Dict[str, float]] = []
+        self._collapse_ids = self._fixed_sample(dataset, int(config["collapse_sample"]), int(config["seed"]))
+
+    # -- set-up --------------------------------------------------------------------------
+    @staticmethod
+    def _validate(config) -> None:
+        if config["reduction"] not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {config['reduction']!r}")
+        if config["cl_repr"] not in CL_REPRS:
+            raise ValueError(f"cl_repr must be one of {CL_REPRS}, got {config['cl_repr']!r}")
+        if config["cl_negatives"] not in CL_NEGATIVES:
+            raise ValueError(f"cl_negatives must be one of {CL_NEGATIVES}, got {config['cl_negatives']!r}")
+        tau = config["tau"]
+        if tau is None or not float(tau) > 0:
+            raise ValueError(f"tau must be > 0, got {tau!r}")
+        for key in ("w1", "w2"):
+            if config[key] is None or float(config[key]) < 0 or math.isnan(float(config[key])):
+                raise ValueError(f"{key} must be >= 0, got {config[key]!r}")
+        if int(config["reduction_dim"]) < 1:
+            raise ValueError(f"reduction_dim must be >= 1, got {config['reduction_dim']!r}")
+        if int(config["cl_num_negatives"]) < 1:
+            raise ValueError(f"cl_num_negatives must be >= 1, got {config['cl_num_negatives']!r}")
+        anchors = config["cl_max_anchors"]
+        if anchors is not None and int(anchors) < 2:
+            raise ValueError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
+
+    def _load_text(self, config, dataset) -> Dict[str, TextTable]:
+        if config["reduction"] == "none":
+            return {}
+        tables = {side: load_text_table(config, dataset, side) for side in SIDES}
+        tables = {side: t for side, t in tables.items() if t is not None}
+        if not tables:
+            keys = " / ".join(key for _, key in SIDES.values())
+            raise TextVectorsMissingError(
+                f"reduction={config['reduction']!r} needs text vectors, but the dataset "
+                f"{config['dataset']!r} sets neither {keys}; expected fields: item and user text "
+                "vectors ({dataset}.itemvec.npz / {dataset}.uservec.npz); use reduction: none for plain DLRM"
+            )
+        for side, table in tables.items():
+            if int(config["reduction_dim"]) > table.dim:
+                raise ValueError(
+                    f"reduction_dim={config['reduction_dim']} is larger than the {side} text vectors' "
+                    f"{table.dim} dimensions"
+                )
+        return tables
+
+    def _fit_pca(self, config, dataset) -> None:
+        """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
+        for side, module in self.text_sides.items():
+            field = config[SIDES[side][0]]
+            ids = torch.unique(dataset.inter_feat[field])
+            share = module.tower.fit_pca(module.vectors[ids])
+            logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
+
+    def _build_samplers(self, config, dataset):
+        if not (self.w1 or self.w2):
+            return {}
+        from recbole_dlrrec.sampler import SwingSampler
+        from recbole_dlrrec.swing import swing_for_dataset
+
+        neighbours = swing_for_dataset(config, dataset, logger=logging.getLogger())
+        common = dict(mode=config["swing_sample_mode"], seed=int(config["seed"]), device=self.device)
+        samplers = {}
+        if self.w1:
+            samplers["item"] = SwingSampler.from_table(neighbours.items, dataset.item_num, **common)
+        if self.w2:
+            samplers["user"] = SwingSampler.from_table(neighbours.users, dataset.user_num, **common)
+        return samplers
+
+    @staticmethod
+    def _fixed_sample(dataset, size: int, seed: int) -> Dict[str, torch.Tensor]:
+        rng = np.random.default_rng(seed)
+        out = {}
+        for side, count in (("item", dataset.item_num), ("user", dataset.user_num)):
+            n = min(size, count - 1)
+            out[side] = torch.from_numpy(np.sort(rng.choice(np.arange(1, count), n, replace=False)))
+        return out
+
+    # -- DLRM hooks ----------------------------------------------------------------------
+    def num_extra_vectors(self) -> int:
+        return len(self.text_tables)
+
+    def extra_vectors(self, interaction) -> List[torch.Tensor]:
+        fields = {"item": self.ITEM_ID, "user": self.USER_ID}
+        return [module(interaction[fields[side]]) for side, module in self.text_sides.items()]
+
+    # -- representations -----------------------------------------------------------------
+    def id_embedding(self, side: str, ids: torch.Tensor) -> torch.Tensor:
+        """The ID embedding rows of `ids` (B) -> B x D."""
+        field = self.ITEM_ID if side == "item" else self.USER_ID
+        position = self.fields.token.index(field)
+        return self.sparse_arch.token_table(ids + self.sparse_arch.token_offsets[position])
+
+    def representation(self, side: str, ids: torch.Tensor) -> torch.Tensor:
+        """The contrasted representation (cl_repr) of ids B -> B x D."""
+        if self.cl_repr == "id" or side not in self.text_sides:
+            return self.id_embedding(side, ids)
+        text = self.text_sides[side](ids)
+        return text if self.cl_repr == "text" else text + self.id_embedding(side, ids)
+
+    # -- contrastive heads ---------------------------------------------------------------
+    def contrastive_loss(self, side: str, batch_ids: torch.Tensor) -> torch.Tensor:
+        """InfoNCE over the distinct ids of the batch on one side (0-d tensor)."""
+        sampler = self.samplers[side]
+        anchors = torch.unique(batch_ids)
+        if self.cl_max_anchors is not None and anchors.numel() > self.cl_max_anchors:
+            pick = torch.randperm(anchors.numel(), generator=sampler.generator, device=sampler.device)
+            anchors = anchors[pick[: int(self.cl_max_anchors)]]
+        if self.cl_negatives == "random":
+            positives, negatives, mask = sampler.sample(anchors, self.cl_num_negatives)
+            negative_mask = None
+        else:
+            positives, _, mask = sampler.sample(anchors, 0)
+            if self.cl_negatives == "in_batch":  # the other anchors' positives
+                negatives = positives
+            else:  # shared: one pool for the whole batch
+                negatives = sampler.sample_shared_negatives(self.cl_num_negatives)
+            negative_mask = (negatives[None, :] != anchors[:, None]) & (negatives[None, :] != positives[:, None])
+        if not bool(mask.any()):
+            return self._zero()
+        anchors, positives = anchors[mask], positives[mask]
+        if negatives.dim() == 2:
+            negatives = negatives[mask]
+        if negative_mask is not None:
+            negative_mask = negative_mask[mask]
+        # Run the towers once over every distinct id the loss touches.
+        ids, inverse = torch.unique(torch.cat([anchors, positives, negatives.reshape(-1)]), return_inverse=True)
+        reps = self.representation(side, ids)[inverse]
+        a, p = reps[: len(anchors)], reps[len(anchors): 2 * len(anchors)]
+        n = reps[2 * len(anchors):].reshape(*negatives.shape, -1)
+        return info_nce(a, p, n, self.tau, negative_mask).mean()
+
+    def _zero(self) -> torch.Tensor:
+        return torch.zeros((), device=self.over_arch.model[0].weight.device)
+
+    # -- RecBole API ---------------------------------------------------------------------
+    def calculate_loss(self, interaction):
+        """(L_rec, w1 * L_ii, w2 * L_uu): RecBole's trainer sums them and logs each part."""
+        rec = self.rec_loss_value(self.forward(interaction), interaction)
+        item = self.w1 * self.contrastive_loss("item", interaction[self.ITEM_ID]) if self.w1 else self._zero()
+        user = self.w2 * self.contrastive_loss("user", interaction[self.USER_ID]) if self.w2 else self._zero()
+        for name, part in (("L_rec", rec), ("w1*L_ii", item), ("w2*L_uu", user)):
+            if not torch.isfinite(part):
+                raise ValueError(
+                    f"DLRREC loss part {name} is {part.item()} (tau={self.tau}, w1={self.w1}, w2={self.w2}, "
+                    f"learning rate too high?); training stopped"
+                )
+        return rec, item, user
+
+    # -- monitoring ----------------------------------------------------------------------
+    @torch.no_grad()
+    def mean_pairwise_cosine(self, side: str) -> float:
+        """Mean cosine over all pairs of a fixed sample of representations; near 1 = collapse."""
+        ids = self._collapse_ids[side].to(self.over_arch.model[0].weight.device)
+        if ids.numel() < 2:
+            return float("nan")
+        reps = F.normalize(self.representation(side, ids), dim=-1)
+        gram = reps @ reps.T
+        n = ids.numel()
+        return float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))
+
+    def on_epoch_end(self, epoch: int, trainer=None) -> Dict[str, float]:
+        """Called by quick_start.run after each validation: logs the collapse indicator."""
+        was_training = self.training
+        self.eval()
+        record = {"epoch": epoch, **{f"{side}_mean_cos": self.mean_pairwise_cosine(side) for side in ("item", "user")}}
+        self.train(was_training)
+        self.collapse_history.append(record)
+        logging.getLogger().info(
+            f"epoch {epoch} collapse indicator ({self.cl_repr} repr): mean pairwise cosine "
+            f"items {record['item_mean_cos']:.3f}, users {record['user_mean_cos']:.3f}"
+        )
+        return record
