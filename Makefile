@@ -26,7 +26,7 @@ bench: install
 # The training path on numpy 2 + pandas 2.2 (no ray), in a separate venv.
 check-numpy2:
 	test -x .venv-np2/bin/python || $(PYTHON) -m venv .venv-np2
-	.venv-np2/bin/pip install -q "numpy>=2,<2.3" "pandas==2.2.3" torch==2.13.0 scipy scikit-learn pyyaml tqdm colorlog==4.7.2 colorama==0.4.4 texttable tabulate thop psutil tensorboard plotly numba matplotlib
+	.venv-np2/bin/pip install -q "numpy>=2,<2.3" "pandas==2.2.3" torch==2.13.0 scipy scikit-learn pyyaml tqdm colorlog==4.7.2 colorama==0.4.4 texttable tabulate thop psutil tensorboard plotly numba matplotlib pytest
 	.venv-np2/bin/pip install -q --no-deps recbole==1.2.1
 	.venv-np2/bin/python tests/numpy2_smoke.py
 

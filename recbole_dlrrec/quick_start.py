@@ -169,6 +169,10 @@ def load_splits(config):
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    if config["fast_dataloader"]:  # join features once, slice batches on the device (fast_loader.py)
+        from recbole_dlrrec.fast_loader import fast_dataloaders
+
+        train_data, valid_data, test_data = fast_dataloaders(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data
 
 

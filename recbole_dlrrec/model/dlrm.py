@@ -1,6 +1,6 @@
 """DLRM (Naumov et al. 2019) as a RecBole context-aware model.
 
-    token / token_seq fields --SparseArch--> B x F_s x D --+
+    token / token_seq fields --SparseArch--> B x F_s x D --+       (+ FirstOrderArch: per-token bias)
     float fields (numerical_features) --DenseArch--> B x D -+--> InteractionArch --> OverArch --> logit
     extra feature vectors (subclasses, e.g. DLRREC's text) B x F_x x D --+
 
@@ -17,7 +17,7 @@ from recbole.model.abstract_recommender import AbstractRecommender, ContextRecom
 from recbole.utils import FeatureSource, FeatureType, InputType
 from torch import nn
 
-from recbole_dlrrec.model.layers import DenseArch, InteractionArch, OverArch, SparseArch
+from recbole_dlrrec.model.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch
 
 
 @dataclass
@@ -113,6 +113,11 @@ class DLRM(ContextRecommender):
         self.interaction_arch = InteractionArch(num_vectors)
         dense_dim = self.embedding_size if self.dense_arch else 0
         self.over_arch = OverArch(self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout)
+        self.first_order_arch = (
+            FirstOrderArch(self.fields.token_dims, self.fields.token_seq_dims, len(self.fields.dense))
+            if config["first_order"]
+            else None
+        )
 
         self.pos_weight = resolve_pos_weight(config["pos_weight"], dataset, self.LABEL)
         self.rec_loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight))
@@ -135,12 +140,16 @@ class DLRM(ContextRecommender):
             cols.append(x[:, 0] if x.dim() == 2 else x)
         return torch.stack(cols, dim=1).float()
 
-    def feature_vectors(self, interaction):
-        """Returns (vectors B x F x D, dense B x D or None)."""
+    def sparse_input(self, interaction):
+        """(token ids B x F_tok or None, list of token_seq tensors B x L)."""
         token_ids = (
             torch.stack([interaction[name] for name in self.fields.token], dim=1) if self.fields.token else None
         )
-        token_seqs = [interaction[name] for name in self.fields.token_seq]
+        return token_ids, [interaction[name] for name in self.fields.token_seq]
+
+    def feature_vectors(self, interaction):
+        """Returns (vectors B x F x D, dense B x D or None)."""
+        token_ids, token_seqs = self.sparse_input(interaction)
         parts = [self.sparse_arch(token_ids, token_seqs)] if self.sparse_arch.num_vectors else []
         dense = self.dense_arch(self.dense_input(interaction)) if self.dense_arch is not None else None
         extras = self.extra_vectors(interaction)
@@ -153,7 +162,12 @@ class DLRM(ContextRecommender):
     def forward(self, interaction) -> torch.Tensor:
         """Logits, shape B."""
         vectors, dense = self.feature_vectors(interaction)
-        return self.over_arch(self.interaction_arch(vectors, dense))
+        logits = self.over_arch(self.interaction_arch(vectors, dense))
+        if self.first_order_arch is not None:
+            token_ids, token_seqs = self.sparse_input(interaction)
+            dense_in = self.dense_input(interaction) if self.fields.dense else None
+            logits = logits + self.first_order_arch(token_ids, token_seqs, dense_in)
+        return logits
 
     def rec_loss_value(self, logits: torch.Tensor, interaction) -> torch.Tensor:
         return self.rec_loss(logits, interaction[self.LABEL].float())

@@ -89,6 +89,30 @@ class SparseArch(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+class FirstOrderArch(nn.Module):
+    """One scalar weight per token (and per token_seq token, averaged) plus a linear term on the
+    dense features: the first-order part FM and DeepFM have. DLRM's top MLP sees only the dot
+    products (and the dense vector), so a per-id bias such as an item's popularity is otherwise
+    hard to express. Input as SparseArch plus dense B x F_dense (or None); output B."""
+
+    def __init__(self, token_dims: Sequence[int], token_seq_dims: Sequence[int], num_dense: int):
+        super().__init__()
+        self.weights = SparseArch(token_dims, token_seq_dims, 1)
+        for table in [self.weights.token_table, *self.weights.token_seq_tables]:
+            if table is not None:
+                nn.init.zeros_(table.weight)
+        self.dense = nn.Linear(num_dense, 1, bias=False) if num_dense else None
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, token_ids, token_seqs, dense: Optional[torch.Tensor]) -> torch.Tensor:
+        out = self.bias.expand(token_seqs[0].shape[0] if token_ids is None else token_ids.shape[0])
+        if self.weights.num_vectors:
+            out = out + self.weights(token_ids, token_seqs).sum(dim=(1, 2))
+        if self.dense is not None:
+            out = out + self.dense(dense).squeeze(-1)
+        return out
+
+
 class DenseArch(nn.Module):
     """Bottom MLP over the dense float features. Input B x F_dense, output B x D."""
 

@@ -1,0 +1,307 @@
+"""Cold-item split: a derived dataset whose test rows are all on items never seen in training.
+
+    make_cold_items_dataset("ml-100k")  ->  "ml-100k-cold" in dataset/ml-100k-cold/
+
+From every interaction row of the source dataset (its single .inter file, or its
+train/valid/test benchmark files together), a seeded `fraction` of the items is drawn; ALL rows
+of those items go to test. The other rows are split at random (seeded) into train and valid
+(`valid_share` of them to valid). The result is written in the source's own layout:
+
+    NAME-cold.train.inter / .valid.inter / .test.inter   same columns as the source
+    NAME-cold.item                                     copy of the source's .item
+    NAME-cold.user                                     copy, or rewritten when it holds
+                                                       n_train_reviews (recounted on the new train)
+    NAME-cold.<item_text_vec>.npz                      symlink to the source's item text vectors
+    NAME-cold.yaml                                     the source's dataset settings with
+                                                       benchmark_filename set and no split key
+    NAME-cold.cold_split.json                          what was done: seed, items, row counts
+
+User text vectors are left out by default (`keep_user_text=False`): the Google Local converter
+builds them from each user's TRAIN reviews of the ORIGINAL split, and some of those reviews are
+test rows here, so keeping them would leak test text. Item text vectors come from item metadata
+only, and cold items are exactly where they should help: an untrained ID embedding is all an
+ID-only model has for them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional
+
+import numpy as np
+
+COLD_SUFFIX = "-cold"
+DEFAULT_FRACTION = 0.1
+DEFAULT_VALID_SHARE = 1.0 / 9.0  # of the non-cold rows: 80/10 of the whole, as a 80/10/10 split
+DEFAULT_SEED = 2020
+SPLITS = ("train", "valid", "test")
+FORMAT_VERSION = 1
+
+
+class ColdSplitError(ValueError):
+    """The source dataset cannot be split into cold items (missing files, bad fraction, ...)."""
+
+
+def cold_name(dataset: str) -> str:
+    return dataset + COLD_SUFFIX
+
+
+def _read_header(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as handle:
+        return handle.readline().rstrip("\n").split("\t")
+
+
+def _column(header: List[str], field: str, path: str) -> int:
+    names = [h.split(":")[0] for h in header]
+    if field not in names:
+        raise ColdSplitError(f"{path}: header has no field {field!r} (fields: {', '.join(names)})")
+    return names.index(field)
+
+
+def _read_rows(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as handle:
+        handle.readline()
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp alone gives 0600
+    os.replace(tmp, path)
+
+
+def _link(target: str, link_path: str) -> None:
+    """A relative symlink (a copy where symlinks are not allowed)."""
+    relative = os.path.relpath(os.path.abspath(target), os.path.dirname(os.path.abspath(link_path)))
+    try:
+        os.symlink(relative, link_path)
+    except OSError:
+        shutil.copyfile(target, link_path)
+
+
+def _source_settings(dataset: str, data_path: str) -> dict:
+    """The source's dataset settings, from the same file build_config reads."""
+    from recbole_dlrrec.quick_start import _read_yaml, dataset_config_files
+
+    files = dataset_config_files(dataset, data_path)
+    settings: dict = {}
+    for path in files:
+        settings.update(_read_yaml(path))
+    return settings
+
+
+def _source_inter_files(config) -> List[str]:
+    folder, name = config["data_path"], config["dataset"]
+    names = config["benchmark_filename"]
+    paths = ([os.path.join(folder, f"{name}.{part}.inter") for part in names] if names
+             else [os.path.join(folder, f"{name}.inter")])
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ColdSplitError(f"source interaction file(s) not found: {', '.join(missing)}")
+    return paths
+
+
+def _provenance(source: str, fraction: float, valid_share: float, seed: int, keep_user_text: bool) -> dict:
+    return {"source": source, "fraction": fraction, "valid_share": valid_share, "seed": seed,
+            "keep_user_text": keep_user_text, "version": FORMAT_VERSION}
+
+
+def _is_built(folder: str, name: str, provenance: dict) -> bool:
+    report = os.path.join(folder, f"{name}.cold_split.json")
+    if not os.path.isfile(report):
+        return False
+    with open(report, encoding="utf-8") as handle:
+        try:
+            done = json.load(handle)
+        except json.JSONDecodeError:
+            return False
+    needed = [f"{name}.{part}.inter" for part in SPLITS] + [f"{name}.yaml"]
+    return done.get("provenance") == provenance and all(os.path.exists(os.path.join(folder, f)) for f in needed)
+
+
+def make_cold_items_dataset(
+    dataset: str,
+    data_path: Optional[str] = None,
+    out_data_path: Optional[str] = None,
+    fraction: float = DEFAULT_FRACTION,
+    valid_share: float = DEFAULT_VALID_SHARE,
+    seed: int = DEFAULT_SEED,
+    keep_user_text: bool = False,
+    force: bool = False,
+    log=print,
+) -> str:
+    """Write (or reuse) the cold-item version of `dataset`; returns its name (`dataset-cold`).
+
+    Args:
+        data_path: where the source lives when it is not RecBole-bundled (default dataset/).
+        out_data_path: where NAME-cold/ is written (default dataset/). Pass the same value as
+            data_path when training on it.
+        fraction: share of the items whose rows all go to test; valid_share: share of the other
+            rows that go to valid; seed: the item draw and the train/valid split.
+    """
+    from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, build_config
+
+    if not 0 < float(fraction) < 1:
+        raise ColdSplitError(f"cold-item fraction must be in (0, 1), got {fraction}")
+    if not 0 < float(valid_share) < 1:
+        raise ColdSplitError(f"valid_share must be in (0, 1), got {valid_share}")
+    if dataset.endswith(COLD_SUFFIX):
+        raise ColdSplitError(f"{dataset!r} is already a cold-item dataset")
+    out_data_path = out_data_path or data_path or DEFAULT_DATA_PATH
+    name = cold_name(dataset)
+    final = os.path.join(out_data_path, name)
+    provenance = _provenance(dataset, float(fraction), float(valid_share), int(seed), bool(keep_user_text))
+    if not force and _is_built(final, name, provenance):
+        log(f"cold-item dataset {name} already built in {final}")
+        return name
+
+    overrides = {"data_path": data_path} if data_path else {}
+    config = build_config("DLRM", dataset, config_dict=overrides)
+    item_field, user_field = config["ITEM_ID_FIELD"], config["USER_ID_FIELD"]
+    sources = _source_inter_files(config)
+    header = _read_header(sources[0])
+    for path in sources[1:]:
+        if _read_header(path) != header:
+            raise ColdSplitError(f"{path}: header differs from {sources[0]}")
+    item_col = _column(header, item_field, sources[0])
+    user_col = _column(header, user_field, sources[0])
+    rows = [row for path in sources for row in _read_rows(path)]
+    items = np.array([row.split("\t")[item_col] for row in rows])
+    users = np.array([row.split("\t")[user_col] for row in rows])
+
+    rng = np.random.default_rng(int(seed))
+    distinct = np.unique(items)
+    n_cold = max(1, int(round(float(fraction) * distinct.size)))
+    if n_cold >= distinct.size:
+        raise ColdSplitError(f"{dataset} has {distinct.size} items; cannot hold {n_cold} out")
+    cold_items = np.sort(rng.choice(distinct, size=n_cold, replace=False))
+    is_cold = np.isin(items, cold_items)
+    warm_rows = np.flatnonzero(~is_cold)
+    rng.shuffle(warm_rows)
+    n_valid = int(round(float(valid_share) * warm_rows.size))
+    parts: Dict[str, np.ndarray] = {
+        "train": np.sort(warm_rows[n_valid:]),
+        "valid": np.sort(warm_rows[:n_valid]),
+        "test": np.flatnonzero(is_cold),
+    }
+
+    os.makedirs(out_data_path, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_data_path)
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        head = "\t".join(header) + "\n"
+        for part, index in parts.items():
+            _write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
+        src_folder, src_name = config["data_path"], config["dataset"]
+        item_file = os.path.join(src_folder, f"{src_name}.item")
+        if os.path.isfile(item_file):
+            shutil.copyfile(item_file, os.path.join(tmp, f"{name}.item"))
+        user_file = os.path.join(src_folder, f"{src_name}.user")
+        if os.path.isfile(user_file):
+            _write_user_file(user_file, os.path.join(tmp, f"{name}.user"), user_field, users[parts["train"]])
+        side = config["side_data_path"] or src_folder
+        vectors = {"item_text_vec": config["item_text_vec"]}
+        if keep_user_text:
+            vectors["user_text_vec"] = config["user_text_vec"]
+        for suffix in vectors.values():
+            if suffix:
+                source_vec = os.path.join(side, f"{src_name}.{suffix}.npz")
+                if not os.path.isfile(source_vec):
+                    raise ColdSplitError(f"text vector file not found: {source_vec}")
+                _link(source_vec, os.path.join(tmp, f"{name}.{suffix}.npz"))
+
+        settings = _source_settings(dataset, data_path or DEFAULT_DATA_PATH)
+        if not settings:
+            raise ColdSplitError(f"no dataset settings (YAML) found for {dataset!r} under {data_path or DEFAULT_DATA_PATH}")
+        eval_args = dict(settings.get("eval_args") or {})
+        eval_args.pop("split", None)
+        settings.update({
+            "benchmark_filename": list(SPLITS),
+            "eval_args": eval_args,
+            "side_data_path": None,
+            "item_text_vec": config["item_text_vec"],
+            "user_text_vec": config["user_text_vec"] if keep_user_text else None,
+        })
+        settings.pop("data_path", None)
+        import yaml
+
+        note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.data.cold_start "
+                f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
+                "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
+                "editing by hand. User text vectors: "
+                f"{'kept' if keep_user_text else 'dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)'}.\n")
+        _write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
+
+        labels = _labels(header, rows, settings)
+        report = {
+            "provenance": provenance,
+            "dataset": name,
+            "items": int(distinct.size),
+            "cold_items": int(n_cold),
+            "rows": {part: int(index.size) for part, index in parts.items()},
+            "positive_share": {part: (float(labels[index].mean()) if labels is not None and index.size else None)
+                               for part, index in parts.items()},
+            "test_users_unseen_in_train": int(np.setdiff1d(users[parts["test"]], users[parts["train"]]).size),
+            "cold_item_ids": [str(i) for i in cold_items],
+        }
+        _write_text(os.path.join(tmp, f"{name}.cold_split.json"), json.dumps(report, indent=2) + "\n")
+        # Links were made relative to tmp's folder, which sits beside `final`: still valid there.
+        if os.path.isdir(final):
+            trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_data_path)
+            os.replace(final, os.path.join(trash, name))
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"cold-item dataset {name}: {n_cold}/{distinct.size} items held out; rows "
+        + ", ".join(f"{part} {index.size}" for part, index in parts.items()) + f"; written to {final}")
+    return name
+
+
+def _labels(header: List[str], rows: List[str], settings: dict) -> Optional[np.ndarray]:
+    """0/1 labels per row when the rows carry them (a label column, or rating + threshold)."""
+    names = [h.split(":")[0] for h in header]
+    label_field = settings.get("LABEL_FIELD", "label")
+    threshold = settings.get("threshold") or {}
+    if label_field in names:
+        col, cut = names.index(label_field), 0.5
+    elif len(threshold) == 1 and next(iter(threshold)) in names:
+        field, cut = next(iter(threshold.items()))
+        col = names.index(field)
+    else:
+        return None
+    values = np.array([float(row.split("\t")[col]) for row in rows])
+    return (values >= float(cut)).astype(np.float64)
+
+
+def _write_user_file(source: str, target: str, user_field: str, train_users: np.ndarray) -> None:
+    """Copy the user file, or rewrite it when it holds per-user train counts (which would
+    otherwise count reviews that are test rows here)."""
+    header = _read_header(source)
+    names = [h.split(":")[0] for h in header]
+    if "n_train_reviews" not in names:
+        shutil.copyfile(source, target)
+        return
+    count_col, user_col = names.index("n_train_reviews"), _column(header, user_field, source)
+    tokens, counts = np.unique(train_users, return_counts=True)
+    per_user = dict(zip(tokens.tolist(), counts.tolist()))
+    lines = ["\t".join(header)]
+    for row in _read_rows(source):
+        cells = row.split("\t")
+        cells[count_col] = str(float(per_user.get(cells[user_col], 0)))
+        lines.append("\t".join(cells))
+    _write_text(target, "\n".join(lines) + "\n")

