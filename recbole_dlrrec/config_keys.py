@@ -55,7 +55,9 @@ def read_key_specs(path: str) -> Dict[str, KeySpec]:
 
 
 def _yaml_files(root: str) -> Iterable[str]:
-    for folder, _, files in os.walk(root):
+    for folder, subfolders, files in os.walk(root):
+        # Tuning spaces (properties/tune/) describe searches, not config defaults.
+        subfolders[:] = [name for name in subfolders if name != "tune"]
         for name in sorted(files):
             if name.endswith(".yaml"):
                 yield os.path.join(folder, name)

@@ -1,0 +1,266 @@
+"""run_tune.py / recbole_dlrrec.tune: ASHA search on per-epoch validation, outputs, failures."""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from recbole_dlrrec import tune
+from recbole_dlrrec.tune_space import SpaceError, parse_space
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATASET = "restaurants"
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _space(tmp_path, text, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _no_experiment(out_root):
+    """True when no Ray experiment was started under out_root."""
+    return not glob.glob(os.path.join(str(out_root), tune.RAY_DIRNAME, "*", "*", "experiment_state-*.json"))
+
+
+# -- the tiny search on the bundled dataset ------------------------------------------------------
+@pytest.fixture(scope="module")
+def restaurants_search(tmp_path_factory):
+    """3 trials x 2 epochs of DLRREC on restaurants with the default space (shared by tests).
+    The timing leaves out the one-off generation of the bundled dataset."""
+    from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, prepare_dataset
+
+    prepare_dataset(DATASET, DEFAULT_DATA_PATH)
+    out_root = tmp_path_factory.mktemp("tune")
+    started = time.time()
+    outcome = tune.run_search(tune.TuneRequest(
+        model="DLRREC", dataset=DATASET, num_samples=3, max_epochs=2, name="tiny", seed=7,
+        out_root=str(out_root), fixed={"show_progress": False},
+    ))
+    return outcome, time.time() - started
+
+
+def test_tiny_search_writes_outputs(restaurants_search):
+    outcome, seconds = restaurants_search
+    assert seconds < 180, f"the tiny search took {seconds:.0f} s"
+    rows = _rows(os.path.join(outcome.out_dir, "trials.csv"))
+    assert len(rows) == 3
+    assert {"trial_id", "status", "epochs", "valid_auc_last", "valid_auc_best", "w1", "w2", "tau", "error"} <= set(rows[0])
+    for row in rows:
+        assert row["status"] in ("completed", "pruned"), row
+        assert 1 <= int(row["epochs"]) <= 2
+        assert 0.0 < float(row["valid_auc_best"]) <= 1.0
+        assert 1e-3 <= float(row["w1"]) <= 1.0 and 1e-3 <= float(row["w2"]) <= 1.0
+        assert 0.03 <= float(row["tau"]) <= 1.0
+        # a trial that ran both epochs is "completed"; one stopped after one epoch was pruned by ASHA
+        assert (row["status"] == "completed") == (int(row["epochs"]) == 2)
+    for key in ("w1", "w2", "tau"):
+        png = os.path.join(outcome.out_dir, f"valid_auc_vs_{key}.png")
+        with open(png, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    best = max(rows, key=lambda r: float(r["valid_auc_best"]))
+    assert outcome.best.trial_id == best["trial_id"]
+    summary = outcome.summary
+    assert best["trial_id"] in summary and "best valid AUC" in summary
+
+
+def test_trials_report_every_epoch_and_never_see_test(restaurants_search):
+    outcome, _ = restaurants_search
+    rows = {r["trial_id"]: r for r in _rows(os.path.join(outcome.out_dir, "trials.csv"))}
+    trial_dirs = [d for d in glob.glob(os.path.join(outcome.experiment_dir, "*")) if os.path.isfile(os.path.join(d, "result.json"))]
+    assert len(trial_dirs) == 3
+    for folder in trial_dirs:
+        with open(os.path.join(folder, "result.json")) as handle:
+            reports = [json.loads(line) for line in handle if line.strip()]
+        row = rows[reports[-1]["trial_id"]]
+        # one report per epoch, numbered 1, 2, ...: ASHA sees the curve, not just the end
+        assert [r["epoch"] for r in reports] == list(range(1, int(row["epochs"]) + 1))
+        result_file = os.path.join(folder, "valid_result.json")
+        if os.path.isfile(result_file):  # written when run() returned (not for an ASHA stop)
+            with open(result_file) as handle:
+                assert json.load(handle)["test_result"] is None
+
+
+def test_best_config_is_accepted_by_run_recbole(restaurants_search):
+    import run_recbole
+    from recbole_dlrrec.quick_start import build_config
+
+    outcome, _ = restaurants_search
+    path = outcome.best_config_file
+    text = open(path).read()
+    assert "--model=DLRREC" in text and "--dataset=restaurants" in text
+    args, files, overrides = run_recbole.parse_args(["--model=DLRREC", f"--dataset={DATASET}", f"--config_files={path}"])
+    config = build_config(args.model, args.dataset, files, overrides, prepare=False)
+    for key in ("w1", "w2", "tau"):
+        assert config[key] == pytest.approx(outcome.best.params[key])
+    assert config["epochs"] == 2 and config["seed"] == 7
+
+
+def test_best_config_is_evaluated_on_test_once(restaurants_search):
+    outcome, _ = restaurants_search
+    with open(outcome.test_result_file) as handle:
+        result = json.load(handle)
+    assert set(result["test_result"]) >= {"auc", "logloss", "accuracy"}
+    assert result["tuning"]["trial_id"] == outcome.best.trial_id
+    for key in ("w1", "w2", "tau"):
+        assert result["config"][key] == pytest.approx(outcome.best.params[key])
+    # same config and seed: the re-run's validation score is the trial's, when the trial ran every epoch
+    if outcome.best.status == "completed":
+        assert result["best_valid_score"] == pytest.approx(outcome.best.best_score, abs=1e-3)
+
+
+def test_trials_reuse_the_prepared_caches(restaurants_search):
+    outcome, _ = restaurants_search
+    folder = os.path.join(ROOT, "dataset", DATASET)
+    first_trial = min(os.path.getctime(d) for d in glob.glob(os.path.join(outcome.experiment_dir, "DLRREC_*")))
+    written = [f for f in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
+               if os.path.isfile(f) and os.path.getmtime(f) > first_trial]
+    assert not written, f"trials wrote data files: {written}"
+
+
+# -- errors before any trial ---------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("w1: {lognormal: [0.1, 1.0]}\n", "unknown distribution 'lognormal'"),
+    ("w1: [0.1, 1.0]\n", "expected one {distribution: [args]}"),
+    ("w1: {loguniform: [0.0, 1.0]}\n", "loguniform needs 0 < low"),
+    ("w1: {uniform: [1.0, 0.1]}\n", "needs low < high"),
+    ("w1: {quniform: [1, 10]}\n", "quniform takes [low, high, q]"),
+    ("w1: {choice: []}\n", "needs at least one value"),
+    ("reduction_dim: {uniform: [8, 32]}\n", "takes an int"),
+    ("tau: {choice: [fast]}\n", "config key 'tau' takes float"),
+    ("epochs: {choice: [1, 2]}\n", "epochs cannot be tuned"),
+    ("w1: {loguniform: [0.1, 1.0]\n", "not valid YAML"),
+    ("", "the search space is empty"),
+])
+def test_bad_space_file_fails_before_any_trial(tmp_path, tiny_data_path, text, expected):
+    path = _space(tmp_path, text)
+    request = tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=2, max_epochs=1, space_file=path,
+                               fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"))
+    with pytest.raises(ValueError) as info:
+        tune.run_search(request)
+    message = str(info.value)
+    assert expected in message and path in message and "\n" not in message
+    assert _no_experiment(tmp_path / "out")
+
+
+@pytest.mark.parametrize("model, text, expected", [
+    ("DLRREC", "w1: {loguniform: [0.1, 1.0]}\nfoo_bar: {choice: [1, 2]}\n", ":2: unknown config key 'foo_bar'"),
+    ("DLRREC", "w11: {loguniform: [0.1, 1.0]}\n", "Did you mean w1"),
+    ("DLRREC", "mlp_hidden_size: {choice: [[64], [32]]}\n", "mlp_hidden_size is not a config key of DLRREC"),
+    ("DeepFM", "tau: {loguniform: [0.1, 1.0]}\n", "tau is not a config key of DeepFM"),
+])
+def test_unknown_key_fails_before_any_trial(tmp_path, tiny_data_path, model, text, expected):
+    path = _space(tmp_path, text)
+    request = tune.TuneRequest(model=model, dataset="tiny", num_samples=2, max_epochs=1, space_file=path,
+                               fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="unknown config key|is not a config key") as info:
+        tune.run_search(request)
+    assert expected in str(info.value) and path in str(info.value)
+    assert _no_experiment(tmp_path / "out")
+
+
+def test_unknown_fixed_override_fails_before_any_trial(tmp_path, tiny_data_path):
+    request = tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=2, max_epochs=1,
+                               fixed={"data_path": tiny_data_path, "w11": 0.3}, out_root=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="unknown config key 'w11'"):
+        tune.run_search(request)
+    assert _no_experiment(tmp_path / "out")
+
+
+def test_shipped_spaces_parse_and_match_their_models():
+    from recbole_dlrrec.quick_start import PROPERTIES_DIR, plugin_config_files
+    from recbole_dlrrec.tune_space import default_space_file, load_space
+
+    dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))
+    assert {k: (p.dist, p.args) for k, p in dlrrec.params.items()} == {
+        "w1": ("loguniform", (0.001, 1.0)), "w2": ("loguniform", (0.001, 1.0)), "tau": ("loguniform", (0.03, 1.0))}
+    deepfm = load_space(default_space_file("DeepFM", PROPERTIES_DIR), "DeepFM", PROPERTIES_DIR, plugin_config_files("DeepFM"))
+    assert "learning_rate" in deepfm.params and deepfm.params["embedding_size"].as_int
+
+
+def test_space_parsing_casts_int_keys_and_reads_recbole_floats(tmp_path):
+    from recbole_dlrrec.config_keys import KeySpec
+
+    specs = {"swing_topk": KeySpec("swing_topk", frozenset({"int"}), "swing.yaml")}
+    space = parse_space(_space(tmp_path, "swing_topk: {quniform: [10, 50, 10]}\nlearning_rate: {loguniform: [1e-4, 1e-2]}\n"), specs)
+    assert space.coerce({"swing_topk": 30.0}) == {"swing_topk": 30}
+    assert isinstance(space.coerce({"swing_topk": 30.0})["swing_topk"], int)
+    assert space.params["learning_rate"].args == (1e-4, 1e-2) and space.params["learning_rate"].log_scale
+    with pytest.raises(SpaceError, match="needs integer low, high and q"):
+        parse_space(_space(tmp_path, "swing_topk: {quniform: [10, 50, 2.5]}\n", "b.yaml"), specs)
+
+
+# -- failures inside trials -------------------------------------------------------------------------
+def test_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_data_path):
+    """tau = -1 makes DLRREC refuse to build: those trials fail, the others complete."""
+    path = _space(tmp_path, "tau: {choice: [-1.0, 0.2]}\n")
+    outcome = tune.run_search(tune.TuneRequest(
+        model="DLRREC", dataset="tiny", num_samples=4, max_epochs=1, space_file=path, seed=3,
+        fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"), name="fail", evaluate_best=False,
+    ))
+    rows = _rows(os.path.join(outcome.out_dir, "trials.csv"))
+    assert len(rows) == 4
+    failed = [r for r in rows if r["status"] == "failed"]
+    done = [r for r in rows if r["status"] != "failed"]
+    assert failed and done, rows
+    for row in failed:
+        assert float(row["tau"]) == -1.0 and row["valid_auc_best"] == ""
+        assert "ValueError: tau must be > 0" in row["error"]
+    for row in done:
+        assert float(row["tau"]) == 0.2 and row["status"] == "completed" and row["error"] == ""
+    assert outcome.best.params["tau"] == 0.2
+    assert "tau: 0.2" in open(outcome.best_config_file).read()
+
+
+# -- Ctrl-C and --resume ----------------------------------------------------------------------------
+def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_data_path):
+    out_root = tmp_path / "out"
+    base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
+    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1",
+                    "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    proc = subprocess.Popen(start, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # wait for the first finished trial, then press Ctrl-C
+        lines.append(line)
+        if line.startswith("[1/3]"):
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stdout.readlines()
+    assert proc.wait(timeout=120) == 130, "".join(lines)
+    out_dir = out_root / "tiny" / "r"
+    rows = _rows(out_dir / "trials.csv")
+    statuses = [r["status"] for r in rows]
+    assert any(s in ("completed", "pruned") for s in statuses), statuses
+    assert any(s in ("interrupted", "not_started") for s in statuses), statuses
+    assert "--resume" in "".join(lines)
+
+    resumed = subprocess.run(base + ["--name=r", "--resume", "--no_test"], cwd=str(tmp_path),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = _rows(out_dir / "trials.csv")
+    assert len(rows) == 3 and all(r["status"] in ("completed", "pruned") for r in rows), rows
+    assert (out_dir / "best_config.yaml").is_file()
+
+
+def test_run_name_taken_and_resume_without_run(tmp_path, tiny_data_path):
+    out_root = str(tmp_path / "out")
+    with pytest.raises(tune.TuneRunError, match="nothing to resume"):
+        tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=0, name="nope",
+                                         resume=True, out_root=out_root))
+    os.makedirs(os.path.join(out_root, "tiny", "taken"))
+    tune.write_run_spec(os.path.join(out_root, "tiny", "taken", "run_spec.json"), {"dataset": "tiny"})
+    with pytest.raises(tune.TuneRunError, match="run taken exists"):
+        tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=1, name="taken",
+                                         fixed={"data_path": tiny_data_path}, out_root=out_root))
