@@ -23,7 +23,12 @@ RecBole had on the library versions it was written for.
    changed). There is no small patch that keeps RecBole's own code path intact, so pandas is
    pinned below 3 (`requirements.txt`); `check_versions()` raises a clear error otherwise.
 
-4. RecBole pins `ray<=2.6.3`, whose import needs `pkg_resources` (setuptools < 81) and numpy < 2.
+4. Not a RecBole bug, but a fix every run needs here: numba's parallel SWING kernels and torch
+   share the OpenMP runtime, whose default busy-waiting threads made training after an in-process
+   SWING computation up to 10x slower on a shared 2-core machine. `OMP_WAIT_POLICY=PASSIVE` is
+   set (unless the user set it) before torch is first imported through this package.
+
+5. RecBole pins `ray<=2.6.3`, whose import needs `pkg_resources` (setuptools < 81) and numpy < 2.
    Only `recbole.quick_start` imports ray. The plugin never imports `recbole.quick_start`, so the
    training path (config, dataset, model, trainer) runs without ray; only `run_tune.py` needs it.
 """
@@ -119,6 +124,7 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # fix 4; no effect once torch has started OpenMP
     check_versions()
     _numpy_aliases()
     _weights_only_checkpoints()
