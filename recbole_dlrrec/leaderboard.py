@@ -1,0 +1,816 @@
+"""Many models x seeds on one dataset -> a leaderboard (md, csv), an AUC chart, significance.
+
+    Leaderboard("ml-100k").run_cells(cells(DEFAULT_MODELS, seeds_for(3)))
+    write_leaderboard(board, models, seeds)        # results/ml-100k/leaderboard.{md,csv}, leaderboard_auc.png
+
+A *cell* is one (model, seed) training run through `quick_start.run`. Every cell gets the same
+shared settings (SHARED_DEFAULTS + the user's --key=value: embedding size, epoch budget, early
+stopping on the dataset's valid_metric) and the seed through config `seed`; one seed gives every
+model the same split. A cell's result is saved as soon as it ends:
+
+    results/<NAME>/cells/<MODEL>-seed<S>.json   status ok | failed, the run's results or the error
+    results/<NAME>/cells/<MODEL>-seed<S>.npy    float32 2 x n_test: row 0 labels, row 1 scores
+                                                (per-row test predictions, for the bootstrap)
+
+A rerun skips a cell whose JSON says ok and whose settings fingerprint matches (the fingerprint
+covers everything passed to the run: shared overrides, variant settings, seed); failed cells and
+cells run with other settings are run again; `force` reruns everything. Checkpoints go to
+saved/leaderboard/<NAME>/<cell>/ (kept for the t-SNE audit of experiments.py).
+
+A variant's defining settings (registry.MODEL_VARIANTS, e.g. DLRREC-noCL's w1 = w2 = 0) win over
+the shared overrides, so a global --w1 cannot silently turn an ablation into the full model.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from recbole_dlrrec.registry import MODEL_VARIANTS, resolve_model
+
+DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu")
+BASELINE_MODELS = ("DLRM", "LR", "FM", "DeepFM", "WideDeep", "DCNV2", "xDeepFM", "AutoInt", "PNN", "DSSM", "NFM")
+DEFAULT_MODELS = DLRREC_MODELS + BASELINE_MODELS
+FIRST_SEED = 2020  # seeds are FIRST_SEED, FIRST_SEED + 1, ...
+DEFAULT_SEED_COUNT = 3
+DEFAULT_RESULTS_DIR = "results"
+DEFAULT_CHECKPOINT_ROOT = os.path.join("saved", "leaderboard")
+# Shared by every cell unless the user overrides them: one embedding size for all models (the
+# DLRM/DLRREC default; RecBole's baselines default to 10), quiet runs.
+SHARED_DEFAULTS = {"embedding_size": 16, "show_progress": False, "state": "WARNING"}
+# Settings that change how a run talks, not what it computes: left out of the fingerprint.
+_NOT_FINGERPRINTED = {"show_progress", "state", "checkpoint_dir"}
+DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # key in the run's test_result
+    label: str
+    bigger_is_better: bool
+
+
+METRICS = (
+    Metric("auc", "AUC", True),
+    Metric("logloss", "LogLoss", False),
+    Metric("accuracy", "Accuracy", True),
+    Metric("fpr", "FPR", False),
+    Metric("f1", "F1", True),
+)
+
+
+@dataclass
+class CellSpec:
+    """One run: `name` is the row label, `model` the registry name, `settings` extra config."""
+
+    name: str
+    model: str
+    seed: int
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-seed{self.seed}"
+
+
+def seeds_for(count: int) -> List[int]:
+    if int(count) < 1:
+        raise ValueError(f"--seeds must be >= 1, got {count}")
+    return [FIRST_SEED + i for i in range(int(count))]
+
+
+def cells(models: Sequence[str], seeds: Sequence[int], settings: Optional[Dict[str, dict]] = None) -> List[CellSpec]:
+    """Cells in run order: seed-major, so a cut-short run still has every model on one seed."""
+    settings = settings or {}
+    return [CellSpec(m, m, s, dict(settings.get(m, {}))) for s in seeds for m in models]
+
+
+def is_dlrrec_family(name: str) -> bool:
+    return name.upper().startswith("DLRREC")
+
+
+def _default_log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# The plugin's sources a plugin model's numbers depend on (hashed into each cell's code_version).
+_PLUGIN_CODE = ("model", "swing.py", "sampler.py", os.path.join("data", "text_vectors.py"), "metrics.py")
+
+
+def code_version(model: str) -> str:
+    """What code a model's cell ran: a hash of the plugin's model-side sources for plugin
+    models (DLRM, DLRREC and its variants), RecBole's version for RecBole's models. A cell whose
+    code_version differs from today's is run again, so one table never mixes code versions."""
+    model_class, _ = resolve_model(model)
+    if not model_class.__module__.startswith("recbole_dlrrec"):
+        import recbole
+
+        return f"recbole-{recbole.__version__}"
+    package = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for entry in _PLUGIN_CODE:
+        path = os.path.join(package, entry)
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py")) if os.path.isdir(path) else [path]
+        for name in files:
+            if os.path.isfile(name):
+                digest.update(os.path.relpath(name, package).encode("utf-8"))
+                with open(name, "rb") as handle:
+                    digest.update(handle.read())
+    return "plugin-" + digest.hexdigest()[:16]
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class _TestScoreCapture:
+    """An epoch callback that wraps the trainer's evaluator once, so the per-row labels and
+    scores of the LAST evaluation (the test split, run after fit) are kept."""
+
+    def __init__(self):
+        self.labels: Optional[np.ndarray] = None
+        self.scores: Optional[np.ndarray] = None
+        self.trainer = None
+        self._wrapped = False
+
+    def close(self) -> None:
+        """Close the trainer's tensorboard writer (RecBole leaves one thread and file per run)."""
+        writer = getattr(self.trainer, "tensorboard", None)
+        if writer is not None and hasattr(writer, "close"):
+            writer.close()
+        self.trainer = None
+
+    def __call__(self, epoch_idx, valid_score, trainer) -> None:
+        if self._wrapped:
+            return
+        self.trainer = trainer
+        original = trainer.evaluator.evaluate
+
+        def evaluate(struct):
+            try:
+                self.labels = struct.get("data.label").detach().cpu().numpy().astype(np.float32).ravel()
+                self.scores = struct.get("rec.score").detach().cpu().numpy().astype(np.float32).ravel()
+            except (IndexError, KeyError, AttributeError):
+                self.labels = self.scores = None
+            return original(struct)
+
+        trainer.evaluator.evaluate = evaluate
+        self._wrapped = True
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp alone gives 0600
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> str:
+    """Write to a temp file beside `path`, then rename over it (readers never see half a file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    return _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str, payload: dict) -> str:
+    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _atomic_save_npy(path: str, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    _atomic_write_bytes(path, buffer.getvalue())
+
+
+class Leaderboard:
+    """Runs and remembers the cells of one dataset (see the module docstring).
+
+    Args:
+        dataset: the dataset every cell trains on.
+        out_name: folder under results_dir (default: the dataset name).
+        overrides: shared --key=value settings (over SHARED_DEFAULTS).
+        force: rerun cells that are already done.
+        runner: the training function (default quick_start.run); tests may pass their own.
+        threads: CPU threads for torch AND numba (SWING), applied before every cell; None
+            leaves both as they are. numba's parallel kernels share the OpenMP runtime with
+            torch, so a numba launch on more threads than torch's also widens torch's later
+            parallel regions; capping both keeps a shared machine from thrashing.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        results_dir: str = DEFAULT_RESULTS_DIR,
+        out_name: Optional[str] = None,
+        overrides: Optional[dict] = None,
+        force: bool = False,
+        checkpoint_root: Optional[str] = None,
+        log: Callable[[str], None] = _default_log,
+        runner: Optional[Callable[..., dict]] = None,
+        threads: Optional[int] = None,
+    ):
+        self.dataset = dataset
+        self.out_dir = os.path.join(results_dir, out_name or dataset)
+        self.cells_dir = os.path.join(self.out_dir, "cells")
+        self.overrides = {**SHARED_DEFAULTS, **(overrides or {})}
+        user_checkpoints = self.overrides.pop("checkpoint_dir", None)
+        self.checkpoint_root = checkpoint_root or os.path.join(user_checkpoints or DEFAULT_CHECKPOINT_ROOT, out_name or dataset)
+        self.force = force
+        self.log = log
+        self.runner = runner
+        self.threads = threads
+        self.records: Dict[str, dict] = {}
+        self._masked_warned: set = set()
+
+    # -- paths and settings -----------------------------------------------------------------
+    def cell_path(self, spec: CellSpec) -> str:
+        return os.path.join(self.cells_dir, f"{spec.key}.json")
+
+    def scores_path(self, spec: CellSpec) -> str:
+        return os.path.join(self.cells_dir, f"{spec.key}.npy")
+
+    def cell_config(self, spec: CellSpec) -> dict:
+        """The config_dict of a cell: shared overrides < variant settings < cell settings."""
+        _, variant = resolve_model(spec.model)
+        masked = {k for k in variant if k in self.overrides and self.overrides[k] != variant[k]}
+        for key in sorted(masked - self._masked_warned):
+            self.log(f"note: --{key}={self.overrides[key]!r} does not apply to variants that define {key} "
+                     f"(e.g. {spec.model}: {key}={variant[key]!r})")
+            self._masked_warned.add(key)
+        config = {**self.overrides, **variant, **spec.settings, "seed": int(spec.seed)}
+        config["checkpoint_dir"] = os.path.join(self.checkpoint_root, spec.key)
+        return config
+
+    def fingerprint(self, spec: CellSpec) -> str:
+        payload = {k: v for k, v in self.cell_config(spec).items() if k not in _NOT_FINGERPRINTED}
+        payload["__model__"] = spec.model
+        payload["__dataset__"] = self.dataset
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    # -- cell records -----------------------------------------------------------------------
+    def load_cell(self, spec: CellSpec) -> Optional[dict]:
+        path = self.cell_path(spec)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, json.JSONDecodeError):
+            return None
+        return record if isinstance(record, dict) and "status" in record else None
+
+    def expected_defaults(self, spec: CellSpec) -> dict:
+        """Key -> value the cell would get today from the plugin's own YAML files (overall,
+        swing, the model's file), after the dataset's file and the cell's config_dict are
+        layered on top, for the keys those plugin files define."""
+        from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, _plain, _read_yaml, dataset_config_files, plugin_config_files
+
+        model_class, _ = resolve_model(spec.model)
+        plugin: dict = {}
+        for path in plugin_config_files(model_class.__name__):
+            plugin.update(_read_yaml(path))
+        config = self.cell_config(spec)
+        layered = dict(plugin)
+        for path in dataset_config_files(self.dataset, config.get("data_path") or DEFAULT_DATA_PATH):
+            layered.update({k: v for k, v in _read_yaml(path).items() if k in plugin})
+        layered.update({k: v for k, v in config.items() if k in plugin})
+        return {k: _plain(v) for k, v in layered.items() if k not in _NOT_FINGERPRINTED}
+
+    def stale_reason(self, spec: CellSpec, record: Optional[dict]) -> Optional[str]:
+        """Why a finished cell no longer stands for today's settings and code, or None."""
+        if record.get("fingerprint") != self.fingerprint(spec):
+            return "other --key=value settings"
+        recorded_code = record.get("code_version")
+        if recorded_code is not None and recorded_code != code_version(spec.model):
+            return "other model code"
+        ran = (record.get("result") or {}).get("config") or {}
+        if not ran:  # nothing recorded to compare against
+            return None
+        changed = sorted(k for k, v in self.expected_defaults(spec).items() if k not in ran or ran[k] != v)
+        if changed:
+            return "changed defaults in properties/ (" + ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") + ")"
+        return None
+
+    def is_done(self, spec: CellSpec, record: Optional[dict]) -> bool:
+        """ok, same settings, same code, and the defaults it ran with are still today's (cells
+        from before code_version was recorded are judged by their recorded config alone)."""
+        return bool(record) and record.get("status") == "ok" and self.stale_reason(spec, record) is None
+
+    def test_scores(self, spec: CellSpec):
+        """(labels, scores) of a finished cell's test rows, or None when not stored."""
+        record = self.records.get(spec.key) or self.load_cell(spec)
+        if not record or record.get("status") != "ok" or not record.get("scores_file"):
+            return None
+        path = os.path.join(self.cells_dir, record["scores_file"])
+        if not os.path.isfile(path):
+            return None
+        array = np.load(path)
+        return array[0], array[1]
+
+    # -- running ----------------------------------------------------------------------------
+    def run_cells(self, specs: Sequence[CellSpec]) -> List[dict]:
+        """Run every cell not already done (resumable); returns their records in order."""
+        specs = list(specs)
+        todo, out = [], {}
+        for spec in specs:
+            record = None if self.force else self.load_cell(spec)
+            if self.is_done(spec, record):
+                out[spec.key] = record
+            else:
+                if record is not None and record.get("status") == "failed":
+                    self.log(f"{spec.key}: failed before ({record.get('error')}); running it again")
+                elif record is not None and record.get("status") == "ok":
+                    self.log(f"{spec.key}: finished before with {self.stale_reason(spec, record)}; running it again")
+                todo.append(spec)
+        skipped = len(specs) - len(todo)
+        if skipped:
+            self.log(f"{self.dataset}: {skipped} of {len(specs)} cells already done, skipped (use --force to rerun)")
+        durations: List[float] = []
+        for position, spec in enumerate(todo, start=1):
+            remaining = len(todo) - position
+            eta = f"ETA {_format_seconds(np.mean(durations) * (remaining + 1))}" if durations else "ETA after the first cell"
+            self.log(f"[{position}/{len(todo)}] {self.dataset}: {spec.name} seed {spec.seed} running; "
+                     f"{remaining} more after it; {eta}")
+            started = time.time()
+            record = self._run_one(spec)
+            durations.append(time.time() - started)
+            out[spec.key] = record
+            if record["status"] == "ok":
+                result = record["result"]
+                self.log(f"[{position}/{len(todo)}] {spec.key} done in {_format_seconds(durations[-1])}: "
+                         f"test AUC {result['test_result'].get('auc', float('nan')):.4f}, best epoch {result['best_epoch']}")
+            else:
+                self.log(f"[{position}/{len(todo)}] {spec.key} FAILED in {_format_seconds(durations[-1])}: {record['error']}")
+        self.records.update(out)
+        return [out[spec.key] for spec in specs]
+
+    def apply_threads(self) -> None:
+        if self.threads is None:
+            return
+        import torch
+
+        torch.set_num_threads(int(self.threads))
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba comes with the SWING module's requirements
+            return
+        numba.set_num_threads(max(1, min(int(self.threads), numba.config.NUMBA_NUM_THREADS)))
+
+    def _run_one(self, spec: CellSpec) -> dict:
+        os.makedirs(self.cells_dir, exist_ok=True)
+        self.apply_threads()
+        config_dict = self.cell_config(spec)
+        _clear_checkpoints(config_dict["checkpoint_dir"])
+        base = {
+            "name": spec.name, "model": spec.model, "seed": int(spec.seed), "dataset": self.dataset,
+            "settings": spec.settings, "overrides": {k: v for k, v in config_dict.items() if k != "checkpoint_dir"},
+            "fingerprint": self.fingerprint(spec),
+            "code_version": code_version(spec.model),
+        }
+        started = time.time()
+        capture = _TestScoreCapture()
+        try:
+            runner = self.runner
+            if runner is None:
+                from recbole_dlrrec.quick_start import run as runner
+            result = runner(spec.model, self.dataset, config_dict=config_dict, saved=True,
+                            result_file=self.cell_path(spec), epoch_callbacks=[capture])
+            if not result.get("test_result"):
+                raise RuntimeError("the run returned no test result")
+        except Exception as exc:  # a failing model is recorded; the others go on
+            capture.close()
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            record = {**base, "status": "failed", "error": f"{type(exc).__name__}: {message}"[:500],
+                      "traceback": traceback.format_exc()[-4000:], "seconds": round(time.time() - started, 3),
+                      "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            atomic_write_json(self.cell_path(spec), record)
+            return record
+        capture.close()
+        scores_file = None
+        if capture.scores is not None and capture.labels is not None and capture.scores.size == capture.labels.size:
+            _atomic_save_npy(self.scores_path(spec), np.stack([capture.labels, capture.scores]).astype(np.float32))
+            scores_file = os.path.basename(self.scores_path(spec))
+        record = {**base, "status": "ok", "error": None, "seconds": round(time.time() - started, 3),
+                  "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "scores_file": scores_file,
+                  "result": result}
+        atomic_write_json(self.cell_path(spec), record)
+        return record
+
+    # -- reading back -----------------------------------------------------------------------
+    def records_for(self, specs: Iterable[CellSpec]) -> Dict[str, List[dict]]:
+        """name -> records (in seed order) of the given cells that exist."""
+        grouped: Dict[str, List[dict]] = {}
+        for spec in specs:
+            record = self.records.get(spec.key) or self.load_cell(spec)
+            grouped.setdefault(spec.name, [])
+            if record is not None:
+                grouped[spec.name].append(record)
+        return grouped
+
+
+def _clear_checkpoints(folder: str) -> None:
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.endswith(".pth"):
+                os.remove(os.path.join(folder, name))
+
+
+# -- summaries ------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One model's line of a table: mean and std over its successful seeds."""
+
+    name: str
+    status: str  # ok | partial (some seeds failed) | failed | missing
+    seeds_ok: int
+    seeds_total: int
+    metrics: Dict[str, tuple] = field(default_factory=dict)  # key -> (mean, std)
+    valid_auc: float = float("nan")
+    best_epoch: float = float("nan")
+    seconds_per_epoch: float = float("nan")
+    num_parameters: Optional[int] = None
+    error: Optional[str] = None
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def has_numbers(self) -> bool:
+        return self.seeds_ok > 0
+
+
+def _mean_std(values: Sequence[float]) -> tuple:
+    values = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return (float("nan"), float("nan"))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return (float(np.mean(values)), std)
+
+
+def summarize(name: str, records: Sequence[dict], seeds_total: Optional[int] = None) -> Row:
+    ok = [r for r in records if r.get("status") == "ok"]
+    failed = [r for r in records if r.get("status") == "failed"]
+    total = seeds_total if seeds_total is not None else len(records)
+    if not records:
+        return Row(name, "missing", 0, total, error="not run")
+    status = "ok" if not failed and len(ok) == total else ("failed" if not ok else "partial")
+    row = Row(name, status, len(ok), total, error=failed[0]["error"] if failed else None)
+    if not ok:
+        return row
+    results = [r["result"] for r in ok]
+    for metric in METRICS:
+        row.metrics[metric.key] = _mean_std([res["test_result"].get(metric.key) for res in results])
+    valid_metric = str(results[0].get("valid_metric") or "auc").lower()
+    row.valid_auc = _mean_std([(res.get("valid_result") or {}).get("auc", res.get("best_valid_score") if valid_metric == "auc" else None)
+                               for res in results])[0]
+    row.best_epoch = _mean_std([res.get("best_epoch") for res in results])[0]
+    row.seconds_per_epoch = _mean_std([res["timings"].get("seconds_per_epoch") for res in results])[0]
+    row.num_parameters = int(results[0].get("num_parameters") or 0)
+    return row
+
+
+def best_flags(rows: Sequence[Row], metrics: Sequence[Metric] = METRICS, timing: bool = True) -> Dict[str, set]:
+    """column key -> names of the rows holding the best value (ties at the shown precision)."""
+    flags: Dict[str, set] = {}
+    scored = [r for r in rows if r.has_numbers]
+    columns = [(m.key, m.bigger_is_better, lambda r, k=m.key: r.metrics[k][0]) for m in metrics]
+    if timing:
+        columns.append(("seconds_per_epoch", False, lambda r: r.seconds_per_epoch))
+    for key, bigger, getter in columns:
+        values = {r.name: round(getter(r), DECIMALS) for r in scored if np.isfinite(getter(r))}
+        if not values:
+            flags[key] = set()
+            continue
+        best = max(values.values()) if bigger else min(values.values())
+        flags[key] = {name for name, value in values.items() if value == best}
+    return flags
+
+
+def sort_rows(rows: Sequence[Row]) -> List[Row]:
+    """Rows with numbers by mean test AUC (best first), then the failed / missing ones."""
+    def key(row: Row):
+        auc = row.metrics.get("auc", (float("nan"),))[0] if row.has_numbers else float("nan")
+        return (0 if row.has_numbers else 1, -(auc if np.isfinite(auc) else -1e9), row.name)
+
+    return sorted(rows, key=key)
+
+
+def _fmt(value, decimals: int = DECIMALS) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    return f"{value:.{decimals}f}"
+
+
+def _fmt_mean_std(pair: tuple) -> str:
+    mean, std = pair
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{DECIMALS}f} ± {std:.{DECIMALS}f}" if np.isfinite(std) else f"{mean:.{DECIMALS}f}"
+
+
+@dataclass
+class Column:
+    """An extra column of a table: header, csv key, and how to read it from a Row."""
+
+    header: str
+    key: str
+    get: Callable[[Row], object]
+    fmt: Callable[[object], str] = str
+
+
+STANDARD_TAIL = (
+    Column("Valid AUC", "valid_auc_mean", lambda r: r.valid_auc, _fmt),
+    Column("Best epoch", "best_epoch_mean", lambda r: r.best_epoch, lambda v: _fmt(v, 1)),
+    Column("s/epoch", "seconds_per_epoch_mean", lambda r: r.seconds_per_epoch, lambda v: _fmt(v, 2)),
+    Column("Params", "num_parameters", lambda r: r.num_parameters, lambda v: f"{v:,}" if v else "n/a"),
+)
+
+
+def table_markdown(rows: Sequence[Row], flags: Dict[str, set], extra: Sequence[Column] = (), tail: Sequence[Column] = STANDARD_TAIL,
+                   metrics: Sequence[Metric] = METRICS) -> str:
+    headers = ["Model", *[c.header for c in extra], *[f"Test {m.label}" for m in metrics], *[c.header for c in tail], "Seeds", "Notes"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        cells = [row.name, *[c.fmt(c.get(row)) for c in extra]]
+        for metric in metrics:
+            if not row.has_numbers:
+                cells.append("failed" if row.status == "failed" else "n/a")
+                continue
+            text = _fmt_mean_std(row.metrics[metric.key])
+            cells.append(f"**{text}**" if row.name in flags.get(metric.key, set()) else text)
+        for column in tail:
+            text = column.fmt(column.get(row)) if row.has_numbers else "n/a"
+            cells.append(f"**{text}**" if row.name in flags.get(column.key.replace("_mean", ""), set()) and row.has_numbers else text)
+        cells.append(f"{row.seeds_ok}/{row.seeds_total}")
+        note = {"failed": f"failed: {row.error}", "partial": f"some seeds failed: {row.error}", "missing": "not run"}.get(row.status, "")
+        cells.append(note.replace("|", "/"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(rows: Sequence[Row], flags: Dict[str, set], extra: Sequence[Column] = (), tail: Sequence[Column] = STANDARD_TAIL,
+              metrics: Sequence[Metric] = METRICS) -> str:
+    header = ["model", "status", "seeds_ok", "seeds", *[c.key for c in extra]]
+    for metric in metrics:
+        header += [f"{metric.key}_mean", f"{metric.key}_std", f"{metric.key}_best"]
+    header += [c.key for c in tail] + ["seconds_per_epoch_best", "error"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        values = [row.name, row.status, row.seeds_ok, row.seeds_total, *[_csv_value(c.get(row)) for c in extra]]
+        for metric in metrics:
+            mean, std = row.metrics.get(metric.key, (float("nan"), float("nan")))
+            values += [_csv_value(mean), _csv_value(std), int(row.name in flags.get(metric.key, set()))]
+        values += [_csv_value(c.get(row)) if row.has_numbers else "" for c in tail]
+        values += [int(row.name in flags.get("seconds_per_epoch", set())), row.error or ""]
+        writer.writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not np.isfinite(value) else round(value, 6)
+    return value
+
+
+def machine_description() -> str:
+    try:
+        import torch
+
+        threads = f", torch {torch.__version__} on {torch.get_num_threads()} thread(s)"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        threads = ""
+    return f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs{threads}, Python {platform.python_version()}"
+
+
+def run_settings(records: Iterable[dict]) -> dict:
+    """The budget and selection settings actually used, read from a finished cell's config."""
+    for record in records:
+        if record.get("status") == "ok":
+            config = record["result"].get("config", {})
+            return {key: config.get(key) for key in ("epochs", "stopping_step", "valid_metric", "eval_args",
+                                                     "benchmark_filename", "embedding_size", "learning_rate",
+                                                     "train_batch_size", "eval_step")}
+    return {}
+
+
+DLRREC_KEYS = ("reduction", "reduction_dim", "reduction_hidden", "w1", "w2", "tau", "cl_repr", "cl_negatives",
+               "cl_num_negatives", "pos_weight", "first_order", "top_mlp")
+
+
+def dlrrec_settings(records: Iterable[dict]) -> str:
+    """The full DLRREC model's settings as run, e.g. 'w1=0.1, w2=0.1, tau=0.2, ...' ('' if none;
+    'differ between seeds: ...' if its cells disagree)."""
+    seen = []
+    for record in records:
+        if record.get("status") == "ok" and record.get("name") == "DLRREC":
+            config = record["result"].get("config", {})
+            text = ", ".join(f"{k}={config.get(k)}" for k in DLRREC_KEYS if k in config)
+            if text not in seen:
+                seen.append(text)
+    if len(seen) > 1:
+        return "differ between seeds: " + " | ".join(seen)
+    return seen[0] if seen else ""
+
+
+def _split_description(settings: dict) -> str:
+    if settings.get("benchmark_filename"):
+        return f"fixed benchmark files ({', '.join(settings['benchmark_filename'])})"
+    split = (settings.get("eval_args") or {}).get("split")
+    return f"RecBole split {split} (same split for every model of a seed)" if split else "as the dataset config defines"
+
+
+def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], overrides: dict, models: Sequence[str],
+                 notes: Sequence[str] = ()) -> List[str]:
+    settings = run_settings(records)
+    lines = [
+        f"- Dataset: `{dataset}`; split: {_split_description(settings)}.",
+        f"- Seeds: {', '.join(str(s) for s in seeds)} (config `seed`); cells show mean ± sample std over seeds.",
+        f"- Budget: at most {settings.get('epochs', 'n/a')} epochs, early stopping after {settings.get('stopping_step', 'n/a')} "
+        f"epochs without a better validation {settings.get('valid_metric', 'n/a')}; embedding_size {settings.get('embedding_size', 'n/a')}, "
+        f"learning_rate {settings.get('learning_rate', 'n/a')}, batch {settings.get('train_batch_size', 'n/a')} for every model.",
+        f"- Selection on validation: each run's best epoch is chosen on validation {settings.get('valid_metric', 'AUC')} and its "
+        "checkpoint is tested; test numbers never choose anything.",
+        f"- Shared overrides: {', '.join(f'{k}={v}' for k, v in sorted(overrides.items())) or 'none'}.",
+        f"- Machine: {machine_description()}.",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M %Z')}.",
+        "- Bold: best value of its column (highest AUC / Accuracy / F1, lowest LogLoss / FPR / s per epoch).",
+    ]
+    dlrrec = dlrrec_settings(records)
+    if dlrrec:
+        lines.append(f"- DLRREC settings (properties/model/DLRREC.yaml when run; variants change only their own keys): {dlrrec}.")
+    left_out = [m for m in DEFAULT_MODELS if m not in models]
+    if left_out:
+        lines.append(f"- Cut: models left out of the default set: {', '.join(left_out)}.")
+    lines += [f"- {note}" for note in notes]
+    return lines
+
+
+# -- the leaderboard and its significance test -----------------------------------------------
+def build_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int],
+               settings: Optional[Dict[str, dict]] = None) -> List[Row]:
+    grouped = board.records_for(cells(models, seeds, settings))
+    return [summarize(name, grouped.get(name, []), len(seeds)) for name in models]
+
+
+def significance_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
+                      n_boot: int = 1000) -> List[dict]:
+    """Every DLRREC-family model with numbers against the best baseline by mean VALID AUC."""
+    from recbole_dlrrec import significance as sig
+
+    by_name = {r.name: r for r in rows}
+    baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
+    out = []
+    for name in [m for m in models if is_dlrrec_family(m) and by_name.get(m) and by_name[m].has_numbers]:
+        entry = {"model": name, "baseline": baseline}
+        if baseline is None:
+            out.append({**entry, "verdict": "no baseline with results"})
+            continue
+        model_aucs, base_aucs, groups, missing = [], [], [], []
+        for seed in seeds:
+            a = board.records.get(f"{name}-seed{seed}") or board.load_cell(CellSpec(name, name, seed))
+            b = board.records.get(f"{baseline}-seed{seed}") or board.load_cell(CellSpec(baseline, baseline, seed))
+            if not (a and b and a.get("status") == "ok" and b.get("status") == "ok"):
+                continue
+            model_aucs.append(a["result"]["test_result"]["auc"])
+            base_aucs.append(b["result"]["test_result"]["auc"])
+            sa = board.test_scores(CellSpec(name, name, seed))
+            sb = board.test_scores(CellSpec(baseline, baseline, seed))
+            if sa is None or sb is None:
+                missing.append(seed)
+                continue
+            if sa[0].shape != sb[0].shape or not np.array_equal(sa[0], sb[0]):
+                missing.append(seed)
+                continue
+            groups.append((sa[0], sa[1], sb[1]))
+        if not groups:
+            reason = f"no paired per-row test scores (seeds {missing})" if missing else "no seed where both ran"
+            out.append({**entry, "verdict": reason})
+            continue
+        try:
+            result = sig.compare(name, baseline, model_aucs, base_aucs, groups,
+                                 baseline_valid_auc=by_name[baseline].valid_auc, n_boot=n_boot)
+        except sig.SignificanceInputError as exc:
+            out.append({**entry, "verdict": f"not testable: {exc}"})
+            continue
+        record = result.as_dict()
+        if missing:
+            record["verdict"] += f" (bootstrap without seeds {missing}: rows differ or scores missing)"
+        out.append(record)
+    return out
+
+
+def significance_markdown(entries: Sequence[dict]) -> str:
+    if not entries:
+        return "No DLRREC-family model with results to test.\n"
+    headers = ["Model", "Best baseline (by valid AUC)", "Test AUC model", "Test AUC baseline", "Δ AUC", "95% bootstrap CI",
+               "paired t (p, seeds)", "Significant", "Verdict"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for e in entries:
+        if "diff" not in e:
+            lines.append(f"| {e['model']} | {e.get('baseline') or 'n/a'} | | | | | | no | {e['verdict']} |")
+            continue
+        t_text = f"t={e['t']:.2f}, p={e['p']:.3f}, n={e['seeds']}" if np.isfinite(e["p"]) else f"n/a (n={e['seeds']})"
+        lines.append(
+            f"| {e['model']} | {e['baseline']} (valid {e['baseline_valid_auc']:.4f}) | {e['model_test_auc']:.4f} | "
+            f"{e['baseline_test_auc']:.4f} | {e['diff']:+.4f} | [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] | {t_text} | "
+            f"{'yes' if e['significant'] else 'no'} | {e['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def significance_csv(entries: Sequence[dict]) -> str:
+    keys = ["model", "baseline", "baseline_valid_auc", "model_test_auc", "baseline_test_auc", "diff", "ci_low", "ci_high",
+            "level", "n_boot", "n_rows", "t", "p", "seeds", "significant", "verdict"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(keys)
+    for e in entries:
+        writer.writerow([_csv_value(e.get(k)) if not isinstance(e.get(k), bool) else int(e[k]) for k in keys])
+    return buffer.getvalue()
+
+
+def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], notes: Sequence[str] = (),
+                      title: Optional[str] = None, n_boot: int = 1000) -> Dict[str, str]:
+    """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths."""
+    from recbole_dlrrec import plots
+
+    rows = build_rows(board, models, seeds)
+    ordered = sort_rows(rows)
+    flags = best_flags(ordered)
+    all_records = [r for rs in board.records_for(cells(models, seeds)).values() for r in rs]
+    sig_entries = significance_rows(board, models, seeds, rows, n_boot=n_boot)
+    out = board.out_dir
+    paths = {
+        "md": os.path.join(out, "leaderboard.md"),
+        "csv": os.path.join(out, "leaderboard.csv"),
+        "png": os.path.join(out, "leaderboard_auc.png"),
+        "significance_md": os.path.join(out, "significance.md"),
+        "significance_csv": os.path.join(out, "significance.csv"),
+    }
+    lines = [f"# {title or 'Leaderboard'}: {board.dataset}", ""]
+    lines += header_notes(board.dataset, seeds, all_records, {k: v for k, v in board.overrides.items()
+                                                              if k not in ("show_progress", "state")}, models, notes)
+    lines += ["", table_markdown(ordered, flags), "", "## Significance (DLRREC family vs the best baseline)", "",
+              "Best baseline = best mean VALID AUC among non-DLRREC models. Δ = mean over seeds of test AUC(model) − AUC(baseline); "
+              "CI: paired bootstrap over test rows (1,000 resamples per seed, averaged over seeds); "
+              "significant when the CI excludes 0. The CI covers test-row sampling with the trained models fixed; the paired "
+              "t-test over seeds (shown beside it) covers training randomness, with little power at 3 seeds.", "",
+              significance_markdown(sig_entries), "",
+              f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
+    atomic_write_text(paths["md"], "\n".join(lines) + "\n")
+    atomic_write_text(paths["csv"], table_csv(ordered, flags))
+    atomic_write_text(paths["significance_md"], f"# Significance: {board.dataset}\n\n" + significance_markdown(sig_entries))
+    atomic_write_text(paths["significance_csv"], significance_csv(sig_entries))
+    plots.auc_bar_chart(ordered, paths["png"], title=f"{title or 'Leaderboard'}: {board.dataset} (test AUC, mean ± std over {len(seeds)} seed(s))")
+    return paths
+
+
+def run_leaderboard(dataset: str, models: Sequence[str] = DEFAULT_MODELS, seed_count: int = DEFAULT_SEED_COUNT,
+                    overrides: Optional[dict] = None, force: bool = False, results_dir: str = DEFAULT_RESULTS_DIR,
+                    out_name: Optional[str] = None, notes: Sequence[str] = (), log: Callable[[str], None] = _default_log,
+                    title: Optional[str] = None, threads: Optional[int] = None) -> tuple:
+    """Run (or resume) the cells and write the outputs. Returns (board, paths)."""
+    seeds = seeds_for(seed_count)
+    board = Leaderboard(dataset, results_dir=results_dir, out_name=out_name, overrides=overrides, force=force, log=log,
+                        threads=threads)
+    board.run_cells(cells(models, seeds))
+    paths = write_leaderboard(board, models, seeds, notes=notes, title=title)
+    log(f"leaderboard written: {paths['md']}")
+    return board, paths
+
+
+__all__ = [
+    "DEFAULT_MODELS", "DLRREC_MODELS", "BASELINE_MODELS", "MODEL_VARIANTS", "Leaderboard", "CellSpec", "cells",
+    "seeds_for", "run_leaderboard", "write_leaderboard", "summarize", "best_flags", "table_markdown", "table_csv",
+    "Metric", "METRICS", "Row", "Column",
+]
