@@ -151,6 +151,9 @@ def build_config(
     side_data_path = overrides.get("side_data_path") or user_settings.get("side_data_path")
     if side_data_path is None and dataset in RECBOLE_BUNDLED:
         side_data_path = _read_yaml(dataset_config_files(dataset, data_path)[0]).get("side_data_path")
+    # Check the overrides before any slow preparation (building a dataset, encoding texts), so
+    # a typo fails at once; a dataset's own YAML only exists once it is built, so check again then.
+    check_overrides(overrides, known_keys(PROPERTIES_DIR, plugin_config_files(model_name) + user_files))
     if prepare:
         prepare_dataset(dataset, data_path, side_data_path)
 
