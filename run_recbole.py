@@ -28,6 +28,17 @@ def parse_value(text: str):
         return text
 
 
+def parse_overrides(parser, items):
+    """The `--key=value` arguments argparse left over, as a dict of parsed values."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item[2:].partition("=") if item.startswith("--") else ("", "", "")
+        if not key or not sep:
+            parser.error(f"expected --key=value, got {item!r}")
+        overrides[key] = parse_value(value)
+    return overrides
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", "-m", default="DLRREC", help="model name (default DLRREC)")
@@ -35,14 +46,7 @@ def parse_args(argv):
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files")
     parser.add_argument("--result_file", default=None, help="where to write the results JSON")
     args, rest = parser.parse_known_args(argv)
-    overrides = {}
-    for item in rest:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"expected --key=value, got {item!r}")
-        key, value = item[2:].split("=", 1)
-        if not key:
-            parser.error(f"expected --key=value, got {item!r}")
-        overrides[key] = parse_value(value)
+    overrides = parse_overrides(parser, rest)
     files = args.config_files.replace(",", " ").split() if args.config_files else []
     return args, files, overrides
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from run_recbole import parse_value
+from run_recbole import parse_overrides
 
 
 def parse_args(argv):
@@ -38,14 +38,7 @@ def parse_args(argv):
     parser.add_argument("--no_test", action="store_true", help="skip re-training the best config and its test evaluation")
     parser.add_argument("--out_root", default=None, help="output root (default results/tune)")
     args, rest = parser.parse_known_args(argv)
-    fixed = {}
-    for item in rest:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"expected --key=value, got {item!r}")
-        key, value = item[2:].split("=", 1)
-        if not key:
-            parser.error(f"expected --key=value, got {item!r}")
-        fixed[key] = parse_value(value)
+    fixed = parse_overrides(parser, rest)
     if args.num_samples is None and not args.resume:
         parser.error("--num_samples is required (unless --resume)")
     if args.resume and (fixed or args.space or args.config_files):
