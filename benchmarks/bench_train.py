@@ -11,6 +11,9 @@ What runs (all through RecBole's own Trainer and Evaluator; only the loaders dif
                       heads) on RecBole's loaders
     DLRREC fast       the same DLRREC on the fast loaders (join once, slice on the device)
     DeepFM fast       the same DeepFM on the fast loaders
+    DLRREC fast fp32  DLRREC fast with train_precision: fp32 (DLRREC's default 'auto' trains under
+                      bf16 autocast on CPUs with AVX512-BF16/AMX: recbole_dlrrec/precision.py;
+                      RecBole's DeepFM keeps RecBole's float32)
   contrastive-head cost, all DLRREC on the fast loaders (cl_negatives / cl_max_anchors):
     DLRREC fast random/512    cl_num_negatives fresh corpus ids per anchor, at most 512 anchors
     DLRREC fast shared/512    one pool of cl_num_negatives ids per batch, at most 512 anchors
@@ -69,6 +72,8 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recbole_dlrrec import atomic  # noqa: E402
+
 GENERATOR_VERSION = 1
 DEFAULT_DATA_DIR = os.path.join("build", "bench-data")
 TEXT_DIM = 384
@@ -79,18 +84,21 @@ RUNS: Dict[str, tuple] = {
     "DLRREC standard": ("DLRREC", {"fast_dataloader": False}),
     "DLRREC fast": ("DLRREC", {"fast_dataloader": True}),
     "DeepFM fast": ("DeepFM", {"fast_dataloader": True}),
+    "DLRREC fast fp32": ("DLRREC", {"fast_dataloader": True, "train_precision": "fp32"}),
     "DLRREC fast random/512": ("DLRREC", {"fast_dataloader": True, "cl_negatives": "random", "cl_max_anchors": 512}),
     "DLRREC fast shared/512": ("DLRREC", {"fast_dataloader": True, "cl_negatives": "shared", "cl_max_anchors": 512}),
     "DLRREC fast random/all": ("DLRREC", {"fast_dataloader": True, "cl_negatives": "random", "cl_max_anchors": None}),
     "DLRREC fast shared/all": ("DLRREC", {"fast_dataloader": True, "cl_negatives": "shared", "cl_max_anchors": None}),
     "DLRREC fast no heads": ("DLRREC", {"fast_dataloader": True, "w1": 0.0, "w2": 0.0}),
 }
-MAIN_RUNS = list(RUNS)[:4]
+MAIN_RUNS = list(RUNS)[:5]
 # (label, numerator run, denominator run, target or None)
 RATIOS = [
     ("DeepFM fast / DeepFM standard", "DeepFM fast", "DeepFM standard", 3.0),
     ("DLRREC fast / DLRREC standard", "DLRREC fast", "DLRREC standard", 2.0),
     ("DLRREC fast / DeepFM standard", "DLRREC fast", "DeepFM standard", 1.0),
+    ("DLRREC fast fp32 / DeepFM standard", "DLRREC fast fp32", "DeepFM standard", None),
+    ("DLRREC fast / DLRREC fast fp32", "DLRREC fast", "DLRREC fast fp32", None),
     ("DLRREC fast shared/512 / random/512", "DLRREC fast shared/512", "DLRREC fast random/512", None),
     ("DLRREC fast random/all / random/512", "DLRREC fast random/all", "DLRREC fast random/512", None),
     ("DLRREC fast shared/all / shared/512", "DLRREC fast shared/all", "DLRREC fast shared/512", None),
@@ -340,6 +348,9 @@ def _apply_step_options(trainer, config, spec: dict) -> List[str]:
     import torch
 
     notes = []
+    if spec.get("amp"):
+        trainer.enable_amp = True  # what enable_amp: true in the config does
+        notes.append("amp")
     if spec.get("fused_adam"):
         try:
             trainer.optimizer = torch.optim.Adam(
@@ -370,6 +381,7 @@ VARIANT_OPTIONS = {
     "compile": {"compile": "default"},
     "cudagraphs": {"compile": "reduce-overhead"},  # torch.compile with CUDA graphs
     "max-autotune": {"compile": "max-autotune"},
+    "amp": {"amp": True},  # RecBole's enable_amp: torch.autocast (CPU: bfloat16, CUDA: float16)
 }
 
 
@@ -454,7 +466,7 @@ def worker_session(spec: dict) -> dict:
                                       "eval_ratios": eval_ratios(records),
                                       "loader_only": {k: statistics.median(v) for k, v in loader_only.items() if v}}
         if spec.get("partial_out"):  # what is done survives a kill (launch() reads it back)
-            atomic_write(spec["partial_out"], json.dumps({**out, "partial": True}, default=str))
+            atomic.write_text(spec["partial_out"], json.dumps({**out, "partial": True}, default=str))
     out["peak_rss_process_mib"] = max_rss_mib()
     return out
 
@@ -475,9 +487,9 @@ def _loader_rate(loader, max_batches: Optional[int]) -> float:
 def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
     """Train `run` once (fresh model, seed-reset loaders) and add its timings to `rec`."""
     import torch
-    from recbole.utils import get_trainer
 
     from recbole_dlrrec.quick_start import build_config, build_model
+    from recbole_dlrrec.training import build_trainer
 
     device = spec["device"]
     model_name, overrides = RUNS[run]
@@ -493,7 +505,7 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
 
         reseed()
         model = build_model(config, tr)
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        trainer = build_trainer(config, model)  # what run_recbole.py builds
         rec["notes"] = _apply_step_options(trainer, config, options)
         if model_name == "DLRREC":
             heads = ("no heads" if not (config["w1"] or config["w2"]) else
@@ -606,9 +618,9 @@ def paired_ratios(records: dict) -> dict:
 def worker_scaling(spec: dict) -> dict:
     """One size, one run, fresh process: data load + join + model + timed epoch; peak RSS."""
     import torch
-    from recbole.utils import get_trainer
 
     from recbole_dlrrec.quick_start import build_config, build_model, load_splits
+    from recbole_dlrrec.training import build_trainer
 
     _quiet()
     if spec.get("threads"):
@@ -621,7 +633,7 @@ def worker_scaling(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     rss_loaded = max_rss_mib()
     model = build_model(config, train)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = build_trainer(config, model)  # what run_recbole.py builds
     limited = LimitedLoader(train, spec["max_batches"])
     trainer._train_epoch(LimitedLoader(train, 1), -1)  # warm-up
     _sync(spec["device"])
@@ -959,23 +971,13 @@ def plot_scaling(points: List[dict], path: str) -> Optional[str]:
     return path
 
 
-def atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--rows", type=int, default=None, help="rows of the generated dataset (default 2,000,000)")
     parser.add_argument("--batch", type=str, default=None, help="train batch size(s), comma list (default 4096)")
     parser.add_argument("--variants", default="plain",
-                        help="comma list of step variants also timed for DLRREC fast and DeepFM fast: plain, fused, "
+                        help="comma list of step variants also timed for DLRREC fast and DeepFM fast: plain, fused, amp, "
                              "compile, cudagraphs, max-autotune, or '+' combinations (e.g. fused+cudagraphs)")
     parser.add_argument("--eval-batch", type=int, default=None, help="eval batch size (default 16384)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for the CI smoke test")
@@ -1015,7 +1017,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.worker:
         result = WORKERS[args.worker](json.loads(args.spec))
-        atomic_write(args.worker_out, json.dumps(result, default=str))
+        atomic.write_text(args.worker_out, json.dumps(result, default=str))
         return result
 
     quick = args.quick
@@ -1076,8 +1078,8 @@ def main(argv=None) -> dict:
         text = render(report)
         line = json.dumps(report, default=str, sort_keys=True)
         if args.save:  # also after every step, so a killed run keeps what it finished
-            atomic_write(args.save + ".txt", text + line + "\n")
-            atomic_write(args.save + ".json", json.dumps(report, default=str, sort_keys=True, indent=2) + "\n")
+            atomic.write_text(args.save + ".txt", text + line + "\n")
+            atomic.write_text(args.save + ".json", json.dumps(report, default=str, sort_keys=True, indent=2) + "\n")
         if final:
             print(text, end="")
             print(line)

@@ -35,7 +35,8 @@ RecBole had on the library versions it was written for.
 from __future__ import annotations
 
 import os
-import tempfile
+
+from recbole_dlrrec.atomic import atomic_path
 
 _APPLIED = False
 
@@ -53,17 +54,8 @@ def _atomic_torch_save(obj, path: str) -> None:
     """torch.save to a temporary file beside `path`, then rename over it."""
     import torch
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)  # default protocol: the weights_only unpickler rejects protocol 4
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _plain_number(value):

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -37,9 +36,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from recbole_dlrrec import atomic
 from recbole_dlrrec.registry import MODEL_VARIANTS, resolve_model
 
-DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu")
+DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu",
+                 "DLRREC-fp32")
 BASELINE_MODELS = ("DLRM", "LR", "FM", "DeepFM", "WideDeep", "DCNV2", "xDeepFM", "AutoInt", "PNN", "DSSM", "NFM")
 DEFAULT_MODELS = DLRREC_MODELS + BASELINE_MODELS
 FIRST_SEED = 2020  # seeds are FIRST_SEED, FIRST_SEED + 1, ...
@@ -174,40 +175,17 @@ class _TestScoreCapture:
         self._wrapped = True
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp alone gives 0600
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> str:
-    """Write to a temp file beside `path`, then rename over it (readers never see half a file)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str, text: str) -> str:
-    return _atomic_write_bytes(path, text.encode("utf-8"))
+# Kept under these names: experiments.py and others import them.
+atomic_write_text = atomic.write_text
 
 
 def atomic_write_json(path: str, payload: dict) -> str:
-    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    return atomic.write_json(path, payload, indent=2, sort_keys=True, default=str)
 
 
 def _atomic_save_npy(path: str, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    _atomic_write_bytes(path, buffer.getvalue())
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)  # a handle: np.save adds no ".npy" to it
 
 
 class Leaderboard:
@@ -625,7 +603,8 @@ def run_settings(records: Iterable[dict]) -> dict:
 
 
 DLRREC_KEYS = ("reduction", "reduction_dim", "reduction_hidden", "w1", "w2", "tau", "cl_repr", "cl_negatives",
-               "cl_num_negatives", "pos_weight", "first_order", "top_mlp")
+               "cl_num_negatives", "pos_weight", "first_order", "top_mlp", "train_precision", "enable_amp",
+               "fused_optimizer")
 
 
 def dlrrec_settings(records: Iterable[dict]) -> str:
@@ -669,6 +648,11 @@ def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], ov
     dlrrec = dlrrec_settings(records)
     if dlrrec:
         lines.append(f"- DLRREC settings (properties/model/DLRREC.yaml when run; variants change only their own keys): {dlrrec}.")
+    bf16 = sorted({r["name"] for r in records if r.get("status") == "ok"
+                   and r["result"].get("config", {}).get("enable_amp")})
+    if bf16:
+        lines.append(f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/training.py) for "
+                     f"{', '.join(bf16)}; float32 for the others. Evaluation is float32 for all.")
     left_out = [m for m in DEFAULT_MODELS if m not in models]
     if left_out:
         lines.append(f"- Cut: models left out of the default set: {', '.join(left_out)}.")

@@ -5,11 +5,11 @@ then os.replace) and returns the path.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+
+from recbole_dlrrec import atomic
 
 DLRREC_COLOUR = "tab:red"
 BASELINE_COLOUR = "tab:blue"
@@ -26,21 +26,9 @@ def _figure(width: float, height: float):
 
 
 def _save(figure, path: str, dpi: int = 110) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
     figure.tight_layout()
-    try:
+    with atomic.atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=dpi, format="png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

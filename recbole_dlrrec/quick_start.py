@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
+from recbole_dlrrec import atomic
 from recbole_dlrrec.config_keys import check_overrides, known_keys
+from recbole_dlrrec.training import apply_precision, build_trainer
 from recbole_dlrrec.registry import get_model_class, resolve_model
 
 PROPERTIES_DIR = os.environ.get(
@@ -160,7 +160,9 @@ def build_config(
     files = plugin_config_files(model_name) + dataset_config_files(dataset, data_path) + user_files
     check_overrides(overrides, known_keys(PROPERTIES_DIR, files))
     with _argv_hidden():
-        return Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=overrides)
+        config = Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=overrides)
+    apply_precision(config)
+    return config
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -191,15 +193,7 @@ def build_model(config, train_data):
 
 # -- results -------------------------------------------------------------------------------
 def atomic_write_json(path: str, payload: dict) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(path, payload, indent=2, sort_keys=True, default=str)
 
 
 def _plain(value):
@@ -251,7 +245,7 @@ def run(
         test_result, epochs (per-epoch valid score and seconds), timings, num_parameters,
         config, result_file.
     """
-    from recbole.utils import get_trainer, init_logger
+    from recbole.utils import init_logger
 
     started = time.time()
     if config is None:
@@ -266,7 +260,7 @@ def run(
 
     model_obj = build_model(config, train_data)
     logger.info(model_obj)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_obj)
+    trainer = build_trainer(config, model_obj)
 
     history: List[dict] = []
     epoch_started = [time.time()]

@@ -25,6 +25,7 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-noCL": ("DLRREC", {"w1": 0.0, "w2": 0.0}),  # co-trained reduction, no contrastive heads
     "DLRREC-Lii": ("DLRREC", {"w2": 0.0}),  # + item-item InfoNCE only
     "DLRREC-Luu": ("DLRREC", {"w1": 0.0}),  # + user-user InfoNCE only
+    "DLRREC-fp32": ("DLRREC", {"train_precision": "fp32"}),  # DLRREC without bf16 autocast (precision A/B)
 }
 
 _RECBOLE_SUBPACKAGES = (

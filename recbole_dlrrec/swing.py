@@ -92,7 +92,6 @@ import json
 import numbers
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -103,6 +102,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 from tqdm import tqdm
+
+from recbole_dlrrec.atomic import atomic_path
 
 __all__ = [
     "DEFAULTS",
@@ -828,19 +829,10 @@ def load_or_compute(cache_dir: str, key_params: dict,
     if not isinstance(arrays, dict) or any(name.startswith("__") for name in arrays):
         raise ValueError("compute_fn must return a dict of arrays with names not starting '__'")
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
-    os.makedirs(cache_dir, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                                        dir=cache_dir)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            np.savez(tmp, **arrays, **{_META_KEY: np.array(meta)})
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    with atomic_path(path) as tmp_path, open(tmp_path, "wb") as tmp:
+        np.savez(tmp, **arrays, **{_META_KEY: np.array(meta)})
+        tmp.flush()
+        os.fsync(tmp.fileno())
     _say(logger, "info", f"saved SWING cache {path}")
     return CacheResult(arrays, path, False, time.perf_counter() - start)
 

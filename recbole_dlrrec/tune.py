@@ -52,12 +52,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from recbole_dlrrec import atomic
 from recbole_dlrrec.tune_space import SearchSpace, default_space_file, load_space
 
 TUNE_ROOT = os.path.join("results", "tune")
@@ -134,33 +134,11 @@ def run_dirs(out_root: str, dataset: str, name: str):
     return os.path.join(out_root, dataset, name), storage, os.path.join(storage, name)
 
 
-def _atomic_write_text(path: str, text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    _publish(tmp, path)
-    return path
-
-
-def _publish(tmp: str, path: str) -> None:
-    """os.replace with the permissions a plain open() would give (mkstemp makes 0600)."""
-    _readable(tmp)
-    os.replace(tmp, path)
-
-
-def _readable(path: str) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def _ignore_ray_folder(out_root: str) -> None:
     """results/tune/.ray/ holds Ray's bulky trial folders: keep it out of git."""
     path = os.path.join(os.path.abspath(out_root), RAY_DIRNAME, ".gitignore")
     if not os.path.isfile(path):
-        _atomic_write_text(path, "# Ray Tune's own experiment folders (written by recbole_dlrrec.tune)\n*\n")
+        atomic.write_text(path, "# Ray Tune's own experiment folders (written by recbole_dlrrec.tune)\n*\n")
 
 
 def _json_safe(value):
@@ -174,7 +152,7 @@ def _json_safe(value):
 
 
 def write_run_spec(path: str, spec: dict) -> str:
-    return _atomic_write_text(path, json.dumps(_json_safe(spec), indent=2, sort_keys=True) + "\n")
+    return atomic.write_json(path, _json_safe(spec), indent=2, sort_keys=True)
 
 
 def read_run_spec(path: str) -> dict:
@@ -231,7 +209,7 @@ def write_trials_csv(path: str, records: Sequence[TrialRecord], keys: Sequence[s
         writer.writerow([r.trial_id, r.status, r.epochs, _cell(r.last_score), _cell(r.best_score),
                          _cell(r.best_epoch), _cell(None if r.seconds is None else round(r.seconds, 2)),
                          *(_cell(r.params.get(k)) for k in keys), r.error])
-    return _atomic_write_text(path, buffer.getvalue())
+    return atomic.write_text(path, buffer.getvalue())
 
 
 def best_config_values(params: Dict[str, object], fixed: Dict[str, object], max_epochs: int, seed: int) -> dict:
@@ -256,7 +234,7 @@ def write_best_config(path: str, values: dict, model: str, dataset: str, note: s
         # `key: value` per line; lists and dicts inline ([64, 64]) as in the properties files.
         flow = None if isinstance(value, (list, dict)) else False
         lines.append(yaml.safe_dump({key: value}, default_flow_style=flow, width=1000).strip())
-    return _atomic_write_text(path, "\n".join(lines) + "\n")
+    return atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace, metric: str,
@@ -301,11 +279,9 @@ def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace
             ax.legend(fontsize=8)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{metric_column(metric)}_vs_{param.key}.png")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out_dir)
-        os.close(fd)
-        fig.savefig(tmp, dpi=110, format="png")
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        _publish(tmp, path)
         paths.append(path)
     return paths
 
@@ -634,7 +610,7 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
         "params": best.params, "space_file": os.path.join(out_dir, "space.yaml"),
         "selected_on": f"validation {spec['valid_metric']} ({'max' if spec['valid_metric_bigger'] else 'min'})",
     }
-    _readable(atomic_write_json(path, results))
+    atomic_write_json(path, results)
     return results
 
 
@@ -690,8 +666,8 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     if not request.resume:
         spec = _new_spec(request, model_name, space_file, config)
         os.makedirs(out_dir, exist_ok=True)
-        shutil.copyfile(space_file, space_copy + ".tmp")
-        os.replace(space_copy + ".tmp", space_copy)
+        with atomic.atomic_path(space_copy) as tmp:
+            shutil.copyfile(space_file, tmp)
         write_run_spec(spec_path, spec)
     _ignore_ray_folder(request.out_root)
     session = _session_overrides(config, os.path.join(experiment_dir, "checkpoints"))

@@ -27,7 +27,7 @@ def test_forward_shapes_include_text_vectors(model_and_batch):
     # 4 token + 1 token_seq + dense + item text + user text
     assert vectors.shape == (len(batch), 8, config["embedding_size"])
     assert model(batch).shape == (len(batch),)
-    assert model.text_sides["item"].tower(model.text_sides["item"].vectors[:3]).shape == (3, config["reduction_dim"])
+    assert model.text_sides["item"].tower(model.text_sides["item"].vectors[:3].float()).shape == (3, config["reduction_dim"])
     rec, item, user = model.calculate_loss(batch)
     assert rec.dim() == item.dim() == user.dim() == 0
 

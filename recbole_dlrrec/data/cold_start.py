@@ -32,6 +32,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from recbole_dlrrec import atomic
+
 COLD_SUFFIX = "-cold"
 DEFAULT_FRACTION = 0.1
 DEFAULT_VALID_SHARE = 1.0 / 9.0  # of the non-cold rows: 80/10 of the whole, as a 80/10/10 split
@@ -64,21 +66,6 @@ def _read_rows(path: str) -> List[str]:
     with open(path, encoding="utf-8") as handle:
         handle.readline()
         return [line.rstrip("\n") for line in handle if line.strip()]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp alone gives 0600
-    os.replace(tmp, path)
 
 
 def _link(target: str, link_path: str) -> None:
@@ -198,11 +185,11 @@ def make_cold_items_dataset(
 
     os.makedirs(out_data_path, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_data_path)
-    os.chmod(tmp, 0o777 & ~_umask())
+    os.chmod(tmp, 0o777 & ~atomic.current_umask())
     try:
         head = "\t".join(header) + "\n"
         for part, index in parts.items():
-            _write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
+            atomic.write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
         src_folder, src_name = config["data_path"], config["dataset"]
         item_file = os.path.join(src_folder, f"{src_name}.item")
         if os.path.isfile(item_file):
@@ -241,7 +228,7 @@ def make_cold_items_dataset(
                 "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
                 "editing by hand. User text vectors: "
                 f"{'kept' if keep_user_text else 'dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)'}.\n")
-        _write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
+        atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
 
         labels = _labels(header, rows, settings)
         report = {
@@ -255,7 +242,7 @@ def make_cold_items_dataset(
             "test_users_unseen_in_train": int(np.setdiff1d(users[parts["test"]], users[parts["train"]]).size),
             "cold_item_ids": [str(i) for i in cold_items],
         }
-        _write_text(os.path.join(tmp, f"{name}.cold_split.json"), json.dumps(report, indent=2) + "\n")
+        atomic.write_json(os.path.join(tmp, f"{name}.cold_split.json"), report, indent=2)
         # Links were made relative to tmp's folder, which sits beside `final`: still valid there.
         if os.path.isdir(final):
             trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_data_path)
@@ -304,4 +291,4 @@ def _write_user_file(source: str, target: str, user_field: str, train_users: np.
         cells = row.split("\t")
         cells[count_col] = str(float(per_user.get(cells[user_col], 0)))
         lines.append("\t".join(cells))
-    _write_text(target, "\n".join(lines) + "\n")
+    atomic.write_text(target, "\n".join(lines) + "\n")

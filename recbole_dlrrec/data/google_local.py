@@ -102,6 +102,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from recbole_dlrrec import atomic
 from recbole_dlrrec.data import text_build
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,24 @@ class Business:
     raw: dict
 
 
+def _number_field(obj: dict, key: str, tally: FileTally) -> float | None:
+    """obj[key] as a number; None when absent, or when not a number (counted as an anomaly)."""
+    raw = obj.get(key)
+    num = _number(raw)
+    if raw is not None and num is None:
+        tally.field_anomalies[f"{key}_not_a_number"] += 1
+    return num
+
+
+def _typed_field(obj: dict, key: str, kind: type, anomaly: str, tally: FileTally) -> Any:
+    """obj[key] if it is a `kind`; None when absent, or when of another type (counted as `anomaly`)."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, kind):
+        tally.field_anomalies[anomaly] += 1
+        return None
+    return value
+
+
 def read_meta(
     path: str, category_filter: str | None, strict: bool, show_progress: bool
 ) -> tuple[dict[str, Business], set[str], FileTally]:
@@ -373,39 +392,17 @@ def read_meta(
         price, bad_price = normalise_price(obj.get("price"))
         if bad_price:
             tally.field_anomalies["price_unrecognised"] += 1
-        coords = []
-        for key in ("latitude", "longitude"):
-            raw = obj.get(key)
-            num = _number(raw)
-            if raw is not None and num is None:
-                tally.field_anomalies[f"{key}_not_a_number"] += 1
-            coords.append(num)
-        misc = obj.get("MISC")
-        if misc is not None and not isinstance(misc, dict):
-            tally.field_anomalies["MISC_not_an_object"] += 1
-            misc = None
-        desc = obj.get("description")
-        if desc is not None and not isinstance(desc, str):
-            tally.field_anomalies["description_not_a_string"] += 1
-            desc = None
-        leaky = []
-        for key in ("avg_rating", "num_of_reviews"):
-            raw = obj.get(key)
-            num = _number(raw)
-            if raw is not None and num is None:
-                tally.field_anomalies[f"{key}_not_a_number"] += 1
-            leaky.append(num)
         kept[gmap_token] = Business(
             gmap_id=gmap_token,
             name=name,
             categories=cats,
             price=price,
-            description=desc,
-            misc=misc or {},
-            latitude=coords[0],
-            longitude=coords[1],
-            avg_rating=leaky[0],
-            num_of_reviews=leaky[1],
+            description=_typed_field(obj, "description", str, "description_not_a_string", tally),
+            misc=_typed_field(obj, "MISC", dict, "MISC_not_an_object", tally) or {},
+            latitude=_number_field(obj, "latitude", tally),
+            longitude=_number_field(obj, "longitude", tally),
+            avg_rating=_number_field(obj, "avg_rating", tally),
+            num_of_reviews=_number_field(obj, "num_of_reviews", tally),
             raw=obj,
         )
         tally.kept += 1
@@ -552,13 +549,6 @@ def _fmt_float(value: float | None) -> str:
     return repr(float(value))
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _tsv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["\t".join(header)]
     lines.extend("\t".join(r) for r in rows)
@@ -567,13 +557,12 @@ def _tsv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def save_npz(path: str, **arrays: np.ndarray) -> None:
     """Write an uncompressed .npz with fixed zip timestamps (same arrays -> same bytes), atomically."""
-    tmp = path + ".part"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-        for key, array in arrays.items():
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            for key, array in arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _yaml_text(name: str, include_leaky_meta: bool, has_image_vectors: bool) -> str:
@@ -869,7 +858,7 @@ def convert(
                 )
                 for r in rows
             ]
-            _write_text(path(f"{split_name}.inter"), _tsv(INTER_HEADER, lines))
+            atomic.write_text(path(f"{split_name}.inter"), _tsv(INTER_HEADER, lines))
             stats[split_name] = _split_stats(rows, label_threshold, train_users, train_items)
 
         item_header = ITEM_HEADER + (LEAKY_ITEM_HEADER if include_leaky_meta else ())
@@ -887,8 +876,8 @@ def convert(
             if include_leaky_meta:
                 row += [_fmt_float(b.avg_rating), _fmt_float(b.num_of_reviews)]
             item_rows.append(row)
-        _write_text(path("item"), _tsv(item_header, item_rows))
-        _write_text(path("user"), _tsv(USER_HEADER, [(u, str(n_train[u])) for u in users]))
+        atomic.write_text(path("item"), _tsv(item_header, item_rows))
+        atomic.write_text(path("user"), _tsv(USER_HEADER, [(u, str(n_train[u])) for u in users]))
 
         dim = int(item_vecs.shape[1])
         save_npz(path(f"{ITEM_VEC_SUFFIX}.npz"), ids=np.array(items, dtype=str), vectors=item_vecs)
@@ -903,7 +892,7 @@ def convert(
                 ids=np.array(items, dtype=str),
                 vectors=np.stack(image_vectors),
             )
-        _write_text(path("yaml"), _yaml_text(name, include_leaky_meta, bool(image_vectors)))
+        atomic.write_text(path("yaml"), _yaml_text(name, include_leaky_meta, bool(image_vectors)))
 
         n_all = sum(s["interactions"] for s in stats.values())
         n_pos = sum(s["positives"] for s in stats.values())
@@ -951,8 +940,8 @@ def convert(
             ],
         }
         report["seconds"] = time.perf_counter() - started
-        _write_text(os.path.join(tmp_dir, "REPORT.json"), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        _write_text(os.path.join(tmp_dir, "REPORT.md"), _report_markdown(report))
+        atomic.write_json(os.path.join(tmp_dir, "REPORT.json"), report, indent=2, ensure_ascii=False)
+        atomic.write_text(os.path.join(tmp_dir, "REPORT.md"), _report_markdown(report))
         _move_into_place(tmp_dir, os.path.join(out_dir, name))
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
+
+from recbole_dlrrec.atomic import atomic_path
 
 SIDES = {"item": ("ITEM_ID_FIELD", "item_text_vec"), "user": ("USER_ID_FIELD", "user_text_vec")}
 
@@ -65,18 +66,8 @@ def save_text_vectors(path: str, ids, vectors: np.ndarray) -> None:
         raise ValueError(f"{path}: need n ids and an n x dim matrix, got {len(ids)} ids and {vectors.shape}")
     if not np.isfinite(vectors).all():
         raise ValueError(f"{path}: vectors contain NaN or inf")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, ids=ids, vectors=vectors)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, ids=ids, vectors=vectors)  # a handle: np.savez adds no ".npz" to it
 
 
 def load_text_table(config, dataset, side: str) -> Optional[TextTable]:

@@ -10,7 +10,7 @@ the logit) is computed in `calculate_loss`, outside the arches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
@@ -147,21 +147,25 @@ class DLRM(ContextRecommender):
         )
         return token_ids, [interaction[name] for name in self.fields.token_seq]
 
-    def feature_vectors(self, interaction):
-        """Returns (vectors B x F x D, dense B x D or None)."""
+    def feature_vectors(self, interaction, extras: Optional[List[torch.Tensor]] = None,
+                        token_vectors: Optional[torch.Tensor] = None):
+        """Returns (vectors B x F x D, dense B x D or None). Parts the caller has computed
+        already: `extras` (this batch's `extra_vectors`) and `token_vectors` (B x F_tok x D, the
+        token fields' embedding rows); the others are computed here."""
         token_ids, token_seqs = self.sparse_input(interaction)
-        parts = [self.sparse_arch(token_ids, token_seqs)] if self.sparse_arch.num_vectors else []
+        parts = [self.sparse_arch(token_ids, token_seqs, token_vectors)] if self.sparse_arch.num_vectors else []
         dense = self.dense_arch(self.dense_input(interaction)) if self.dense_arch is not None else None
-        extras = self.extra_vectors(interaction)
+        extras = self.extra_vectors(interaction) if extras is None else extras
         vectors = [v for v in [dense, *extras] if v is not None]
         if vectors:
             parts.append(torch.stack(vectors, dim=1))
         return torch.cat(parts, dim=1), dense
 
     # -- RecBole API -----------------------------------------------------------------------
-    def forward(self, interaction) -> torch.Tensor:
-        """Logits, shape B."""
-        vectors, dense = self.feature_vectors(interaction)
+    def forward(self, interaction, extras: Optional[List[torch.Tensor]] = None,
+                token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits, shape B. `extras`, `token_vectors` as in `feature_vectors`."""
+        vectors, dense = self.feature_vectors(interaction, extras, token_vectors)
         logits = self.over_arch(self.interaction_arch(vectors, dense))
         if self.first_order_arch is not None:
             token_ids, token_seqs = self.sparse_input(interaction)

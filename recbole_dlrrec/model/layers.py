@@ -11,6 +11,31 @@ import torch
 from torch import nn
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with a cheaper mask on the CPU.
+
+    torch draws a CPU dropout mask with one Mersenne-Twister call per element (bernoulli_),
+    which cost more than the matmuls of DLRREC's MLPs on the 2-core benchmark machine
+    (results/bench/). Here one 64-bit draw gives four 15-bit uniforms; an element is kept
+    when its uniform is >= round(p * 2^15), and kept values are scaled by the exact inverse of
+    that keep rate, so E[output] = input as in nn.Dropout (p is rounded to a multiple of
+    2^-15). Randomness still comes from torch's global generator (the config seed).
+    Elsewhere (CUDA) it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        threshold = int(round(self.p * 32768))
+        if threshold >= 32768:
+            return x * 0.0
+        count = x.numel()
+        bits = torch.empty((count + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:count]
+        keep = (bits & 0x7FFF).view(x.shape) >= threshold
+        scale = 32768.0 / (32768 - threshold)
+        return x * keep.to(x.dtype).mul_(scale)
+
+
 def mlp(
     in_features: int,
     hidden: Sequence[int],
@@ -41,7 +66,7 @@ def mlp(
             layers.append(norms[norm](size))
         layers.append(acts[activation]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = size
     if out_features is not None:
         layers.append(nn.Linear(width, out_features))
@@ -80,10 +105,15 @@ class SparseArch(nn.Module):
     def num_vectors(self) -> int:
         return self.num_token + self.num_token_seq
 
-    def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor],
+                token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """`token_vectors`: the B x F_tok x D rows of `token_ids`, when the caller looked them up
+        together with other rows of the table (one lookup, one table-sized gradient)."""
         parts = []
         if self.token_table is not None:
-            parts.append(self.token_table(token_ids + self.token_offsets))  # B x F_tok x D
+            if token_vectors is None:
+                token_vectors = self.token_table(token_ids + self.token_offsets)  # B x F_tok x D
+            parts.append(token_vectors)
         for table, seq in zip(self.token_seq_tables, token_seqs):
             parts.append(table(seq).unsqueeze(1))  # B x 1 x D
         return torch.cat(parts, dim=1)

@@ -1,0 +1,92 @@
+"""How a training step runs: precision and optimizer, on top of RecBole's own Trainer.
+
+`train_precision` (sets RecBole's own `enable_amp`; RecBole's Trainer wraps each training
+forward and loss in `torch.autocast(device_type, enabled=enable_amp)`, and evaluates in float32):
+
+    fp32  the plugin adds no autocast (RecBole's `enable_amp` is left as set; default false).
+    bf16  autocast to bfloat16: matmuls in bf16 with fp32 accumulation; weights, optimizer state
+          and losses stay fp32. bfloat16 has float32's exponent range, so no loss scaling is
+          needed (RecBole's CUDA default, float16 without a GradScaler, could underflow).
+    auto  bf16 where the training device multiplies bf16 natively, else fp32. CPU: AVX512-BF16
+          or AMX; on the 2-core AMD EPYC benchmark machine bf16 gave DLRREC ~1.4x training
+          samples/s at the same AUC (results/bench/). CUDA: fp32, because the GPU step was
+          launch-bound at the batch sizes measured in issue #8, where bf16 did not help.
+
+`fused_optimizer`: rebuild RecBole's Adam / AdamW with `fused=True` (one kernel per parameter,
+no temporaries: on a 2M-row dataset the dense Adam update of the embedding tables was a quarter
+of DLRREC's CPU step). Same update rule; other optimizers are kept as they are.
+
+Defaults: fp32 and no fused optimizer for every model (properties/overall.yaml, so RecBole's
+baselines run as RecBole ships them); auto and fused for the plugin's DLRM and DLRREC
+(properties/model/*.yaml).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+_FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX)."""
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        flags = capabilities()
+        return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def resolve_precision(value, device) -> str:
+    """`train_precision` value and the training device -> 'fp32' or 'bf16'."""
+    choice = "fp32" if value is None else str(value).lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"train_precision must be one of {PRECISIONS}, got {value!r}")
+    if choice != "auto":
+        return choice
+    device_type = torch.device(device).type if device is not None else "cpu"
+    return "bf16" if device_type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def apply_precision(config) -> str:
+    """Turn RecBole's `enable_amp` on (and name bf16 as the autocast dtype) when
+    `train_precision` resolves to bf16. Returns the resolved precision. `train_precision` itself
+    is left as the user wrote it ('auto' stays 'auto'), so a result's config says what was asked;
+    `enable_amp` says what ran."""
+    resolved = resolve_precision(config["train_precision"], config["device"])
+    if resolved == "bf16":
+        config["enable_amp"] = True
+        config["enable_scaler"] = False  # no loss scaling with bf16
+        # RecBole calls torch.autocast without a dtype, which takes the device's default:
+        # bfloat16 on the CPU already, float16 on CUDA, so name bf16 for the device.
+        torch.set_autocast_dtype(torch.device(config["device"]).type, torch.bfloat16)
+    return resolved
+
+
+def fuse_optimizer(trainer) -> bool:
+    """Replace the trainer's Adam / AdamW by the same optimizer with fused=True (same param
+    groups and hyper-parameters). Returns False (and keeps the optimizer) when it is another
+    optimizer or this torch / device has no fused kernel for it."""
+    optimizer = trainer.optimizer
+    if type(optimizer) not in _FUSABLE:
+        return False
+    groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
+    try:
+        trainer.optimizer = type(optimizer)(groups, lr=optimizer.defaults["lr"])
+    except (RuntimeError, TypeError, ValueError) as exc:
+        logging.getLogger().warning(f"fused_optimizer: kept the unfused {type(optimizer).__name__} ({exc})")
+        return False
+    return True
+
+
+def build_trainer(config, model):
+    """RecBole's trainer for `config` (get_trainer), with the plugin's step settings applied."""
+    from recbole.utils import get_trainer
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if config["fused_optimizer"]:
+        fuse_optimizer(trainer)
+    return trainer
