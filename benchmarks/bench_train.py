@@ -348,9 +348,10 @@ def _apply_step_options(trainer, config, spec: dict) -> List[str]:
     import torch
 
     notes = []
-    if spec.get("amp"):
-        trainer.enable_amp = True  # what enable_amp: true in the config does
-        notes.append("amp")
+    if spec.get("amp"):  # what train_precision: bf16 does (recbole_dlrrec/training.py)
+        trainer.enable_amp = True
+        torch.set_autocast_dtype(trainer.device.type, torch.bfloat16)
+        notes.append("amp bf16")
     if spec.get("fused_adam"):
         try:
             trainer.optimizer = torch.optim.Adam(
@@ -381,7 +382,7 @@ VARIANT_OPTIONS = {
     "compile": {"compile": "default"},
     "cudagraphs": {"compile": "reduce-overhead"},  # torch.compile with CUDA graphs
     "max-autotune": {"compile": "max-autotune"},
-    "amp": {"amp": True},  # RecBole's enable_amp: torch.autocast (CPU: bfloat16, CUDA: float16)
+    "amp": {"amp": True},  # bf16 autocast through RecBole's enable_amp (train_precision: bf16)
 }
 
 

@@ -9,7 +9,8 @@
 #   2. preflight: versions, GPU, which imports are missing (numba / scipy are needed by DLRREC)
 #   3. CPU correctness: tests/test_fast_loader.py with CUDA hidden (the CPU order equals RecBole's)
 #   4. GPU correctness + timing: bench_train.py --device cuda --check at batch 4096 and 32768, every
-#      run (DeepFM / DLRREC, standard / fast, contrastive-head variants) plus fused Adam
+#      run (DeepFM / DLRREC, standard / fast, contrastive-head variants) plus fused Adam and bf16
+#      autocast (DLRREC's train_precision: auto is fp32 on CUDA; fused_optimizer is on)
 #   5. step overhead: DLRREC fast and DeepFM fast with torch.compile, CUDA graphs (compile mode
 #      reduce-overhead) and fused Adam + CUDA graphs, at both batch sizes
 # Every bench call saves its report after each finished step, so a step cut by its budget still
@@ -66,19 +67,19 @@ CUDA_VISIBLE_DEVICES="" timeout 150 $PY -c "
 import sys, torch
 torch.cuda.is_available()  # the CUDA runtime now starts with no device visible
 import pytest
-sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_fast_loader.py']))
+sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_fast_loader.py', 'tests/test_training.py']))
 " >"$OUT/pytest_fast_loader.txt" 2>&1
-log "pytest tests/test_fast_loader.py (CPU): exit $? -- $(tail -n 1 "$OUT/pytest_fast_loader.txt")"
+log "pytest tests/test_fast_loader.py tests/test_training.py (CPU): exit $? -- $(tail -n 1 "$OUT/pytest_fast_loader.txt")"
 
 # restaurants only when its files were carried here (building it needs the sentence encoder)
 DATASETS=generated
 if [ -f dataset/restaurants/restaurants.train.inter ]; then DATASETS=restaurants,generated; fi
 
-# 4. correctness on the GPU + every run at both batch sizes, plain and fused Adam
+# 4. correctness on the GPU + every run at both batch sizes, plain, fused Adam and bf16 autocast
 MAIN_BUDGET=$(( $(left) * 55 / 100 ))
 log "bench (main): datasets=$DATASETS budget=${MAIN_BUDGET}s"
 timeout $(( MAIN_BUDGET + 60 )) $PY benchmarks/bench_train.py --device "$DEVICE" --rows "$ROWS" --check --datasets "$DATASETS" \
-  --batch 4096,32768 --variants plain,fused --repeats 2 --max-batches 30 --warmup-batches 3 \
+  --batch 4096,32768 --variants plain,fused,amp --repeats 2 --max-batches 30 --warmup-batches 3 \
   --scaling "" --encoder-sentences 256 --time-budget "$MAIN_BUDGET" --save "$OUT/gpu_main" \
   >"$OUT/gpu_main.stdout" 2>>"$OUT/gpu_check.log"
 log "bench (main): exit $?"

@@ -104,7 +104,9 @@ def check_overrides(overrides: Dict[str, object], specs: Dict[str, KeySpec]) -> 
             close = difflib.get_close_matches(key, list(specs), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ConfigKeyError(
-                f"unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(specs))}"
+                f"unknown config key {key!r}.{hint} ({len(specs)} keys are known: the plugin's, with "
+                "their meaning, in properties/overall.yaml, properties/swing.yaml and properties/model/*.yaml; "
+                "RecBole's in recbole/properties/)"
             )
         spec = specs[key]
         if not _accepts(spec.types, _value_type(value)):

@@ -52,6 +52,10 @@ DEFAULT_CHECKPOINT_ROOT = os.path.join("saved", "leaderboard")
 SHARED_DEFAULTS = {"embedding_size": 16, "show_progress": False, "state": "WARNING"}
 # Settings that change how a run talks, not what it computes: left out of the fingerprint.
 _NOT_FINGERPRINTED = {"show_progress", "state", "checkpoint_dir"}
+# Keys added to properties/ after cells were recorded, and the value that stands for what every
+# earlier run did (plain RecBole float32 training with RecBole's own Adam): a cell recorded
+# without the key is up to date when today's default is that value.
+_ABSENT_MEANS = {"train_precision": "fp32", "fused_optimizer": False}
 DECIMALS = 4
 
 
@@ -293,7 +297,8 @@ class Leaderboard:
         ran = (record.get("result") or {}).get("config") or {}
         if not ran:  # nothing recorded to compare against
             return None
-        changed = sorted(k for k, v in self.expected_defaults(spec).items() if k not in ran or ran[k] != v)
+        missing = object()
+        changed = sorted(k for k, v in self.expected_defaults(spec).items() if ran.get(k, _ABSENT_MEANS.get(k, missing)) != v)
         if changed:
             return "changed defaults in properties/ (" + ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") + ")"
         return None

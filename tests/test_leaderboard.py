@@ -165,6 +165,24 @@ def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):
     assert not board.is_done(spec, record)
 
 
+def test_cells_recorded_before_a_new_key_are_judged_by_what_they_ran(tmp_path):
+    """A cell recorded before train_precision / fused_optimizer existed ran plain float32 with
+    RecBole's Adam: up to date where today's default is exactly that (RecBole's models), stale
+    where it is not (the plugin's models default to auto / fused)."""
+
+    def runner(model, dataset, config_dict, **kwargs):
+        old = {k: v for k, v in board.expected_defaults(CellSpec(model, model, 2020)).items()
+               if k not in ("train_precision", "fused_optimizer")}
+        return {"test_result": {"auc": 0.5}, "best_epoch": 0, "timings": {"seconds_per_epoch": 0.1},
+                "config": {**old, **config_dict}}
+
+    board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
+    fm, dlrrec = CellSpec("FM", "FM", 2020), CellSpec("DLRREC", "DLRREC", 2020)
+    fm_record, dlrrec_record = board.run_cells([fm, dlrrec])
+    assert board.stale_reason(fm, fm_record) is None
+    assert "fused_optimizer, train_precision" in board.stale_reason(dlrrec, dlrrec_record)
+
+
 def test_failing_model_is_recorded_and_others_continue(data_path, tmp_path):
     out = str(tmp_path / "results")
     # reduction_dim=64 exceeds the tiny text vectors' 24 dims: DLRREC fails, DLRM does not use it.

@@ -164,7 +164,8 @@ class DLRREC(DLRM):
     def __init__(self, config, dataset):
         self._validate(config)
         self.reduction = config["reduction"]
-        self.text_tables = self._load_text(config, dataset)
+        tables = self._load_text(config, dataset)
+        self._text_side_names = tuple(tables)  # num_extra_vectors() runs inside super().__init__
         super().__init__(config, dataset)  # builds the arches; calls num_extra_vectors()
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
@@ -174,13 +175,13 @@ class DLRREC(DLRM):
         self.cl_negatives = config["cl_negatives"]
         self.cl_num_negatives = int(config["cl_num_negatives"])
         self.cl_max_anchors = config["cl_max_anchors"]
-        if self.cl_repr == "text" and not self.text_tables and (self.w1 or self.w2):
+        if self.cl_repr == "text" and not tables and (self.w1 or self.w2):
             raise ValueError("cl_repr='text' needs text vectors, but reduction is 'none'")
 
         self.text_sides = nn.ModuleDict(
             {
                 side: TextSide(table, self.reduction, config["reduction_dim"], self.embedding_size, config)
-                for side, table in self.text_tables.items()
+                for side, table in tables.items()
             }
         )
         if self.reduction == "pca":
@@ -266,7 +267,7 @@ class DLRREC(DLRM):
 
     # -- DLRM hooks ----------------------------------------------------------------------
     def num_extra_vectors(self) -> int:
-        return len(self.text_tables)
+        return len(self._text_side_names)
 
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
         fields = {"item": self.ITEM_ID, "user": self.USER_ID}
