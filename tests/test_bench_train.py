@@ -44,6 +44,11 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
             "DLRREC fast / DeepFM standard"} <= set(ratios)
     assert all(r["median"] > 0 and r["target"] for r in (ratios[k] for k in ratios) if r["target"] is not None)
 
+    (fresh,) = report["fresh"]  # the headline pair again, each run in its own process
+    assert {p["run"] for p in fresh["points"]} == set(bench_train.FRESH_RUNS)
+    assert all("error" not in p and p["samples_per_s"] > 0 for p in fresh["points"])
+    assert fresh["ratio"]["median"] > 0 and "fresh processes" in proc.stdout
+
     assert len(report["scaling"]) >= 2 and all(p["peak_rss_mib"] > 0 for p in report["scaling"])
     assert "DeepFM standard" in report["memory_per_million_rows"]
     enc = report["encoder"]
@@ -74,6 +79,17 @@ def test_generated_dataset_has_the_converter_layout_and_is_reused(tmp_path):
     stamp = (folder / f"{name}.train.inter").stat().st_mtime_ns
     assert bench_train.write_generated_dataset(str(tmp_path), 3000, dim=40) == name
     assert (folder / f"{name}.train.inter").stat().st_mtime_ns == stamp  # same parameters: not rewritten
+
+
+def test_fresh_ratio_pairs_runs_within_a_round():
+    points = [{"round": 0, "run": "A", "samples_per_s": 120.0}, {"round": 0, "run": "B", "samples_per_s": 100.0},
+              {"round": 1, "run": "B", "samples_per_s": 50.0}, {"round": 1, "run": "A", "samples_per_s": 40.0},
+              {"round": 2, "run": "A", "samples_per_s": 90.0}]  # round 2 lost B: left out of the ratios
+    ratio = bench_train.fresh_ratio(points, "A", "B")
+    assert ratio["rounds"] == 2 and ratio["min"] == pytest.approx(0.8) and ratio["max"] == pytest.approx(1.2)
+    assert ratio["median"] == pytest.approx(1.0)
+    assert ratio["rates"]["A"] == pytest.approx(90.0) and ratio["rates"]["B"] == pytest.approx(75.0)
+    assert bench_train.fresh_ratio([{"round": 0, "run": "A", "error": "x"}], "A", "B") is None
 
 
 def test_variants_expand_only_the_fast_headline_runs():
