@@ -156,3 +156,26 @@ def test_training_path_imports_no_ray(tiny_data_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ok" in proc.stdout
+
+
+def test_freed_heap_is_kept_unless_the_user_tuned_malloc(monkeypatch):
+    """compat fix 6: glibc keeps freed heap for the next training step; a user's own malloc
+    settings win."""
+    import sys
+
+    from recbole_dlrrec import compat
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert compat.keep_freed_heap() is False
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    assert compat.keep_freed_heap() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").mallopt
+        except (OSError, AttributeError):
+            return  # not glibc
+        assert compat.keep_freed_heap() is True
