@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench check-numpy2 clean
+.PHONY: install demo test bench check-numpy2 gpu-wheels clean
 
 $(STAMP): requirements-lock.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_swing.py
+	$(PY) benchmarks/bench_train.py --variants plain,amp
+
+# What the GPU machine (Python 3.12, pandas 3, no RecBole) lacks, as wheels in .whl/ (git-ignored),
+# for `bash benchmarks/gpu_check.sh` there; versions as in requirements-lock.txt.
+GPU_WHEELS := recbole==1.2.1 colorlog==4.7.2 colorama==0.4.4 texttable==1.7.2 \
+	thop==0.1.1.post2209072238 pandas==2.2.3 pytz==2026.6 tzdata==2026.6
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $(GPU_WHEELS)
 
 # The training path on numpy 2 + pandas 2.2 (no ray), in a separate venv.
 check-numpy2:
