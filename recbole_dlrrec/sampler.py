@@ -83,10 +83,12 @@ class SwingSampler:
         if ids.shape[1] == 0:  # k = 0: nobody has a neighbour; keep one dummy column
             ids = torch.zeros((ids.shape[0], 1), dtype=torch.long, device=self.device)
             weights = torch.zeros((ids.shape[0], 1), dtype=torch.float64, device=self.device)
-        # Rows without a neighbour get a dummy weight so multinomial stays legal; masked later.
+        # Rows without a neighbour get a dummy weight so every row has a positive total; masked later.
         weights[~self.has_neighbour, 0] = 1.0
         self.neighbour_ids = ids
-        self._weights = weights.to(torch.float32 if self.device.type == "mps" else torch.float64)
+        # Cumulative weights per row: a positive is drawn by inverting the row's CDF at one
+        # uniform number (exact, and cheaper than torch.multinomial's one exponential per column).
+        self._cdf = weights.to(torch.float32 if self.device.type == "mps" else torch.float64).cumsum(dim=1)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
 
@@ -137,8 +139,10 @@ class SwingSampler:
             empty = anchors.new_empty((0,))
             return empty, anchors.new_empty((0, n_negatives)), torch.zeros(
                 0, dtype=torch.bool, device=self.device)
-        column = torch.multinomial(self._weights[anchors], 1, replacement=True,
-                                   generator=self.generator).squeeze(1)
+        cdf = self._cdf[anchors]  # B x k
+        u = torch.rand(batch, 1, generator=self.generator, device=self.device, dtype=cdf.dtype) * cdf[:, -1:]
+        # right=True: u in [cdf[j-1], cdf[j]) picks j, so zero-weight columns are never picked.
+        column = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         mask = self.has_neighbour[anchors]
         positives = torch.where(mask, self.neighbour_ids[anchors, column], anchors)
         negatives = self._negatives_excluding(anchors, positives, n_negatives)

@@ -16,23 +16,23 @@ class Dropout(nn.Dropout):
 
     torch draws a CPU dropout mask with one Mersenne-Twister call per element (bernoulli_),
     which cost more than the matmuls of DLRREC's MLPs on the 2-core benchmark machine
-    (results/bench/). Here one 64-bit draw gives four 15-bit uniforms; an element is kept
-    when its uniform is >= round(p * 2^15), and kept values are scaled by the exact inverse of
-    that keep rate, so E[output] = input as in nn.Dropout (p is rounded to a multiple of
-    2^-15). Randomness still comes from torch's global generator (the config seed).
+    (results/bench/). Here one 64-bit draw gives four 16-bit uniforms (read as signed int16); an
+    element is kept when its uniform is >= round(p * 2^16) - 2^15, and kept values are scaled by
+    the exact inverse of that keep rate, so E[output] = input as in nn.Dropout (p is rounded to a
+    multiple of 2^-16). Randomness still comes from torch's global generator (the config seed).
     Elsewhere (CUDA) it is nn.Dropout.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
-        threshold = int(round(self.p * 32768))
-        if threshold >= 32768:
+        dropped = int(round(self.p * 65536))
+        if dropped >= 65536:
             return x * 0.0
         count = x.numel()
-        bits = torch.empty((count + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:count]
-        keep = (bits & 0x7FFF).view(x.shape) >= threshold
-        scale = 32768.0 / (32768 - threshold)
+        bits = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+        keep = bits.view(torch.int16)[:count].view(x.shape) >= dropped - 32768
+        scale = 65536.0 / (65536 - dropped)
         return x * keep.to(x.dtype).mul_(scale)
 
 
