@@ -24,8 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config_keys import check_overrides, known_keys
-from recbole_dlrrec.training import apply_precision, build_trainer
 from recbole_dlrrec.registry import get_model_class, resolve_model
+from recbole_dlrrec.training import apply_precision, build_trainer
 
 PROPERTIES_DIR = os.environ.get(
     "RECBOLE_DLRREC_PROPERTIES",

@@ -8,7 +8,7 @@ forward and loss in `torch.autocast(device_type, enabled=enable_amp)`, and evalu
           and losses stay fp32. bfloat16 has float32's exponent range, so no loss scaling is
           needed (RecBole's CUDA default, float16 without a GradScaler, could underflow).
     auto  bf16 where the training device multiplies bf16 natively, else fp32. CPU: AVX512-BF16
-          or AMX; on the 2-core AMD EPYC benchmark machine bf16 gave DLRREC ~1.4x training
+          or AMX; on the 2-core AMD EPYC benchmark machine bf16 gave DLRREC ~1.5x training
           samples/s at the same AUC (results/bench/). CUDA: fp32, because the GPU step was
           launch-bound at the batch sizes measured in issue #8, where bf16 did not help.
 

@@ -302,7 +302,7 @@ class DLRREC(DLRM):
         sides = [side for side in draws if self.cl_repr != "text" or side not in self.text_sides]
         if not sides:
             return None, {}
-        rows = [token_ids + self.sparse_arch.token_offsets] + [self._id_rows(side, draws[side].ids()) for side in sides]
+        rows = [self.sparse_arch.token_rows(token_ids)] + [self._id_rows(side, draws[side].ids()) for side in sides]
         vectors = self.sparse_arch.token_table(torch.cat([r.reshape(-1) for r in rows])).split([r.numel() for r in rows])
         return vectors[0].view(*token_ids.shape, -1), dict(zip(sides, vectors[1:]))
 

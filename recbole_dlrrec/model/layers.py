@@ -105,6 +105,10 @@ class SparseArch(nn.Module):
     def num_vectors(self) -> int:
         return self.num_token + self.num_token_seq
 
+    def token_rows(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Rows of the shared table for token ids B x F_tok (field f's ids shifted by its offset)."""
+        return token_ids + self.token_offsets
+
     def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor],
                 token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`token_vectors`: the B x F_tok x D rows of `token_ids`, when the caller looked them up
@@ -112,7 +116,7 @@ class SparseArch(nn.Module):
         parts = []
         if self.token_table is not None:
             if token_vectors is None:
-                token_vectors = self.token_table(token_ids + self.token_offsets)  # B x F_tok x D
+                token_vectors = self.token_table(self.token_rows(token_ids))  # B x F_tok x D
             parts.append(token_vectors)
         for table, seq in zip(self.token_seq_tables, token_seqs):
             parts.append(table(seq).unsqueeze(1))  # B x 1 x D
