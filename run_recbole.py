@@ -53,10 +53,14 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, files, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    from recbole_dlrrec.errors import InputError
     from recbole_dlrrec.quick_start import run
 
     try:
         results = run(args.model, args.dataset, files, overrides, result_file=args.result_file)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         # Our input errors (unknown model / dataset / key, missing file) are ValueErrors with a
         # one-line message; anything else is a bug and keeps its traceback.

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config_keys import check_overrides, known_keys
+from recbole_dlrrec.errors import FeatureError
 from recbole_dlrrec.registry import get_model_class, resolve_model
 from recbole_dlrrec.training import apply_precision, build_trainer
 
@@ -173,12 +174,39 @@ def load_splits(config):
 
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
+    check_finite_features(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     if config["fast_dataloader"]:  # join features once, slice batches on the device (fast_loader.py)
         from recbole_dlrrec.fast_loader import fast_dataloaders
 
         train_data, valid_data, test_data = fast_dataloaders(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data
+
+
+def check_finite_features(dataset) -> None:
+    """Raise FeatureError naming the first float feature that holds NaN or inf after RecBole's
+    preprocessing (an all-missing column becomes NaN when RecBole fills it with its mean), so
+    that no model starts training on it: the loss would be NaN from the first batch."""
+    import numpy as np
+    from recbole.utils import FeatureType
+
+    for source, feat in (("inter", dataset.inter_feat), ("user", dataset.user_feat), ("item", dataset.item_feat)):
+        if feat is None:
+            continue
+        for field in list(feat.columns):
+            if dataset.field2type.get(field) not in (FeatureType.FLOAT, FeatureType.FLOAT_SEQ):
+                continue
+            column = feat[field]
+            if hasattr(column, "numpy"):  # an Interaction's tensor
+                column = column.numpy()
+            # Rows may be scalars, or lists (float_seq; numerical features RecBole keeps as [value, index]).
+            bad_rows = sum(1 for row in column if not np.isfinite(np.asarray(row, dtype=float)).all())
+            if bad_rows:
+                raise FeatureError(
+                    f"dataset {dataset.dataset_name!r}: float field {field!r} ({source} file) is NaN or inf "
+                    f"in {bad_rows} of {len(column)} rows after RecBole's preprocessing (an all-missing "
+                    f"column?); leave it out of load_col and numerical_features"
+                )
 
 
 def build_model(config, train_data):

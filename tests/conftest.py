@@ -95,3 +95,25 @@ def tiny_config(tiny_data_path):
         return build_config(model, "tiny", config_dict=overrides)
 
     return make
+
+
+REAL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "google-local-hi-ms")
+
+
+@pytest.fixture(scope="session")
+def real_data_slice(tmp_path_factory):
+    """(reviews, meta) paths: every 60th line of the real Google Local reviews (about 900 lines)
+    and the whole meta file; skips when ../shared/data is absent."""
+    import gzip
+
+    reviews = os.path.join(REAL_DATA, "reviews.json.gz")
+    meta = os.path.join(REAL_DATA, "meta.json.gz")
+    if not (os.path.isfile(reviews) and os.path.isfile(meta)):
+        pytest.skip(f"real Google Local data not found at {os.path.normpath(REAL_DATA)} (../shared/data)")
+    folder = tmp_path_factory.mktemp("real")
+    sliced = os.path.join(folder, "reviews.json")
+    with gzip.open(reviews, "rt", encoding="utf-8") as src, open(sliced, "w", encoding="utf-8") as dst:
+        for lineno, line in enumerate(src, 1):
+            if lineno % 60 == 0:
+                dst.write(line)
+    return sliced, meta

@@ -458,3 +458,56 @@ def test_item_text_flattens_misc_and_skips_missing_parts():
         "Cafe X", ["Cafe restaurant", ""], None, "  Great\tcoffee ", {"Amenities": ["Wi-Fi", None], "Nested": {"a": 1}, "Note": "Dogs ok"}
     )
     assert text == "Cafe X. Categories: Cafe restaurant. Great coffee. Amenities: Wi-Fi. Note: Dogs ok."
+
+
+# -- real data: numeric fields that would be NaN ------------------------------------------------
+def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, real_data_slice):
+    """The real subset has no coordinates and no pictures: those columns would be NaN after
+    RecBole's min-max scaling and stop every model at the first batch; they are left out and
+    reported, and a model trains on what is left."""
+    reviews, meta = real_data_slice
+    report, folder = run(tmp_path, reviews=reviews, meta=meta, name="glreal", category_filter=None)
+    left_out = report["numeric_fields_left_out"]
+    assert left_out["latitude"] == "all missing" and left_out["longitude"] == "all missing"
+    assert left_out["pic_count"] == "constant: 0"
+    assert "Numeric fields left out" in read(folder, "REPORT.md")
+    settings = yaml.safe_load(read(folder, "glreal.yaml"))
+    assert settings["load_col"]["item"] == ["item_id", "price", "categories"]
+    assert settings["numerical_features"] == ["n_train_reviews"]
+    assert read(folder, "glreal.item").splitlines()[0] == "item_id:token\tprice:token\tcategories:token_seq"
+
+    from recbole_dlrrec.quick_start import run as run_model
+
+    results = run_model(
+        "DLRM",
+        "glreal",
+        config_dict={"data_path": str(tmp_path / "out"), "epochs": 1, "use_gpu": False, "show_progress": False,
+                     "state": "WARNING", "checkpoint_dir": str(tmp_path / "saved")},
+        result_file=str(tmp_path / "result.json"),
+    )
+    assert np.isfinite(results["test_result"]["logloss"])
+
+
+def test_a_nan_feature_is_refused_before_training(tmp_path):
+    """A dataset written by hand (or by an older converter) with an all-missing float column:
+    the run stops with one line naming the field, before any model sees it."""
+    from conftest import write_tiny_dataset
+    from recbole_dlrrec.errors import FeatureError, InputError
+    from recbole_dlrrec.quick_start import build_config, load_splits
+
+    data_path = write_tiny_dataset(str(tmp_path), name="holes")
+    item_file = os.path.join(data_path, "holes", "holes.item")
+    lines = read(os.path.join(data_path, "holes"), "holes.item").splitlines()
+    with open(item_file, "w", encoding="utf-8") as handle:
+        handle.write(lines[0] + "\tlatitude:float\n" + "".join(line + "\t\n" for line in lines[1:]))
+    yaml_file = os.path.join(data_path, "holes", "holes.yaml")
+    text = read(os.path.join(data_path, "holes"), "holes.yaml")
+    text = text.replace("item: [item_id, cuisine, tags, price_level]", "item: [item_id, cuisine, tags, price_level, latitude]")
+    text = text.replace("numerical_features: [price_level]", "numerical_features: [price_level, latitude]")
+    text = text.replace("normalize_field: [price_level]", "normalize_field: [price_level, latitude]")
+    with open(yaml_file, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    config = build_config("DLRM", "holes", config_dict={"data_path": data_path})
+    with pytest.raises(FeatureError, match="'latitude'") as caught:
+        load_splits(config)
+    assert isinstance(caught.value, InputError) and "\n" not in str(caught.value)

@@ -53,7 +53,10 @@ end, so an interrupted run never leaves a half dataset under the final name):
   ``include_leaky_meta``). One row per item that occurs in any split. ``price`` is ``$``..``$$$$``
   or ``unknown``; each category becomes one token with whitespace replaced by ``_``;
   ``pic_count`` = pictures on the item's TRAIN reviews; a missing latitude/longitude is left
-  empty (RecBole fills the column mean).
+  empty (RecBole fills the column mean). A float column with fewer than two distinct values
+  (all missing, or constant: real Google Local subsets have no coordinates or pictures) is left
+  out of the file, ``load_col`` and ``numerical_features``, and listed in the report: RecBole's
+  min-max scaling would turn it into 0/0 = NaN in every row.
 - ``NAME.user``: ``user_id:token n_train_reviews:float``, one row per user that occurs in any
   split (0 for users seen only in valid/test: RecBole drops interactions whose user is missing
   from the .user file).
@@ -565,12 +568,43 @@ def save_npz(path: str, **arrays: np.ndarray) -> None:
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def _yaml_text(name: str, include_leaky_meta: bool, has_image_vectors: bool) -> str:
-    item_cols = ["item_id", "price", "categories", "latitude", "longitude", "pic_count"]
-    numeric = ["latitude", "longitude", "pic_count", "n_train_reviews"]
-    if include_leaky_meta:
-        item_cols += ["avg_rating", "num_of_reviews"]
-        numeric += ["avg_rating", "num_of_reviews"]
+def _field_names(header: Sequence[str], kind: str | None = None) -> list[str]:
+    """Field names of an atomic header, optionally only those of one RecBole type."""
+    pairs = [column.split(":", 1) for column in header]
+    return [name for name, typ in pairs if kind is None or typ == kind]
+
+
+def _drop_constant_numeric(
+    header: Sequence[str], rows: list[Sequence[str]]
+) -> tuple[tuple[str, ...], list[list[str]], dict[str, str]]:
+    """(header, rows, left_out) without the float columns that hold fewer than two distinct
+    values; ``left_out`` maps each removed field to why ("all missing" or "constant: V")."""
+    left_out: dict[str, str] = {}
+    keep = []
+    for index, column in enumerate(header):
+        name, _, typ = column.partition(":")
+        values = {row[index] for row in rows if row[index] != ""} if typ == "float" else None
+        if values is not None and len(values) < 2:
+            left_out[name] = "all missing" if not values else f"constant: {next(iter(values))}"
+        else:
+            keep.append(index)
+    return (
+        tuple(header[i] for i in keep),
+        [[row[i] for i in keep] for row in rows],
+        left_out,
+    )
+
+
+def _yaml_text(
+    name: str,
+    item_header: Sequence[str],
+    user_header: Sequence[str],
+    include_leaky_meta: bool,
+    has_image_vectors: bool,
+) -> str:
+    item_cols = _field_names(item_header)
+    user_cols = _field_names(user_header)
+    numeric = _field_names(item_header, "float") + _field_names(user_header, "float")
     leaky_note = (
         "\n# LEAKY: avg_rating and num_of_reviews are Google's all-time figures (valid/test included);"
         "\n# this dataset was built with --include_leaky_meta for experiments only."
@@ -594,7 +628,7 @@ threshold: ~                    # (dict) Labels are already in the files: RecBol
 load_col:                       # (dict) Columns RecBole loads; rating and timestamp stay out (rating is the label's source).
   inter: [user_id, item_id, label]
   item: [{", ".join(item_cols)}]
-  user: [user_id, n_train_reviews]
+  user: [{", ".join(user_cols)}]
 numerical_features: [{", ".join(numeric)}]   # (list) Float fields the context models embed.
 normalize_field: [{", ".join(numeric)}]   # (list) Min-max scaled by RecBole; text vectors are side files, untouched.
 benchmark_filename: [train, valid, test]   # (list) Pre-split {name}.train/valid/test.inter files.
@@ -684,6 +718,11 @@ def _report_markdown(report: dict) -> str:
     out.append(f"Text vectors: {v['items']} items, {v['users']} users (of {t['users']}), dim {v['dim']}; "
                f"encoder {v['encoder']}: {v['cached']} from cache, {v['encoded']} encoded.")
     out.append("")
+    left_out = report.get("numeric_fields_left_out") or {}
+    if left_out:
+        out.append("Numeric fields left out (one value or none: min-max scaling would make them NaN): "
+                   + ", ".join(f"{k} ({v})" for k, v in left_out.items()) + ".")
+        out.append("")
     out.append("Leakage guards: " + "; ".join(report["leakage_guards"]) + ".")
     out.append("")
     out.append(f"Time taken: {report['seconds']:.1f} s.")
@@ -876,8 +915,14 @@ def convert(
             if include_leaky_meta:
                 row += [_fmt_float(b.avg_rating), _fmt_float(b.num_of_reviews)]
             item_rows.append(row)
+        user_rows = [(u, str(n_train[u])) for u in users]
+        # A numeric column with one value (or none) carries nothing, and RecBole's min-max
+        # scaling turns it into 0/0 = NaN in every row: such columns are left out, and reported.
+        item_header, item_rows, item_left_out = _drop_constant_numeric(item_header, item_rows)
+        user_header, user_rows, user_left_out = _drop_constant_numeric(USER_HEADER, user_rows)
+        numeric_left_out = {**item_left_out, **user_left_out}
         atomic.write_text(path("item"), _tsv(item_header, item_rows))
-        atomic.write_text(path("user"), _tsv(USER_HEADER, [(u, str(n_train[u])) for u in users]))
+        atomic.write_text(path("user"), _tsv(user_header, user_rows))
 
         dim = int(item_vecs.shape[1])
         save_npz(path(f"{ITEM_VEC_SUFFIX}.npz"), ids=np.array(items, dtype=str), vectors=item_vecs)
@@ -892,7 +937,9 @@ def convert(
                 ids=np.array(items, dtype=str),
                 vectors=np.stack(image_vectors),
             )
-        atomic.write_text(path("yaml"), _yaml_text(name, include_leaky_meta, bool(image_vectors)))
+        atomic.write_text(
+            path("yaml"), _yaml_text(name, item_header, user_header, include_leaky_meta, bool(image_vectors))
+        )
 
         n_all = sum(s["interactions"] for s in stats.values())
         n_pos = sum(s["positives"] for s in stats.values())
@@ -913,6 +960,7 @@ def convert(
             "meta": meta_tally.as_dict(),
             "reviews": review_tally.as_dict(),
             "businesses_without_kept_reviews": len(businesses) - len(items),
+            "numeric_fields_left_out": numeric_left_out,
             "splits": stats,
             "totals": {
                 "interactions": n_all,
