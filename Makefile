@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench check-numpy2 gpu-wheels clean
+.PHONY: install demo test test-fast bench check-numpy2 gpu-wheels clean
 
 $(STAMP): requirements-lock.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The inner loop: everything not marked slow (under a minute on the 2-core machine).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: install
 	$(PY) benchmarks/bench_swing.py

@@ -1,75 +1,7 @@
-"""Tune a model's hyperparameters with Ray Tune (ASHA on the validation metric of every epoch).
-
-    python run_tune.py --model=DLRREC --dataset=restaurants --num_samples=20 --max_epochs=10
-    python run_tune.py --model=DeepFM --dataset=ml-100k --num_samples=12 --learning_rate=0.001
-    python run_tune.py --dataset=restaurants --name=RUN --resume      # continue after Ctrl-C
-
-The space comes from properties/tune/<MODEL>.yaml unless --space names another file (format in
-that file's header). Any other --key=value is a fixed override for every trial, as in
-run_recbole.py. Trials select on validation only; the best config is then re-trained once and
-evaluated on test. Outputs: results/tune/<dataset>/<run>/ (trials.csv, best_config.yaml,
-best_test_result.json, PNGs); see recbole_dlrrec/tune.py.
-"""
-from __future__ import annotations
-
-import argparse
+"""Shim: see recbole_dlrrec/cli/tune.py (also installed as `recbole-dlrrec tune`)."""
 import sys
 
-from run_recbole import parse_overrides
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", "-m", default=None, help="model name (default DLRREC; on --resume, the run's)")
-    parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
-    parser.add_argument("--num_samples", type=int, default=None, help="number of trials (required unless --resume)")
-    parser.add_argument("--max_epochs", type=int, default=None, help="epochs per trial at most (default: the config's epochs)")
-    parser.add_argument("--space", default=None, help="search space YAML (default properties/tune/<MODEL>.yaml)")
-    parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files, as run_recbole.py")
-    parser.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto or HOST:6379); default: start Ray here")
-    parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)")
-    parser.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs per trial (default 1)")
-    parser.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs per trial (default 0)")
-    parser.add_argument("--grace_period", type=int, default=None, help="ASHA: epochs before a trial can be stopped (default 1)")
-    parser.add_argument("--reduction_factor", type=float, default=None, help="ASHA: keep 1/this at each rung (default 3)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run --name")
-    parser.add_argument("--name", default=None, help="run name (default <MODEL>-<time>)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of every trial and of the sampler (default: the config's seed)")
-    parser.add_argument("--no_test", action="store_true", help="skip re-training the best config and its test evaluation")
-    parser.add_argument("--out_root", default=None, help="output root (default results/tune)")
-    args, rest = parser.parse_known_args(argv)
-    fixed = parse_overrides(parser, rest)
-    if args.num_samples is None and not args.resume:
-        parser.error("--num_samples is required (unless --resume)")
-    if args.resume and (fixed or args.space or args.config_files):
-        parser.error("--resume continues a run as it was started: no --space, --config_files or --key=value")
-    files = args.config_files.replace(",", " ").split() if args.config_files else []
-    return args, files, fixed
-
-
-def main(argv=None) -> int:
-    args, files, fixed = parse_args(sys.argv[1:] if argv is None else argv)
-    from recbole_dlrrec import tune
-
-    request = tune.TuneRequest(
-        model=args.model or "DLRREC", dataset=args.dataset, num_samples=args.num_samples or 0,
-        max_epochs=args.max_epochs, space_file=args.space, fixed=fixed, config_files=files,
-        address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        resume=args.resume, name=args.name, seed=args.seed, num_cpus=args.num_cpus,
-        grace_period=args.grace_period or tune.DEFAULT_GRACE_PERIOD,
-        reduction_factor=args.reduction_factor or tune.DEFAULT_REDUCTION_FACTOR,
-        evaluate_best=not args.no_test, out_root=args.out_root or tune.TUNE_ROOT,
-    )
-    try:
-        outcome = tune.run_search(request)
-    except ValueError as exc:
-        # Input errors (space file, unknown key, run name, dataset) are one-line ValueErrors.
-        if type(exc).__module__.startswith("recbole_dlrrec"):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
-    return 130 if outcome.interrupted else 0
-
+from recbole_dlrrec.cli.tune import main
 
 if __name__ == "__main__":
     sys.exit(main())

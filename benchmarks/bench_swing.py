@@ -1,4 +1,4 @@
-"""Benchmark of recbole_dlrrec.swing.item_similarity.
+"""Benchmark of recbole_dlrrec.swing.similarity.item_similarity.
 
 1. Speed-up over a straightforward Python implementation (per item, loop over the pairs of its
    users, intersect their item sets) on a power-law graph of 30k interactions, exact SWING.
@@ -35,7 +35,7 @@ except ImportError:  # run from a checkout without installing the package
 
 import numba  # noqa: E402
 
-from recbole_dlrrec.swing import (  # noqa: E402
+from recbole_dlrrec.swing.similarity import (  # noqa: E402
     binarize,
     connector_weights,
     item_similarity,

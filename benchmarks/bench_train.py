@@ -1,4 +1,4 @@
-"""Training-speed benchmark: RecBole's standard loaders against recbole_dlrrec.fast_loader.
+"""Training-speed benchmark: RecBole's standard loaders against recbole_dlrrec.runtime.fast_loader.
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--rows N] [--batch B] [--quick]
         [--repeats R] [--epochs E] [--max-batches K] [--fused-adam] [--compile [MODE]]
@@ -320,7 +320,7 @@ def _quiet():
     import logging
 
     logging.getLogger().setLevel(logging.ERROR)
-    for name in ("recbole_dlrrec", "recbole_dlrrec.swing"):
+    for name in ("recbole_dlrrec", "recbole_dlrrec.swing.similarity"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -432,8 +432,8 @@ def worker_session(spec: dict) -> dict:
     `repeats` rounds, each time with a fresh model from the same seed."""
     import torch
 
-    from recbole_dlrrec.fast_loader import fast_dataloaders
-    from recbole_dlrrec.quick_start import build_config, load_splits
+    from recbole_dlrrec.runtime.fast_loader import fast_dataloaders
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     _quiet()
     if spec.get("threads"):
@@ -497,8 +497,8 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
     """Train `run` once (fresh model, seed-reset loaders) and add its timings to `rec`."""
     import torch
 
-    from recbole_dlrrec.quick_start import build_config, build_model
-    from recbole_dlrrec.training import build_trainer
+    from recbole_dlrrec.runtime.quick_start import build_config, build_model
+    from recbole_dlrrec.runtime.training import build_trainer
 
     device = spec["device"]
     model_name, overrides = RUNS[run]
@@ -642,8 +642,8 @@ def worker_scaling(spec: dict) -> dict:
     """One size, one run, fresh process: data load + join + model + timed epoch; peak RSS."""
     import torch
 
-    from recbole_dlrrec.quick_start import build_config, build_model, load_splits
-    from recbole_dlrrec.training import build_trainer
+    from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
+    from recbole_dlrrec.runtime.training import build_trainer
 
     _quiet()
     if spec.get("threads"):
@@ -723,8 +723,8 @@ def check_exactness(spec: dict) -> dict:
     """--check on the chosen device: the fast loaders against RecBole's own join, row for row."""
     import torch
 
-    from recbole_dlrrec.fast_loader import FastEvalDataLoader, FastTrainDataLoader, join_columns
-    from recbole_dlrrec.quick_start import build_config, load_splits
+    from recbole_dlrrec.runtime.fast_loader import FastEvalDataLoader, FastTrainDataLoader, join_columns
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     _quiet()
     started = time.perf_counter()
@@ -767,8 +767,8 @@ WORKERS = {"session": worker_session, "scaling": worker_scaling, "encoder": work
 def worker_prepare(spec: dict) -> dict:
     """Build (or find) a dataset's SWING cache outside any measured process: computing it runs
     numba's parallel kernels, which leave OpenMP threads behind that slow the training after."""
-    from recbole_dlrrec.quick_start import build_config, load_splits
-    from recbole_dlrrec.swing import swing_for_dataset
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
+    from recbole_dlrrec.swing.similarity import swing_for_dataset
 
     _quiet()
     config = build_config("DLRREC", spec["dataset"], config_dict=_base_overrides(spec))

@@ -88,7 +88,7 @@ def tiny_data_path(tmp_path_factory):
 @pytest.fixture
 def tiny_config(tiny_data_path):
     """A factory: tiny_config(model, **overrides) -> RecBole Config on the tiny dataset."""
-    from recbole_dlrrec.quick_start import build_config
+    from recbole_dlrrec.runtime.quick_start import build_config
 
     def make(model="DLRM", **overrides):
         overrides.setdefault("data_path", tiny_data_path)

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from conftest import write_tiny_dataset  # noqa: E402
-from recbole_dlrrec.quick_start import run  # noqa: E402
+from recbole_dlrrec.runtime.quick_start import run  # noqa: E402
 
 assert int(np.__version__.split(".")[0]) >= 2, np.__version__
 root = write_tiny_dataset(tempfile.mkdtemp())

@@ -103,7 +103,7 @@ def test_np_savez_by_name_lands_exactly_at_the_target(tmp_path):
 
 
 def test_savefig_png_lands_at_the_target(tmp_path):
-    from recbole_dlrrec import plots
+    from recbole_dlrrec.experiments import plots
 
     figure = plots._figure(2, 2)
     figure.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
@@ -114,7 +114,8 @@ def test_savefig_png_lands_at_the_target(tmp_path):
 
 
 def test_callers_use_umask_mode(tmp_path, umask_027):
-    from recbole_dlrrec import leaderboard, quick_start
+    from recbole_dlrrec.experiments import leaderboard
+    from recbole_dlrrec.runtime import quick_start
     from recbole_dlrrec.data.text_vectors import save_text_vectors
 
     npy = tmp_path / "cell.npy"

@@ -79,7 +79,7 @@ def _link(target: str, link_path: str) -> None:
 
 def _source_settings(dataset: str, data_path: str) -> dict:
     """The source's dataset settings, from the same file build_config reads."""
-    from recbole_dlrrec.quick_start import _read_yaml, dataset_config_files
+    from recbole_dlrrec.runtime.quick_start import _read_yaml, dataset_config_files
 
     files = dataset_config_files(dataset, data_path)
     settings: dict = {}
@@ -137,7 +137,7 @@ def make_cold_items_dataset(
         fraction: share of the items whose rows all go to test; valid_share: share of the other
             rows that go to valid; seed: the item draw and the train/valid split.
     """
-    from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, build_config
+    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, build_config
 
     if not 0 < float(fraction) < 1:
         raise ColdSplitError(f"cold-item fraction must be in (0, 1), got {fraction}")

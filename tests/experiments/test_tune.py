@@ -1,4 +1,4 @@
-"""run_tune.py / recbole_dlrrec.tune: ASHA search on per-epoch validation, outputs, failures."""
+"""run_tune.py / recbole_dlrrec.experiments.tune: ASHA search on per-epoch validation, outputs, failures."""
 from __future__ import annotations
 
 import csv
@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from recbole_dlrrec import tune
-from recbole_dlrrec.tune_space import SpaceError, parse_space
+from recbole_dlrrec.experiments import tune
+from recbole_dlrrec.experiments.tune_space import SpaceError, parse_space
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATASET = "restaurants"
 
 
@@ -40,7 +40,7 @@ def _no_experiment(out_root):
 def restaurants_search(tmp_path_factory):
     """3 trials x 2 epochs of DLRREC on restaurants with the default space (shared by tests).
     The timing leaves out the one-off generation of the bundled dataset."""
-    from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, prepare_dataset
+    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, prepare_dataset
 
     prepare_dataset(DATASET, DEFAULT_DATA_PATH)
     out_root = tmp_path_factory.mktemp("tune")
@@ -94,8 +94,8 @@ def test_trials_report_every_epoch_and_never_see_test(restaurants_search):
 
 
 def test_best_config_is_accepted_by_run_recbole(restaurants_search):
-    import run_recbole
-    from recbole_dlrrec.quick_start import build_config
+    from recbole_dlrrec.cli import train as run_recbole
+    from recbole_dlrrec.runtime.quick_start import build_config
 
     outcome, _ = restaurants_search
     path = outcome.best_config_file
@@ -180,8 +180,8 @@ def test_unknown_fixed_override_fails_before_any_trial(tmp_path, tiny_data_path)
 
 
 def test_shipped_spaces_parse_and_match_their_models():
-    from recbole_dlrrec.quick_start import PROPERTIES_DIR, plugin_config_files
-    from recbole_dlrrec.tune_space import default_space_file, load_space
+    from recbole_dlrrec.runtime.quick_start import PROPERTIES_DIR, plugin_config_files
+    from recbole_dlrrec.experiments.tune_space import default_space_file, load_space
 
     dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))
     assert {k: (p.dist, p.args) for k, p in dlrrec.params.items()} == {
@@ -191,7 +191,7 @@ def test_shipped_spaces_parse_and_match_their_models():
 
 
 def test_space_parsing_casts_int_keys_and_reads_recbole_floats(tmp_path):
-    from recbole_dlrrec.config_keys import KeySpec
+    from recbole_dlrrec.config.keys import KeySpec
 
     specs = {"swing_topk": KeySpec("swing_topk", frozenset({"int"}), "swing.yaml")}
     space = parse_space(_space(tmp_path, "swing_topk: {quniform: [10, 50, 10]}\nlearning_rate: {loguniform: [1e-4, 1e-2]}\n"), specs)

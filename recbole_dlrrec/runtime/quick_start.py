@@ -23,14 +23,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
 from recbole_dlrrec import atomic
-from recbole_dlrrec.config_keys import check_overrides, known_keys
+from recbole_dlrrec.config.keys import check_overrides, known_keys
 from recbole_dlrrec.errors import FeatureError
-from recbole_dlrrec.registry import get_model_class, resolve_model
-from recbole_dlrrec.training import apply_precision, build_trainer
+from recbole_dlrrec.config.registry import get_model_class, resolve_model
+from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
 PROPERTIES_DIR = os.environ.get(
     "RECBOLE_DLRREC_PROPERTIES",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "properties"),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "properties"),
 )
 DEFAULT_DATASET = "restaurants"
 DEFAULT_DATA_PATH = "dataset/"
@@ -177,7 +177,7 @@ def load_splits(config):
     check_finite_features(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     if config["fast_dataloader"]:  # join features once, slice batches on the device (fast_loader.py)
-        from recbole_dlrrec.fast_loader import fast_dataloaders
+        from recbole_dlrrec.runtime.fast_loader import fast_dataloaders
 
         train_data, valid_data, test_data = fast_dataloaders(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
-from recbole_dlrrec.model.dlrm import DLRM
-from recbole_dlrrec.model.layers import mlp
+from recbole_dlrrec.models.dlrm import DLRM
+from recbole_dlrrec.nn.layers import mlp
 
 REDUCTIONS = ("mlp", "linear", "pca", "none")
 CL_REPRS = ("fused", "text", "id")
@@ -244,8 +244,8 @@ class DLRREC(DLRM):
     def _build_samplers(self, config, dataset):
         if not (self.w1 or self.w2):
             return {}
-        from recbole_dlrrec.sampler import SwingSampler
-        from recbole_dlrrec.swing import swing_for_dataset
+        from recbole_dlrrec.swing.sampler import SwingSampler
+        from recbole_dlrrec.swing.similarity import swing_for_dataset
 
         neighbours = swing_for_dataset(config, dataset, logger=logging.getLogger())
         common = dict(mode=config["swing_sample_mode"], seed=int(config["seed"]), device=self.device)

@@ -12,9 +12,9 @@ import torch
 from sklearn import metrics as skm
 
 import recbole_dlrrec  # noqa: F401
-from recbole_dlrrec import metrics as m
+from recbole_dlrrec.runtime import metrics as m
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class _Cfg(dict):
@@ -63,7 +63,7 @@ def test_registered_with_recbole_registry():
 
 
 def test_full_run_reloads_best_checkpoint_weights_only(tiny_config, tmp_path):
-    from recbole_dlrrec.quick_start import run
+    from recbole_dlrrec.runtime.quick_start import run
 
     config = tiny_config("DLRM", epochs=2)
     results = run("DLRM", config=config, result_file=str(tmp_path / "r.json"))
@@ -81,7 +81,7 @@ def test_full_run_reloads_best_checkpoint_weights_only(tiny_config, tmp_path):
 def test_resume_checkpoint_under_weights_only(tiny_config):
     from recbole.utils import get_trainer
 
-    from recbole_dlrrec.quick_start import build_model, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_model, load_splits
 
     config = tiny_config("DLRM", epochs=1)
     _, train, valid, _ = load_splits(config)
@@ -124,7 +124,7 @@ def test_cli_bad_input_is_one_line(args, needle):
 
 
 def test_dlrm_forward_shapes(tiny_config):
-    from recbole_dlrrec.quick_start import build_model, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_model, load_splits
 
     config = tiny_config("DLRM")
     _, train, _, _ = load_splits(config)
@@ -147,7 +147,7 @@ def test_training_path_imports_no_ray(tiny_data_path):
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'ray' or name.startswith('ray.'): raise ImportError('ray blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from recbole_dlrrec.quick_start import run\n"
+        "from recbole_dlrrec.runtime.quick_start import run\n"
         f"r = run('DLRM', 'tiny', config_dict={{'data_path': {tiny_data_path!r}, 'epochs': 1}}, saved=False,"
         f" result_file={os.path.join(tiny_data_path, 'noray.json')!r})\n"
         "assert 'ray' not in sys.modules\n"
@@ -163,7 +163,7 @@ def test_freed_heap_is_kept_unless_the_user_tuned_malloc(monkeypatch):
     settings win."""
     import sys
 
-    from recbole_dlrrec import compat
+    from recbole_dlrrec import patches as compat
 
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
     assert compat.keep_freed_heap() is False

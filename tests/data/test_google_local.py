@@ -14,7 +14,7 @@ import yaml
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 REVIEWS = os.path.join(DATA, "reviews_small.json")
 META = os.path.join(DATA, "meta_small.json")
 
@@ -476,7 +476,7 @@ def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, re
     assert settings["numerical_features"] == ["n_train_reviews"]
     assert read(folder, "glreal.item").splitlines()[0] == "item_id:token\tprice:token\tcategories:token_seq"
 
-    from recbole_dlrrec.quick_start import run as run_model
+    from recbole_dlrrec.runtime.quick_start import run as run_model
 
     results = run_model(
         "DLRM",
@@ -493,7 +493,7 @@ def test_a_nan_feature_is_refused_before_training(tmp_path):
     the run stops with one line naming the field, before any model sees it."""
     from conftest import write_tiny_dataset
     from recbole_dlrrec.errors import FeatureError, InputError
-    from recbole_dlrrec.quick_start import build_config, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     data_path = write_tiny_dataset(str(tmp_path), name="holes")
     item_file = os.path.join(data_path, "holes", "holes.item")

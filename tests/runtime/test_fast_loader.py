@@ -17,14 +17,14 @@ from recbole.data.dataloader.general_dataloader import (
 )
 from recbole.data.dataset import Dataset
 
-from recbole_dlrrec.fast_loader import (
+from recbole_dlrrec.runtime.fast_loader import (
     FastEvalDataLoader,
     FastTrainDataLoader,
     fast_dataloaders,
     join_columns,
     unsupported_reason,
 )
-from recbole_dlrrec.quick_start import load_splits, run
+from recbole_dlrrec.runtime.quick_start import load_splits, run
 
 
 def _assert_same_interaction(a, b):

@@ -27,8 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from recbole_dlrrec import plots
-from recbole_dlrrec.leaderboard import (
+from recbole_dlrrec.experiments import plots
+from recbole_dlrrec.experiments.leaderboard import (
     CellSpec, Column, Leaderboard, Row, _fmt, atomic_write_text, best_flags, cells, summarize,
     table_csv, table_markdown,
 )
@@ -145,8 +145,8 @@ def _count(module) -> int:
 def match_v0_top_mlp(board: Leaderboard, seed: int, target: int) -> tuple:
     """(top_mlp, count, default_top_mlp, default_count) for DLRREC-V0 whose trainable count is
     closest to `target`, widening the default top MLP by the factors in V0_SCALES."""
-    from recbole_dlrrec.model.layers import OverArch
-    from recbole_dlrrec.quick_start import build_config, build_model, load_splits
+    from recbole_dlrrec.nn.layers import OverArch
+    from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
 
     spec = CellSpec("DLRREC-V0", "DLRREC-V0", seed)
     config = build_config("DLRREC-V0", board.dataset, config_dict=board.cell_config(spec))
@@ -218,7 +218,7 @@ def _checkpoint_model(board: Leaderboard, name: str, seed: int, train_data):
     its checkpoint is gone)."""
     import torch
 
-    from recbole_dlrrec.quick_start import build_config, build_model
+    from recbole_dlrrec.runtime.quick_start import build_config, build_model
 
     spec = CellSpec(name, name, seed)
     board.run_cells([spec])
@@ -290,8 +290,8 @@ def pair_cosines(model, side: str, table, n_nodes: int, seed: int = RANDOM_PAIRS
 def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] = ()) -> Dict[str, str]:
     from sklearn.manifold import TSNE
 
-    from recbole_dlrrec.quick_start import build_config, load_splits
-    from recbole_dlrrec.swing import plot_score_histogram, summarize as swing_summary, swing_for_dataset
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
+    from recbole_dlrrec.swing.similarity import plot_score_histogram, summarize as swing_summary, swing_for_dataset
 
     seed = seeds[0]
     spec = CellSpec("DLRREC", "DLRREC", seed)

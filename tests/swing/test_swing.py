@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_dlrrec import swing
-from recbole_dlrrec.swing import (
+from recbole_dlrrec.swing import similarity as swing
+from recbole_dlrrec.swing.similarity import (
     DEFAULTS,
     NeighbourTable,
     SwingNeighbours,
@@ -31,7 +31,7 @@ from recbole_dlrrec.swing import (
     user_similarity,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
 
 
@@ -481,10 +481,10 @@ def test_cli_builds_then_loads_and_plots(tmp_path, monkeypatch, capsys):
     def load_splits(config):
         return None, types.SimpleNamespace(dataset=dataset), None, None
 
-    fake_module = types.ModuleType("recbole_dlrrec.quick_start")
+    fake_module = types.ModuleType("recbole_dlrrec.runtime.quick_start")
     fake_module.build_config = build_config
     fake_module.load_splits = load_splits
-    monkeypatch.setitem(sys.modules, "recbole_dlrrec.quick_start", fake_module)
+    monkeypatch.setitem(sys.modules, "recbole_dlrrec.runtime.quick_start", fake_module)
 
     first = swing.main(["--dataset=fake", "--topk", "3", "--config_files", "a.yaml b.yaml"])
     out = capsys.readouterr().out

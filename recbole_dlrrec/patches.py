@@ -103,7 +103,7 @@ def _weights_only_checkpoints() -> None:
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
-    _save_checkpoint.__doc__ = "Atomic, weights_only-loadable replacement (recbole_dlrrec.compat)."
+    _save_checkpoint.__doc__ = "Atomic, weights_only-loadable replacement (recbole_dlrrec.patches)."
     Trainer._save_checkpoint = _save_checkpoint
 
 

@@ -6,8 +6,8 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import chisquare
 
-from recbole_dlrrec.sampler import SwingSampler
-from recbole_dlrrec.swing import NeighbourTable
+from recbole_dlrrec.swing.sampler import SwingSampler
+from recbole_dlrrec.swing.similarity import NeighbourTable
 
 torch.set_num_threads(1)
 

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from conftest import write_tiny_dataset
-from recbole_dlrrec import experiments, leaderboard
-from recbole_dlrrec import significance as sig
-from recbole_dlrrec.leaderboard import CellSpec, Leaderboard, Row, best_flags, table_csv, table_markdown
+from recbole_dlrrec.experiments import paper as experiments
+from recbole_dlrrec.experiments import leaderboard
+from recbole_dlrrec.experiments import significance as sig
+from recbole_dlrrec.experiments.leaderboard import CellSpec, Leaderboard, Row, best_flags, table_csv, table_markdown
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-import run_leaderboard  # noqa: E402
+from recbole_dlrrec.cli import leaderboard as run_leaderboard  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +144,7 @@ def test_changed_model_code_reruns_the_cell(tmp_path, monkeypatch):
 
 def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):
     """A default changed in properties/ (not passed as --key=value) makes the cell stale."""
-    from recbole_dlrrec import quick_start
+    from recbole_dlrrec.runtime import quick_start
 
     def runner(model, dataset, config_dict, **kwargs):
         board_defaults = board.expected_defaults(CellSpec(model, model, 2020))
@@ -316,7 +317,7 @@ def test_best_baseline_is_chosen_on_validation_among_non_dlrrec():
 # -- cold items and the experiments ------------------------------------------------------------
 def test_cold_items_dataset_holds_unseen_items_in_test(tmp_path):
     from recbole_dlrrec.data.cold_start import make_cold_items_dataset
-    from recbole_dlrrec.quick_start import build_config, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     root = write_tiny_dataset(str(tmp_path / "data"))
     name = make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None)

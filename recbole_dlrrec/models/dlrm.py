@@ -17,7 +17,7 @@ from recbole.model.abstract_recommender import AbstractRecommender, ContextRecom
 from recbole.utils import FeatureSource, FeatureType, InputType
 from torch import nn
 
-from recbole_dlrrec.model.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch
+from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch
 
 
 @dataclass

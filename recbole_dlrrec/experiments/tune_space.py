@@ -15,7 +15,7 @@ own, but not another model's), and that every sample value has the type the key'
 declares (``config_keys.check_overrides``). A key that takes only ints is sampled as ints:
 ``quniform`` with integer low/high/q, or ``choice``; ``uniform``/``loguniform`` are refused there.
 
-This module never imports ray: the Ray adapter (``recbole_dlrrec.tune``) turns a
+This module never imports ray: the Ray adapter (``recbole_dlrrec.experiments.tune``) turns a
 :class:`SearchSpace` into Ray's own distributions.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from recbole_dlrrec.config_keys import ConfigKeyError, KeySpec, check_overrides, known_keys, read_key_specs
+from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, check_overrides, known_keys, read_key_specs
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform")
 

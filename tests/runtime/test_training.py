@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recbole_dlrrec import training
-from recbole_dlrrec.model.layers import Dropout
-from recbole_dlrrec.quick_start import build_model, load_splits
-from recbole_dlrrec.training import build_trainer, resolve_precision
+from recbole_dlrrec.runtime import training
+from recbole_dlrrec.nn.layers import Dropout
+from recbole_dlrrec.runtime.quick_start import build_model, load_splits
+from recbole_dlrrec.runtime.training import build_trainer, resolve_precision
 
 
 # -- train_precision ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.registry import MODEL_VARIANTS, resolve_model
+from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
 
 DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu",
                  "DLRREC-fp32")
@@ -110,7 +110,7 @@ def _default_log(message: str) -> None:
 
 
 # The plugin's sources a plugin model's numbers depend on (hashed into each cell's code_version).
-_PLUGIN_CODE = ("model", "swing.py", "sampler.py", os.path.join("data", "text_vectors.py"), "metrics.py")
+_PLUGIN_CODE = ("nn", "models", "swing", os.path.join("data", "text_vectors.py"), os.path.join("runtime", "metrics.py"))
 
 
 def code_version(model: str) -> str:
@@ -122,7 +122,7 @@ def code_version(model: str) -> str:
         import recbole
 
         return f"recbole-{recbole.__version__}"
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256()
     for entry in _PLUGIN_CODE:
         path = os.path.join(package, entry)
@@ -274,7 +274,7 @@ class Leaderboard:
         """Key -> value the cell would get today from the plugin's own YAML files (overall,
         swing, the model's file), after the dataset's file and the cell's config_dict are
         layered on top, for the keys those plugin files define."""
-        from recbole_dlrrec.quick_start import DEFAULT_DATA_PATH, _plain, _read_yaml, dataset_config_files, plugin_config_files
+        from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, _plain, _read_yaml, dataset_config_files, plugin_config_files
 
         model_class, _ = resolve_model(spec.model)
         plugin: dict = {}
@@ -384,7 +384,7 @@ class Leaderboard:
         try:
             runner = self.runner
             if runner is None:
-                from recbole_dlrrec.quick_start import run as runner
+                from recbole_dlrrec.runtime.quick_start import run as runner
             result = runner(spec.model, self.dataset, config_dict=config_dict, saved=True,
                             result_file=self.cell_path(spec), epoch_callbacks=[capture])
             if not result.get("test_result"):
@@ -675,7 +675,7 @@ def build_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int],
 def significance_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
                       n_boot: int = 1000) -> List[dict]:
     """Every DLRREC-family model with numbers against the best baseline by mean VALID AUC."""
-    from recbole_dlrrec import significance as sig
+    from recbole_dlrrec.experiments import significance as sig
 
     by_name = {r.name: r for r in rows}
     baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
@@ -751,7 +751,7 @@ def significance_csv(entries: Sequence[dict]) -> str:
 def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], notes: Sequence[str] = (),
                       title: Optional[str] = None, n_boot: int = 1000) -> Dict[str, str]:
     """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths."""
-    from recbole_dlrrec import plots
+    from recbole_dlrrec.experiments import plots
 
     rows = build_rows(board, models, seeds)
     ordered = sort_rows(rows)

@@ -11,8 +11,8 @@ from typing import Dict, List, Tuple, Type
 
 # name -> "module:Class" of the plugin's models; imported on first use.
 PLUGIN_MODELS: Dict[str, str] = {
-    "DLRM": "recbole_dlrrec.model.dlrm:DLRM",
-    "DLRREC": "recbole_dlrrec.model.dlrrec:DLRREC",
+    "DLRM": "recbole_dlrrec.models.dlrm:DLRM",
+    "DLRREC": "recbole_dlrrec.models.dlrrec:DLRREC",
 }
 
 # The paper's variants of DLRREC, runnable by name anywhere a model name is taken

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from recbole_dlrrec.quick_start import build_model, load_splits, run
+from recbole_dlrrec.runtime.quick_start import build_model, load_splits, run
 
 
 @pytest.fixture

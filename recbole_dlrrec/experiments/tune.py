@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.tune_space import SearchSpace, default_space_file, load_space
+from recbole_dlrrec.experiments.tune_space import SearchSpace, default_space_file, load_space
 
 TUNE_ROOT = os.path.join("results", "tune")
 RAY_DIRNAME = ".ray"  # results/tune/.ray/<dataset>/<run>/: Ray's experiment folders
@@ -138,7 +138,7 @@ def _ignore_ray_folder(out_root: str) -> None:
     """results/tune/.ray/ holds Ray's bulky trial folders: keep it out of git."""
     path = os.path.join(os.path.abspath(out_root), RAY_DIRNAME, ".gitignore")
     if not os.path.isfile(path):
-        atomic.write_text(path, "# Ray Tune's own experiment folders (written by recbole_dlrrec.tune)\n*\n")
+        atomic.write_text(path, "# Ray Tune's own experiment folders (written by recbole_dlrrec.experiments.tune)\n*\n")
 
 
 def _json_safe(value):
@@ -350,7 +350,7 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
     import torch
     from ray.air import session
 
-    from recbole_dlrrec.quick_start import build_config, run
+    from recbole_dlrrec.runtime.quick_start import build_config, run
 
     os.chdir(session.get_trial_dir())  # RecBole's log/ and log_tensorboard/ go to the trial
     _reset_root_logging()
@@ -541,7 +541,7 @@ def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainab
 def _prepare_data(model: str, dataset: str, config_files: List[str], fixed: dict):
     """Build the dataset, text vectors and SWING cache once (default config + fixed
     overrides); return the config."""
-    from recbole_dlrrec.quick_start import build_config, build_model, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
 
     config = build_config(model, dataset, config_files, fixed, prepare=True)
     _, train_data, _, _ = load_splits(config)
@@ -591,7 +591,7 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
     """Train the best config again in the driver and evaluate the test split once."""
     import torch
 
-    from recbole_dlrrec.quick_start import atomic_write_json, build_config, run
+    from recbole_dlrrec.runtime.quick_start import atomic_write_json, build_config, run
 
     overrides = {**spec["fixed"], **session, **best.params, "epochs": spec["max_epochs"], "seed": spec["seed"],
                  "checkpoint_dir": os.path.join(experiment_dir, "best_model")}
@@ -616,10 +616,10 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
 
 def run_search(request: TuneRequest) -> TuneOutcome:
     """Validate, prepare the data once, run the ASHA search, write the outputs (module doc)."""
-    from recbole_dlrrec.quick_start import (
+    from recbole_dlrrec.runtime.quick_start import (
         DEFAULT_DATA_PATH, PROPERTIES_DIR, dataset_config_files, plugin_config_files,
     )
-    from recbole_dlrrec.registry import resolve_model
+    from recbole_dlrrec.config.registry import resolve_model
 
     if not request.name:
         if request.resume:
@@ -704,7 +704,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
                                       best_config_values(best.params, spec["fixed"], spec["max_epochs"], spec["seed"]),
                                       spec["model"], spec["dataset"], note)
         # The file must be accepted as is by run_recbole.py's config building.
-        from recbole_dlrrec.quick_start import build_config
+        from recbole_dlrrec.runtime.quick_start import build_config
 
         build_config(spec["model"], spec["dataset"], [best_file], {}, prepare=False)
     summary = summary_table(records, space.keys, metric, bigger)

@@ -81,7 +81,7 @@ Caps: ``max_users_per_item`` and ``max_items_per_user`` (cost bounds)
 Dataset glue: :func:`swing_edges_matrix`, :class:`NeighbourTable` / :class:`SwingNeighbours`,
 the ``.npz`` cache (:func:`load_or_compute`), :func:`swing_for_dataset`, and a CLI::
 
-    python -m recbole_dlrrec.swing --dataset=NAME [--topk K] [--config_files a.yaml b.yaml]
+    python -m recbole_dlrrec.swing.similarity --dataset=NAME [--topk K] [--config_files a.yaml b.yaml]
 """
 
 from __future__ import annotations
@@ -969,7 +969,7 @@ def plot_score_histogram(neighbours: SwingNeighbours, path: str) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
-        prog="python -m recbole_dlrrec.swing",
+        prog="python -m recbole_dlrrec.swing.similarity",
         description="Build (or load) the SWING neighbour cache of a dataset's TRAIN split.")
     parser.add_argument("--dataset", required=True, help="RecBole dataset name")
     parser.add_argument("--model", default="DLRREC", help="model whose config is used")
@@ -978,7 +978,7 @@ def main(argv=None) -> dict:
                         help="YAML config files (space separated, as in run_recbole.py)")
     args = parser.parse_args(argv)
 
-    from recbole_dlrrec.quick_start import build_config, load_splits
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     config_files = None
     if args.config_files:

@@ -1,0 +1,136 @@
+"""Train many models x seeds on one dataset and write a leaderboard (md, csv, png).
+
+    python run_leaderboard.py --dataset=ml-100k --seeds 3 --epochs 15
+    python run_leaderboard.py --dataset=restaurants --models DLRREC,DLRM,DeepFM --seeds 1 --epochs 2
+    python run_leaderboard.py --dataset=ml-100k --experiments          # + the paper's experiments
+    python run_leaderboard.py --dataset=ml-100k --scenario cold_items  # test on unseen items
+
+Outputs go to results/<NAME>/ (results/<NAME>-cold/ for the cold-item scenario): leaderboard.md
+and .csv, leaderboard_auc.png, significance.md/.csv, cells/ (one JSON + per-row test scores per
+model and seed; a rerun skips finished cells unless --force). Any other --key=value is a RecBole
+/ plugin config setting given to every model (e.g. --embedding_size=16 --stopping_step=5).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from recbole_dlrrec.cli.train import parse_value
+
+SCENARIOS = ("cold_items",)
+
+
+def parse_args(argv):
+    from recbole_dlrrec.experiments.leaderboard import DEFAULT_MODELS, DEFAULT_RESULTS_DIR, DEFAULT_SEED_COUNT
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEED_COUNT, help="how many seeds (2020, 2021, ...); default 3")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch budget for every model (default: config epochs)")
+    parser.add_argument("--force", action="store_true", help="rerun cells that are already finished")
+    parser.add_argument("--experiments", action="store_true",
+                        help="also run the paper's experiments (ablation, reduction size, V0, SWING audit)")
+    parser.add_argument("--experiment_seeds", type=int, default=None,
+                        help="seeds for the experiments that train their own cells (reduction size, V0 matched); default --seeds")
+    parser.add_argument("--scenario", choices=SCENARIOS, default=None,
+                        help="cold_items: build NAME-cold (10%% of items only in test) and run the board on it")
+    parser.add_argument("--cold_fraction", type=float, default=0.1, help="share of items held out (cold_items)")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the leaderboard header, e.g. what was cut to fit the time budget (repeatable)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine more threads spin and run slower)")
+    parser.add_argument("--results_dir", default=DEFAULT_RESULTS_DIR, help="where results/<NAME>/ goes (default results)")
+    args, rest = parser.parse_known_args(argv)
+    overrides = {}
+    for item in rest:
+        if not item.startswith("--") or "=" not in item or not item[2:].split("=", 1)[0]:
+            parser.error(f"expected --key=value, got {item!r}")
+        key, value = item[2:].split("=", 1)
+        overrides[key] = parse_value(value)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            parser.error(f"--epochs must be >= 1, got {args.epochs}")
+        overrides["epochs"] = args.epochs
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.experiment_seeds is not None and args.experiment_seeds < 1:
+        parser.error(f"--experiment_seeds must be >= 1, got {args.experiment_seeds}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        parser.error("--models is empty")
+    if len(set(m.lower() for m in models)) != len(models):
+        parser.error(f"--models names a model twice: {args.models}")
+    return args, models, overrides
+
+
+def check_inputs(models, dataset, overrides) -> None:
+    """Fail before any training on an unknown model or a bad --key=value (one-line errors)."""
+    from recbole_dlrrec.config.keys import check_overrides, known_keys
+    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, PROPERTIES_DIR, dataset_config_files
+    from recbole_dlrrec.config.registry import resolve_model
+
+    for model in models:
+        resolve_model(model)
+    data_path = overrides.get("data_path") or DEFAULT_DATA_PATH
+    check_overrides(overrides, known_keys(PROPERTIES_DIR, dataset_config_files(dataset, data_path)))
+
+
+def main(argv=None) -> int:
+    args, models, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    import os
+    import warnings
+
+    # Before numba / torch start their thread pools: SWING's numba kernels run through the same
+    # OpenMP runtime as torch, and a 2-thread numba launch leaves torch's later parallel regions
+    # on 2 spinning threads too (10x slower epochs on a busy 2-core machine).
+    os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
+
+    import torch
+
+    from recbole_dlrrec.experiments import leaderboard
+
+    torch.set_num_threads(args.threads)
+    if args.experiments:
+        from recbole_dlrrec.experiments import paper as experiments  # imported now: the run may outlast edits to the source
+    for module in ("recbole", "torch", "pandas"):  # RecBole 1.2.1's own deprecation noise, once per cell
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+
+    try:
+        check_inputs(models, args.dataset, overrides)
+        dataset = args.dataset
+        notes = list(args.note)
+        if args.scenario == "cold_items":
+            from recbole_dlrrec.data.cold_start import make_cold_items_dataset
+
+            data_path = overrides.get("data_path")
+            dataset = make_cold_items_dataset(args.dataset, data_path=data_path, out_data_path=data_path,
+                                              fraction=args.cold_fraction, log=leaderboard._default_log)
+            notes.insert(0, f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
+                            "have all their rows in test and none in train/valid; the other rows are split at random into "
+                            "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).")
+        board, paths = leaderboard.run_leaderboard(
+            dataset, models, args.seeds, overrides=overrides, force=args.force, results_dir=args.results_dir,
+            notes=notes, title="Cold-item leaderboard" if args.scenario else "Leaderboard", threads=args.threads)
+        if args.experiments:
+            seeds = leaderboard.seeds_for(args.seeds)
+            extra = leaderboard.seeds_for(args.experiment_seeds) if args.experiment_seeds else None
+            if extra:
+                notes = [*notes, f"Reduction-size and matched-V0 cells use {len(extra)} seed(s) ({', '.join(map(str, extra))}) "
+                                 "to fit the time budget; the other tables use every leaderboard seed."]
+            experiments.run_all(board, seeds, notes=notes, new_cell_seeds=extra)
+    except ValueError as exc:
+        if type(exc).__module__.startswith("recbole_dlrrec"):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    print(paths["md"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
