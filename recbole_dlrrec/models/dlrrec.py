@@ -245,7 +245,7 @@ class DLRREC(DLRM):
         if not (self.w1 or self.w2):
             return {}
         from recbole_dlrrec.swing.sampler import SwingSampler
-        from recbole_dlrrec.swing.similarity import swing_for_dataset
+        from recbole_dlrrec.swing.cache import swing_for_dataset
 
         neighbours = swing_for_dataset(config, dataset, logger=logging.getLogger())
         common = dict(mode=config["swing_sample_mode"], seed=int(config["seed"]), device=self.device)
