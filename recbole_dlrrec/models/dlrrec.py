@@ -169,7 +169,7 @@ class DLRREC(DLRM):
     def _id_rows(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows of the shared token table holding the ID embeddings of `ids`."""
         field = self.ITEM_ID if side == "item" else self.USER_ID
-        return ids + self.sparse_arch.token_offsets[self.fields.token.index(field)]
+        return self.sparse_arch.field_rows(self.fields.token.index(field), ids)
 
     def id_embedding(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """The ID embedding rows of `ids` (B) -> B x D."""
