@@ -1,4 +1,4 @@
-"""Benchmark of recbole_dlrrec.swing.similarity.item_similarity.
+"""Benchmark of recbole_dlrrec.swing.kernels.item_similarity.
 
 1. Speed-up over a straightforward Python implementation (per item, loop over the pairs of its
    users, intersect their item sets) on a power-law graph of 30k interactions, exact SWING.
@@ -35,12 +35,8 @@ except ImportError:  # run from a checkout without installing the package
 
 import numba  # noqa: E402
 
-from recbole_dlrrec.swing.similarity import (  # noqa: E402
-    binarize,
-    connector_weights,
-    item_similarity,
-    user_similarity,
-)
+from recbole_dlrrec.swing.graph import binarize, connector_weights  # noqa: E402
+from recbole_dlrrec.swing.kernels import item_similarity, user_similarity  # noqa: E402
 
 
 def power_law_graph(n_users: int, n_items: int, n_interactions: int, seed: int = 0,

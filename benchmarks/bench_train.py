@@ -320,7 +320,7 @@ def _quiet():
     import logging
 
     logging.getLogger().setLevel(logging.ERROR)
-    for name in ("recbole_dlrrec", "recbole_dlrrec.swing.similarity"):
+    for name in ("recbole_dlrrec", "recbole_dlrrec.swing.cache"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -768,7 +768,7 @@ def worker_prepare(spec: dict) -> dict:
     """Build (or find) a dataset's SWING cache outside any measured process: computing it runs
     numba's parallel kernels, which leave OpenMP threads behind that slow the training after."""
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
-    from recbole_dlrrec.swing.similarity import swing_for_dataset
+    from recbole_dlrrec.swing.cache import swing_for_dataset
 
     _quiet()
     config = build_config("DLRREC", spec["dataset"], config_dict=_base_overrides(spec))

@@ -291,7 +291,8 @@ def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] =
     from sklearn.manifold import TSNE
 
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
-    from recbole_dlrrec.swing.similarity import plot_score_histogram, summarize as swing_summary, swing_for_dataset
+    from recbole_dlrrec.swing.audit import plot_score_histogram, summarize as swing_summary
+    from recbole_dlrrec.swing.cache import swing_for_dataset
 
     seed = seeds[0]
     spec = CellSpec("DLRREC", "DLRREC", seed)

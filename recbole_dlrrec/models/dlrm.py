@@ -85,13 +85,18 @@ def resolve_pos_weight(value, dataset, label_field: str) -> float:
 class DLRM(ContextRecommender):
     """DLRM backbone: SparseArch + DenseArch -> InteractionArch -> OverArch.
 
-    Subclasses add feature vectors through `extra_vectors` and report how many through
-    `num_extra_vectors`; the interaction takes them like any other field.
+    The RecBole adapter: reads the Config and the dataset's fields into the typed arguments of
+    the nn/layers.py arches and computes RecBole's `calculate_loss` / `predict`.
+
+    Args:
+        num_extra_vectors: feature vectors a subclass adds to the interaction (B x D each,
+            returned by its `extra_vectors`); the interaction is sized for them here, so a
+            subclass passes the count it will produce (DLRREC: one per text side).
     """
 
     input_type = InputType.POINTWISE
 
-    def __init__(self, config, dataset):
+    def __init__(self, config, dataset, num_extra_vectors: int = 0):
         # ContextRecommender.__init__ builds RecBole's own embedding tables, which DLRM does not
         # use; skip it so parameter counts are honest, and keep its type / input_type.
         AbstractRecommender.__init__(self)
@@ -101,6 +106,7 @@ class DLRM(ContextRecommender):
         self.embedding_size = config["embedding_size"]
         self.fields = FeatureFields.from_dataset(config, dataset)
         dropout = config["dropout_prob"] or 0.0
+        self.num_extra_vectors = int(num_extra_vectors)
 
         self.sparse_arch = SparseArch(self.fields.token_dims, self.fields.token_seq_dims, self.embedding_size)
         self.dense_arch = (
@@ -109,7 +115,7 @@ class DLRM(ContextRecommender):
             else None
         )
         # The dense output is both passed through and one of the interacting vectors, as in DLRM.
-        num_vectors = self.sparse_arch.num_vectors + (1 if self.dense_arch else 0) + self.num_extra_vectors()
+        num_vectors = self.sparse_arch.num_vectors + (1 if self.dense_arch else 0) + self.num_extra_vectors
         self.interaction_arch = InteractionArch(num_vectors)
         dense_dim = self.embedding_size if self.dense_arch else 0
         self.over_arch = OverArch(self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout)
@@ -123,12 +129,9 @@ class DLRM(ContextRecommender):
         self.rec_loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight))
 
     # -- feature vectors -------------------------------------------------------------------
-    def num_extra_vectors(self) -> int:
-        """How many B x D vectors `extra_vectors` adds to the interaction (none in DLRM)."""
-        return 0
-
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
-        """Additional B x D feature vectors for the interaction (none in DLRM)."""
+        """The `num_extra_vectors` additional B x D feature vectors for the interaction (none
+        in DLRM)."""
         return []
 
     def dense_input(self, interaction) -> torch.Tensor:

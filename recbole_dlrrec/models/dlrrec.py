@@ -28,145 +28,36 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
 from recbole_dlrrec.models.dlrm import DLRM
-from recbole_dlrrec.nn.layers import mlp
+from recbole_dlrrec.nn.contrastive import ContrastiveDraw, mean_pairwise_cosine
+from recbole_dlrrec.nn.text import REDUCTIONS, TextTower
 
-REDUCTIONS = ("mlp", "linear", "pca", "none")
 CL_REPRS = ("fused", "text", "id")
 CL_NEGATIVES = ("random", "in_batch", "shared")
 
 
-class ReductionTower(nn.Module):
-    """T -> R text reduction. `mlp`: hidden layers with norm/dropout; `linear`: one Linear;
-    `pca`: a frozen projection fitted offline (set by `fit_pca`). Input B x T, output B x R."""
-
-    def __init__(self, kind: str, in_dim: int, out_dim: int, hidden=(), dropout=0.0, norm=None):
-        super().__init__()
-        self.kind = kind
-        if kind == "mlp":
-            self.net = mlp(in_dim, hidden, out_dim, dropout=dropout, norm=norm)
-        elif kind == "linear":
-            self.net = nn.Linear(in_dim, out_dim)
-        elif kind == "pca":
-            self.register_buffer("pca_mean", torch.zeros(in_dim))
-            self.register_buffer("pca_components", torch.zeros(out_dim, in_dim))
-        else:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {kind!r}")
-
-    def fit_pca(self, vectors: torch.Tensor) -> float:
-        """Fit the frozen PCA on N x T training vectors. Returns the explained variance share."""
-        mean = vectors.mean(0)
-        centred = (vectors - mean).double()
-        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-        k = self.pca_components.shape[0]
-        self.pca_mean.copy_(mean)
-        self.pca_components.copy_(vh[:k].float())
-        energy = singular.pow(2)
-        return float(energy[:k].sum() / energy.sum()) if energy.sum() > 0 else 0.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "pca":
-            return (x - self.pca_mean) @ self.pca_components.T
-        return self.net(x)
-
-
-class TextSide(nn.Module):
-    """One side's text path: table lookup -> ReductionTower -> adapter to D. Ids B -> B x D."""
-
-    def __init__(self, table: TextTable, kind: str, reduction_dim: int, dim: int, config):
-        super().__init__()
-        # Not persistent: the table is data, rebuilt from the side file, not a learned weight.
-        # Under bf16 autocast (train_precision) the tower's first matmul reads the vectors in
-        # bf16 anyway, so store them so: half the memory and half the bytes gathered per step.
-        vectors = table.vectors.to(torch.bfloat16) if config["enable_amp"] else table.vectors
-        self.register_buffer("vectors", vectors, persistent=False)
-        self.tower = ReductionTower(
-            kind, table.dim, reduction_dim, config["reduction_hidden"] or [],
-            config["reduction_dropout"] or 0.0, config["reduction_norm"],
-        )
-        self.adapter = nn.Identity() if reduction_dim == dim else nn.Linear(reduction_dim, dim)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        # Run the tower once per distinct id of the batch (ids repeat a lot: popular items,
-        # active users); measured +40% training speed on restaurants.
-        unique, inverse = torch.unique(ids, return_inverse=True)
-        x = self.vectors[unique]
-        if not torch.is_autocast_enabled(x.device.type):
-            x = x.float()  # evaluation (RecBole evaluates without autocast) and fp32 training
-        return self.adapter(self.tower(x))[inverse]
-
-
-def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float,
-             negative_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Per-anchor InfoNCE on cosine similarity.
-
-    anchor, positive: A x D; negatives: A x N x D, or N x D shared by all anchors.
-    negative_mask: A x N bool, False = not a negative for that anchor (excluded).
-    Returns A losses.
-    """
-    a = F.normalize(anchor, dim=-1)
-    p = F.normalize(positive, dim=-1)
-    n = F.normalize(negatives, dim=-1)
-    pos = (a * p).sum(-1, keepdim=True)  # A x 1
-    neg = torch.einsum("ad,and->an", a, n) if n.dim() == 3 else a @ n.T  # A x N
-    if negative_mask is not None:
-        neg = neg.masked_fill(~negative_mask, float("-inf"))
-    logits = torch.cat([pos, neg], dim=1) / tau
-    return torch.logsumexp(logits, dim=1) - logits[:, 0]
-
-
-@dataclass
-class ContrastiveDraw:
-    """One side's InfoNCE inputs for one batch (A anchors, N negatives).
-
-    anchors, positives: A; negatives: A x N ('random') or N shared by all anchors;
-    negative_mask: A x N (False = not a negative for that anchor) or None;
-    mask: A, False where the anchor has no SWING neighbour (its loss is left out).
-    """
-
-    anchors: torch.Tensor
-    positives: torch.Tensor
-    negatives: torch.Tensor
-    negative_mask: Optional[torch.Tensor]
-    mask: torch.Tensor
-
-    def ids(self) -> torch.Tensor:
-        """Every id the loss reads, in the order `loss` expects its representations."""
-        return torch.cat([self.anchors, self.positives, self.negatives.reshape(-1)])
-
-    def loss(self, reps: torch.Tensor, tau: float) -> torch.Tensor:
-        """Mean InfoNCE over the masked-in anchors, from `reps` = representations of `ids()`;
-        0 when no anchor has a neighbour. Masking by weight, not by indexing, keeps the step
-        free of host syncs."""
-        count = len(self.anchors)
-        a, p = reps[:count], reps[count: 2 * count]
-        n = reps[2 * count:].reshape(*self.negatives.shape, -1)
-        # Similarities in fp32 even under bf16 autocast (train_precision): dividing cosines by a
-        # small tau would magnify bf16's ~3-digit rounding.
-        with torch.autocast(device_type=reps.device.type, enabled=False):
-            per_anchor = info_nce(a.float(), p.float(), n.float(), tau, self.negative_mask)
-        weight = self.mask.to(per_anchor.dtype)
-        return (per_anchor * weight).sum() / weight.sum().clamp(min=1.0)
-
-
 class DLRREC(DLRM):
-    """DLRM with co-trained text reduction and SWING contrastive heads (see module doc)."""
+    """DLRM with co-trained text reduction and SWING contrastive heads (see module doc).
+
+    The RecBole adapter: reads the Config into the typed arguments of the torch blocks
+    (nn/text.py TextTower per side, nn/contrastive.py for the heads) and computes RecBole's
+    `calculate_loss` / `predict`. Build order: the text tables are loaded first, because DLRM
+    sizes its interaction for them (one extra feature vector per side with text); then DLRM's
+    arches, then the text towers (parameters registered in that order).
+    """
 
     def __init__(self, config, dataset):
         self._validate(config)
-        self.reduction = config["reduction"]
         tables = self._load_text(config, dataset)
-        self._text_side_names = tuple(tables)  # num_extra_vectors() runs inside super().__init__
-        super().__init__(config, dataset)  # builds the arches; calls num_extra_vectors()
+        super().__init__(config, dataset, num_extra_vectors=len(tables))
+        self.reduction = config["reduction"]
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
         self.tau = float(config["tau"])
@@ -178,12 +69,7 @@ class DLRREC(DLRM):
         if self.cl_repr == "text" and not tables and (self.w1 or self.w2):
             raise ValueError("cl_repr='text' needs text vectors, but reduction is 'none'")
 
-        self.text_sides = nn.ModuleDict(
-            {
-                side: TextSide(table, self.reduction, config["reduction_dim"], self.embedding_size, config)
-                for side, table in tables.items()
-            }
-        )
+        self.text_sides = nn.ModuleDict({side: self._text_tower(config, table) for side, table in tables.items()})
         if self.reduction == "pca":
             self._fit_pca(config, dataset)
         self.samplers = self._build_samplers(config, dataset)
@@ -233,19 +119,28 @@ class DLRREC(DLRM):
                 )
         return tables
 
+    def _text_tower(self, config, table: TextTable) -> TextTower:
+        """Config -> one side's TextTower. Under bf16 autocast (train_precision) the table is
+        stored in bf16 (see TextTower)."""
+        return TextTower(
+            table.vectors, self.reduction, config["reduction_dim"], self.embedding_size,
+            hidden=config["reduction_hidden"] or [], dropout=config["reduction_dropout"] or 0.0,
+            norm=config["reduction_norm"], vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
+        )
+
     def _fit_pca(self, config, dataset) -> None:
         """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
         for side, module in self.text_sides.items():
             field = config[SIDES[side][0]]
             ids = torch.unique(dataset.inter_feat[field])
-            share = module.tower.fit_pca(module.vectors[ids].float())
+            share = module.fit_pca(ids)
             logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
 
     def _build_samplers(self, config, dataset):
         if not (self.w1 or self.w2):
             return {}
         from recbole_dlrrec.swing.sampler import SwingSampler
-        from recbole_dlrrec.swing.similarity import swing_for_dataset
+        from recbole_dlrrec.swing.cache import swing_for_dataset
 
         neighbours = swing_for_dataset(config, dataset, logger=logging.getLogger())
         common = dict(mode=config["swing_sample_mode"], seed=int(config["seed"]), device=self.device)
@@ -265,10 +160,7 @@ class DLRREC(DLRM):
             out[side] = torch.from_numpy(np.sort(rng.choice(np.arange(1, count), n, replace=False)))
         return out
 
-    # -- DLRM hooks ----------------------------------------------------------------------
-    def num_extra_vectors(self) -> int:
-        return len(self._text_side_names)
-
+    # -- DLRM hook -----------------------------------------------------------------------
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
         fields = {"item": self.ITEM_ID, "user": self.USER_ID}
         return [module(interaction[fields[side]]) for side, module in self.text_sides.items()]
@@ -277,7 +169,7 @@ class DLRREC(DLRM):
     def _id_rows(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows of the shared token table holding the ID embeddings of `ids`."""
         field = self.ITEM_ID if side == "item" else self.USER_ID
-        return ids + self.sparse_arch.token_offsets[self.fields.token.index(field)]
+        return self.sparse_arch.field_rows(self.fields.token.index(field), ids)
 
     def id_embedding(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """The ID embedding rows of `ids` (B) -> B x D."""
@@ -294,7 +186,7 @@ class DLRREC(DLRM):
         text = self.text_sides[side](ids) if text is None else text
         return text if self.cl_repr == "text" else text + id_vectors
 
-    def _lookup_ids(self, token_ids: torch.Tensor, draws: Dict[str, "ContrastiveDraw"]):
+    def _lookup_ids(self, token_ids: torch.Tensor, draws: Dict[str, ContrastiveDraw]):
         """One lookup of the token table for the batch's token fields (B x F_tok) and the ids
         the contrastive heads read. Each lookup of a table makes a table-sized dense gradient in
         backward (zero-filled, then added up), so one lookup instead of three saved ~4 ms of a
@@ -306,7 +198,7 @@ class DLRREC(DLRM):
         vectors = self.sparse_arch.token_table(torch.cat([r.reshape(-1) for r in rows])).split([r.numel() for r in rows])
         return vectors[0].view(*token_ids.shape, -1), dict(zip(sides, vectors[1:]))
 
-    def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional["ContrastiveDraw"],
+    def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional[ContrastiveDraw],
                      id_vectors: Optional[torch.Tensor] = None):
         """One pass of the side's text path over the batch's ids and the ids the contrastive
         head needs (the anchors are batch ids, so most are shared; the tower runs once per
@@ -325,7 +217,7 @@ class DLRREC(DLRM):
         return batch_text, reps
 
     # -- contrastive heads ---------------------------------------------------------------
-    def contrastive_draw(self, side: str, batch_ids: torch.Tensor) -> "ContrastiveDraw":
+    def contrastive_draw(self, side: str, batch_ids: torch.Tensor) -> ContrastiveDraw:
         """Anchors (the batch's distinct ids on one side, at most cl_max_anchors), their SWING
         positives and the negatives, all on the device."""
         sampler = self.samplers[side]
@@ -341,8 +233,7 @@ class DLRREC(DLRM):
             negatives = positives
         else:  # shared: one pool for the whole batch
             negatives = sampler.sample_shared_negatives(self.cl_num_negatives)
-        negative_mask = (negatives[None, :] != anchors[:, None]) & (negatives[None, :] != positives[:, None])
-        return ContrastiveDraw(anchors, positives, negatives, negative_mask, mask)
+        return ContrastiveDraw.with_shared_negatives(anchors, positives, negatives, mask)
 
     def contrastive_loss(self, side: str, batch_ids: torch.Tensor) -> torch.Tensor:
         """InfoNCE over the distinct ids of the batch on one side (0-d tensor)."""
@@ -383,10 +274,7 @@ class DLRREC(DLRM):
         ids = self._collapse_ids[side].to(self.over_arch.model[0].weight.device)
         if ids.numel() < 2:
             return float("nan")
-        reps = F.normalize(self.representation(side, ids), dim=-1)
-        gram = reps @ reps.T
-        n = ids.numel()
-        return float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))
+        return mean_pairwise_cosine(self.representation(side, ids))
 
     def on_epoch_end(self, epoch: int, trainer=None) -> Dict[str, float]:
         """Called by quick_start.run after each validation: logs the collapse indicator."""

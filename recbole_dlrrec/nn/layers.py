@@ -109,6 +109,10 @@ class SparseArch(nn.Module):
         """Rows of the shared table for token ids B x F_tok (field f's ids shifted by its offset)."""
         return token_ids + self.token_offsets
 
+    def field_rows(self, field: int, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of the shared table for ids (any shape) of token field number `field`."""
+        return ids + self.token_offsets[field]
+
     def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor],
                 token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`token_vectors`: the B x F_tok x D rows of `token_ids`, when the caller looked them up

@@ -151,6 +151,6 @@ def test_reduction_none_is_plain_dlrm(tiny_config):
     config = tiny_config("DLRREC", reduction="none", w1=0.0, w2=0.0)
     _, train, _, _ = load_splits(config)
     model = build_model(config, train)
-    assert len(model.text_sides) == 0 and model.num_extra_vectors() == 0
+    assert len(model.text_sides) == 0 and model.num_extra_vectors == 0
     dlrm = build_model(tiny_config("DLRM"), train)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in dlrm.parameters())

@@ -7,7 +7,7 @@ import torch
 from scipy.stats import chisquare
 
 from recbole_dlrrec.swing.sampler import SwingSampler
-from recbole_dlrrec.swing.similarity import NeighbourTable
+from recbole_dlrrec.swing.graph import NeighbourTable
 
 torch.set_num_threads(1)
 

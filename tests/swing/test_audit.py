@@ -1,0 +1,81 @@
+"""SWING audit: the summary (swing/audit.py) and the CLI that builds or loads a dataset's cache
+(cli/swing.py, ``python -m recbole_dlrrec.swing``), with a stand-in for RecBole's Config and Dataset."""
+
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from swing_reference import FakeDataset, fake_config
+
+from recbole_dlrrec.cli import swing as swing_cli
+from recbole_dlrrec.errors import InputError
+from recbole_dlrrec.swing.audit import summarize
+from recbole_dlrrec.swing.graph import NeighbourTable, SwingNeighbours
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def fake_runtime(tmp_path, monkeypatch):
+    """Replaces runtime.quick_start by a stand-in; returns what build_config was called with."""
+    dataset = FakeDataset()
+    seen = {}
+
+    def build_config(model, dataset_name, config_file_list=None, config_dict=None):
+        if dataset_name == "missing":
+            raise InputError("dataset 'missing' not found")
+        seen.update(model=model, files=config_file_list, overrides=config_dict)
+        return fake_config(tmp_path, dataset=dataset_name, **(config_dict or {}))
+
+    def load_splits(config):
+        return None, types.SimpleNamespace(dataset=dataset), None, None
+
+    fake_module = types.ModuleType("recbole_dlrrec.runtime.quick_start")
+    fake_module.build_config = build_config
+    fake_module.load_splits = load_splits
+    monkeypatch.setitem(sys.modules, "recbole_dlrrec.runtime.quick_start", fake_module)
+    return seen
+
+
+def test_cli_builds_then_loads_and_plots(fake_runtime, capsys):
+    args = swing_cli.parse_args(["--dataset=fake", "--topk", "3", "--config_files", "a.yaml b.yaml"])
+    first = swing_cli.audit(args)
+    out = capsys.readouterr().out
+    assert fake_runtime == {"model": "DLRREC", "files": ["a.yaml", "b.yaml"],
+                            "overrides": {"swing_topk": 3}}
+    assert "computed" in out and "items:" in out and "users:" in out
+    assert os.path.isfile(first["histogram"]) and first["histogram"].endswith(".png")
+    assert os.path.dirname(first["histogram"]) == os.path.dirname(first["cache"])
+    assert first["summary"]["items"]["with_neighbours"] == 3  # items 1, 2, 3
+    assert swing_cli.main(["--dataset=fake", "--topk", "3"]) == 0
+    assert "loaded SWING cache" in capsys.readouterr().out
+
+
+def test_cli_input_error_is_one_line_and_exit_2(fake_runtime, capsys):
+    assert swing_cli.main(["--dataset=missing"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: dataset 'missing' not found\n"
+
+
+def test_summarize_counts_and_quantiles():
+    items = NeighbourTable(ids=np.array([[-1, -1], [2, -1], [1, 0]]),
+                           scores=np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 0.25]]),
+                           counts=np.array([0, 1, 2]))
+    users = NeighbourTable(ids=np.full((2, 1), -1), scores=np.zeros((2, 1)), counts=np.zeros(2))
+    summary = summarize(SwingNeighbours(users=users, items=items))
+    assert summary["items"]["nodes"] == 3 and summary["items"]["with_neighbours"] == 2
+    assert summary["items"]["mean_neighbours"] == 1.5
+    quantiles = summary["items"]["score_quantiles"]
+    assert quantiles["q0"] == 0.25 and quantiles["q100"] == 0.5 and quantiles["q50"] == 0.5
+    assert summary["users"] == {"nodes": 2, "with_neighbours": 0, "mean_neighbours": 0.0,
+                                "score_quantiles": {}}
+
+
+def test_python_dash_m_swing_runs_the_cli():
+    # Only argument parsing: the module runs cli/swing.py's main (its --help names the program).
+    result = subprocess.run([sys.executable, "-m", "recbole_dlrrec.swing", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "python -m recbole_dlrrec.swing" in result.stdout
