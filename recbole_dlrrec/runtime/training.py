@@ -121,6 +121,9 @@ def build_trainer(config, model, record_predictions: bool = False):
     """
     from recbole.utils import get_trainer
 
+    from recbole_dlrrec import patches
+
+    patches.apply()  # RecBole's Trainer saves weights_only checkpoints (patches.py, fix 2)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if config["fused_optimizer"]:
         fuse_optimizer(trainer)
