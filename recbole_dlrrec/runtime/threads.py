@@ -25,14 +25,17 @@ def use_threads(threads: int) -> int:
     threads = max(1, int(threads))
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
     try:
         import numba
     except ImportError:  # pragma: no cover - numba comes with the SWING module's requirements
-        return threads
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        numba = None
+    if numba is not None:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    import torch
+
+    # After numba's: numba's first call starts its pool, which (OpenMP layer) sets OpenMP's
+    # thread count to NUMBA_NUM_THREADS, and torch reads that back as its own.
+    torch.set_num_threads(threads)
     return threads
 
 
@@ -42,10 +45,12 @@ def threads_within(threads: int) -> Iterator[int]:
     import torch
 
     numba = sys.modules.get("numba")
-    before = torch.get_num_threads(), (numba.get_num_threads() if numba is not None else None)
+    numba_before = numba.get_num_threads() if numba is not None else None  # first: it may start numba's pool
+    before = torch.get_num_threads(), numba_before
     try:
         yield use_threads(threads)
     finally:
-        torch.set_num_threads(before[0])
+        # numba first, torch last (see use_threads).
         if before[1] is not None:
             numba.set_num_threads(before[1])
+        torch.set_num_threads(before[0])
