@@ -4,7 +4,13 @@ setup(
     name="recbole-dlrrec",
     version="0.1.0",
     description="DLRREC (denoised LLM vectors + SWING contrastive learning) as a RecBole 1.2.1 plugin",
-    packages=find_packages(include=["recbole_dlrrec", "recbole_dlrrec.*"]),
+    # properties/ (the YAML defaults) stays at the top of the repository and ships inside the
+    # package as recbole_dlrrec/properties/; recbole_dlrrec.config.paths.properties_dir() finds
+    # it in either place (an editable install keeps it at the top).
+    packages=find_packages(include=["recbole_dlrrec", "recbole_dlrrec.*"]) + ["recbole_dlrrec.properties"],
+    package_dir={"recbole_dlrrec.properties": "properties"},
+    package_data={"recbole_dlrrec.properties": ["*.yaml", "*/*.yaml"]},
+    entry_points={"console_scripts": ["recbole-dlrrec = recbole_dlrrec.cli.main:main"]},
     python_requires=">=3.10",
     install_requires=[line.split("#")[0].strip() for line in open("requirements.txt") if line.split("#")[0].strip()],
     extras_require={"dev": ["pytest>=8", "hypothesis>=6.100"]},

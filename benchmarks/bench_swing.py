@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 try:
-    import recbole_dlrrec  # noqa: F401
+    import recbole_dlrrec  # noqa: F401  (only to find it; importing it changes nothing)
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -182,6 +182,9 @@ def bench_large(n_users, n_items, n_interactions, cap, topk, seed=0):
 
 
 def main(argv=None) -> dict:
+    from recbole_dlrrec import patches
+
+    patches.apply()  # RecBole fixes, OMP_WAIT_POLICY and malloc settings, as every CLI (patches.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
     parser.add_argument("--naive-budget", type=float, default=None,

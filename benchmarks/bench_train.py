@@ -68,7 +68,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 try:
-    import recbole_dlrrec  # noqa: F401
+    import recbole_dlrrec  # noqa: F401  (only to find it; importing it changes nothing)
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -1051,6 +1051,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
+    from recbole_dlrrec import patches
+
+    patches.apply()  # RecBole fixes, OMP_WAIT_POLICY and malloc settings, as every CLI (patches.py)
     args = parse_args(argv)
     if args.worker:
         result = WORKERS[args.worker](json.loads(args.spec))

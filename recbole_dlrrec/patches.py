@@ -1,9 +1,17 @@
 """Every fix RecBole 1.2.1 needs on today's numpy / pandas / torch, in one place.
 
-RecBole 1.2.1 is the last release and is not maintained for current libraries. Each fix below
-names the failure it prevents; `apply()` installs them all, once, and is called by
-`import recbole_dlrrec`. Nothing here changes RecBole's results: the fixes restore behaviour that
-RecBole had on the library versions it was written for.
+RecBole 1.2.1 is the last release and is not maintained for current libraries. Importing
+recbole_dlrrec (or any of its modules) changes NO process-wide state: the fixes below are
+installed by one explicit call, `apply()`, which runs each of them once (a second call does
+nothing). Who calls it: every CLI's main (before torch is imported, so fix 4 takes effect),
+and each entry point that touches RecBole as a cheap guard: the config stack's build_config,
+the converter's check_loads_in_recbole, the plugin models' constructors and the benchmarks.
+A library user who builds RecBole objects directly calls `recbole_dlrrec.patches.apply()` first.
+
+Each fix is one function below, listed in `PATCHES`; its docstring names the failure it
+prevents. Nothing here changes RecBole's results: the fixes restore behaviour that RecBole had
+on the library versions it was written for, or add what the plugin needs (its metrics, a
+Config that does not re-read the command line).
 
 1. numpy 2 removed `np.float_`, `np.complex_` and `np.unicode_`. RecBole's
    `Config.compatibility_settings` reads them to re-create the numpy-1.20 aliases
@@ -26,11 +34,13 @@ RecBole had on the library versions it was written for.
 4. Not a RecBole bug, but a fix every run needs here: numba's parallel SWING kernels and torch
    share the OpenMP runtime, whose default busy-waiting threads made training after an in-process
    SWING computation up to 10x slower on a shared 2-core machine. `OMP_WAIT_POLICY=PASSIVE` is
-   set (unless the user set it) before torch is first imported through this package.
+   set (unless the user set it). OpenMP reads it when torch loads it, so it only takes effect
+   when apply() runs before torch is imported, as the CLIs do.
 
 5. RecBole pins `ray<=2.6.3`, whose import needs `pkg_resources` (setuptools < 81) and numpy < 2.
    Only `recbole.quick_start` imports ray. The plugin never imports `recbole.quick_start`, so the
    training path (config, dataset, model, trainer) runs without ray; only `run_tune.py` needs it.
+   (No code: a rule the plugin keeps.)
 
 6. Not a RecBole bug either: glibc's malloc hands freed memory back to the kernel as soon as
    128 KiB sit free at the top of the heap, and serves blocks of a few MiB by fresh mmap calls,
@@ -39,14 +49,31 @@ RecBole had on the library versions it was written for.
    DLRREC's step 39 -> 31 ms, RecBole's DeepFM 28 -> 25 ms (restaurants, batch 4096) with the
    heap kept. `mallopt` keeps up to 256 MiB of freed heap and serves blocks up to 32 MiB from
    it, on glibc only, and only when the user set no GLIBC_TUNABLES / MALLOC_*_ variables.
+
+7. The plugin's classification metrics (accuracy, fpr, precision, recall, f1; the classes are in
+   runtime/metrics.py) are added to RecBole's metric registry, which RecBole builds once from
+   `recbole.evaluator.metrics` at import time; and `Config._set_default_parameters` resolves
+   `precision` / `recall` to the classification versions in a value-metric config (see
+   runtime/metrics.py), so `metrics: [AUC, ..., Precision, Recall]` works as written.
+
+8. RecBole's `Config.__init__` re-parses `sys.argv` for `--key=value` (`_load_cmd_line`). The
+   plugin's CLIs parse the command line themselves (and accept options RecBole does not know),
+   so a Config the plugin builds must not read it again. `_load_cmd_line` reads no argv while
+   `config_without_argv()` is active (a context variable, so threads and other code are not
+   affected); anywhere else it behaves as RecBole's. Nothing swaps `sys.argv`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from typing import Callable, Iterator, List
 
 from recbole_dlrrec.atomic import atomic_path
 
 _APPLIED = False
+# Fix 8: True while the plugin builds a RecBole Config (see config_without_argv).
+_IGNORE_ARGV: contextvars.ContextVar[bool] = contextvars.ContextVar("recbole_dlrrec_ignore_argv", default=False)
 
 
 def _numpy_aliases() -> None:
@@ -137,14 +164,94 @@ def keep_freed_heap() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
 
 
+def omp_passive_wait() -> None:
+    """Fix 4: OpenMP threads sleep instead of spinning when idle (unless the user chose)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no effect once torch has loaded OpenMP
+
+
+def classification_metrics() -> None:
+    """Fix 7: register runtime/metrics.py's classification metrics with RecBole's evaluator
+    registry, and resolve value-config `precision` / `recall` to them in Config."""
+    import recbole.evaluator.metrics as recbole_metrics
+    from recbole.config.configurator import Config
+    from recbole.evaluator import register as reg
+
+    # Imported here, not at the top: patches sits below runtime/ in the layers, and the metric
+    # classes import RecBole, which importing this module must not do.
+    from recbole_dlrrec.runtime.metrics import METRICS, resolve_metric_names
+
+    for cls in METRICS:
+        name = cls.__name__.lower()
+        setattr(recbole_metrics, cls.__name__, cls)
+        reg.metrics_dict[name] = cls
+        reg.metric_information[name] = cls.metric_need
+        reg.metric_types[name] = cls.metric_type
+        if cls.smaller and name not in reg.smaller_metrics:
+            reg.smaller_metrics.append(name)
+
+    if getattr(Config._set_default_parameters, "_dlrrec_patched", False):
+        return
+    original = Config._set_default_parameters
+
+    def _set_default_parameters(self):
+        metrics = self.final_config_dict.get("metrics")
+        if metrics:
+            mode = (self.final_config_dict.get("eval_args") or {}).get("mode")
+            self.final_config_dict["metrics"] = resolve_metric_names(metrics, mode)
+        original(self)
+
+    _set_default_parameters._dlrrec_patched = True
+    _set_default_parameters.__doc__ = "RecBole's, after resolving precision/recall (recbole_dlrrec.patches, fix 7)."
+    Config._set_default_parameters = _set_default_parameters
+
+
+def config_reads_no_argv() -> None:
+    """Fix 8: RecBole's Config reads no command line while `config_without_argv()` is active."""
+    from recbole.config.configurator import Config
+
+    if getattr(Config._load_cmd_line, "_dlrrec_patched", False):
+        return
+    original = Config._load_cmd_line
+
+    def _load_cmd_line(self):
+        if _IGNORE_ARGV.get():
+            return {}  # what RecBole's own parser returns for an empty command line
+        return original(self)
+
+    _load_cmd_line._dlrrec_patched = True
+    _load_cmd_line.__doc__ = "RecBole's, but no argv inside config_without_argv() (recbole_dlrrec.patches, fix 8)."
+    Config._load_cmd_line = _load_cmd_line
+
+
+@contextlib.contextmanager
+def config_without_argv() -> Iterator[None]:
+    """Inside this block a RecBole Config reads no `--key=value` from sys.argv (fix 8; needs
+    apply()). The plugin's CLIs have parsed the command line already and pass what they read
+    as the config dict."""
+    token = _IGNORE_ARGV.set(True)
+    try:
+        yield
+    finally:
+        _IGNORE_ARGV.reset(token)
+
+
+# Every fix, in the order apply() installs them. One function per fix; add new ones here.
+PATCHES: List[Callable[[], object]] = [
+    omp_passive_wait,  # 4: first, before anything below imports torch
+    keep_freed_heap,  # 6
+    check_versions,  # 3
+    _numpy_aliases,  # 1
+    _weights_only_checkpoints,  # 2
+    classification_metrics,  # 7
+    config_reads_no_argv,  # 8
+]
+
+
 def apply() -> None:
-    """Install every fix once. Safe to call many times."""
+    """Install every fix in PATCHES, once. Safe to call many times: later calls do nothing."""
     global _APPLIED
     if _APPLIED:
         return
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # fix 4; no effect once torch has started OpenMP
-    keep_freed_heap()  # fix 6
-    check_versions()
-    _numpy_aliases()
-    _weights_only_checkpoints()
+    for patch in PATCHES:
+        patch()
     _APPLIED = True

@@ -80,20 +80,19 @@ def check_inputs(models, dataset, overrides) -> None:
 
 
 def main(argv=None) -> int:
+    from recbole_dlrrec import patches
+
+    patches.apply()  # before torch is imported, here by parse_args (patches.py, fix 4)
     args, models, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    import os
     import warnings
+
+    from recbole_dlrrec.runtime.threads import use_threads
 
     # Before numba / torch start their thread pools: SWING's numba kernels run through the same
     # OpenMP runtime as torch, and a 2-thread numba launch leaves torch's later parallel regions
     # on 2 spinning threads too (10x slower epochs on a busy 2-core machine).
-    os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
-
-    import torch
-
+    use_threads(args.threads)
     from recbole_dlrrec.experiments import leaderboard
-
-    torch.set_num_threads(args.threads)
     if args.experiments:
         from recbole_dlrrec.experiments import paper as experiments  # imported now: the run may outlast edits to the source
     for module in ("recbole", "torch", "pandas"):  # RecBole 1.2.1's own deprecation noise, once per cell

@@ -59,6 +59,9 @@ def audit(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
+    from recbole_dlrrec import patches
+
+    patches.apply()  # before torch is imported (patches.py, fix 4)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
 

@@ -53,6 +53,9 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, files, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    from recbole_dlrrec import patches
+
+    patches.apply()  # before torch is imported (patches.py, fix 4)
     from recbole_dlrrec.errors import InputError
     from recbole_dlrrec.runtime.quick_start import run
 

@@ -49,6 +49,9 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, files, fixed = parse_args(sys.argv[1:] if argv is None else argv)
+    from recbole_dlrrec import patches
+
+    patches.apply()  # before torch is imported (patches.py, fix 4)
     from recbole_dlrrec.experiments import tune
 
     request = tune.TuneRequest(

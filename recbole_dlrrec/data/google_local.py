@@ -1021,7 +1021,9 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     Uses the metrics from NAME.yaml when recbole_dlrrec's metrics are registered, else
     RecBole's own AUC and LogLoss. Returns the row counts of the three loaders' datasets.
     """
-    import recbole_dlrrec  # noqa: F401  (applies the RecBole compat fixes, registers metrics)
+    from recbole_dlrrec import patches
+
+    patches.apply()  # RecBole fixes and the plugin's metrics (patches.py)
 
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -1040,7 +1042,8 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     wanted = ("auc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
     if any(metric_types.get(m) != metric_types["auc"] for m in wanted):
         overrides["metrics"] = ["AUC", "LogLoss"]  # plugin metrics not registered: RecBole's own
-    config = Config(model=model, dataset=name, config_file_list=[yaml_file], config_dict=overrides)
+    with patches.config_without_argv():  # the converter's own options are not RecBole's
+        config = Config(model=model, dataset=name, config_file_list=[yaml_file], config_dict=overrides)
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     return {

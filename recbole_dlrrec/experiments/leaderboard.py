@@ -145,38 +145,28 @@ def _format_seconds(seconds: float) -> str:
 
 
 class _TestScoreCapture:
-    """An epoch callback that wraps the trainer's evaluator once, so the per-row labels and
-    scores of the LAST evaluation (the test split, run after fit) are kept."""
+    """An epoch callback that keeps the trainer, whose evaluator (a PredictionRecorder, from
+    run(..., record_predictions=True)) holds the per-row labels and scores of the LAST
+    evaluation: the test split, run after fit."""
 
     def __init__(self):
         self.labels: Optional[np.ndarray] = None
         self.scores: Optional[np.ndarray] = None
         self.trainer = None
-        self._wrapped = False
 
     def close(self) -> None:
-        """Close the trainer's tensorboard writer (RecBole leaves one thread and file per run)."""
+        """Take the recorded rows, and close the trainer's tensorboard writer (RecBole leaves
+        one thread and file per run)."""
+        recorder = getattr(self.trainer, "evaluator", None)
+        self.labels = getattr(recorder, "labels", None)
+        self.scores = getattr(recorder, "scores", None)
         writer = getattr(self.trainer, "tensorboard", None)
         if writer is not None and hasattr(writer, "close"):
             writer.close()
         self.trainer = None
 
     def __call__(self, epoch_idx, valid_score, trainer) -> None:
-        if self._wrapped:
-            return
         self.trainer = trainer
-        original = trainer.evaluator.evaluate
-
-        def evaluate(struct):
-            try:
-                self.labels = struct.get("data.label").detach().cpu().numpy().astype(np.float32).ravel()
-                self.scores = struct.get("rec.score").detach().cpu().numpy().astype(np.float32).ravel()
-            except (IndexError, KeyError, AttributeError):
-                self.labels = self.scores = None
-            return original(struct)
-
-        trainer.evaluator.evaluate = evaluate
-        self._wrapped = True
 
 
 # Kept under these names: experiments.py and others import them.
@@ -359,14 +349,9 @@ class Leaderboard:
     def apply_threads(self) -> None:
         if self.threads is None:
             return
-        import torch
+        from recbole_dlrrec.runtime.threads import use_threads
 
-        torch.set_num_threads(int(self.threads))
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba comes with the SWING module's requirements
-            return
-        numba.set_num_threads(max(1, min(int(self.threads), numba.config.NUMBA_NUM_THREADS)))
+        use_threads(int(self.threads))
 
     def _run_one(self, spec: CellSpec) -> dict:
         os.makedirs(self.cells_dir, exist_ok=True)
@@ -386,7 +371,7 @@ class Leaderboard:
             if runner is None:
                 from recbole_dlrrec.runtime.quick_start import run as runner
             result = runner(spec.model, self.dataset, config_dict=config_dict, saved=True,
-                            result_file=self.cell_path(spec), epoch_callbacks=[capture])
+                            result_file=self.cell_path(spec), epoch_callbacks=[capture], record_predictions=True)
             if not result.get("test_result"):
                 raise RuntimeError("the run returned no test result")
         except Exception as exc:  # a failing model is recorded; the others go on

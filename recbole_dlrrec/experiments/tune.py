@@ -347,14 +347,14 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
     returns: the search goes on and Ray keeps the worker for the next trial. A worker that
     dies outright is an ERROR trial, which the driver records as failed too."""
     import ray
-    import torch
     from ray.air import session
 
     from recbole_dlrrec.runtime.quick_start import build_config, run
+    from recbole_dlrrec.runtime.threads import use_threads
 
     os.chdir(session.get_trial_dir())  # RecBole's log/ and log_tensorboard/ go to the trial
     _reset_root_logging()
-    torch.set_num_threads(max(1, threads))
+    use_threads(threads)
     gpu_ids = ray.get_gpu_ids()
     trial_overrides = {**overrides, **space.coerce(params), "gpu_id": ",".join(str(g) for g in gpu_ids)}
     state: Dict[str, object] = {"best": None, "best_epoch": None, "epoch": 0, "started": time.time()}
@@ -589,21 +589,16 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
 
 def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: str, out_dir: str) -> dict:
     """Train the best config again in the driver and evaluate the test split once."""
-    import torch
-
     from recbole_dlrrec.runtime.quick_start import atomic_write_json, build_config, run
+    from recbole_dlrrec.runtime.threads import threads_within
 
     overrides = {**spec["fixed"], **session, **best.params, "epochs": spec["max_epochs"], "seed": spec["seed"],
                  "checkpoint_dir": os.path.join(experiment_dir, "best_model")}
     overrides.setdefault("state", "WARNING")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))  # as in the trial: same numbers
-    try:
+    with threads_within(int(spec["cpus_per_trial"])):  # as in the trial: same numbers
         config = build_config(spec["model"], spec["dataset"], spec["config_files"], overrides, prepare=False)
         path = os.path.join(out_dir, "best_test_result.json")
         results = run(spec["model"], config=config, saved=True, evaluate_test=True, result_file=path)
-    finally:
-        torch.set_num_threads(threads)
     results["tuning"] = {
         "run": spec["name"], "trial_id": best.trial_id, "trial_status": best.status,
         "trial_best_valid_score": best.best_score, "trial_best_epoch": best.best_epoch,

@@ -17,6 +17,7 @@ from recbole.model.abstract_recommender import AbstractRecommender, ContextRecom
 from recbole.utils import FeatureSource, FeatureType, InputType
 from torch import nn
 
+from recbole_dlrrec import patches
 from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch
 
 
@@ -97,6 +98,7 @@ class DLRM(ContextRecommender):
     input_type = InputType.POINTWISE
 
     def __init__(self, config, dataset, num_extra_vectors: int = 0):
+        patches.apply()  # a cheap guard for callers that built the Config themselves
         # ContextRecommender.__init__ builds RecBole's own embedding tables, which DLRM does not
         # use; skip it so parameter counts are honest, and keep its type / input_type.
         AbstractRecommender.__init__(self)

@@ -9,11 +9,10 @@ RecBole already owns the names `precision` and `recall` for its top-k RANKING me
 keep their meaning in ranking configs. In a value config (labeled evaluation, or next to another
 value metric such as AUC) `precision` and `recall` are resolved to the classification versions
 registered here, so `metrics: [AUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]` works as
-written. The rewrite happens in `resolve_metric_names`, called by the Config patch in
-`register()`.
+written. The rewrite happens in `resolve_metric_names`, called by the Config patch.
 
-RecBole builds its metric registry from `recbole.evaluator.metrics` at import time; `register()`
-adds these classes to that module and to the registry dicts that Config and Evaluator read.
+Importing this module registers nothing: `recbole_dlrrec.patches.apply()` (fix 7) adds these
+classes to RecBole's metric registry and installs the Config patch.
 """
 from __future__ import annotations
 
@@ -128,33 +127,3 @@ def resolve_metric_names(metrics, eval_mode=None):
     if not value_config:
         return list(metrics)
     return [_VALUE_ALIASES.get(m.lower(), m) for m in metrics]
-
-
-def register() -> None:
-    """Add the metrics to RecBole's registry and teach Config the value-config aliases."""
-    import recbole.evaluator.metrics as recbole_metrics
-    from recbole.config.configurator import Config
-    from recbole.evaluator import register as reg
-
-    for cls in METRICS:
-        name = cls.__name__.lower()
-        setattr(recbole_metrics, cls.__name__, cls)
-        reg.metrics_dict[name] = cls
-        reg.metric_information[name] = cls.metric_need
-        reg.metric_types[name] = cls.metric_type
-        if cls.smaller and name not in reg.smaller_metrics:
-            reg.smaller_metrics.append(name)
-
-    if getattr(Config._set_default_parameters, "_dlrrec_patched", False):
-        return
-    original = Config._set_default_parameters
-
-    def _set_default_parameters(self):
-        metrics = self.final_config_dict.get("metrics")
-        if metrics:
-            mode = (self.final_config_dict.get("eval_args") or {}).get("mode")
-            self.final_config_dict["metrics"] = resolve_metric_names(metrics, mode)
-        original(self)
-
-    _set_default_parameters._dlrrec_patched = True
-    Config._set_default_parameters = _set_default_parameters

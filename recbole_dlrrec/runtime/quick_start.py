@@ -12,26 +12,21 @@ quick_start does), so training runs where ray cannot be installed.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
 import platform
-import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
-from recbole_dlrrec import atomic
+from recbole_dlrrec import atomic, patches
 from recbole_dlrrec.config.keys import check_overrides, known_keys
+from recbole_dlrrec.config.paths import properties_dir
 from recbole_dlrrec.errors import FeatureError
 from recbole_dlrrec.config.registry import get_model_class, resolve_model
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
-PROPERTIES_DIR = os.environ.get(
-    "RECBOLE_DLRREC_PROPERTIES",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "properties"),
-)
+PROPERTIES_DIR = properties_dir()  # $RECBOLE_DLRREC_PROPERTIES, or the package's / checkout's properties/
 DEFAULT_DATASET = "restaurants"
 DEFAULT_DATA_PATH = "dataset/"
 
@@ -113,17 +108,6 @@ def dataset_config_files(dataset: str, data_path: str) -> List[str]:
     return [written] if os.path.isfile(written) else []
 
 
-@contextlib.contextmanager
-def _argv_hidden():
-    """RecBole's Config re-parses sys.argv; the plugin's CLIs have parsed it already."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def build_config(
     model: str,
     dataset: Optional[str] = None,
@@ -136,6 +120,7 @@ def build_config(
     Raises UnknownModelError, DatasetNotFoundError, ConfigFileError or ConfigKeyError (all
     ValueErrors with one-line messages) before any data is loaded.
     """
+    patches.apply()  # RecBole fixes and the plugin's metrics, before any Config is built
     from recbole.config import Config
 
     model_class, variant_settings = resolve_model(model)
@@ -160,7 +145,7 @@ def build_config(
 
     files = plugin_config_files(model_name) + dataset_config_files(dataset, data_path) + user_files
     check_overrides(overrides, known_keys(PROPERTIES_DIR, files))
-    with _argv_hidden():
+    with patches.config_without_argv():  # the CLIs parsed argv already (patches.py, fix 8)
         config = Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=overrides)
     apply_precision(config)
     return config
@@ -261,6 +246,7 @@ def run(
     epoch_callbacks: Sequence[Callable] = (),
     evaluate_test: bool = True,
     config=None,
+    record_predictions: bool = False,
 ) -> dict:
     """Train `model` on `dataset` and return (and save as JSON) its results.
 
@@ -268,6 +254,9 @@ def run(
         epoch_callbacks: called as f(epoch_idx, valid_score, trainer) after every validation.
         evaluate_test: False skips the test split (tuning selects on validation only).
         config: a prebuilt Config (skips build_config).
+        record_predictions: the trainer keeps the last evaluation's per-row labels and scores
+            (`trainer.evaluator.labels` / `.scores`, see training.PredictionRecorder); an epoch
+            callback gets the trainer.
     Returns:
         dict with model, dataset, seed, best_valid_score, best_epoch, valid_result,
         test_result, epochs (per-epoch valid score and seconds), timings, num_parameters,
@@ -288,7 +277,7 @@ def run(
 
     model_obj = build_model(config, train_data)
     logger.info(model_obj)
-    trainer = build_trainer(config, model_obj)
+    trainer = build_trainer(config, model_obj, record_predictions=record_predictions)
 
     history: List[dict] = []
     epoch_started = [time.time()]

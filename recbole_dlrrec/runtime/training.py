@@ -23,7 +23,9 @@ baselines run as RecBole ships them); auto and fused for the plugin's DLRM and D
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
+import numpy as np
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -82,11 +84,49 @@ def fuse_optimizer(trainer) -> bool:
     return True
 
 
-def build_trainer(config, model):
-    """RecBole's trainer for `config` (get_trainer), with the plugin's step settings applied."""
+class PredictionRecorder:
+    """A trainer's evaluator that also keeps the per-row labels and scores of its LAST call.
+
+    RecBole's Trainer hands every evaluation's collected `DataStruct` to `evaluator.evaluate`;
+    this wrapper copies `data.label` and `rec.score` out of it (as float32 numpy arrays, shape
+    [rows]) and then lets RecBole's evaluator compute the metrics as usual, so the results are
+    unchanged. After `trainer.evaluate(test_data)` the arrays are the test split's (the
+    leaderboard's significance tests use them). `labels` / `scores` are None before the first
+    call, or when the struct holds no labels (e.g. a ranking evaluation).
+    """
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+        self.labels: Optional[np.ndarray] = None
+        self.scores: Optional[np.ndarray] = None
+
+    def evaluate(self, struct):
+        try:
+            self.labels = struct.get("data.label").detach().cpu().numpy().astype(np.float32).ravel()
+            self.scores = struct.get("rec.score").detach().cpu().numpy().astype(np.float32).ravel()
+        except (IndexError, KeyError, AttributeError):
+            self.labels = self.scores = None
+        return self.evaluator.evaluate(struct)
+
+    def __getattr__(self, name):  # anything else RecBole reads from its evaluator
+        return getattr(self.evaluator, name)
+
+
+def build_trainer(config, model, record_predictions: bool = False):
+    """RecBole's trainer for `config` (get_trainer), with the plugin's step settings applied.
+
+    Args:
+        record_predictions: give the trainer a PredictionRecorder as its evaluator, so that
+            `trainer.evaluator.labels` / `.scores` hold the last evaluation's rows.
+    """
     from recbole.utils import get_trainer
 
+    from recbole_dlrrec import patches
+
+    patches.apply()  # RecBole's Trainer saves weights_only checkpoints (patches.py, fix 2)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if config["fused_optimizer"]:
         fuse_optimizer(trainer)
+    if record_predictions:
+        trainer.evaluator = PredictionRecorder(trainer.evaluator)
     return trainer

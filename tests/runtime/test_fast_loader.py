@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import recbole_dlrrec  # noqa: F401  (compat fixes before any RecBole import)
+from recbole_dlrrec import patches
+
+patches.apply()  # these tests build RecBole's loaders directly
 from recbole.data.dataloader.general_dataloader import (
     FullSortEvalDataLoader,
     NegSampleEvalDataLoader,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-import recbole_dlrrec  # noqa: F401
+from recbole_dlrrec import patches
 from recbole_dlrrec.runtime import metrics as m
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,6 +53,8 @@ def test_metric_names_resolve_by_config_kind():
 
 def test_registered_with_recbole_registry():
     from recbole.evaluator import register
+
+    patches.apply()
     from recbole.utils import EvaluatorType
 
     for name in ["accuracy", "fpr", "cls_precision", "cls_recall", "f1"]:

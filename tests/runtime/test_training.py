@@ -145,3 +145,26 @@ def test_one_pass_loss_equals_the_separate_parts(tiny_config, cl_repr):
     assert torch.allclose(item, expected_item, atol=1e-6)
     assert torch.allclose(user, expected_user, atol=1e-6)
     assert float(item.detach()) > 0 and float(user.detach()) > 0
+
+
+# -- recorded predictions ---------------------------------------------------------------------
+def test_recorded_predictions_are_the_last_evaluations_rows(tiny_config):
+    config = tiny_config("DLRM", epochs=1)
+    _, train, valid, test = load_splits(config)
+    recording = build_trainer(config, build_model(config, train), record_predictions=True)
+    assert isinstance(recording.evaluator, training.PredictionRecorder)
+    assert recording.evaluator.labels is None
+    recording.fit(train, valid, saved=False, show_progress=False)
+    recorded = recording.evaluate(test, load_best_model=False)
+    labels, scores = recording.evaluator.labels, recording.evaluator.scores
+    # Recording changes no result: RecBole's own evaluator gives the same metrics.
+    recording.evaluator = recording.evaluator.evaluator
+    assert recording.evaluate(test, load_best_model=False) == recorded
+    assert labels.dtype.name == scores.dtype.name == "float32"
+    batches = [batch[0] if isinstance(batch, tuple) else batch for batch in test]
+    model = recording.model.eval()
+    with torch.no_grad():
+        predicted = torch.cat([model.predict(batch) for batch in batches]).numpy()
+    expected = torch.cat([batch[config["LABEL_FIELD"]] for batch in batches]).numpy()
+    assert labels.tolist() == expected.tolist() and len(labels) == len(test.dataset)
+    assert scores.tolist() == pytest.approx(predicted.tolist(), abs=1e-6)

@@ -1,0 +1,60 @@
+"""`recbole-dlrrec`: one console command, one subcommand per tool.
+
+    recbole-dlrrec train --model=DLRREC --dataset=restaurants --epochs=20
+    recbole-dlrrec leaderboard --dataset=ml-100k --seeds 3
+    recbole-dlrrec tune --model=DLRREC --dataset=restaurants --num_samples=20
+    recbole-dlrrec convert --reviews R.json.gz --meta M.json.gz --name NAME
+    recbole-dlrrec swing --dataset=restaurants
+    recbole-dlrrec SUBCOMMAND --help
+
+Each subcommand is the `main(argv) -> exit status` of a module in recbole_dlrrec/cli/; the
+dispatcher only picks it (and imports nothing heavy before), so `--help` stays quick.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+PROG = "recbole-dlrrec"
+
+# name -> (module whose main(argv) runs it, one-line summary)
+COMMANDS: Dict[str, Tuple[str, str]] = {
+    "train": ("recbole_dlrrec.cli.train", "train and evaluate one model on one dataset (results JSON)"),
+    "leaderboard": ("recbole_dlrrec.cli.leaderboard", "train many models x seeds and write a leaderboard"),
+    "tune": ("recbole_dlrrec.cli.tune", "tune a model's hyperparameters with Ray Tune (ASHA)"),
+    "convert": ("recbole_dlrrec.cli.convert", "convert Google Local reviews + meta into a RecBole dataset"),
+    "swing": ("recbole_dlrrec.cli.swing", "build (or load) a dataset's SWING neighbours and audit them"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]", "",
+             "DLRREC and DLRM as a RecBole 1.2.1 plugin.", "", "subcommands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", f"`{PROG} SUBCOMMAND --help` lists a subcommand's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        from recbole_dlrrec import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown subcommand {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    status = module.main(rest)
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

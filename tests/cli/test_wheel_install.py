@@ -1,0 +1,128 @@
+"""The wheel works on its own: it ships properties/ and the `recbole-dlrrec` command, and trains
+from a folder outside the checkout with nothing of the checkout in view."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUBCOMMANDS = ("train", "leaderboard", "tune", "convert", "swing")
+
+
+def _copy_checkout(dest: str) -> None:
+    """The files git would ship (tracked, plus new files .gitignore does not exclude), so the
+    build sees neither datasets nor results nor the checkout's own build/ and *.egg-info."""
+    proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                          cwd=ROOT, capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip("the checkout is not a git work tree: its files cannot be listed")
+    listed = proc.stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = os.path.join(ROOT, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory):
+    """(wheel file, venv folder, env for subprocesses): the wheel installed into a fresh venv.
+
+    The venv borrows the DEPENDENCIES from the interpreter running the tests through a .pth
+    line pointing at its site-packages (offline and fast). A directory named by a .pth line
+    gets no .pth processing of its own, so the editable install's finder there
+    (__editable__*recbole_dlrrec*) never runs; the venv's own site-packages, holding the
+    wheel's recbole_dlrrec, comes first on sys.path.
+    """
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to list the checkout's files")
+    base = tmp_path_factory.mktemp("wheel")
+    src, dist, venv = base / "src", base / "dist", base / "venv"
+    _copy_checkout(str(src))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(dist), "."], cwd=src, check=True, capture_output=True, timeout=300)
+    (wheel,) = list(dist.glob("recbole_dlrrec-*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    # Written after the install, so pip saw no recbole-dlrrec already installed.
+    with open(os.path.join(purelib, "_test_dependencies.pth"), "w") as handle:
+        handle.write(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "RECBOLE_DLRREC_PROPERTIES")}
+    env.update(PYTHONNOUSERSITE="1", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    return wheel, venv, env
+
+
+@pytest.mark.slow
+def test_wheel_ships_properties_and_the_command(wheel_env):
+    wheel, _, _ = wheel_env
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    shipped = {n[len("recbole_dlrrec/"):] for n in names if n.startswith("recbole_dlrrec/properties/")}
+    in_repo = {os.path.relpath(os.path.join(d, f), ROOT) for d, _, files in os.walk(os.path.join(ROOT, "properties"))
+               for f in files if f.endswith(".yaml")}
+    assert shipped == in_repo and "properties/overall.yaml" in shipped
+    assert "recbole-dlrrec = recbole_dlrrec.cli.main:main" in entry_points
+
+
+@pytest.mark.slow
+def test_installed_command_trains_outside_the_checkout(wheel_env, tmp_path):
+    _, venv, env = wheel_env
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import recbole_dlrrec, recbole_dlrrec.runtime.quick_start as q; print(recbole_dlrrec.__file__); print(q.PROPERTIES_DIR)"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert where.returncode == 0, where.stderr[-2000:]
+    package_file, properties = where.stdout.split()
+    assert package_file.startswith(str(venv)) and not package_file.startswith(ROOT)
+    assert properties == os.path.join(os.path.dirname(package_file), "properties")
+
+    helped = subprocess.run(["recbole-dlrrec", "--help"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and all(name in helped.stdout for name in SUBCOMMANDS), helped.stdout
+
+    # ml-100k's text vectors are side files the plugin builds with the MiniLM encoder on first
+    # use; DLRM does not read them, so small stand-ins (8-d, one per id) keep the test fast.
+    from recbole_dlrrec.data.movielens import NAME, item_texts, user_texts
+    from recbole_dlrrec.data.text_vectors import save_text_vectors
+
+    side = work / "dataset" / NAME
+    side.mkdir(parents=True)
+    for suffix, (ids, _) in (("itemvec", item_texts()), ("uservec", user_texts())):
+        save_text_vectors(str(side / f"{NAME}.{suffix}.npz"), ids, np.ones((len(ids), 8), dtype=np.float32))
+
+    proc = subprocess.run(
+        ["recbole-dlrrec", "train", "--model=DLRM", "--dataset=ml-100k", "--epochs=1", "--use_gpu=False",
+         "--show_progress=False", "--state=WARNING"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result_file = proc.stdout.strip().splitlines()[-1]
+    results = json.load(open(os.path.join(work, result_file)))
+    assert results["model"] == "DLRM" and results["dataset"] == "ml-100k" and len(results["epochs"]) == 1
+    assert 0.0 <= results["test_result"]["auc"] <= 1.0
+    # The run read the wheel's properties (DLRM's own YAML sets fused_optimizer).
+    assert results["config"]["fused_optimizer"] is True
+
+
+def test_unknown_subcommand_is_one_line(capsys):
+    from recbole_dlrrec.cli.main import main
+
+    assert main(["trian"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown subcommand 'trian'" in err[0] and "train" in err[0]
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUBCOMMANDS)
