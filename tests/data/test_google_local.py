@@ -13,6 +13,7 @@ import yaml
 
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
+from recbole_dlrrec.errors import InputError
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 REVIEWS = os.path.join(DATA, "reviews_small.json")
@@ -292,8 +293,10 @@ def test_unreadable_files_name_the_file(tmp_path):
 
 
 def test_swapped_files_are_recognised(tmp_path):
-    with pytest.raises(gl.ConversionError, match=r"meta_small\.json: none of the .* records has all of the review fields"):
+    with pytest.raises(gl.ConversionError, match=r"meta_small\.json: looks like a meta file .*are --reviews and --meta swapped\?"):
         run(tmp_path, reviews=META, meta=META)
+    with pytest.raises(gl.ConversionError, match=r"reviews_small\.json: looks like a reviews file .*are --reviews and --meta swapped\?"):
+        run(tmp_path, reviews=META, meta=REVIEWS)
 
 
 def test_empty_result_names_the_filter(tmp_path):
@@ -358,7 +361,7 @@ def test_interrupted_run_leaves_the_old_dataset_and_no_half_one(tmp_path, monkey
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(gl, "save_npz", crash)
+    monkeypatch.setattr(gl.write, "save_npz", crash)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, split="random")
     assert os.listdir(os.path.dirname(folder)) == ["tiny"]
@@ -378,11 +381,11 @@ def test_rerun_replaces_the_dataset(tmp_path):
 
 def test_bad_names_and_options_are_refused(tmp_path):
     for name in ("../up", ".hidden", "with space", ""):
-        with pytest.raises(ValueError, match="dataset name"):
+        with pytest.raises(InputError, match="dataset name"):
             run(tmp_path, name=name)
-    with pytest.raises(ValueError, match="unknown image encoder"):
+    with pytest.raises(gl.ConversionError, match="unknown image encoder"):
         run(tmp_path, image_encoder="clip")
-    with pytest.raises(ValueError, match="ratios"):
+    with pytest.raises(gl.ConversionError, match="ratios"):
         run(tmp_path, ratios=(0.5, 0.5, 0.5))
 
 
