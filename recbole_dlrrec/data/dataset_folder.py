@@ -86,7 +86,7 @@ def _existing_ancestor(path: str) -> str:
     while True:
         try:
             os.stat(current)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # go up; a file on the way is named below
             parent = os.path.dirname(current)
             if parent == current:
                 raise DatasetFolderError(f"{path}: no existing folder above it") from None
@@ -95,8 +95,6 @@ def _existing_ancestor(path: str) -> str:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise DatasetFolderError(f"{path}: symlink loop at {current}") from None
-            if exc.errno == errno.ENOTDIR:
-                raise DatasetFolderError(f"{path}: a part of the path is a file, not a folder") from None
             raise DatasetFolderError(f"{path}: {exc.strerror or exc}") from None
         if not os.path.isdir(current):
             where = "is" if current == os.path.abspath(path) else f"is below the file {current}; that"
