@@ -177,10 +177,12 @@ class DatasetFolder:
         self.path: Optional[str] = None  # the temp folder, once entered
         self.committed = False
         self.stale_removed: list[str] = []
+        self._made_out_dir = False
 
     def __enter__(self) -> "DatasetFolder":
         check_target(self.out_dir, self.name)
         try:
+            self._made_out_dir = not os.path.isdir(self.out_dir)
             os.makedirs(self.out_dir, exist_ok=True)
             self.stale_removed = clean_stale(self.out_dir, self.name)
             self.path = tempfile.mkdtemp(prefix=f".{self.name}.tmp-{os.getpid()}-", dir=self.out_dir)
@@ -233,3 +235,6 @@ class DatasetFolder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.path is not None and not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+            if self._made_out_dir:  # a failed first run leaves no empty OUT behind
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.out_dir)
