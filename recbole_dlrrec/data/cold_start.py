@@ -15,6 +15,12 @@ of those items go to test. The other rows are split at random (seeded) into trai
     NAME-cold.yaml                                     the source's dataset settings with
                                                        benchmark_filename set and no split key
     NAME-cold.cold_split.json                          what was done: seed, items, row counts
+    REPORT.json                                        the same, with "name": the marker that lets
+                                                       a later run (force=True) replace the folder
+
+The folder is written by recbole_dlrrec.data.dataset_folder, as the converter's is: built beside
+the target and swapped in, and an existing NAME-cold that this tool did not write (no REPORT.json
+or cold_split.json naming it) is refused, never overwritten.
 
 User text vectors are left out by default (`keep_user_text=False`): the Google Local converter
 builds them from each user's TRAIN reviews of the ORIGINAL split, and some of those reviews are

@@ -128,10 +128,30 @@ def test_fuzz_any_bytes_give_a_skip_or_a_clean_record(raw):
     _check_line(raw)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OBJECTS)
 def test_fuzz_any_json_object_gives_a_skip_or_a_clean_record(obj):
     _check_line(json.dumps(obj).encode("utf-8"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=60) | OBJECTS.map(lambda o: json.dumps(o).encode("utf-8")), max_size=6))
+def test_fuzz_any_file_is_read_or_refused_with_one_line(chunks):
+    """A whole file of arbitrary lines: records and a balanced tally, or one ConversionError."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "r.json")
+        with open(path, "wb") as handle:
+            handle.write(b"\n".join(chunks))
+        business = gl.Business("0x1", "B", [], "unknown", None, {}, None, None, None, None, {})
+        try:
+            kept, tally = gl.read_reviews(path, {"0x1": business}, set(), strict=False, show_progress=False)
+        except gl.ConversionError as exc:
+            assert "\n" not in str(exc)
+            return
+        tally.check_invariant()
+        assert all(isinstance(r, gl.Review) for r in kept)
 
 
 # -- silent data-quality traps --------------------------------------------------------------------
