@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         report = gl.convert(args.reviews, args.meta, args.name, args.out, options_from_args(args))
-        print(gl.write._report_markdown(report))
+        print(gl.write.report_markdown(report))
         if args.verify:
             counts = gl.check_loads_in_recbole(args.out, args.name)
             print(f"RecBole loads it: {counts}")

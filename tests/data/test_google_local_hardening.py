@@ -128,7 +128,7 @@ def test_fuzz_any_bytes_give_a_skip_or_a_clean_record(raw):
     _check_line(raw)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OBJECTS)
 def test_fuzz_any_json_object_gives_a_skip_or_a_clean_record(obj):
     _check_line(json.dumps(obj).encode("utf-8"))

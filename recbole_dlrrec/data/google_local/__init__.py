@@ -146,6 +146,7 @@ from recbole_dlrrec.data.google_local.write import (
     LEAKY_ITEM_HEADER,
     USER_HEADER,
     USER_VEC_SUFFIX,
+    report_markdown,
     save_npz,
 )
 

@@ -169,7 +169,7 @@ def convert(
             report = _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users,
                              features, written, core_stats, encoder_info)
             report["seconds"] = time.perf_counter() - started
-            atomic.write_text(folder.file("REPORT.md"), write._report_markdown(report))
+            atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report))
         folder.commit(report)
     return report
 

@@ -154,7 +154,7 @@ def _split_stats(rows: list[Review], threshold: float, train_users: set, train_i
     }
 
 
-def _report_markdown(report: dict) -> str:
+def report_markdown(report: dict) -> str:
     out = [f"# Conversion report: {report['name']}", ""]
     out.append(f"Reviews: `{report['reviews']['path']}`  ")
     out.append(f"Meta: `{report['meta']['path']}`  ")
