@@ -15,6 +15,12 @@ of those items go to test. The other rows are split at random (seeded) into trai
     NAME-cold.yaml                                     the source's dataset settings with
                                                        benchmark_filename set and no split key
     NAME-cold.cold_split.json                          what was done: seed, items, row counts
+    REPORT.json                                        the same, with "name": the marker that lets
+                                                       a later run (force=True) replace the folder
+
+The folder is written by recbole_dlrrec.data.dataset_folder, as the converter's is: built beside
+the target and swapped in, and an existing NAME-cold that this tool did not write (no REPORT.json
+or cold_split.json naming it) is refused, never overwritten.
 
 User text vectors are left out by default (`keep_user_text=False`): the Google Local converter
 builds them from each user's TRAIN reviews of the ORIGINAL split, and some of those reviews are
@@ -24,15 +30,14 @@ ID-only model has for them.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from recbole_dlrrec import atomic
+from recbole_dlrrec.data.dataset_folder import DatasetFolder, read_report
 
 COLD_SUFFIX = "-cold"
 DEFAULT_FRACTION = 0.1
@@ -74,7 +79,13 @@ def _link(target: str, link_path: str) -> None:
     try:
         os.symlink(relative, link_path)
     except OSError:
-        shutil.copyfile(target, link_path)
+        _copy(target, link_path)
+
+
+def _copy(source: str, target: str) -> None:
+    """Copy a file through the one atomic writer."""
+    with atomic.atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _source_settings(dataset: str, data_path: str) -> dict:
@@ -105,16 +116,11 @@ def _provenance(source: str, fraction: float, valid_share: float, seed: int, kee
 
 
 def _is_built(folder: str, name: str, provenance: dict) -> bool:
-    report = os.path.join(folder, f"{name}.cold_split.json")
-    if not os.path.isfile(report):
+    report = read_report(folder, name)
+    if report is None:
         return False
-    with open(report, encoding="utf-8") as handle:
-        try:
-            done = json.load(handle)
-        except json.JSONDecodeError:
-            return False
     needed = [f"{name}.{part}.inter" for part in SPLITS] + [f"{name}.yaml"]
-    return done.get("provenance") == provenance and all(os.path.exists(os.path.join(folder, f)) for f in needed)
+    return report.get("provenance") == provenance and all(os.path.exists(os.path.join(folder, f)) for f in needed)
 
 
 def make_cold_items_dataset(
@@ -137,7 +143,7 @@ def make_cold_items_dataset(
         fraction: share of the items whose rows all go to test; valid_share: share of the other
             rows that go to valid; seed: the item draw and the train/valid split.
     """
-    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, build_config
+    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH
 
     if not 0 < float(fraction) < 1:
         raise ColdSplitError(f"cold-item fraction must be in (0, 1), got {fraction}")
@@ -152,6 +158,21 @@ def make_cold_items_dataset(
     if not force and _is_built(final, name, provenance):
         log(f"cold-item dataset {name} already built in {final}")
         return name
+
+    # Checked before the source is read: only a folder this tool wrote is ever replaced.
+    with DatasetFolder(out_data_path, name) as folder:
+        n_cold, n_items, parts = _write_cold_dataset(folder, dataset, name, data_path, fraction, valid_share,
+                                                     seed, keep_user_text, provenance)
+    log(f"cold-item dataset {name}: {n_cold}/{n_items} items held out; rows "
+        + ", ".join(f"{part} {index.size}" for part, index in parts.items()) + f"; written to {final}")
+    return name
+
+
+def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_path: Optional[str], fraction: float,
+                        valid_share: float, seed: int, keep_user_text: bool, provenance: dict):
+    """Read the source, split it, write everything into ``folder`` and commit it; returns
+    (cold items, items, row indices per split)."""
+    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, build_config
 
     overrides = {"data_path": data_path} if data_path else {}
     config = build_config("DLRM", dataset, config_dict=overrides)
@@ -183,17 +204,15 @@ def make_cold_items_dataset(
         "test": np.flatnonzero(is_cold),
     }
 
-    os.makedirs(out_data_path, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_data_path)
-    os.chmod(tmp, 0o777 & ~atomic.current_umask())
-    try:
+    tmp = folder.path
+    with folder.writing():
         head = "\t".join(header) + "\n"
         for part, index in parts.items():
             atomic.write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
         src_folder, src_name = config["data_path"], config["dataset"]
         item_file = os.path.join(src_folder, f"{src_name}.item")
         if os.path.isfile(item_file):
-            shutil.copyfile(item_file, os.path.join(tmp, f"{name}.item"))
+            _copy(item_file, os.path.join(tmp, f"{name}.item"))
         user_file = os.path.join(src_folder, f"{src_name}.user")
         if os.path.isfile(user_file):
             _write_user_file(user_file, os.path.join(tmp, f"{name}.user"), user_field, users[parts["train"]])
@@ -243,20 +262,9 @@ def make_cold_items_dataset(
             "cold_item_ids": [str(i) for i in cold_items],
         }
         atomic.write_json(os.path.join(tmp, f"{name}.cold_split.json"), report, indent=2)
-        # Links were made relative to tmp's folder, which sits beside `final`: still valid there.
-        if os.path.isdir(final):
-            trash = tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_data_path)
-            os.replace(final, os.path.join(trash, name))
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log(f"cold-item dataset {name}: {n_cold}/{distinct.size} items held out; rows "
-        + ", ".join(f"{part} {index.size}" for part, index in parts.items()) + f"; written to {final}")
-    return name
+    # Links were made relative to the temp folder's parent, which is also the final one's.
+    folder.commit(report)
+    return int(n_cold), int(distinct.size), parts
 
 
 def _labels(header: List[str], rows: List[str], settings: dict) -> Optional[np.ndarray]:
@@ -281,7 +289,7 @@ def _write_user_file(source: str, target: str, user_field: str, train_users: np.
     header = _read_header(source)
     names = [h.split(":")[0] for h in header]
     if "n_train_reviews" not in names:
-        shutil.copyfile(source, target)
+        _copy(source, target)
         return
     count_col, user_col = names.index("n_train_reviews"), _column(header, user_field, source)
     tokens, counts = np.unique(train_users, return_counts=True)

@@ -93,6 +93,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from recbole_dlrrec.atomic import atomic_path
+from recbole_dlrrec.data.dataset_folder import DatasetFolderError, read_report
+from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -640,14 +642,10 @@ def _provenance(seed: int, sizes: dict) -> dict:
 
 def _is_built(ds_dir: str, name: str, provenance: dict) -> bool:
     needed = [f"{name}.{s}" for s in ("train.inter", "valid.inter", "test.inter", "item", "user", "yaml",
-                                      "itemvec.npz", "uservec.npz")] + ["REPORT.json"]
-    if not all(os.path.isfile(os.path.join(ds_dir, f)) for f in needed):
-        return False
-    try:
-        with open(os.path.join(ds_dir, "REPORT.json"), encoding="utf-8") as handle:
-            return json.load(handle).get("source") == provenance
-    except (OSError, ValueError):
-        return False
+                                      "itemvec.npz", "uservec.npz")]
+    report = read_report(ds_dir, name)
+    return (report is not None and report.get("source") == provenance
+            and all(os.path.isfile(os.path.join(ds_dir, f)) for f in needed))
 
 
 @contextlib.contextmanager
@@ -698,7 +696,11 @@ def ensure_restaurants(
 
         started = time.perf_counter()
         logger.info("building dataset %s in %s from generated data (seed %d)", name, ds_dir, seed)
-        reviews, meta = generate(os.path.join(data_path, "raw", name), seed=seed, **full_sizes)
+        raw_dir = os.path.join(data_path, "raw", name)
+        try:
+            reviews, meta = generate(raw_dir, seed=seed, **full_sizes)
+        except OSError as exc:
+            raise DatasetFolderError(f"{raw_dir}: cannot write the generated data: {exc.strerror or exc}") from None
         convert(
             reviews,
             meta,
@@ -729,16 +731,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {key: getattr(args, key) for key in DEFAULT_SIZES}
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from recbole_dlrrec.data.encoder import EncoderError
-    from recbole_dlrrec.data.google_local import ConversionError
 
     started = time.perf_counter()
     try:
         ds_dir = ensure_restaurants(
             args.out, args.name, args.seed, args.force, show_progress=not args.quiet, **sizes
         )
-    except (ConversionError, EncoderError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (InputError, EncoderError) as exc:  # the converter's errors (files, paths) are InputErrors
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return EXIT_INPUT_ERROR
     print(f"{ds_dir} ready ({time.perf_counter() - started:.1f} s); see {os.path.join(ds_dir, 'REPORT.md')}")
     return 0
 

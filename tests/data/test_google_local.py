@@ -13,6 +13,7 @@ import yaml
 
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
+from recbole_dlrrec.errors import InputError
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 REVIEWS = os.path.join(DATA, "reviews_small.json")
@@ -170,6 +171,42 @@ def test_text_of_valid_and_test_reviews_cannot_influence_any_output(tmp_path):
         assert a.read() != b.read()
 
 
+def test_features_are_given_the_train_rows_and_nothing_else(tmp_path, monkeypatch):
+    """The leakage boundary is a function boundary: train_features receives the train rows only."""
+    given = []
+    original = gl.features.train_features
+
+    def spy(train, *args, **kwargs):
+        given.append(list(train))
+        return original(train, *args, **kwargs)
+
+    monkeypatch.setattr(gl.features, "train_features", spy)
+    _, folder = run(tmp_path)
+    assert len(given) == 1
+    rows = [(r.user, r.item, str(r.time)) for r in given[0]]
+    train = [tuple(l.split("\t")[i] for i in (0, 1, 4)) for l in read(folder, "tiny.train.inter").splitlines()[1:]]
+    assert rows == train
+    for split in ("valid", "test"):
+        for line in read(folder, f"tiny.{split}.inter").splitlines()[1:]:
+            assert tuple(line.split("\t")[i] for i in (0, 1, 4)) not in rows
+
+
+def test_keyword_options_and_the_options_object_give_the_same_dataset(tmp_path):
+    a, _ = run(tmp_path / "a", split="random", seed=3, k_core=None)
+    b = gl.convert(REVIEWS, META, "tiny", str(tmp_path / "b"), gl.ConvertOptions(split="random", seed=3, show_progress=False),
+                   encoder=HashEncoder())
+    assert a["params"] == b["params"] and a["splits"] == b["splits"]
+    with pytest.raises(TypeError):
+        run(tmp_path / "c", no_such_option=1)
+
+
+def test_module_and_cli_entry_points_are_the_same_command():
+    from recbole_dlrrec.cli import convert as cli_convert
+
+    assert gl.main is cli_convert.main
+    assert "--k_core" in cli_convert.build_arg_parser().format_help()
+
+
 def test_leaky_meta_only_on_request_and_marked(tmp_path):
     _, folder = run(tmp_path, include_leaky_meta=True)
     item = read(folder, "tiny.item").splitlines()
@@ -292,8 +329,10 @@ def test_unreadable_files_name_the_file(tmp_path):
 
 
 def test_swapped_files_are_recognised(tmp_path):
-    with pytest.raises(gl.ConversionError, match=r"meta_small\.json: none of the .* records has all of the review fields"):
+    with pytest.raises(gl.ConversionError, match=r"meta_small\.json: looks like a meta file .*are --reviews and --meta swapped\?"):
         run(tmp_path, reviews=META, meta=META)
+    with pytest.raises(gl.ConversionError, match=r"reviews_small\.json: looks like a reviews file .*are --reviews and --meta swapped\?"):
+        run(tmp_path, reviews=META, meta=REVIEWS)
 
 
 def test_empty_result_names_the_filter(tmp_path):
@@ -358,7 +397,7 @@ def test_interrupted_run_leaves_the_old_dataset_and_no_half_one(tmp_path, monkey
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(gl, "save_npz", crash)
+    monkeypatch.setattr(gl.write, "save_npz", crash)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, split="random")
     assert os.listdir(os.path.dirname(folder)) == ["tiny"]
@@ -378,11 +417,11 @@ def test_rerun_replaces_the_dataset(tmp_path):
 
 def test_bad_names_and_options_are_refused(tmp_path):
     for name in ("../up", ".hidden", "with space", ""):
-        with pytest.raises(ValueError, match="dataset name"):
+        with pytest.raises(InputError, match="dataset name"):
             run(tmp_path, name=name)
-    with pytest.raises(ValueError, match="unknown image encoder"):
+    with pytest.raises(gl.ConversionError, match="unknown image encoder"):
         run(tmp_path, image_encoder="clip")
-    with pytest.raises(ValueError, match="ratios"):
+    with pytest.raises(gl.ConversionError, match="ratios"):
         run(tmp_path, ratios=(0.5, 0.5, 0.5))
 
 

@@ -1,0 +1,239 @@
+"""``convert``: read -> split (+ k-core) -> train-only features -> encode -> write, in that order."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from recbole_dlrrec import atomic
+from recbole_dlrrec.data import text_build
+from recbole_dlrrec.data.dataset_folder import DatasetFolder
+from recbole_dlrrec.data.google_local import features as feat
+from recbole_dlrrec.data.google_local import write
+from recbole_dlrrec.data.google_local.read import ConversionError, read_meta, read_reviews
+
+DEFAULT_RATIOS = (0.8, 0.1, 0.1)
+DEFAULT_LABEL_THRESHOLD = 4.0
+DEFAULT_CATEGORY_FILTER = "restaurant"
+DEFAULT_SEED = 2026
+
+ImageEncoder = Callable[[dict, list], Any]
+#: Registry of image encoders: name -> callable, or None for "off". See the package docstring.
+IMAGE_ENCODERS: dict[str, Optional[ImageEncoder]] = {"none": None}
+
+
+def register_image_encoder(name: str, fn: ImageEncoder) -> None:
+    """Make ``fn`` selectable as ``--image_encoder name``."""
+    if not name or name == "none":
+        raise ValueError("image encoder name must be non-empty and not 'none'")
+    IMAGE_ENCODERS[name] = fn
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How to convert (each is also a ``--flag`` of the command line).
+
+    Args:
+        split: "time" (cut the global timeline) or "random" (seeded shuffle).
+        ratios: train/valid/test shares, positive, summing to 1.
+        seed: seed of the random split.
+        label_threshold: label = 1 when rating >= this; must be in (1, 5] so both labels can occur.
+        category_filter: keep businesses with a category containing this text (case-insensitive);
+            None keeps all.
+        strict: malformed or incomplete lines are fatal (file:line) instead of counted.
+        include_leaky_meta: also write avg_rating / num_of_reviews (LEAKY: all-time values).
+        user_text_max_chars: cap of a user's profile text.
+        k_core: keep users and businesses with at least this many TRAIN reviews (None: all).
+        encoder_model / encoder_cache / encoder_batch_size: the default TextEncoder's settings.
+        image_encoder: a name in IMAGE_ENCODERS ("none": off).
+        show_progress: progress bars.
+    """
+
+    split: str = "time"
+    ratios: Sequence[float] = DEFAULT_RATIOS
+    seed: int = DEFAULT_SEED
+    label_threshold: float = DEFAULT_LABEL_THRESHOLD
+    category_filter: Optional[str] = DEFAULT_CATEGORY_FILTER
+    strict: bool = False
+    include_leaky_meta: bool = False
+    user_text_max_chars: int = text_build.DEFAULT_USER_TEXT_MAX_CHARS
+    k_core: Optional[int] = None
+    encoder_model: Optional[str] = None
+    encoder_cache: Optional[str] = None
+    encoder_batch_size: int = 64
+    image_encoder: str = "none"
+    show_progress: bool = True
+
+    def validate(self) -> None:
+        """Every option checked before any input is read (one-line ConversionError)."""
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ConversionError(f"unknown image encoder {self.image_encoder!r}; known: {sorted(IMAGE_ENCODERS)}")
+        if self.split not in ("time", "random"):
+            raise ConversionError(f"split must be 'time' or 'random', got {self.split!r}")
+        feat.check_ratios(self.ratios)
+        t = self.label_threshold
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 1 < t <= 5:
+            raise ConversionError(
+                f"label_threshold must be in (1, 5] (ratings are 1-5; label = rating >= threshold), got {t!r}: "
+                "anything else gives a dataset with no positive or no negative row"
+            )
+        if self.user_text_max_chars <= 0:
+            raise ConversionError(f"user_text_max_chars must be positive, got {self.user_text_max_chars}")
+        if self.k_core is not None and (isinstance(self.k_core, bool) or not isinstance(self.k_core, int)
+                                        or self.k_core < 1):
+            raise ConversionError(f"k_core must be a positive integer, got {self.k_core!r}")
+        if self.encoder_batch_size <= 0:
+            raise ConversionError(f"encoder_batch_size must be positive, got {self.encoder_batch_size}")
+
+    def params(self) -> dict:
+        """The options that shape the dataset, as stored in the report."""
+        return {
+            "split": self.split,
+            "ratios": list(self.ratios),
+            "seed": self.seed,
+            "label_threshold": self.label_threshold,
+            "category_filter": self.category_filter,
+            "strict": self.strict,
+            "include_leaky_meta": self.include_leaky_meta,
+            "user_text_max_chars": self.user_text_max_chars,
+            "image_encoder": self.image_encoder,
+            "k_core": self.k_core,
+        }
+
+
+def convert(
+    reviews_path: str,
+    meta_path: str,
+    name: str,
+    out_dir: str = "dataset",
+    options: Optional[ConvertOptions] = None,
+    *,
+    encoder: Any = None,
+    provenance: Optional[dict] = None,
+    **option_overrides: Any,
+) -> dict:
+    """Convert Google Local files into ``<out_dir>/<name>/`` and return the report dict.
+
+    ``options`` (default ``ConvertOptions()``) may be given field by field as keywords
+    (``convert(r, m, "x", split="random")``). ``encoder`` may be any object with
+    ``encode(list[str]) -> float32 [n, dim]``; by default a TextEncoder over
+    ``options.encoder_model`` with its cache at ``options.encoder_cache`` (default
+    ``<out_dir>/.encoder_cache/vectors.sqlite``). ``provenance`` (e.g. the generator and seed of
+    generated input) is stored as ``source`` in the report.
+
+    Checked before any input is read: the options, the name, and the output folder (see
+    recbole_dlrrec.data.dataset_folder: only a dataset this tool wrote is ever replaced).
+    """
+    started = time.perf_counter()
+    opts = dataclasses.replace(options or ConvertOptions(), **option_overrides)
+    opts.validate()
+    image_fn = IMAGE_ENCODERS[opts.image_encoder]
+    with DatasetFolder(out_dir, name) as folder:
+        businesses, filtered, meta_tally = read_meta(meta_path, opts.category_filter, opts.strict, opts.show_progress)
+        meta_tally.check_invariant()
+        if not businesses:
+            raise ConversionError(
+                f"{meta_path}: no business left after filtering: {meta_tally.dropped.get('category_filter', 0)} "
+                f"dropped by category_filter={opts.category_filter!r}, other drops {dict(meta_tally.dropped)}"
+            )
+        reviews, review_tally = read_reviews(
+            reviews_path, businesses, filtered, opts.strict, opts.show_progress, keep_pic_urls=image_fn is not None
+        )
+        review_tally.check_invariant()
+        if not reviews:
+            raise ConversionError(
+                f"{reviews_path}: no review left after filtering ({review_tally.lines_read} lines read; "
+                f"dropped: {dict(sorted(review_tally.dropped.items()))})"
+            )
+        parts = feat.split_reviews(reviews, opts.split, opts.ratios, opts.seed)
+        core_stats = None
+        if opts.k_core is not None:
+            parts, core_stats = feat.k_core(parts, opts.k_core)
+
+        items = sorted({r.item for rows in parts.values() for r in rows})
+        users = sorted({r.user for rows in parts.values() for r in rows})
+        # The leakage boundary: features see the train rows and nothing else.
+        features = feat.train_features(
+            parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
+        )
+        item_vecs, user_vecs, encoder_info = _encode_all(encoder, features, opts, out_dir)
+
+        with folder.writing():
+            written = write.write_dataset(
+                folder, name, parts, businesses, items, users, features, item_vecs, user_vecs,
+                opts.label_threshold, opts.include_leaky_meta,
+            )
+            report = _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users,
+                             features, written, core_stats, encoder_info)
+            report["seconds"] = time.perf_counter() - started
+            atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report))
+        folder.commit(report)
+    return report
+
+
+def _encode_all(encoder: Any, features: feat.TrainFeatures, opts: ConvertOptions, out_dir: str):
+    own_encoder = None
+    if encoder is None:
+        from recbole_dlrrec.data.encoder import TextEncoder
+
+        own_encoder = encoder = TextEncoder(
+            model_path=opts.encoder_model,
+            batch_size=opts.encoder_batch_size,
+            cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
+            show_progress=opts.show_progress,
+        )
+    try:
+        item_vecs, item_stats = feat.encode(encoder, features.item_texts)
+        user_vecs, user_stats = feat.encode(encoder, features.user_texts)
+    finally:
+        if own_encoder is not None:
+            own_encoder.close()
+    if user_vecs.size and user_vecs.shape[1] != item_vecs.shape[1]:
+        raise ConversionError("text encoder returned different widths for item and user texts")
+    info = {
+        "encoder": getattr(encoder, "model_id", type(encoder).__name__),
+        "cached": item_stats.get("cached", 0) + user_stats.get("cached", 0),
+        "encoded": item_stats.get("encoded", len(features.item_texts))
+        + user_stats.get("encoded", len(features.user_texts)),
+    }
+    return item_vecs, user_vecs, info
+
+
+def _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users, features, written,
+            core_stats, encoder_info) -> dict:
+    stats = written["splits"]
+    n_all = sum(s["interactions"] for s in stats.values())
+    n_pos = sum(s["positives"] for s in stats.values())
+    report = {
+        "name": name,
+        "source": provenance,
+        "params": opts.params(),
+        "meta": meta_tally.as_dict(),
+        "reviews": review_tally.as_dict(),
+        "businesses_without_kept_reviews": len(businesses) - len(items),
+        "numeric_fields_left_out": written["numeric_fields_left_out"],
+        "k_core": core_stats,
+        "splits": stats,
+        "totals": {
+            "interactions": n_all,
+            "users": len(users),
+            "items": len(items),
+            "positives": n_pos,
+            "negatives": n_all - n_pos,
+            "positive_to_negative": n_pos / max(1, n_all - n_pos),
+            "text_share": sum(s["rows_with_text"] for s in stats.values()) / n_all,
+        },
+        "vectors": {"items": len(items), "users": len(features.vec_users), "dim": written["dim"], **encoder_info},
+        "leakage_guards": [
+            "valid/test review text feeds no feature",
+            "user text vectors and n_train_reviews from train rows only",
+            "pic_count from train reviews only",
+            *(["k-core counted on train rows only"] if core_stats else []),
+            "avg_rating/num_of_reviews "
+            + ("INCLUDED (LEAKY, all-time)" if opts.include_leaky_meta else "excluded"),
+        ],
+    }
+    return report
