@@ -106,6 +106,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from recbole_dlrrec import atomic
+from recbole_dlrrec.errors import InputError
 from recbole_dlrrec.data import text_build
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def register_image_encoder(name: str, fn: ImageEncoder) -> None:
     IMAGE_ENCODERS[name] = fn
 
 
-class ConversionError(Exception):
+class ConversionError(InputError):
     """Input cannot be converted; the message names the file (and line where there is one)."""
 
 
@@ -1023,8 +1024,9 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     """
     import recbole_dlrrec  # noqa: F401  (applies the RecBole compat fixes, registers metrics)
 
-    from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
+
+    from recbole_dlrrec.config.stack import StackConfig, read_yaml
 
     yaml_file = os.path.join(data_path, name, f"{name}.yaml")
     overrides: dict[str, Any] = {
@@ -1040,7 +1042,8 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     wanted = ("auc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
     if any(metric_types.get(m) != metric_types["auc"] for m in wanted):
         overrides["metrics"] = ["AUC", "LogLoss"]  # plugin metrics not registered: RecBole's own
-    config = Config(model=model, dataset=name, config_file_list=[yaml_file], config_dict=overrides)
+    # The written YAML is read safely and handed over as values (RecBole's own loader takes any tag).
+    config = StackConfig(model=model, dataset=name, config_dict={**read_yaml(yaml_file), **overrides})
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     return {

@@ -274,18 +274,13 @@ class Leaderboard:
         """Key -> value the cell would get today from the plugin's own YAML files (overall,
         swing, the model's file), after the dataset's file and the cell's config_dict are
         layered on top, for the keys those plugin files define."""
-        from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, _plain, _read_yaml, dataset_config_files, plugin_config_files
+        from recbole_dlrrec.config.stack import ConfigStack, read_yaml
+        from recbole_dlrrec.runtime.quick_start import _plain
 
-        model_class, _ = resolve_model(spec.model)
-        plugin: dict = {}
-        for path in plugin_config_files(model_class.__name__):
-            plugin.update(_read_yaml(path))
-        config = self.cell_config(spec)
-        layered = dict(plugin)
-        for path in dataset_config_files(self.dataset, config.get("data_path") or DEFAULT_DATA_PATH):
-            layered.update({k: v for k, v in _read_yaml(path).items() if k in plugin})
-        layered.update({k: v for k, v in config.items() if k in plugin})
-        return {k: _plain(v) for k, v in layered.items() if k not in _NOT_FINGERPRINTED}
+        stack = ConfigStack(spec.model, self.dataset, (), self.cell_config(spec))
+        plugin_keys = {key for path in stack.plugin_files() for key in read_yaml(path)}
+        layered, _ = stack.merged()
+        return {k: _plain(layered[k]) for k in sorted(plugin_keys) if k not in _NOT_FINGERPRINTED}
 
     def stale_reason(self, spec: CellSpec, record: Optional[dict]) -> Optional[str]:
         """Why a finished cell no longer stands for today's settings and code, or None."""
