@@ -94,7 +94,7 @@ def parse_note(name: str, note: Optional[str], source: str, default_text: str = 
         head, choice_text = head.split(":", 1)
         choices = tuple(c.strip().strip("'\"") for c in choice_text.split("|") if c.strip())
     quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", head)
-    if quoted and not re.search(r"\bstr\b", head):  # (float or 'auto'): the only valid strings
+    if quoted and not re.search(r"\bstr\b", head) and _parse_types(head) - {"str"}:  # (float or 'auto'): the only valid strings
         choices = tuple(a or b for a, b in quoted)
     rules = []
     for text in rule_texts:
@@ -139,31 +139,29 @@ def _yaml_files(root: str) -> Iterable[str]:
 def _merge(old: Optional[KeySpec], new: KeySpec) -> KeySpec:
     """Two declarations of one key: a typed one beats an untyped one; two typed ones accept
     either type (RecBole's models declare e.g. reg_weight as float in one, list in another);
-    the later one's choices and rules hold."""
-    if old is None or not old.types:
+    choices and rules come from the later declaration that has them; null is valid when any
+    declaration allows it."""
+    if old is None:
         return new
-    if not new.types:
-        return old
-    if new.types == old.types:
-        return new
-    return KeySpec(new.name, old.types | new.types, new.source, new.choices, new.rules, new.nullable)
+    types = old.types | new.types if old.types and new.types else (new.types or old.types)
+    return KeySpec(new.name, types, new.source if new.types or not old.types else old.source,
+                   new.choices or old.choices, new.rules or old.rules, old.nullable or new.nullable)
 
 
 def known_keys(plugin_properties: str, extra_files: Iterable[str] = ()) -> Dict[str, KeySpec]:
-    """Every key of RecBole's property files, the plugin's, and `extra_files` (later wins),
-    with RECBOLE_RULES applied to RecBole's keys that the plugin's files do not redeclare."""
+    """Every key of RecBole's property files, the plugin's, and `extra_files` (merged by
+    `_merge`), with RECBOLE_RULES applied to RecBole's keys."""
     specs: Dict[str, KeySpec] = {}
     recbole_properties = os.path.join(os.path.dirname(recbole.__file__), "properties")
     for path in _yaml_files(recbole_properties):
         for name, spec in read_key_specs(path).items():
             specs[name] = _merge(specs.get(name), spec)
     for name, rule in RECBOLE_RULES.items():
-        source = specs[name].source if name in specs else "recbole_dlrrec/config/keys.py"
-        specs[name] = _merge(specs.get(name), parse_note(name, rule, source, "0"))
+        source = specs[name].source if name in specs else __file__
+        ruled = parse_note(name, rule, source, "0")
+        specs[name] = KeySpec(name, ruled.types, source, ruled.choices, ruled.rules, False)
     for path in [*_yaml_files(plugin_properties), *extra_files]:
         for name, spec in read_key_specs(path).items():
-            if spec.types and not spec.rules and not spec.choices and name in specs and (specs[name].rules or specs[name].choices):
-                spec = KeySpec(name, spec.types, spec.source, specs[name].choices, specs[name].rules, spec.nullable)
             specs[name] = _merge(specs.get(name), spec)
     return specs
 

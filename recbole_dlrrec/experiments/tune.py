@@ -644,6 +644,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
 
     # 1. checks that need no data (the model, the space file, its keys and values)
     stack = ConfigStack(request.model, request.dataset, request.config_files, request.fixed)
+    stack.check()  # every fixed value and file, before any data or Ray
     model_name = stack.model_name
 
     def layered_files():  # the stack's files (the dataset's file may appear in step 2)
