@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from recbole_dlrrec.config.keys import (
-    ConfigKeyError, KeySpec, check_overrides, known_keys, parse_flag_value, read_key_specs, unknown_key_message, value_problem,
+    ConfigKeyError, KeySpec, known_keys, parse_flag_value, read_key_specs, unknown_key_message, value_problem,
 )
 from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
 from recbole_dlrrec.errors import InputError
@@ -265,10 +265,6 @@ class ConfigStack:
                 problem = value_problem(value, specs[key])
                 if problem:
                     raise ConfigKeyError(f"config key {key!r} {problem} (set by {provenance[key]})")
-
-    def check_flags(self, flags: dict) -> None:
-        """check_overrides for a dict of flags alone (the leaderboard's shared settings)."""
-        check_overrides(flags, self.key_specs())
 
     # -- RecBole ---------------------------------------------------------------------------
     def recbole_config(self):

@@ -17,8 +17,10 @@ covers everything passed to the run: shared overrides, variant settings, seed); 
 cells run with other settings are run again; `force` reruns everything. Checkpoints go to
 saved/leaderboard/<NAME>/<cell>/ (kept for the t-SNE audit of experiments.py).
 
-A variant's defining settings (registry.MODEL_VARIANTS, e.g. DLRREC-noCL's w1 = w2 = 0) win over
-the shared overrides, so a global --w1 cannot silently turn an ablation into the full model.
+The config itself is layered by config/stack.py (its one rule: variant < --key=value). The board
+just does not hand a cell a shared override of a key its variant defines (registry.MODEL_VARIANTS,
+e.g. DLRREC-noCL's w1 = w2 = 0; it logs a note instead), so a global --w1 cannot silently turn an
+ablation into the full model.
 """
 from __future__ import annotations
 
@@ -240,7 +242,8 @@ class Leaderboard:
         return os.path.join(self.cells_dir, f"{spec.key}.npy")
 
     def cell_config(self, spec: CellSpec) -> dict:
-        """The config_dict of a cell: shared overrides < variant settings < cell settings."""
+        """The config_dict (--key=value layer) of a cell: the shared overrides without those its
+        variant defines (the variant's own values stand in), then the cell's own settings."""
         _, variant = resolve_model(spec.model)
         masked = {k for k in variant if k in self.overrides and self.overrides[k] != variant[k]}
         for key in sorted(masked - self._masked_warned):
