@@ -49,8 +49,6 @@ RECBOLE_RULES: Dict[str, str] = {
     "train_batch_size": "int, >= 1",
     "eval_batch_size": "int, >= 1",
     "weight_decay": "float, >= 0",
-    "stopping_step": "int, >= 1",
-    "eval_step": "int, >= 1",
 }
 
 

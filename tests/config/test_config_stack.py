@@ -3,6 +3,7 @@ safe YAML, and a final config identical to RecBole's own file loading."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 
 import pytest
@@ -64,6 +65,8 @@ def test_build_config_carries_provenance_and_the_same_values(layered):
     assert config.provenance["w1"] == "variant DLRREC-noCL"
     assert config.provenance["learning_rate"] == RECBOLE_DEFAULT
     assert config.provenance["model"] == "model 'DLRREC-noCL'"
+    copy = pickle.loads(pickle.dumps(config))  # RecBole pickles configs (saved dataloaders, Ray)
+    assert copy.final_config_dict == config.final_config_dict and copy.provenance == config.provenance
 
 
 def test_final_config_matches_recbole_reading_the_files_itself(layered, monkeypatch):
