@@ -56,24 +56,18 @@ Config that does not re-read the command line).
    `precision` / `recall` to the classification versions in a value-metric config (see
    runtime/metrics.py), so `metrics: [AUC, ..., Precision, Recall]` works as written.
 
-8. RecBole's `Config.__init__` re-parses `sys.argv` for `--key=value` (`_load_cmd_line`). The
-   plugin's CLIs parse the command line themselves (and accept options RecBole does not know),
-   so a Config the plugin builds must not read it again. `_load_cmd_line` reads no argv while
-   `config_without_argv()` is active (a context variable, so threads and other code are not
-   affected); anywhere else it behaves as RecBole's. Nothing swaps `sys.argv`.
+
+A Config the plugin builds reads no command line and eval()s no string value: that is not a
+patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
-from typing import Callable, Iterator, List
+from typing import Callable, List
 
 from recbole_dlrrec.atomic import atomic_path
 
 _APPLIED = False
-# Fix 8: True while the plugin builds a RecBole Config (see config_without_argv).
-_IGNORE_ARGV: contextvars.ContextVar[bool] = contextvars.ContextVar("recbole_dlrrec_ignore_argv", default=False)
 
 
 def _numpy_aliases() -> None:
@@ -205,36 +199,6 @@ def classification_metrics() -> None:
     Config._set_default_parameters = _set_default_parameters
 
 
-def config_reads_no_argv() -> None:
-    """Fix 8: RecBole's Config reads no command line while `config_without_argv()` is active."""
-    from recbole.config.configurator import Config
-
-    if getattr(Config._load_cmd_line, "_dlrrec_patched", False):
-        return
-    original = Config._load_cmd_line
-
-    def _load_cmd_line(self):
-        if _IGNORE_ARGV.get():
-            return {}  # what RecBole's own parser returns for an empty command line
-        return original(self)
-
-    _load_cmd_line._dlrrec_patched = True
-    _load_cmd_line.__doc__ = "RecBole's, but no argv inside config_without_argv() (recbole_dlrrec.patches, fix 8)."
-    Config._load_cmd_line = _load_cmd_line
-
-
-@contextlib.contextmanager
-def config_without_argv() -> Iterator[None]:
-    """Inside this block a RecBole Config reads no `--key=value` from sys.argv (fix 8; needs
-    apply()). The plugin's CLIs have parsed the command line already and pass what they read
-    as the config dict."""
-    token = _IGNORE_ARGV.set(True)
-    try:
-        yield
-    finally:
-        _IGNORE_ARGV.reset(token)
-
-
 # Every fix, in the order apply() installs them. One function per fix; add new ones here.
 PATCHES: List[Callable[[], object]] = [
     omp_passive_wait,  # 4: first, before anything below imports torch
@@ -243,7 +207,6 @@ PATCHES: List[Callable[[], object]] = [
     _numpy_aliases,  # 1
     _weights_only_checkpoints,  # 2
     classification_metrics,  # 7
-    config_reads_no_argv,  # 8
 ]
 
 

@@ -97,7 +97,7 @@ def test_plugin_config_reads_no_argv(tiny_config, tiny_data_path, monkeypatch):
     assert "no_such_key" not in config.final_config_dict
     assert sys.argv == argv
 
-    # Outside the plugin's block (patches installed), RecBole's Config reads argv as RecBole does.
+    # RecBole's own Config (patches installed) still reads argv as RecBole does.
     from recbole.config import Config
 
     from recbole_dlrrec.config.registry import get_model_class

@@ -76,7 +76,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     patches.apply()  # before torch is imported (patches.py); --verify loads the result with RecBole
     args = build_arg_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from recbole_dlrrec.data.encoder import EncoderError
 
     try:
         report = gl.convert(args.reviews, args.meta, args.name, args.out, options_from_args(args))
@@ -84,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.verify:
             counts = gl.check_loads_in_recbole(args.out, args.name)
             print(f"RecBole loads it: {counts}")
-    except (InputError, EncoderError) as exc:  # EncoderError: a missing or broken model folder
+    except InputError as exc:  # EncoderInputError too: a missing or broken model folder
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 0

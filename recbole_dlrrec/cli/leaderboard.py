@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_dlrrec.cli.train import parse_value
+from recbole_dlrrec.cli.train import parse_overrides
 
 SCENARIOS = ("cold_items",)
 
@@ -43,12 +43,7 @@ def parse_args(argv):
                         help="torch CPU threads (default 1: on a shared machine more threads spin and run slower)")
     parser.add_argument("--results_dir", default=DEFAULT_RESULTS_DIR, help="where results/<NAME>/ goes (default results)")
     args, rest = parser.parse_known_args(argv)
-    overrides = {}
-    for item in rest:
-        if not item.startswith("--") or "=" not in item or not item[2:].split("=", 1)[0]:
-            parser.error(f"expected --key=value, got {item!r}")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = parse_value(value)
+    overrides = parse_overrides(parser, rest)
     if args.epochs is not None:
         if args.epochs < 1:
             parser.error(f"--epochs must be >= 1, got {args.epochs}")
@@ -68,15 +63,12 @@ def parse_args(argv):
 
 
 def check_inputs(models, dataset, overrides) -> None:
-    """Fail before any training on an unknown model or a bad --key=value (one-line errors)."""
-    from recbole_dlrrec.config.keys import check_overrides, known_keys
-    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, PROPERTIES_DIR, dataset_config_files
-    from recbole_dlrrec.config.registry import resolve_model
+    """Fail before any training on an unknown model, a bad --key=value or a bad value in a
+    model's layered config (config/stack.py; one-line ConfigKeyError / UnknownModelError)."""
+    from recbole_dlrrec.config.stack import ConfigStack
 
     for model in models:
-        resolve_model(model)
-    data_path = overrides.get("data_path") or DEFAULT_DATA_PATH
-    check_overrides(overrides, known_keys(PROPERTIES_DIR, dataset_config_files(dataset, data_path)))
+        ConfigStack(model, dataset, (), overrides).check()
 
 
 def main(argv=None) -> int:
@@ -92,6 +84,8 @@ def main(argv=None) -> int:
     # OpenMP runtime as torch, and a 2-thread numba launch leaves torch's later parallel regions
     # on 2 spinning threads too (10x slower epochs on a busy 2-core machine).
     use_threads(args.threads)
+
+    from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.experiments import leaderboard
     if args.experiments:
         from recbole_dlrrec.experiments import paper as experiments  # imported now: the run may outlast edits to the source
@@ -122,11 +116,9 @@ def main(argv=None) -> int:
                 notes = [*notes, f"Reduction-size and matched-V0 cells use {len(extra)} seed(s) ({', '.join(map(str, extra))}) "
                                  "to fit the time budget; the other tables use every leaderboard seed."]
             experiments.run_all(board, seeds, notes=notes, new_cell_seeds=extra)
-    except ValueError as exc:
-        if type(exc).__module__.startswith("recbole_dlrrec"):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     print(paths["md"])
     return 0
 

@@ -1,42 +1,38 @@
 """Train and evaluate one model, RecBole-style, with the plugin's models and metrics.
 
     python run_recbole.py --model=DLRREC --dataset=restaurants --epochs=20 --learning_rate=0.002
+    python run_recbole.py --model=DLRREC-V0 --config_files=my.yaml --show-config
 
 Plugin models (DLRM, DLRREC) are looked up first, then RecBole's built-ins, so every RecBole
 context-aware model runs as a baseline. The final valid/test results, the config and the timings
 are written to a JSON file (--result_file, default results/runs/...), whose path is the last line
-printed.
+printed. --show-config prints every final config key, its value and the layer that set it (a
+file, a --key=value flag, a variant, or RecBole's defaults; config/stack.py) and exits.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
+from typing import Dict, List
 
 
-def parse_value(text: str):
-    """A --key=value value the way RecBole reads it: a Python literal when it is one, the
-    YAML words true/false/null, else the string itself."""
-    lowered = text.strip().lower()
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    if lowered in {"null", "none", "~"}:
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_overrides(parser, items):
-    """The `--key=value` arguments argparse left over, as a dict of parsed values."""
-    overrides = {}
+def split_overrides(parser, items: List[str]) -> Dict[str, str]:
+    """The `--key=value` arguments argparse left over, as key -> the value's text."""
+    raw: Dict[str, str] = {}
     for item in items:
         key, sep, value = item[2:].partition("=") if item.startswith("--") else ("", "", "")
         if not key or not sep:
             parser.error(f"expected --key=value, got {item!r}")
-        overrides[key] = parse_value(value)
-    return overrides
+        raw[key] = value
+    return raw
+
+
+def parse_overrides(parser, items: List[str]) -> dict:
+    """The `--key=value` arguments argparse left over, each value parsed for its key's type
+    (config/stack.parse_flags: `--reduction=none` is the string 'none', `--epochs=5` the int 5)."""
+    from recbole_dlrrec.config.stack import parse_flags
+
+    return parse_flags(split_overrides(parser, items))
 
 
 def parse_args(argv):
@@ -45,10 +41,23 @@ def parse_args(argv):
     parser.add_argument("--dataset", "-d", default=None, help="dataset name (default restaurants)")
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files")
     parser.add_argument("--result_file", default=None, help="where to write the results JSON")
+    parser.add_argument("--show-config", "--show_config", dest="show_config", action="store_true",
+                        help="print each final config key, its value and where it was set, then exit")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(parser, rest)
     files = args.config_files.replace(",", " ").split() if args.config_files else []
     return args, files, overrides
+
+
+def show_config(model: str, dataset, files, overrides) -> None:
+    """Print `key: value  # source` per final key; loads and builds no data."""
+    from recbole_dlrrec.config.stack import ConfigStack, config_lines
+    from recbole_dlrrec.runtime.quick_start import build_config, check_dataset
+
+    stack = ConfigStack(model, dataset, files, overrides)
+    check_dataset(stack.dataset, stack.data_path)
+    config = build_config(model, dataset, files, overrides, prepare=False)
+    print("\n".join(config_lines(config)))
 
 
 def main(argv=None) -> int:
@@ -56,21 +65,17 @@ def main(argv=None) -> int:
     from recbole_dlrrec import patches
 
     patches.apply()  # before torch is imported (patches.py, fix 4)
-    from recbole_dlrrec.errors import InputError
+    from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.runtime.quick_start import run
 
     try:
+        if args.show_config:
+            show_config(args.model, args.dataset, files, overrides)
+            return 0
         results = run(args.model, args.dataset, files, overrides, result_file=args.result_file)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        # Our input errors (unknown model / dataset / key, missing file) are ValueErrors with a
-        # one-line message; anything else is a bug and keeps its traceback.
-        if type(exc).__module__.startswith("recbole_dlrrec"):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        return EXIT_INPUT_ERROR
     print(f"valid: {results['valid_result']}")
     print(f"test: {results['test_result']}")
     print(results["result_file"])

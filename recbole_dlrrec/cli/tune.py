@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     from recbole_dlrrec import patches
 
     patches.apply()  # before torch is imported (patches.py, fix 4)
+    from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.experiments import tune
 
     request = tune.TuneRequest(
@@ -65,12 +66,9 @@ def main(argv=None) -> int:
     )
     try:
         outcome = tune.run_search(request)
-    except ValueError as exc:
-        # Input errors (space file, unknown key, run name, dataset) are one-line ValueErrors.
-        if type(exc).__module__.startswith("recbole_dlrrec"):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except InputError as exc:  # space file, unknown key or bad value, run name, dataset
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return 130 if outcome.interrupted else 0
 
 

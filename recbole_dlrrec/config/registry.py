@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from typing import Dict, List, Tuple, Type
+
+from recbole_dlrrec.errors import InputError
 
 # name -> "module:Class" of the plugin's models; imported on first use.
 PLUGIN_MODELS: Dict[str, str] = {
@@ -36,7 +39,7 @@ _RECBOLE_SUBPACKAGES = (
 )  # exlib_recommender is left out: importing it needs lightgbm and xgboost
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(InputError, ValueError):
     """A model name that neither the plugin nor RecBole defines."""
 
 
@@ -62,6 +65,8 @@ def recbole_model_names(subpackage: str = "context_aware_recommender") -> List[s
 
 
 def _recbole_model(name: str):
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):  # `foo.bar` must not reach importlib
+        return None
     for sub in _RECBOLE_SUBPACKAGES:
         module_name = f"recbole.model.{sub}.{name.lower()}"
         if importlib.util.find_spec(module_name) is None:

@@ -38,6 +38,7 @@ import numpy as np
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.data.dataset_folder import DatasetFolder, read_report
+from recbole_dlrrec.errors import InputError
 
 COLD_SUFFIX = "-cold"
 DEFAULT_FRACTION = 0.1
@@ -47,7 +48,7 @@ SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
 
 
-class ColdSplitError(ValueError):
+class ColdSplitError(InputError, ValueError):
     """The source dataset cannot be split into cold items (missing files, bad fraction, ...)."""
 
 
@@ -89,14 +90,10 @@ def _copy(source: str, target: str) -> None:
 
 
 def _source_settings(dataset: str, data_path: str) -> dict:
-    """The source's dataset settings, from the same file build_config reads."""
-    from recbole_dlrrec.runtime.quick_start import _read_yaml, dataset_config_files
+    """The source's dataset settings: the config stack's dataset layer (config/stack.py)."""
+    from recbole_dlrrec.config.stack import dataset_settings
 
-    files = dataset_config_files(dataset, data_path)
-    settings: dict = {}
-    for path in files:
-        settings.update(_read_yaml(path))
-    return settings
+    return dataset_settings(dataset, data_path)
 
 
 def _source_inter_files(config) -> List[str]:

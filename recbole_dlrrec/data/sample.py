@@ -730,14 +730,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = {key: getattr(args, key) for key in DEFAULT_SIZES}
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from recbole_dlrrec.data.encoder import EncoderError
 
     started = time.perf_counter()
     try:
         ds_dir = ensure_restaurants(
             args.out, args.name, args.seed, args.force, show_progress=not args.quiet, **sizes
         )
-    except (InputError, EncoderError) as exc:  # the converter's errors (files, paths) are InputErrors
+    except InputError as exc:  # the converter's errors (files, paths) and EncoderInputError
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return EXIT_INPUT_ERROR
     print(f"{ds_dir} ready ({time.perf_counter() - started:.1f} s); see {os.path.join(ds_dir, 'REPORT.md')}")

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from recbole_dlrrec.atomic import atomic_path
+from recbole_dlrrec.errors import InputError
 
 SIDES = {"item": ("ITEM_ID_FIELD", "item_text_vec"), "user": ("USER_ID_FIELD", "user_text_vec")}
 
 
-class TextVectorsMissingError(ValueError):
+class TextVectorsMissingError(InputError, ValueError):
     """The config asks for text vectors that the dataset does not have."""
 
 

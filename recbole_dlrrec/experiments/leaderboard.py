@@ -17,8 +17,10 @@ covers everything passed to the run: shared overrides, variant settings, seed); 
 cells run with other settings are run again; `force` reruns everything. Checkpoints go to
 saved/leaderboard/<NAME>/<cell>/ (kept for the t-SNE audit of experiments.py).
 
-A variant's defining settings (registry.MODEL_VARIANTS, e.g. DLRREC-noCL's w1 = w2 = 0) win over
-the shared overrides, so a global --w1 cannot silently turn an ablation into the full model.
+The config itself is layered by config/stack.py (its one rule: variant < --key=value). The board
+just does not hand a cell a shared override of a key its variant defines (registry.MODEL_VARIANTS,
+e.g. DLRREC-noCL's w1 = w2 = 0; it logs a note instead), so a global --w1 cannot silently turn an
+ablation into the full model.
 """
 from __future__ import annotations
 
@@ -230,7 +232,8 @@ class Leaderboard:
         return os.path.join(self.cells_dir, f"{spec.key}.npy")
 
     def cell_config(self, spec: CellSpec) -> dict:
-        """The config_dict of a cell: shared overrides < variant settings < cell settings."""
+        """The config_dict (--key=value layer) of a cell: the shared overrides without those its
+        variant defines (the variant's own values stand in), then the cell's own settings."""
         _, variant = resolve_model(spec.model)
         masked = {k for k in variant if k in self.overrides and self.overrides[k] != variant[k]}
         for key in sorted(masked - self._masked_warned):
@@ -264,18 +267,13 @@ class Leaderboard:
         """Key -> value the cell would get today from the plugin's own YAML files (overall,
         swing, the model's file), after the dataset's file and the cell's config_dict are
         layered on top, for the keys those plugin files define."""
-        from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, _plain, _read_yaml, dataset_config_files, plugin_config_files
+        from recbole_dlrrec.config.stack import ConfigStack, read_yaml
+        from recbole_dlrrec.runtime.quick_start import _plain
 
-        model_class, _ = resolve_model(spec.model)
-        plugin: dict = {}
-        for path in plugin_config_files(model_class.__name__):
-            plugin.update(_read_yaml(path))
-        config = self.cell_config(spec)
-        layered = dict(plugin)
-        for path in dataset_config_files(self.dataset, config.get("data_path") or DEFAULT_DATA_PATH):
-            layered.update({k: v for k, v in _read_yaml(path).items() if k in plugin})
-        layered.update({k: v for k, v in config.items() if k in plugin})
-        return {k: _plain(v) for k, v in layered.items() if k not in _NOT_FINGERPRINTED}
+        stack = ConfigStack(spec.model, self.dataset, (), self.cell_config(spec))
+        plugin_keys = {key for path in stack.plugin_files() for key in read_yaml(path)}
+        layered, _ = stack.merged()
+        return {k: _plain(layered[k]) for k in sorted(plugin_keys) if k not in _NOT_FINGERPRINTED}
 
     def stale_reason(self, spec: CellSpec, record: Optional[dict]) -> Optional[str]:
         """Why a finished cell no longer stands for today's settings and code, or None."""

@@ -21,12 +21,14 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from recbole_dlrrec.errors import InputError
+
 DEFAULT_BOOTSTRAP = 1000  # replicates
 DEFAULT_LEVEL = 0.95  # two-sided confidence level
 _CHUNK = 100  # replicates evaluated at once (bounds memory at CHUNK x rows doubles)
 
 
-class SignificanceInputError(ValueError):
+class SignificanceInputError(InputError, ValueError):
     """Inputs that cannot be compared (mismatched rows or labels, one class only, ...)."""
 
 

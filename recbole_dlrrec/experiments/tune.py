@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
+from recbole_dlrrec.errors import InputError
 from recbole_dlrrec.experiments.tune_space import SearchSpace, default_space_file, load_space
 
 TUNE_ROOT = os.path.join("results", "tune")
@@ -71,7 +72,7 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_O
 STATUSES = ("completed", "pruned", "failed", "interrupted", "not_started")
 
 
-class TuneRunError(ValueError):
+class TuneRunError(InputError, ValueError):
     """A search that cannot start as asked (run name taken, nothing to resume, bad option)."""
 
 
@@ -611,10 +612,8 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
 
 def run_search(request: TuneRequest) -> TuneOutcome:
     """Validate, prepare the data once, run the ASHA search, write the outputs (module doc)."""
-    from recbole_dlrrec.runtime.quick_start import (
-        DEFAULT_DATA_PATH, PROPERTIES_DIR, dataset_config_files, plugin_config_files,
-    )
     from recbole_dlrrec.config.registry import resolve_model
+    from recbole_dlrrec.config.stack import PROPERTIES_DIR, ConfigStack
 
     if not request.name:
         if request.resume:
@@ -639,13 +638,12 @@ def run_search(request: TuneRequest) -> TuneOutcome:
         space_file = request.space_file or default_space_file(resolve_model(request.model)[0].__name__, PROPERTIES_DIR)
 
     # 1. checks that need no data (the model, the space file, its keys and values)
-    model_class, _ = resolve_model(request.model)
-    model_name = model_class.__name__
-    data_path = str(request.fixed.get("data_path") or DEFAULT_DATA_PATH)
+    stack = ConfigStack(request.model, request.dataset, request.config_files, request.fixed)
+    stack.check()  # every fixed value and file, before any data or Ray
+    model_name = stack.model_name
 
-    def layered_files():  # as build_config layers them (the dataset's file may appear in step 2)
-        return (plugin_config_files(model_name) + dataset_config_files(request.dataset, data_path)
-                + list(request.config_files))
+    def layered_files():  # the stack's files (the dataset's file may appear in step 2)
+        return stack.plugin_files() + stack.dataset_files() + stack.config_files
 
     space = load_space(space_file, model_name, PROPERTIES_DIR, layered_files())
 

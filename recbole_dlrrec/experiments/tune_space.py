@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, check_overrides, known_keys, read_key_specs
+from recbole_dlrrec.errors import InputError
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform")
 
@@ -45,7 +46,7 @@ RESERVED_KEYS = {
 }
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError, ValueError):
     """A space file that cannot be read, or that names a bad key, distribution or value."""
 
 
@@ -113,10 +114,11 @@ def _is_number(value) -> bool:
 
 
 def _yaml_loader():
-    """RecBole's own YAML loader, so `1e-3` reads as a float as it does in config files."""
-    from recbole.config import Config
+    """The config stack's safe loader (no `!!python/...` tags; `1e-3` reads as a float as it
+    does in config files)."""
+    from recbole_dlrrec.config.stack import safe_yaml_loader
 
-    return Config._build_yaml_loader(None)
+    return safe_yaml_loader()
 
 
 def _key_lines(text: str) -> Dict[str, int]:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
 from recbole_dlrrec.models.dlrm import DLRM
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, mean_pairwise_cosine
@@ -67,7 +68,7 @@ class DLRREC(DLRM):
         self.cl_num_negatives = int(config["cl_num_negatives"])
         self.cl_max_anchors = config["cl_max_anchors"]
         if self.cl_repr == "text" and not tables and (self.w1 or self.w2):
-            raise ValueError("cl_repr='text' needs text vectors, but reduction is 'none'")
+            raise ConfigKeyError("cl_repr='text' needs text vectors, but reduction is 'none'")
 
         self.text_sides = nn.ModuleDict({side: self._text_tower(config, table) for side, table in tables.items()})
         if self.reduction == "pca":
@@ -79,25 +80,27 @@ class DLRREC(DLRM):
     # -- set-up --------------------------------------------------------------------------
     @staticmethod
     def _validate(config) -> None:
+        """Last guard: the config stack (config/stack.py) checks these rules, from the keys' YAML
+        comments, before any data loads; a Config built another way is checked here."""
         if config["reduction"] not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {config['reduction']!r}")
+            raise ConfigKeyError(f"reduction must be one of {REDUCTIONS}, got {config['reduction']!r}")
         if config["cl_repr"] not in CL_REPRS:
-            raise ValueError(f"cl_repr must be one of {CL_REPRS}, got {config['cl_repr']!r}")
+            raise ConfigKeyError(f"cl_repr must be one of {CL_REPRS}, got {config['cl_repr']!r}")
         if config["cl_negatives"] not in CL_NEGATIVES:
-            raise ValueError(f"cl_negatives must be one of {CL_NEGATIVES}, got {config['cl_negatives']!r}")
+            raise ConfigKeyError(f"cl_negatives must be one of {CL_NEGATIVES}, got {config['cl_negatives']!r}")
         tau = config["tau"]
         if tau is None or not float(tau) > 0:
-            raise ValueError(f"tau must be > 0, got {tau!r}")
+            raise ConfigKeyError(f"tau must be > 0, got {tau!r}")
         for key in ("w1", "w2"):
             if config[key] is None or float(config[key]) < 0 or math.isnan(float(config[key])):
-                raise ValueError(f"{key} must be >= 0, got {config[key]!r}")
+                raise ConfigKeyError(f"{key} must be >= 0, got {config[key]!r}")
         if int(config["reduction_dim"]) < 1:
-            raise ValueError(f"reduction_dim must be >= 1, got {config['reduction_dim']!r}")
+            raise ConfigKeyError(f"reduction_dim must be >= 1, got {config['reduction_dim']!r}")
         if int(config["cl_num_negatives"]) < 1:
-            raise ValueError(f"cl_num_negatives must be >= 1, got {config['cl_num_negatives']!r}")
+            raise ConfigKeyError(f"cl_num_negatives must be >= 1, got {config['cl_num_negatives']!r}")
         anchors = config["cl_max_anchors"]
         if anchors is not None and int(anchors) < 2:
-            raise ValueError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
+            raise ConfigKeyError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
 
     def _load_text(self, config, dataset) -> Dict[str, TextTable]:
         if config["reduction"] == "none":
@@ -113,7 +116,7 @@ class DLRREC(DLRM):
             )
         for side, table in tables.items():
             if int(config["reduction_dim"]) > table.dim:
-                raise ValueError(
+                raise ConfigKeyError(
                     f"reduction_dim={config['reduction_dim']} is larger than the {side} text vectors' "
                     f"{table.dim} dimensions"
                 )

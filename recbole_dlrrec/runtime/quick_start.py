@@ -1,14 +1,10 @@
 """One run of one model on one dataset: config -> data -> model -> train -> evaluate -> results.
 
 Every CLI (run_recbole.py, run_leaderboard.py, run_tune.py) goes through `build_config`,
-`load_splits` and `run` here, so they all layer configs the same way:
-
-    RecBole defaults < properties/overall.yaml < properties/swing.yaml
-    < properties/model/<MODEL>.yaml < dataset settings < --config_files < config_dict / --key=value
-
-Dataset settings come from properties/dataset/<NAME>.yaml when it exists, else from the
-converter's <data_path>/<NAME>/<NAME>.yaml. This module never imports ray (RecBole's own
-quick_start does), so training runs where ray cannot be installed.
+`load_splits` and `run` here. `build_config` is the config stack of config/stack.py (its
+docstring has the one precedence rule, type checks and provenance) plus building a dataset on
+first use. This module never imports ray (RecBole's own quick_start does), so training runs
+where ray cannot be installed.
 """
 from __future__ import annotations
 
@@ -20,15 +16,15 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic, patches
-from recbole_dlrrec.config.keys import check_overrides, known_keys
-from recbole_dlrrec.config.paths import properties_dir
-from recbole_dlrrec.errors import FeatureError
-from recbole_dlrrec.config.registry import get_model_class, resolve_model
+from recbole_dlrrec.config.registry import get_model_class
+from recbole_dlrrec.config.stack import (  # noqa: F401  (re-exported: callers import them from here)
+    DEFAULT_DATA_PATH, DEFAULT_DATASET, PROPERTIES_DIR, ConfigFileError, ConfigStack, dataset_config_files,
+    plugin_config_files, read_yaml,
+)
+from recbole_dlrrec.errors import FeatureError, InputError
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
-PROPERTIES_DIR = properties_dir()  # $RECBOLE_DLRREC_PROPERTIES, or the package's / checkout's properties/
-DEFAULT_DATASET = "restaurants"
-DEFAULT_DATA_PATH = "dataset/"
+_read_yaml = read_yaml  # the old private name
 
 # Datasets the plugin can build on first use: name -> "module:function(data_path)".
 DATASET_BUILDERS: Dict[str, str] = {
@@ -39,39 +35,11 @@ DATASET_BUILDERS: Dict[str, str] = {
 RECBOLE_BUNDLED = {"ml-100k"}
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetNotFoundError(InputError, ValueError):
     """A dataset name with no atomic files, no builder, and no RecBole bundle."""
 
 
-class ConfigFileError(ValueError):
-    """A --config_files entry that does not exist or is not a YAML mapping."""
-
-
 # -- config --------------------------------------------------------------------------------
-def plugin_config_files(model_name: str) -> List[str]:
-    files = [os.path.join(PROPERTIES_DIR, "overall.yaml"), os.path.join(PROPERTIES_DIR, "swing.yaml")]
-    files.append(os.path.join(PROPERTIES_DIR, "model", f"{model_name}.yaml"))
-    return [f for f in files if os.path.isfile(f)]
-
-
-def _read_yaml(path: str) -> dict:
-    import yaml
-    from recbole.config import Config
-
-    if not os.path.isfile(path):
-        raise ConfigFileError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            data = yaml.load(handle.read(), Loader=Config._build_yaml_loader(None))
-        except yaml.YAMLError as exc:
-            raise ConfigFileError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigFileError(f"config file {path} must hold a mapping of key: value")
-    return data
-
-
 def available_datasets(data_path: str) -> List[str]:
     names = set(DATASET_BUILDERS) | RECBOLE_BUNDLED
     if os.path.isdir(data_path):
@@ -82,14 +50,10 @@ def available_datasets(data_path: str) -> List[str]:
     return sorted(names)
 
 
-def prepare_dataset(dataset: str, data_path: str, side_data_path: Optional[str] = None) -> None:
-    """Build the dataset's files on first use (generated sample, text vectors); else check
-    that its atomic files exist so RecBole never tries to download it."""
+def check_dataset(dataset: str, data_path: str) -> None:
+    """Raise DatasetNotFoundError unless `dataset` can be built or has atomic files, so RecBole
+    never tries to download it."""
     if dataset in DATASET_BUILDERS:
-        module, func = DATASET_BUILDERS[dataset].split(":")
-        builder = getattr(importlib.import_module(module), func)
-        # A RecBole-bundled dataset's own files stay in RecBole; only side files are built.
-        builder(side_data_path if dataset in RECBOLE_BUNDLED else data_path)
         return
     folder = os.path.join(data_path, dataset)
     if not (os.path.isdir(folder) and any(f.startswith(dataset + ".") for f in os.listdir(folder))):
@@ -100,12 +64,15 @@ def prepare_dataset(dataset: str, data_path: str, side_data_path: Optional[str] 
         )
 
 
-def dataset_config_files(dataset: str, data_path: str) -> List[str]:
-    shipped = os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml")
-    if os.path.isfile(shipped):
-        return [shipped]
-    written = os.path.join(data_path, dataset, f"{dataset}.yaml")
-    return [written] if os.path.isfile(written) else []
+def prepare_dataset(dataset: str, data_path: str, side_data_path: Optional[str] = None) -> None:
+    """Build the dataset's files on first use (generated sample, text vectors); else check
+    that its atomic files exist."""
+    check_dataset(dataset, data_path)
+    if dataset in DATASET_BUILDERS:
+        module, func = DATASET_BUILDERS[dataset].split(":")
+        builder = getattr(importlib.import_module(module), func)
+        # A RecBole-bundled dataset's own files stay in RecBole; only side files are built.
+        builder(side_data_path if dataset in RECBOLE_BUNDLED else data_path)
 
 
 def build_config(
@@ -115,39 +82,26 @@ def build_config(
     config_dict: Optional[dict] = None,
     prepare: bool = True,
 ):
-    """A RecBole Config for `model` on `dataset`, layered as the module docstring says.
+    """A RecBole Config for `model` on `dataset`, layered by config/stack.py; `config_dict`
+    is the --key=value layer. `config.provenance` maps each key to the layer that set it.
 
-    Raises UnknownModelError, DatasetNotFoundError, ConfigFileError or ConfigKeyError (all
-    ValueErrors with one-line messages) before any data is loaded.
+    Every check runs before any data is loaded: the flags and files before a dataset is built
+    (prepare=True builds it on first use), everything again once its own YAML exists. Raises
+    UnknownModelError, DatasetNotFoundError, ConfigFileError or ConfigKeyError (InputErrors
+    with one-line messages).
     """
     patches.apply()  # RecBole fixes and the plugin's metrics, before any Config is built
-    from recbole.config import Config
-
-    model_class, variant_settings = resolve_model(model)
-    model_name = model_class.__name__
-    dataset = dataset or DEFAULT_DATASET
-    user_files = list(config_file_list or [])
-    user_settings: dict = {}
-    for path in user_files:
-        user_settings.update(_read_yaml(path))
-    overrides = dict(config_dict or {})
-    # A variant's settings (registry.MODEL_VARIANTS) yield to the user's files and overrides.
-    overrides = {**{k: v for k, v in variant_settings.items() if k not in user_settings}, **overrides}
-    data_path = overrides.get("data_path") or user_settings.get("data_path") or DEFAULT_DATA_PATH
-    side_data_path = overrides.get("side_data_path") or user_settings.get("side_data_path")
-    if side_data_path is None and dataset in RECBOLE_BUNDLED:
-        side_data_path = _read_yaml(dataset_config_files(dataset, data_path)[0]).get("side_data_path")
-    # Check the overrides before any slow preparation (building a dataset, encoding texts), so
-    # a typo fails at once; a dataset's own YAML only exists once it is built, so check again then.
-    check_overrides(overrides, known_keys(PROPERTIES_DIR, plugin_config_files(model_name) + user_files))
+    stack = ConfigStack(model, dataset, config_file_list or (), config_dict)
+    stack.check()
     if prepare:
-        prepare_dataset(dataset, data_path, side_data_path)
-
-    files = plugin_config_files(model_name) + dataset_config_files(dataset, data_path) + user_files
-    check_overrides(overrides, known_keys(PROPERTIES_DIR, files))
-    with patches.config_without_argv():  # the CLIs parsed argv already (patches.py, fix 8)
-        config = Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=overrides)
-    apply_precision(config)
+        values, _ = stack.merged()
+        prepare_dataset(stack.dataset, stack.data_path, values.get("side_data_path"))
+        stack.reload_dataset()
+        stack.check()
+    config = stack.recbole_config()
+    if apply_precision(config) == "bf16":
+        source = f"train_precision={config['train_precision']!r} (runtime/training.py)"
+        config.provenance.update(enable_amp=source, enable_scaler=source)
     return config
 
 

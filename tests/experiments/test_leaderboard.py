@@ -144,7 +144,7 @@ def test_changed_model_code_reruns_the_cell(tmp_path, monkeypatch):
 
 def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):
     """A default changed in properties/ (not passed as --key=value) makes the cell stale."""
-    from recbole_dlrrec.runtime import quick_start
+    from recbole_dlrrec.config import stack
 
     def runner(model, dataset, config_dict, **kwargs):
         board_defaults = board.expected_defaults(CellSpec(model, model, 2020))
@@ -155,13 +155,13 @@ def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):
     spec = CellSpec("DLRREC", "DLRREC", 2020)
     record = board.run_cells([spec])[0]
     assert board.is_done(spec, record)
-    real_read = quick_start._read_yaml
+    real_read = stack.read_yaml
 
     def edited(path):
         data = real_read(path)
         return {**data, "tau": 0.77} if path.endswith("DLRREC.yaml") else data
 
-    monkeypatch.setattr(quick_start, "_read_yaml", edited)
+    monkeypatch.setattr(stack, "read_yaml", edited)
     assert "changed defaults in properties/ (tau)" in board.stale_reason(spec, record)
     assert not board.is_done(spec, record)
 
@@ -195,7 +195,7 @@ def test_failing_model_is_recorded_and_others_continue(data_path, tmp_path):
     assert rows["DLRREC"]["status"] == "failed" and "reduction_dim=64" in rows["DLRREC"]["error"]
     assert rows["DLRM"]["status"] == "ok" and rows["DLRM"]["auc_best"] == "1"
     md = open(os.path.join(out, "tiny", "leaderboard.md")).read()
-    assert "| DLRREC | failed |" in md and "failed: ValueError" in md
+    assert "| DLRREC | failed |" in md and "failed: ConfigKeyError" in md
 
 
 def test_runner_exception_is_captured(tmp_path):

@@ -181,3 +181,119 @@ def test_freed_heap_is_kept_unless_the_user_tuned_malloc(monkeypatch):
         except (OSError, AttributeError):
             return  # not glibc
         assert compat.keep_freed_heap() is True
+
+
+# -- every bad value is refused before any data loads, through the CLIs ------------------------
+@pytest.fixture
+def no_data(monkeypatch):
+    """Make loading or building any data a test failure."""
+    from recbole_dlrrec.runtime import quick_start
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("data was loaded")
+
+    monkeypatch.setattr(quick_start, "prepare_dataset", loaded)
+    monkeypatch.setattr(quick_start, "load_splits", loaded)
+
+
+def _one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "arg, needle",
+    [
+        ("--tau=0", "config key 'tau' must be > 0, got 0 (set by --key=value flag)"),
+        ("--w1=-5", "config key 'w1' must be >= 0, got -5"),
+        ("--reduction=bogus", "config key 'reduction' must be one of mlp|linear|pca|none, got 'bogus'"),
+        ("--learning_rate=-1", "config key 'learning_rate' must be > 0, got -1"),
+        ("--train_batch_size=0", "config key 'train_batch_size' must be >= 1, got 0"),
+        ("--epochs=0", "config key 'epochs' must be >= 1, got 0"),
+        ("--model=foo.bar", "unknown model 'foo.bar'"),
+        ("--cl_repr=txt", "config key 'cl_repr' must be one of fused|text|id"),
+    ],
+)
+def test_bad_values_fail_before_any_data(arg, needle, no_data, capsys):
+    from recbole_dlrrec.cli.train import main
+
+    assert main(["--model=DLRREC", "--dataset=ml-100k", arg]) == 2
+    assert needle in _one_error_line(capsys)
+
+
+def test_bad_values_in_config_files_fail_before_any_data(tmp_path, no_data, capsys):
+    from recbole_dlrrec.cli.train import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: abc\n")
+    assert main(["--model=DLRM", "--dataset=ml-100k", f"--config_files={bad}"]) == 2
+    assert f"config key 'epochs' takes int (see overall.yaml), got 'abc' (set by {bad})" in _one_error_line(capsys)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("epochs: !!python/name:os.system\n")
+    assert main(["--model=DLRM", "--dataset=ml-100k", f"--config_files={evil}"]) == 2
+    line = _one_error_line(capsys)
+    assert str(evil) in line and "refused !!python/name:os.system" in line
+
+
+@pytest.mark.slow
+def test_epochs_zero_through_run_recbole_py():
+    proc = _cli("--model=DLRM", "--dataset=ml-100k", "--epochs=0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        "error: config key 'epochs' must be >= 1, got 0 (set by --key=value flag)"]
+
+
+def test_leaderboard_and_tune_clis_refuse_bad_values(tmp_path, monkeypatch, tiny_data_path, capsys):
+    from recbole_dlrrec.cli import leaderboard as leaderboard_cli
+    from recbole_dlrrec.cli import tune as tune_cli
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)  # the leaderboard CLI sets it
+    argv = ["--dataset=tiny", "--models=DLRM,DLRREC", "--w1=-5", f"--results_dir={tmp_path}", f"--data_path={tiny_data_path}"]
+    assert leaderboard_cli.main(argv) == 2
+    assert "config key 'w1' must be >= 0, got -5" in _one_error_line(capsys)
+    assert not os.listdir(tmp_path)
+    argv = ["--dataset=tiny", "--num_samples=1", "--tau=0", f"--out_root={tmp_path}", f"--data_path={tiny_data_path}"]
+    assert tune_cli.main(argv) == 2
+    assert "config key 'tau' must be > 0, got 0" in _one_error_line(capsys)
+
+
+# -- --show-config and string keys ----------------------------------------------------------
+def test_show_config_prints_value_and_source_without_data(tiny_data_path, tmp_path, no_data, capsys):
+    from recbole_dlrrec.cli.train import main
+
+    user = tmp_path / "user.yaml"
+    user.write_text("w1: 0.05\n")
+    argv = ["--model=DLRREC-V0", "--dataset=tiny", f"--data_path={tiny_data_path}", f"--config_files={user}",
+            "--tau=0.2", "--reduction_norm=none", "--show-config"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "tau: 0.2  # --key=value flag" in lines
+    assert "reduction_norm: null  # --key=value flag" in lines  # a key that may be null
+    assert 'reduction: "pca"  # variant DLRREC-V0' in lines
+    assert f"w1: 0.05  # {user}" in lines
+    assert f"reduction_dim: 8  # {os.path.join(tiny_data_path, 'tiny', 'tiny.yaml')}" in lines
+    assert "swing_topk: 50  # " + os.path.join(ROOT, "properties", "swing.yaml") in lines
+    assert "learning_rate: 0.001  # RecBole default" in lines
+    assert main(["--dataset=no_such_data", "--show-config"]) == 2
+    assert "unknown dataset 'no_such_data'" in _one_error_line(capsys)
+
+
+def test_reduction_none_stays_a_string(tiny_data_path, tmp_path, no_data, capsys):
+    from recbole_dlrrec.cli.train import main
+
+    assert main(["--model=DLRREC", "--dataset=tiny", f"--data_path={tiny_data_path}", "--reduction=none",
+                 "--show-config"]) == 0
+    assert 'reduction: "none"  # --key=value flag' in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.slow
+def test_reduction_none_trains_as_dlrrec_notext(tiny_data_path, tmp_path, capsys):
+    from recbole_dlrrec.cli.train import main
+
+    result = tmp_path / "r.json"
+    argv = ["--model=DLRREC", "--dataset=tiny", f"--data_path={tiny_data_path}", "--reduction=none", "--epochs=1",
+            f"--result_file={result}"]
+    assert main(argv) == 0
+    record = json.loads(result.read_text())
+    assert record["config"]["reduction"] == "none" and record["test_result"]["auc"] > 0

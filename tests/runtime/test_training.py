@@ -21,7 +21,7 @@ def test_precision_resolution(monkeypatch):
     assert resolve_precision("auto", "cuda") == "fp32"  # launch-bound there: bf16 did not help
     monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"  # emulated bf16 would be slower
-    with pytest.raises(ValueError, match="train_precision must be one of"):
+    with pytest.raises(ValueError, match="'train_precision' must be one of auto|fp32|bf16, got 'half'"):
         resolve_precision("fp16", "cpu")
 
 
@@ -36,7 +36,7 @@ def test_config_turns_recbole_amp_on_only_for_bf16(tiny_config):
 
 
 def test_bad_precision_value_is_a_clear_error(tiny_config):
-    with pytest.raises(ValueError, match="train_precision must be one of"):
+    with pytest.raises(ValueError, match=r"'train_precision' must be one of auto\|fp32\|bf16, got 'half'"):
         tiny_config("DLRREC", train_precision="half")
 
 

@@ -19,8 +19,9 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
 
     patches.apply()  # RecBole fixes and the plugin's metrics (patches.py)
 
-    from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
+
+    from recbole_dlrrec.config.stack import StackConfig, read_yaml
     from recbole.evaluator.register import metric_types
 
     yaml_file = os.path.join(data_path, name, f"{name}.yaml")
@@ -36,8 +37,9 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     if any(metric_types.get(m) != metric_types["auc"] for m in wanted):
         overrides["metrics"] = ["AUC", "LogLoss"]  # plugin metrics not registered: RecBole's own
     try:
-        with patches.config_without_argv():  # the converter's own options are not RecBole's
-            config = Config(model=model, dataset=name, config_file_list=[yaml_file], config_dict=overrides)
+        # The written YAML is read safely and handed over as values (RecBole's own loader takes
+        # any tag); StackConfig reads no argv (the converter's options are not RecBole's).
+        config = StackConfig(model=model, dataset=name, config_dict={**read_yaml(yaml_file), **overrides})
         dataset = create_dataset(config)
         train, valid, test = data_preparation(config, dataset)
     except Exception as exc:  # noqa: BLE001 - whatever RecBole raises, the answer is "it does not load"
