@@ -44,7 +44,7 @@ def test_yaml_rules_are_what_the_code_accepts():
     from recbole_dlrrec.models import dlrrec
     from recbole_dlrrec.runtime.training import PRECISIONS
     from recbole_dlrrec.swing.sampler import SAMPLE_MODES
-    from recbole_dlrrec.swing.similarity import SWING_EDGE_CHOICES
+    from recbole_dlrrec.swing.graph import SWING_EDGE_CHOICES
 
     specs = base_key_specs()
     pairs = {"reduction": dlrrec.REDUCTIONS, "cl_repr": dlrrec.CL_REPRS, "cl_negatives": dlrrec.CL_NEGATIVES,
