@@ -39,6 +39,14 @@ RecBole had on the library versions it was written for.
    DLRREC's step 39 -> 31 ms, RecBole's DeepFM 28 -> 25 ms (restaurants, batch 4096) with the
    heap kept. `mallopt` keeps up to 256 MiB of freed heap and serves blocks up to 32 MiB from
    it, on glibc only, and only when the user set no GLIBC_TUNABLES / MALLOC_*_ variables.
+
+7. RecBole unpickles `<checkpoint_dir>/<dataset>-<DatasetClass>.pth` and
+   `<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth` (or the files `dataset_save_path` /
+   `dataloaders_save_path` name) whenever such a file exists, whatever `save_dataset` /
+   `save_dataloaders` say. Unpickling runs code, so a file planted there ran on the next plain
+   run. The plugin's key `trust_cache` (default false, properties/overall.yaml) must be true
+   for either file to be loaded; otherwise the dataset and the loaders are built from the
+   atomic files, as if no cache existed (`save_dataset` / `save_dataloaders` still write them).
 """
 from __future__ import annotations
 
@@ -107,6 +115,49 @@ def _weights_only_checkpoints() -> None:
     Trainer._save_checkpoint = _save_checkpoint
 
 
+def trusts_cache(config) -> bool:
+    """True when the user set `trust_cache: true`: RecBole may unpickle its saved dataset and
+    dataloader files (a missing key, as in a plain RecBole Config, means no)."""
+    return config["trust_cache"] is True
+
+
+# A path that can never exist (a NUL byte is not allowed in a file name): given to RecBole as
+# the dataset file when caches are not trusted, so its own create_dataset builds the dataset.
+_NO_FILE = os.path.join(os.sep, "recbole_dlrrec-untrusted-cache\0")
+
+
+def _untrusted_caches() -> None:
+    """Fix 7: RecBole loads its pickled dataset / dataloader caches only when `trust_cache`."""
+    import recbole.data
+    import recbole.data.utils as data_utils
+
+    recbole_create_dataset = data_utils.create_dataset
+    recbole_load_split_dataloaders = data_utils.load_split_dataloaders
+
+    def create_dataset(config):
+        if trusts_cache(config):
+            return recbole_create_dataset(config)
+        # RecBole's own code path, with its cache file pointed at nothing. The key is not a
+        # dataset argument, so the built dataset is the same as without a cache.
+        saved = config["dataset_save_path"]
+        config["dataset_save_path"] = _NO_FILE
+        try:
+            return recbole_create_dataset(config)
+        finally:
+            config["dataset_save_path"] = saved
+
+    def load_split_dataloaders(config):
+        return recbole_load_split_dataloaders(config) if trusts_cache(config) else None
+
+    create_dataset.__doc__ = "RecBole's create_dataset; loads its saved dataset only when trust_cache (recbole_dlrrec.patches)."
+    load_split_dataloaders.__doc__ = "RecBole's load_split_dataloaders when trust_cache, else None (recbole_dlrrec.patches)."
+    # data_preparation looks load_split_dataloaders up in recbole.data.utils; callers import
+    # create_dataset from recbole.data (a copy of the name made by its `import *`).
+    for module in (data_utils, recbole.data):
+        module.create_dataset = create_dataset
+        module.load_split_dataloaders = load_split_dataloaders
+
+
 def check_versions() -> None:
     """Fix 3: fail early, with the reason, on a pandas RecBole 1.2.1 cannot run on."""
     import pandas as pd
@@ -147,4 +198,5 @@ def apply() -> None:
     check_versions()
     _numpy_aliases()
     _weights_only_checkpoints()
+    _untrusted_caches()  # fix 7
     _APPLIED = True

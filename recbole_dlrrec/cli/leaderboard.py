@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_dlrrec.cli.train import parse_value
+from recbole_dlrrec.cli.train import exit_on_interrupt, parse_value
 
 SCENARIOS = ("cold_items",)
 
@@ -79,6 +79,7 @@ def check_inputs(models, dataset, overrides) -> None:
     check_overrides(overrides, known_keys(PROPERTIES_DIR, dataset_config_files(dataset, data_path)))
 
 
+@exit_on_interrupt("interrupted; rerun the same command to continue (finished cells are kept)")
 def main(argv=None) -> int:
     args, models, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     import os

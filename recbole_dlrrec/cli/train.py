@@ -11,7 +11,28 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import sys
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
+
+
+def exit_on_interrupt(message: str):
+    """Decorate a CLI's main(): Ctrl-C (KeyboardInterrupt) prints `message`, one line on
+    stderr, and returns EXIT_INTERRUPTED instead of a traceback."""
+
+    def decorate(main):
+        @functools.wraps(main)
+        def wrapper(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(message, file=sys.stderr)
+                return EXIT_INTERRUPTED
+
+        return wrapper
+
+    return decorate
 
 
 def parse_value(text: str):
@@ -51,6 +72,7 @@ def parse_args(argv):
     return args, files, overrides
 
 
+@exit_on_interrupt("interrupted; no results written; rerun the same command to start the run again")
 def main(argv=None) -> int:
     args, files, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     from recbole_dlrrec.errors import InputError

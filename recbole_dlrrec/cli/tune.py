@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_dlrrec.cli.train import parse_overrides
+from recbole_dlrrec.cli.train import EXIT_INTERRUPTED, exit_on_interrupt, parse_overrides
 
 
 def parse_args(argv):
@@ -47,6 +47,7 @@ def parse_args(argv):
     return args, files, fixed
 
 
+@exit_on_interrupt("interrupted before the search started; rerun the same command")
 def main(argv=None) -> int:
     args, files, fixed = parse_args(sys.argv[1:] if argv is None else argv)
     from recbole_dlrrec.experiments import tune
@@ -62,13 +63,19 @@ def main(argv=None) -> int:
     )
     try:
         outcome = tune.run_search(request)
+    except KeyboardInterrupt:  # before or after Ray's own Ctrl-C handling of the search
+        print(tune.interrupted_line(request), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ValueError as exc:
         # Input errors (space file, unknown key, run name, dataset) are one-line ValueErrors.
         if type(exc).__module__.startswith("recbole_dlrrec"):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    return 130 if outcome.interrupted else 0
+    if outcome.interrupted:
+        print(tune.interrupted_line(request), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 if __name__ == "__main__":

@@ -538,6 +538,16 @@ def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainab
 
 
 # -- the driver -------------------------------------------------------------------------------
+def interrupted_line(request: TuneRequest) -> str:
+    """What to tell a user who stopped the search: how to continue it (once its run spec is
+    written, --resume can), else to start it again."""
+    if request.name and os.path.isfile(os.path.join(run_dirs(request.out_root, request.dataset, request.name)[0],
+                                                    "run_spec.json")):
+        where = "" if request.out_root == TUNE_ROOT else f" --out_root={request.out_root}"
+        return f"interrupted; continue with --resume --name {request.name} --dataset={request.dataset}{where}"
+    return "interrupted before the search started; rerun the same command"
+
+
 def _prepare_data(model: str, dataset: str, config_files: List[str], fixed: dict):
     """Build the dataset, text vectors and SWING cache once (default config + fixed
     overrides); return the config."""
@@ -708,10 +718,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
 
         build_config(spec["model"], spec["dataset"], [best_file], {}, prepare=False)
     summary = summary_table(records, space.keys, metric, bigger)
-    if interrupted:
-        print(f"search interrupted; resume with: python run_tune.py --dataset={spec['dataset']} "
-              f"--name={spec['name']} --resume", flush=True)
-    elif best is not None and request.evaluate_best:
+    if not interrupted and best is not None and request.evaluate_best:
         print(f"re-training the best config (trial {best.trial_id}) and evaluating it on test ...", flush=True)
         retrain = _retrain_best(spec, best, session, experiment_dir, out_dir)
         test_file = retrain["result_file"]

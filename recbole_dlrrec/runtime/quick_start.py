@@ -18,13 +18,14 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import recbole_dlrrec  # noqa: F401  (applies compat fixes, registers metrics)
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.keys import check_overrides, known_keys
-from recbole_dlrrec.errors import FeatureError
+from recbole_dlrrec.errors import FeatureError, ResultFileError
 from recbole_dlrrec.config.registry import get_model_class, resolve_model
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
@@ -242,9 +243,31 @@ def config_snapshot(config) -> dict:
     return {key: _plain(config[key]) for key in sorted(config.final_config_dict)}
 
 
+RUNS_DIR = os.path.join("results", "runs")  # default folder of the results JSON
+
+
 def default_result_file(config) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("results", "runs", f"{config['model']}-{config['dataset']}-seed{config['seed']}-{stamp}.json")
+    return os.path.join(RUNS_DIR, f"{config['model']}-{config['dataset']}-seed{config['seed']}-{stamp}.json")
+
+
+def check_result_file(path: Optional[str]) -> None:
+    """Raise ResultFileError unless the results JSON can be written at `path` (None: the
+    default folder RUNS_DIR): the path is not a folder, and its folder exists or can be created
+    and takes a new file. Called before any data loads, so a run never trains for hours and
+    then loses its results."""
+    if path is not None and os.path.isdir(path):
+        raise ResultFileError(f"result_file {path}: is a folder; name a .json file")
+    folder = os.path.dirname(os.path.abspath(path)) if path is not None else os.path.abspath(RUNS_DIR)
+    label = f"result_file {path}" if path is not None else f"results folder {RUNS_DIR}"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        # A real write: permission bits alone say nothing for root or on read-only mounts.
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ResultFileError(f"{label}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def count_parameters(model) -> int:
@@ -276,6 +299,7 @@ def run(
     from recbole.utils import init_logger
 
     started = time.time()
+    check_result_file(result_file)
     if config is None:
         config = build_config(model, dataset, config_file_list, config_dict)
     init_logger(config)
