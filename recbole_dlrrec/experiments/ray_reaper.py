@@ -1,6 +1,6 @@
 """Stop the local Ray of a tuning driver when that driver ends, however it ends.
 
-    python ray_reaper.py RAY_TEMP_DIR RAY_PACKAGE_DIR      # started by experiments/tune.py
+    python ray_reaper.py RAY_TEMP_DIR RAY_PACKAGE_DIR DRIVER_PID    # started by experiments/tune.py
 
 Ray's head processes (gcs_server, raylet, ...) die with the driver that started them, but not
 all of them: after a ``kill -9`` of the driver, Ray 2.6's dashboard agent (a child of the raylet)
@@ -79,16 +79,19 @@ def sweep(temp_dir: str, ray_dir: str, noted: Dict[int, psutil.Process]) -> int:
 
 
 def main(argv) -> int:
-    temp_dir, ray_dir = argv
+    temp_dir, ray_dir, driver_pid = argv[0], argv[1], int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C; this one must outlive it
-    driver = psutil.Process(os.getppid())
+    # A driver already dead has left this process to init (or a subreaper), whose descendants
+    # are not this run's: then only the temp folder names what to stop.
+    driver = psutil.Process(driver_pid) if os.getppid() == driver_pid else None
     noted: Dict[int, psutil.Process] = {}
     stdin = sys.stdin.buffer
     while True:
         ready, _, _ = select.select([stdin], [], [], POLL_S)
         if ready and not os.read(stdin.fileno(), 4096):  # EOF: the driver is gone or done
             break
-        _note_descendants(driver, temp_dir, ray_dir, noted)
+        if driver is not None and os.getppid() == driver_pid:
+            _note_descendants(driver, temp_dir, ray_dir, noted)
     sweep(temp_dir, ray_dir, noted)
     shutil.rmtree(temp_dir, ignore_errors=True)
     return 0

@@ -26,12 +26,20 @@ One search, in order:
 6. Outputs in ``results/tune/<dataset>/<run>/``: ``trials.csv``, ``best_config.yaml`` (accepted
    by ``run_recbole.py --config_files=...``), ``best_test_result.json``,
    ``valid_<metric>_vs_<key>.png`` per tuned numeric key, ``space.yaml`` and ``run_spec.json``
-   (what ``--resume`` needs). Ray's own experiment folder (trial logs, RecBole logs, the
-   re-trained model) lives in ``results/tune/.ray/<dataset>/<run>/``, which carries a
+   (what ``--resume`` needs), ``finished_trials.jsonl`` (below). Ray's own experiment folder
+   (trial logs, RecBole logs, the re-trained model) lives in ``results/tune/.ray/<dataset>/<run>/``, which carries a
    ``.gitignore`` of its own.
 
-Ctrl-C stops the search after Ray saves its state; what finished is written out and
-``--resume`` (``Tuner.restore``) continues the unfinished trials later.
+Interruptions. Ctrl-C (or SIGTERM) stops the search after Ray saves its state; what finished
+is written out and ``--resume`` (``Tuner.restore``) continues the unfinished trials later. Ray
+saves its state only now and then, so after a ``kill -9`` it could restore a finished trial as
+unfinished and train it again. The run's own record does not depend on it: the driver adds each
+trial to ``finished_trials.jsonl`` (config, scores, per-epoch curve; one line per trial, the
+file rewritten atomically) the moment it ends, and on ``--resume`` a trial whose id and values
+(or, when Ray's state is missing and the search starts over with the same sampler seed, whose
+values) are in the record replays the recorded reports instead of training. A local Ray is
+watched by ``ray_reaper.py``, which stops every process of it when the driver ends, however it
+ends.
 
 Trial status in trials.csv: ``completed`` (trained to max_epochs or to RecBole's own early
 stop), ``pruned`` (stopped by ASHA), ``failed`` (raised, or NaN metric; ``error`` says why),
@@ -75,7 +83,7 @@ SUMMARY_ROWS = 10
 # Environment for Ray, set before ray is imported: no usage stats, one copy of repeated logs.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 STATUSES = ("completed", "pruned", "failed", "interrupted", "not_started")
-FINISHED_FILE = "finished_trials.jsonl"  # the run's own record of finished trials (see run_search)
+FINISHED_FILE = "finished_trials.jsonl"  # the run's own record of finished trials (module doc, Interruptions)
 
 
 class TuneRunError(ValueError):
@@ -544,7 +552,7 @@ def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
     temp_dir = _short_temp_dir()
     reaper = subprocess.Popen(
         [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_reaper.py"),
-         temp_dir, os.path.dirname(os.path.abspath(ray.__file__))],
+         temp_dir, os.path.dirname(os.path.abspath(ray.__file__)), str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
     previous = (signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))

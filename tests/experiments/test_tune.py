@@ -365,3 +365,59 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
         assert int(row["epochs"]) == entry["epochs"]
     if ray_state == "lost":  # the new search drew the recorded values again and replayed them
         assert "(finished before; kept)" in second_log.read_text()
+
+
+# -- the record of finished trials and the Ray reaper (no Ray started) ------------------------------
+def test_finished_record_round_trip_and_matching(tmp_path):
+    path = str(tmp_path / tune.FINISHED_FILE)
+    assert tune.read_finished(path) == {}
+    params = {"w1": 0.1234567891234, "tau": 0.2}
+    record = tune.record_from_result("a_00000", "pruned", params,
+                                     {"epoch": 2, "valid_score": 0.61, "best_valid_score": 0.62, "best_epoch": 1,
+                                      "trial_seconds": 3.5, "last": False})
+    tune.append_finished(path, tune.finished_entry(record, [0.62, 0.61], False))
+    tune.append_finished(path, tune.finished_entry(
+        tune.record_from_result("a_00001", "failed", {"w1": 0.5, "tau": 0.2}, {"epoch": 0, "failed": "ValueError: x"}), [], True))
+    finished = tune.read_finished(path)
+    assert list(finished) == ["a_00000", "a_00001"]
+    assert tune.record_from_entry(finished["a_00000"]) == record  # floats round-trip exactly
+    assert tune.record_from_entry(finished["a_00001"]).error == "ValueError: x"
+    assert tune.match_finished(finished, "a_00000", params)["curve"] == [0.62, 0.61]
+    assert tune.match_finished(finished, "b_00007", params)["trial_id"] == "a_00000"  # drawn again under a new id
+    assert tune.match_finished(finished, "a_00000", {**params, "tau": 0.3}) is None  # same id, other values
+    with open(path, "a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(tune.TuneRunError, match=r"finished_trials.jsonl:3: not a finished-trial record"):
+        tune.read_finished(path)
+
+
+def test_reaper_stops_what_a_killed_driver_left(tmp_path):
+    """A stand-in driver starts the reaper and a 'Ray' child, then dies by SIGKILL: the child is
+    stopped and the run's temp folder removed."""
+    import psutil
+
+    temp_dir = tmp_path / "ray-dlrrec-test"
+    temp_dir.mkdir()
+    reaper = os.path.join(ROOT, "recbole_dlrrec", "experiments", "ray_reaper.py")
+    driver_code = (
+        "import subprocess, sys, time\n"
+        "import os\n"
+        f"subprocess.Popen([sys.executable, {reaper!r}, {str(temp_dir)!r}, '/no/ray/package', str(os.getpid())],"
+        " stdin=subprocess.PIPE,"
+        " start_new_session=True)\n"
+        # like Ray's dashboard agent: a descendant whose command line names Ray's package, not the temp folder
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', '/no/ray/package/dashboard/agent.py'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code], stdout=subprocess.PIPE, text=True)
+    child = psutil.Process(int(driver.stdout.readline()))
+    time.sleep(1.5)  # the reaper notes the child (it polls every second)
+    driver.kill()
+    driver.wait(timeout=10)
+    gone, alive = psutil.wait_procs([child], timeout=20)
+    assert child in gone and not alive
+    deadline = time.time() + 10
+    while temp_dir.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not temp_dir.exists()
