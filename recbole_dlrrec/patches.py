@@ -128,6 +128,8 @@ _NO_FILE = os.path.join(os.sep, "recbole_dlrrec-untrusted-cache\0")
 
 def _untrusted_caches() -> None:
     """Fix 7: RecBole loads its pickled dataset / dataloader caches only when `trust_cache`."""
+    import sys
+
     import recbole.data
     import recbole.data.utils as data_utils
 
@@ -135,6 +137,8 @@ def _untrusted_caches() -> None:
     recbole_load_split_dataloaders = data_utils.load_split_dataloaders
 
     def create_dataset(config):
+        """RecBole's create_dataset; it loads a saved dataset only when trust_cache
+        (recbole_dlrrec.patches fix 7)."""
         if trusts_cache(config):
             return recbole_create_dataset(config)
         # RecBole's own code path, with its cache file pointed at nothing. The key is not a
@@ -147,15 +151,19 @@ def _untrusted_caches() -> None:
             config["dataset_save_path"] = saved
 
     def load_split_dataloaders(config):
+        """RecBole's load_split_dataloaders when trust_cache, else None: build the loaders
+        (recbole_dlrrec.patches fix 7)."""
         return recbole_load_split_dataloaders(config) if trusts_cache(config) else None
 
-    create_dataset.__doc__ = "RecBole's create_dataset; loads its saved dataset only when trust_cache (recbole_dlrrec.patches)."
-    load_split_dataloaders.__doc__ = "RecBole's load_split_dataloaders when trust_cache, else None (recbole_dlrrec.patches)."
     # data_preparation looks load_split_dataloaders up in recbole.data.utils; callers import
-    # create_dataset from recbole.data (a copy of the name made by its `import *`).
+    # create_dataset from recbole.data (a copy of the name made by its `import *`), and
+    # recbole.quick_start holds its own copy when it was imported before this package.
     for module in (data_utils, recbole.data):
         module.create_dataset = create_dataset
         module.load_split_dataloaders = load_split_dataloaders
+    recbole_quick_start = sys.modules.get("recbole.quick_start.quick_start")
+    if recbole_quick_start is not None:
+        recbole_quick_start.create_dataset = create_dataset
 
 
 def check_versions() -> None:

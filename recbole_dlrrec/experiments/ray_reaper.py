@@ -54,7 +54,7 @@ def _note_descendants(driver: psutil.Process, temp_dir: str, ray_dir: str, noted
             continue
 
 
-def sweep(temp_dir: str, ray_dir: str, noted: Dict[int, psutil.Process]) -> int:
+def sweep(temp_dir: str, noted: Dict[int, psutil.Process]) -> int:
     """Terminate, then kill, the noted processes still alive and every process whose command line
     names `temp_dir`. Returns how many were still alive."""
     me = os.getpid()
@@ -92,7 +92,7 @@ def main(argv) -> int:
             break
         if driver is not None and os.getppid() == driver_pid:
             _note_descendants(driver, temp_dir, ray_dir, noted)
-    sweep(temp_dir, ray_dir, noted)
+    sweep(temp_dir, noted)
     shutil.rmtree(temp_dir, ignore_errors=True)
     return 0
 

@@ -27,8 +27,8 @@ One search, in order:
    by ``run_recbole.py --config_files=...``), ``best_test_result.json``,
    ``valid_<metric>_vs_<key>.png`` per tuned numeric key, ``space.yaml`` and ``run_spec.json``
    (what ``--resume`` needs), ``finished_trials.jsonl`` (below). Ray's own experiment folder
-   (trial logs, RecBole logs, the re-trained model) lives in ``results/tune/.ray/<dataset>/<run>/``, which carries a
-   ``.gitignore`` of its own.
+   (trial logs, RecBole logs, the re-trained model) lives in
+   ``results/tune/.ray/<dataset>/<run>/``, which carries a ``.gitignore`` of its own.
 
 Interruptions. Ctrl-C (or SIGTERM) stops the search after Ray saves its state; what finished
 is written out and ``--resume`` (``Tuner.restore``) continues the unfinished trials later. Ray
@@ -608,7 +608,8 @@ def _ray_progress_callback(tune, total: int, space: SearchSpace, metric: str, re
             if result.get("replayed"):  # in the record already
                 return
             record = record_from_result(trial.trial_id, status, _trial_params(space, trial), result, error)
-            append_finished(record_path, finished_entry(record, result.get("valid_curve") or [], bool(result.get("last"))))
+            curve = result.get("valid_curve") or []
+            append_finished(record_path, finished_entry(record, curve, bool(result.get("last"))))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
