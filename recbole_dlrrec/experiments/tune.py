@@ -555,17 +555,18 @@ def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
          temp_dir, os.path.dirname(os.path.abspath(ray.__file__)), str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
-    previous = (signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
-                if in_main_thread else None)
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                  _temp_dir=temp_dir, **common)
+        if in_main_thread:  # after ray.init, whose C++ core installs a SIGTERM handler that aborts
+            signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
         yield
     finally:
         try:
             ray.shutdown()
         finally:
-            if in_main_thread:
+            if in_main_thread and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             reaper.stdin.close()  # the reaper stops what ray.shutdown left and removes temp_dir
             try:

@@ -421,3 +421,24 @@ def test_reaper_stops_what_a_killed_driver_left(tmp_path):
     while temp_dir.exists() and time.time() < deadline:
         time.sleep(0.1)
     assert not temp_dir.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data_path):
+    out_root = tmp_path / "out"
+    record = out_root / "tiny" / "t" / tune.FINISHED_FILE
+    cmd = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}",
+           "--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=t", "--seed=1", "--cpus_per_trial=2",
+           "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    log = tmp_path / "run.log"
+    proc, seen = _run_watched(cmd, str(tmp_path), log, until=lambda: bool(tune.read_finished(str(record))))
+    _descendants(proc.pid, seen)
+    assert proc.poll() is None, log.read_text()
+    proc.terminate()
+    assert proc.wait(timeout=120) == 130, log.read_text()
+    _assert_all_gone(seen, log)
+    text = log.read_text()
+    assert f"interrupted; continue with --resume --name t --dataset=tiny --out_root={out_root}" in text
+    assert "Traceback" not in text
+    rows = _rows(out_root / "tiny" / "t" / "trials.csv")
+    assert any(r["status"] in ("completed", "pruned") for r in rows), rows
