@@ -2,7 +2,7 @@
 
     python run_tune.py --model=DLRREC --dataset=restaurants --num_samples=20 --max_epochs=10
     python run_tune.py --model=DeepFM --dataset=ml-100k --num_samples=12 --learning_rate=0.001
-    python run_tune.py --dataset=restaurants --name=RUN --resume      # continue after Ctrl-C
+    python run_tune.py --dataset=restaurants --name=RUN --resume      # continue after Ctrl-C or a kill
 
 The space comes from properties/tune/<MODEL>.yaml unless --space names another file (format in
 that file's header). Any other --key=value is a fixed override for every trial, as in
