@@ -16,3 +16,8 @@ class InputError(Exception):
 
 class FeatureError(InputError):
     """A dataset feature that no model can train on (NaN after RecBole's preprocessing)."""
+
+
+class ResultFileError(InputError):
+    """A results file that cannot be written (its folder cannot be created or written, or the
+    path is a folder), found before any data is loaded."""

@@ -57,6 +57,15 @@ Config that does not re-read the command line).
    runtime/metrics.py), so `metrics: [AUC, ..., Precision, Recall]` works as written.
 
 
+8. RecBole unpickles `<checkpoint_dir>/<dataset>-<DatasetClass>.pth` and
+   `<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth` (or the files `dataset_save_path` /
+   `dataloaders_save_path` name) whenever such a file exists, whatever `save_dataset` /
+   `save_dataloaders` say. Unpickling runs code, so a file planted there ran on the next plain
+   run. The plugin's key `trust_cache` (default false, properties/overall.yaml) must be true
+   for either file to be loaded; otherwise the dataset and the loaders are built from the
+   atomic files, as if no cache existed (`save_dataset` / `save_dataloaders` still write them).
+
+
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
@@ -126,6 +135,57 @@ def _weights_only_checkpoints() -> None:
 
     _save_checkpoint.__doc__ = "Atomic, weights_only-loadable replacement (recbole_dlrrec.patches)."
     Trainer._save_checkpoint = _save_checkpoint
+
+
+def trusts_cache(config) -> bool:
+    """True when the user set `trust_cache: true`: RecBole may unpickle its saved dataset and
+    dataloader files (a missing key, as in a plain RecBole Config, means no)."""
+    return config["trust_cache"] is True
+
+
+# A path that can never exist (a NUL byte is not allowed in a file name): given to RecBole as
+# the dataset file when caches are not trusted, so its own create_dataset builds the dataset.
+_NO_FILE = os.path.join(os.sep, "recbole_dlrrec-untrusted-cache\0")
+
+
+def _untrusted_caches() -> None:
+    """Fix 8: RecBole loads its pickled dataset / dataloader caches only when `trust_cache`."""
+    import sys
+
+    import recbole.data
+    import recbole.data.utils as data_utils
+
+    recbole_create_dataset = data_utils.create_dataset
+    recbole_load_split_dataloaders = data_utils.load_split_dataloaders
+
+    def create_dataset(config):
+        """RecBole's create_dataset; it loads a saved dataset only when trust_cache
+        (recbole_dlrrec.patches fix 8)."""
+        if trusts_cache(config):
+            return recbole_create_dataset(config)
+        # RecBole's own code path, with its cache file pointed at nothing. The key is not a
+        # dataset argument, so the built dataset is the same as without a cache.
+        saved = config["dataset_save_path"]
+        config["dataset_save_path"] = _NO_FILE
+        try:
+            return recbole_create_dataset(config)
+        finally:
+            config["dataset_save_path"] = saved
+
+    def load_split_dataloaders(config):
+        """RecBole's load_split_dataloaders when trust_cache, else None: build the loaders
+        (recbole_dlrrec.patches fix 8)."""
+        return recbole_load_split_dataloaders(config) if trusts_cache(config) else None
+
+    # data_preparation looks load_split_dataloaders up in recbole.data.utils; callers import
+    # create_dataset from recbole.data (a copy of the name made by its `import *`), and
+    # recbole.quick_start holds its own copy when it was imported before this package.
+    for module in (data_utils, recbole.data):
+        module.create_dataset = create_dataset
+        module.load_split_dataloaders = load_split_dataloaders
+    recbole_quick_start = sys.modules.get("recbole.quick_start.quick_start")
+    if recbole_quick_start is not None:
+        recbole_quick_start.create_dataset = create_dataset
 
 
 def check_versions() -> None:
@@ -207,6 +267,7 @@ PATCHES: List[Callable[[], object]] = [
     _numpy_aliases,  # 1
     _weights_only_checkpoints,  # 2
     classification_metrics,  # 7
+    _untrusted_caches,  # 8
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_dlrrec.cli.train import parse_overrides
+from recbole_dlrrec.cli.train import exit_on_interrupt, parse_overrides
 
 SCENARIOS = ("cold_items",)
 
@@ -71,6 +71,7 @@ def check_inputs(models, dataset, overrides) -> None:
         ConfigStack(model, dataset, (), overrides).check()
 
 
+@exit_on_interrupt("interrupted; rerun the same command to continue (finished cells are kept)")
 def main(argv=None) -> int:
     from recbole_dlrrec import patches
 

@@ -12,8 +12,29 @@ file, a --key=value flag, a variant, or RecBole's defaults; config/stack.py) and
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Dict, List
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
+
+
+def exit_on_interrupt(message: str):
+    """Decorate a CLI's main(): Ctrl-C (KeyboardInterrupt) prints `message`, one line on
+    stderr, and returns EXIT_INTERRUPTED instead of a traceback."""
+
+    def decorate(main):
+        @functools.wraps(main)
+        def wrapper(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(message, file=sys.stderr)
+                return EXIT_INTERRUPTED
+
+        return wrapper
+
+    return decorate
 
 
 def split_overrides(parser, items: List[str]) -> Dict[str, str]:
@@ -60,6 +81,7 @@ def show_config(model: str, dataset, files, overrides) -> None:
     print("\n".join(config_lines(config)))
 
 
+@exit_on_interrupt("interrupted; no results written; rerun the same command to start the run again")
 def main(argv=None) -> int:
     args, files, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     from recbole_dlrrec import patches

@@ -2,7 +2,7 @@
 
     python run_tune.py --model=DLRREC --dataset=restaurants --num_samples=20 --max_epochs=10
     python run_tune.py --model=DeepFM --dataset=ml-100k --num_samples=12 --learning_rate=0.001
-    python run_tune.py --dataset=restaurants --name=RUN --resume      # continue after Ctrl-C
+    python run_tune.py --dataset=restaurants --name=RUN --resume      # continue after Ctrl-C or a kill
 
 The space comes from properties/tune/<MODEL>.yaml unless --space names another file (format in
 that file's header). Any other --key=value is a fixed override for every trial, as in
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_dlrrec.cli.train import parse_overrides
+from recbole_dlrrec.cli.train import EXIT_INTERRUPTED, exit_on_interrupt, parse_overrides
 
 
 def parse_args(argv):
@@ -47,6 +47,7 @@ def parse_args(argv):
     return args, files, fixed
 
 
+@exit_on_interrupt("interrupted before the search started; rerun the same command")
 def main(argv=None) -> int:
     args, files, fixed = parse_args(sys.argv[1:] if argv is None else argv)
     from recbole_dlrrec import patches
@@ -66,10 +67,16 @@ def main(argv=None) -> int:
     )
     try:
         outcome = tune.run_search(request)
+    except KeyboardInterrupt:  # before or after Ray's own Ctrl-C handling of the search
+        print(tune.interrupted_line(request), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InputError as exc:  # space file, unknown key or bad value, run name, dataset
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    return 130 if outcome.interrupted else 0
+    if outcome.interrupted:
+        print(tune.interrupted_line(request), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 if __name__ == "__main__":

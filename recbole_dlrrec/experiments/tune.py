@@ -26,12 +26,20 @@ One search, in order:
 6. Outputs in ``results/tune/<dataset>/<run>/``: ``trials.csv``, ``best_config.yaml`` (accepted
    by ``run_recbole.py --config_files=...``), ``best_test_result.json``,
    ``valid_<metric>_vs_<key>.png`` per tuned numeric key, ``space.yaml`` and ``run_spec.json``
-   (what ``--resume`` needs). Ray's own experiment folder (trial logs, RecBole logs, the
-   re-trained model) lives in ``results/tune/.ray/<dataset>/<run>/``, which carries a
-   ``.gitignore`` of its own.
+   (what ``--resume`` needs), ``finished_trials.jsonl`` (below). Ray's own experiment folder
+   (trial logs, RecBole logs, the re-trained model) lives in
+   ``results/tune/.ray/<dataset>/<run>/``, which carries a ``.gitignore`` of its own.
 
-Ctrl-C stops the search after Ray saves its state; what finished is written out and
-``--resume`` (``Tuner.restore``) continues the unfinished trials later.
+Interruptions. Ctrl-C (or SIGTERM) stops the search after Ray saves its state; what finished
+is written out and ``--resume`` (``Tuner.restore``) continues the unfinished trials later. Ray
+saves its state only now and then, so after a ``kill -9`` it could restore a finished trial as
+unfinished and train it again. The run's own record does not depend on it: the driver adds each
+trial to ``finished_trials.jsonl`` (config, scores, per-epoch curve; one line per trial, the
+file rewritten atomically) the moment it ends, and on ``--resume`` a trial whose id and values
+(or, when Ray's state is missing and the search starts over with the same sampler seed, whose
+values) are in the record replays the recorded reports instead of training. A local Ray is
+watched by ``ray_reaper.py``, which stops every process of it when the driver ends, however it
+ends.
 
 Trial status in trials.csv: ``completed`` (trained to max_epochs or to RecBole's own early
 stop), ``pruned`` (stopped by ASHA), ``failed`` (raised, or NaN metric; ``error`` says why),
@@ -42,8 +50,10 @@ rest of it (records, CSV, YAML, plots, summary) is Ray-free.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import glob
 import io
 import json
 import logging
@@ -51,10 +61,14 @@ import math
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
@@ -70,6 +84,7 @@ SUMMARY_ROWS = 10
 # Environment for Ray, set before ray is imported: no usage stats, one copy of repeated logs.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 STATUSES = ("completed", "pruned", "failed", "interrupted", "not_started")
+FINISHED_FILE = "finished_trials.jsonl"  # the run's own record of finished trials (module doc, Interruptions)
 
 
 class TuneRunError(InputError, ValueError):
@@ -328,6 +343,94 @@ def failure_message(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+# -- the record of finished trials (Ray-free) --------------------------------------------------
+def finished_record_path(out_dir: str) -> str:
+    """``finished_trials.jsonl`` in the run's output folder: one JSON line per finished trial."""
+    return os.path.join(out_dir, FINISHED_FILE)
+
+
+def params_key(params: Dict[str, object]) -> str:
+    """The tuned values as canonical JSON (floats round-trip exactly), to compare draws."""
+    return json.dumps(_json_safe(params), sort_keys=True)
+
+
+def finished_status(result: dict) -> str:
+    """completed / pruned / failed, for a trial that ended with `result` as its last report."""
+    if result.get("failed"):
+        return "failed"
+    return "completed" if result.get("last") else "pruned"
+
+
+def record_from_result(trial_id: str, status: str, params: Dict[str, object], result: dict,
+                       error: str = "") -> TrialRecord:
+    """A TrialRecord from a trial's last report (see `_ray_trial`'s payload)."""
+    has_epochs = int(result.get("epoch") or 0) > 0
+    return TrialRecord(
+        trial_id=trial_id, status=status, params=params, epochs=int(result.get("epoch") or 0),
+        last_score=_finite(result.get("valid_score")) if has_epochs else None,
+        best_score=_finite(result.get("best_valid_score")) if has_epochs else None,
+        best_epoch=result.get("best_epoch") if has_epochs else None,
+        seconds=result.get("trial_seconds"),
+        error=(result.get("failed") or error) if status == "failed" else "",
+    )
+
+
+def finished_entry(record: TrialRecord, curve: Sequence[float], last: bool) -> dict:
+    """One line of the record: the trial's TrialRecord, its validation score after every epoch
+    (`curve`, what ASHA saw) and `last` (RecBole would not have trained it further)."""
+    return {**_json_safe(asdict(record)), "curve": [float(x) for x in curve], "last": bool(last)}
+
+
+def append_finished(path: str, entry: dict) -> None:
+    """Add one finished trial to the record, as it finishes. The file is rewritten whole and
+    atomically (the old lines, then the new one): a kill at any moment leaves the old record or
+    the new one, never a torn line."""
+    old = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as handle:
+            old = handle.read()
+    atomic.write_bytes(path, old + (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_finished(path: str) -> Dict[str, dict]:
+    """trial_id -> entry of every finished trial in the record ({} when there is none)."""
+    if not os.path.isfile(path):
+        return {}
+    finished: Dict[str, dict] = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            try:
+                entry = json.loads(line)
+                finished[str(entry["trial_id"])] = entry
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise TuneRunError(f"{path}:{lineno}: not a finished-trial record (written by run_tune.py)") from None
+    return finished
+
+
+def record_from_entry(entry: dict, trial_id: Optional[str] = None) -> TrialRecord:
+    """The TrialRecord a record line holds (under `trial_id` when Ray gave the trial a new id)."""
+    fields = {k: entry.get(k) for k in TrialRecord.__dataclass_fields__}
+    fields["trial_id"] = trial_id or entry["trial_id"]
+    fields["params"] = dict(entry.get("params") or {})
+    fields["epochs"] = int(entry.get("epochs") or 0)
+    fields["error"] = entry.get("error") or ""
+    return TrialRecord(**fields)
+
+
+def match_finished(finished: Dict[str, dict], trial_id: str, params: Dict[str, object]) -> Optional[dict]:
+    """The finished trial that this trial of a resumed search repeats, or None.
+
+    First the same trial id with the same values (a trial Ray restored from its saved state,
+    saved before the trial finished). Else a finished trial with the same values: after a
+    kill before Ray saved any state, the search restarts and its sampler (same seed) draws the
+    same values again, under new ids; the same config and seed train to the same numbers."""
+    key = params_key(params)
+    entry = finished.get(trial_id)
+    if entry is not None and params_key(entry.get("params") or {}) == key:
+        return entry
+    return next((e for e in finished.values() if params_key(e.get("params") or {}) == key), None)
+
+
 # -- the trial (runs in a Ray worker) ---------------------------------------------------------
 def _reset_root_logging() -> None:
     """RecBole's init_logger uses logging.basicConfig, a no-op once the root logger has
@@ -339,9 +442,15 @@ def _reset_root_logging() -> None:
 
 
 def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str], overrides: dict,
-               space: SearchSpace, threads: int) -> None:
+               space: SearchSpace, threads: int, finished: Optional[Dict[str, dict]] = None,
+               bigger: bool = True) -> None:
     """One trial: train `model` with `overrides` + the drawn `params`, reporting the
-    validation score after every epoch.
+    validation score after every epoch (and the scores so far, ``valid_curve``, which the
+    driver keeps in the run's record when the trial ends).
+
+    A trial of a resumed search that the record says finished already (`finished`,
+    `match_finished`) is not trained again: it replays its recorded reports, marked
+    ``replayed`` with the recorded trial id, so that ASHA sees the same curve, and ends.
 
     A trial that raises (or whose validation score is not finite) reports once more with
     ``failed`` set to a one-line reason and a NaN score (ASHA's rung cut-offs ignore NaN), then
@@ -358,19 +467,36 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
     use_threads(threads)
     gpu_ids = ray.get_gpu_ids()
     trial_overrides = {**overrides, **space.coerce(params), "gpu_id": ",".join(str(g) for g in gpu_ids)}
-    state: Dict[str, object] = {"best": None, "best_epoch": None, "epoch": 0, "started": time.time()}
+    state: Dict[str, object] = {"best": None, "best_epoch": None, "epoch": 0, "started": time.time(), "curve": []}
 
     def payload(score: float, last: bool, **extra) -> dict:
         return {"valid_score": score, "best_valid_score": state["best"], "best_epoch": state["best_epoch"],
-                "epoch": state["epoch"], "last": last, "trial_seconds": time.time() - state["started"], **extra}
+                "epoch": state["epoch"], "last": last, "trial_seconds": time.time() - state["started"],
+                "valid_curve": list(state["curve"]), **extra}
+
+    def record_epoch(score: float, bigger_is_better: bool) -> int:
+        state["epoch"] = epoch = int(state["epoch"]) + 1
+        state["curve"].append(score)
+        if state["best"] is None or is_better(score, state["best"], bigger_is_better):
+            state["best"], state["best_epoch"] = score, epoch
+        return epoch
+
+    done = match_finished(finished or {}, session.get_trial_id(), space.coerce(params))
+    if done is not None:  # finished before the interruption: replay, do not train
+        replayed = {"replayed": done["trial_id"], "trial_seconds": done.get("seconds")}
+        curve = done.get("curve") or []
+        for i, score in enumerate(curve):
+            record_epoch(float(score), bigger)
+            session.report({**payload(float(score), bool(done.get("last")) and i == len(curve) - 1), **replayed})
+        if done.get("status") == "failed":
+            session.report({**payload(float("nan"), True, failed=done.get("error") or "failed"), **replayed})
+        return
 
     def report(epoch_idx: int, valid_score, trainer) -> None:
         score = float(valid_score)
         if not math.isfinite(score):
             raise FloatingPointError(f"validation {trainer.config['valid_metric']} is {score}")
-        state["epoch"] = epoch = epoch_idx + 1
-        if state["best"] is None or is_better(score, state["best"], trainer.config["valid_metric_bigger"]):
-            state["best"], state["best_epoch"] = score, epoch
+        epoch = record_epoch(score, trainer.config["valid_metric_bigger"])
         # `last`: RecBole will not train further (budget spent, or its own early stopping).
         last = epoch >= trainer.epochs or trainer.cur_step > trainer.stopping_step
         session.report(payload(score, bool(last)))
@@ -401,12 +527,53 @@ def _ray_import():
     return ray, tune
 
 
-def _ray_init(ray, address: Optional[str], num_cpus: Optional[int]) -> None:
+def _short_temp_dir() -> str:
+    """A new folder for this run's local Ray. Ray puts unix sockets under it, whose paths must
+    stay under ~107 bytes, so it is made in /tmp when the user's temp folder has a long name."""
+    parent = tempfile.gettempdir()
+    return tempfile.mkdtemp(prefix="ray-dlrrec-", dir=parent if len(parent) <= 20 else "/tmp")
+
+
+@contextlib.contextmanager
+def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
+    """Ray for one search; nothing of it outlives the driver.
+
+    Joining a cluster (`address`): connect, and disconnect at the end. A local Ray: started in a
+    temp folder of its own, watched by ``ray_reaper.py`` (which stops what is left of it when
+    this process ends, even by SIGKILL), and shut down in a ``finally``. SIGTERM stops the
+    search like Ctrl-C does (Ray Tune's handler), so the ``finally`` runs."""
     common = dict(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
     if address:
         ray.init(address=address, **common)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    temp_dir = _short_temp_dir()
+    reaper = subprocess.Popen(
+        [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_reaper.py"),
+         temp_dir, os.path.dirname(os.path.abspath(ray.__file__)), str(os.getpid())],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 _temp_dir=temp_dir, **common)
+        if in_main_thread:  # after ray.init, whose C++ core installs a SIGTERM handler that aborts
+            signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+        yield
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            if in_main_thread and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            reaper.stdin.close()  # the reaper stops what ray.shutdown left and removes temp_dir
+            try:
+                reaper.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print(f"ray_reaper (pid {reaper.pid}) is still cleaning up {temp_dir}", file=sys.stderr)
 
 
 def _ray_param_space(tune, space: SearchSpace) -> dict:
@@ -423,30 +590,49 @@ def _ray_param_space(tune, space: SearchSpace) -> dict:
     return out
 
 
-def _ray_progress_callback(tune, total: int, space: SearchSpace, metric: str):
+def _ray_progress_callback(tune, total: int, space: SearchSpace, metric: str, record_path: str):
     class Progress(tune.Callback):
-        """One printed line per finished trial (stateless, so a restored run counts right)."""
+        """One printed line per finished trial, and its line in the run's record of finished
+        trials (`append_finished`), written in the driver as the trial ends: a kill of the
+        driver after that keeps it. Stateless (the record is a file), so a restored run
+        counts right."""
 
         @staticmethod
         def _line(trials, trial, status: str, detail: str) -> None:
             done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in space.coerce(
-                {k: v for k, v in trial.config.items() if k in space.params}).items())
-            print(f"[{done}/{total}] {trial.trial_id} {params}: {status}, {detail}", flush=True)
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in _trial_params(space, trial).items())
+            kept = " (finished before; kept)" if (trial.last_result or {}).get("replayed") else ""
+            print(f"[{done}/{total}] {trial.trial_id} {params}: {status}, {detail}{kept}", flush=True)
+
+        @staticmethod
+        def _keep(trial, status: str, error: str = "") -> None:
+            result = trial.last_result or {}
+            if result.get("replayed"):  # in the record already
+                return
+            record = record_from_result(trial.trial_id, status, _trial_params(space, trial), result, error)
+            curve = result.get("valid_curve") or []
+            append_finished(record_path, finished_entry(record, curve, bool(result.get("last"))))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
-            if result.get("failed"):
+            status = finished_status(result)
+            self._keep(trial, status)
+            if status == "failed":
                 self._line(trials, trial, "failed", f"after {result.get('epoch', 0)} epoch(s): {result['failed']}")
                 return
-            status = "completed" if result.get("last") else "pruned"
             self._line(trials, trial, status, f"{result.get('epoch', 0)} epoch(s), best valid {metric} "
                                               f"{_fmt(result.get('best_valid_score'))}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._line(trials, trial, "failed", _trial_error(trial))
+            error = _trial_error(trial)
+            self._keep(trial, "failed", error)
+            self._line(trials, trial, "failed", error)
 
     return Progress()
+
+
+def _trial_params(space: SearchSpace, trial) -> Dict[str, object]:
+    return space.coerce({k: v for k, v in (trial.config or {}).items() if k in space.params})
 
 
 def _trial_error(trial) -> str:
@@ -465,8 +651,11 @@ def _finite(value) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _ray_read_trials(experiment_dir: str, space: SearchSpace) -> List[TrialRecord]:
-    """Every trial of the experiment, in trial-id order, from Ray's saved experiment state."""
+def _ray_read_trials(experiment_dir: str, space: SearchSpace,
+                     finished: Optional[Dict[str, dict]] = None) -> List[TrialRecord]:
+    """Every trial of the experiment, in trial-id order, from Ray's saved experiment state;
+    a trial in the run's record of finished trials (`finished`; a replayed trial by the id it
+    replayed) is the recorded one."""
     from ray.tune import ExperimentAnalysis
 
     for name in ("ray.tune.analysis.experiment_analysis", "ray.tune.analysis"):
@@ -476,33 +665,36 @@ def _ray_read_trials(experiment_dir: str, space: SearchSpace) -> List[TrialRecor
     except Exception as exc:  # noqa: BLE001  (no state saved yet: nothing finished)
         print(f"no trial state in {experiment_dir} ({type(exc).__name__}: {exc})", file=sys.stderr)
         return []
+    finished = finished or {}
     records = []
     for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         result = trial.last_result or {}
+        params = _trial_params(space, trial)
+        entry = finished.get(result.get("replayed") or trial.trial_id)
+        if entry is not None and params_key(entry.get("params") or {}) == params_key(params):
+            records.append(record_from_entry(entry, trial.trial_id))
+            continue
         has_epochs = int(result.get("epoch") or 0) > 0
         if trial.status == "ERROR" or result.get("failed"):
             status = "failed"
         elif trial.status == "TERMINATED":
-            status = "completed" if result.get("last") else ("pruned" if has_epochs else "not_started")
+            status = finished_status(result) if has_epochs else "not_started"
         else:
             status = "interrupted" if has_epochs or trial.status in ("RUNNING", "PAUSED") else "not_started"
-        params = space.coerce({k: v for k, v in (trial.config or {}).items() if k in space.params})
-        records.append(TrialRecord(
-            trial_id=trial.trial_id,
-            status=status,
-            params=params,
-            epochs=int(result.get("epoch") or 0),
-            last_score=_finite(result.get("valid_score")) if has_epochs else None,
-            best_score=_finite(result.get("best_valid_score")) if has_epochs else None,
-            best_epoch=result.get("best_epoch") if has_epochs else None,
-            seconds=result.get("trial_seconds"),
-            error=(result.get("failed") or _trial_error(trial)) if status == "failed" else "",
-        ))
+        error = _trial_error(trial) if status == "failed" and not result.get("failed") else ""
+        records.append(record_from_result(trial.trial_id, status, params, result, error))
     return records
 
 
+def _ray_state_saved(tune, experiment_dir: str) -> bool:
+    """True when Ray saved the experiment's state (its tuner and at least one experiment
+    checkpoint), which Tuner.restore needs."""
+    return tune.Tuner.can_restore(experiment_dir) and bool(
+        glob.glob(os.path.join(experiment_dir, "experiment_state-*.json")))
+
+
 def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainable, storage: str,
-             experiment_dir: str) -> bool:
+             experiment_dir: str, record_path: str) -> bool:
     """Run (or continue) the search. Returns True when it was interrupted (Ctrl-C)."""
     from ray.air import RunConfig
     from ray.air.config import FailureConfig
@@ -510,12 +702,14 @@ def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainab
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     resources = tune.with_resources(trainable, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
-    if request.resume and os.path.isdir(experiment_dir):
+    if request.resume and _ray_state_saved(tune, experiment_dir):
         # The restored run config brings back its scheduler, searcher and progress callback.
         tuner = tune.Tuner.restore(experiment_dir, trainable=resources, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        progress = _ray_progress_callback(tune, spec["num_samples"], space, spec["valid_metric"])
+        # (a run killed before Ray saved its state starts again: same sampler seed, same draws;
+        # the trials in the record are replayed, not trained)
+        progress = _ray_progress_callback(tune, spec["num_samples"], space, spec["valid_metric"], record_path)
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=spec["max_epochs"],
                                   grace_period=min(spec["grace_period"], spec["max_epochs"]),
                                   reduction_factor=spec["reduction_factor"])
@@ -534,11 +728,21 @@ def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainab
         tuner.fit()
     except KeyboardInterrupt:
         return True
-    records = _ray_read_trials(experiment_dir, space)
+    records = _ray_read_trials(experiment_dir, space, read_finished(record_path))
     return any(r.status in ("interrupted", "not_started") for r in records)
 
 
 # -- the driver -------------------------------------------------------------------------------
+def interrupted_line(request: TuneRequest) -> str:
+    """What to tell a user who stopped the search: how to continue it (once its run spec is
+    written, --resume can), else to start it again."""
+    if request.name and os.path.isfile(os.path.join(run_dirs(request.out_root, request.dataset, request.name)[0],
+                                                    "run_spec.json")):
+        where = "" if request.out_root == TUNE_ROOT else f" --out_root={request.out_root}"
+        return f"interrupted; continue with --resume --name {request.name} --dataset={request.dataset}{where}"
+    return "interrupted before the search started; rerun the same command"
+
+
 def _prepare_data(model: str, dataset: str, config_files: List[str], fixed: dict):
     """Build the dataset, text vectors and SWING cache once (default config + fixed
     overrides); return the config."""
@@ -668,19 +872,21 @@ def run_search(request: TuneRequest) -> TuneOutcome:
 
     # 3. the search
     ray, tune = _ray_import()
+    record_path = finished_record_path(out_dir)
+    finished = read_finished(record_path) if request.resume else {}
+    if finished:
+        print(f"{len(finished)} trial(s) finished before: kept, not trained again ({record_path})", flush=True)
     trainable = functools.partial(
         _ray_trial, model=spec["model"], dataset=spec["dataset"], config_files=spec["config_files"],
         overrides=overrides, space=space, threads=int(max(1, spec["cpus_per_trial"])),
+        finished=finished, bigger=bool(spec["valid_metric_bigger"]),
     )
     trainable.__name__ = spec["model_class"]  # Ray names trial folders after it
-    _ray_init(ray, request.address, request.num_cpus)
-    try:
+    with _ray_session(ray, request.address, request.num_cpus):
         print(f"search {spec['name']}: {spec['num_samples']} trials of {spec['model']} on {spec['dataset']}, "
               f"ASHA over {spec['max_epochs']} epochs, space {space_file}", flush=True)
-        interrupted = _ray_fit(tune, request, spec, space, trainable, storage, experiment_dir)
-        records = _ray_read_trials(experiment_dir, space)
-    finally:
-        ray.shutdown()
+        interrupted = _ray_fit(tune, request, spec, space, trainable, storage, experiment_dir, record_path)
+        records = _ray_read_trials(experiment_dir, space, read_finished(record_path))
 
     # 4. outputs
     metric, bigger = spec["valid_metric"], spec["valid_metric_bigger"]
@@ -701,10 +907,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
 
         build_config(spec["model"], spec["dataset"], [best_file], {}, prepare=False)
     summary = summary_table(records, space.keys, metric, bigger)
-    if interrupted:
-        print(f"search interrupted; resume with: python run_tune.py --dataset={spec['dataset']} "
-              f"--name={spec['name']} --resume", flush=True)
-    elif best is not None and request.evaluate_best:
+    if not interrupted and best is not None and request.evaluate_best:
         print(f"re-training the best config (trial {best.trial_id}) and evaluating it on test ...", flush=True)
         retrain = _retrain_best(spec, best, session, experiment_dir, out_dir)
         test_file = retrain["result_file"]

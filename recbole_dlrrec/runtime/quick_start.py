@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import platform
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -21,7 +22,7 @@ from recbole_dlrrec.config.stack import (  # noqa: F401  (re-exported: callers i
     DEFAULT_DATA_PATH, DEFAULT_DATASET, PROPERTIES_DIR, ConfigFileError, ConfigStack, dataset_config_files,
     plugin_config_files, read_yaml,
 )
-from recbole_dlrrec.errors import FeatureError, InputError
+from recbole_dlrrec.errors import FeatureError, InputError, ResultFileError
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
 _read_yaml = read_yaml  # the old private name
@@ -181,9 +182,31 @@ def config_snapshot(config) -> dict:
     return {key: _plain(config[key]) for key in sorted(config.final_config_dict)}
 
 
+RUNS_DIR = os.path.join("results", "runs")  # default folder of the results JSON
+
+
 def default_result_file(config) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("results", "runs", f"{config['model']}-{config['dataset']}-seed{config['seed']}-{stamp}.json")
+    return os.path.join(RUNS_DIR, f"{config['model']}-{config['dataset']}-seed{config['seed']}-{stamp}.json")
+
+
+def check_result_file(path: Optional[str]) -> None:
+    """Raise ResultFileError unless the results JSON can be written at `path` (None: the
+    default folder RUNS_DIR): the path is not a folder, and its folder exists or can be created
+    and takes a new file. Called before any data loads, so a run never trains for hours and
+    then loses its results."""
+    if path is not None and os.path.isdir(path):
+        raise ResultFileError(f"result_file {path}: is a folder; name a .json file")
+    folder = os.path.dirname(os.path.abspath(path)) if path is not None else os.path.abspath(RUNS_DIR)
+    label = f"result_file {path}" if path is not None else f"results folder {RUNS_DIR}"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        # A real write: permission bits alone say nothing for root or on read-only mounts.
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ResultFileError(f"{label}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def count_parameters(model) -> int:
@@ -219,6 +242,7 @@ def run(
     from recbole.utils import init_logger
 
     started = time.time()
+    check_result_file(result_file)
     if config is None:
         config = build_config(model, dataset, config_file_list, config_dict)
     init_logger(config)

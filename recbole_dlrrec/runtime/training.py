@@ -23,6 +23,9 @@ baselines run as RecBole ships them); auto and fused for the plugin's DLRM and D
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import time
 from typing import Optional
 
 import numpy as np
@@ -112,8 +115,20 @@ class PredictionRecorder:
         return getattr(self.evaluator, name)
 
 
+def unique_checkpoint_file(config) -> str:
+    """`<checkpoint_dir>/<model>-<YYYYmmdd-HHMMSS>-seed<seed>-pid<pid>-<8 hex>.pth`: a checkpoint
+    path no other run gets. RecBole's own name (`<model>-<Mon-DD-YYYY_HH-MM-SS>.pth`) is the same
+    for every run of a model started in the same second, so concurrent runs overwrote and
+    reloaded each other's best model. The random part comes from the OS, not from the RNGs that
+    `init_seed` has just seeded (those give every run with the same seed the same draw)."""
+    name = (f"{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}-seed{config['seed']}"
+            f"-pid{os.getpid()}-{secrets.token_hex(4)}.pth")
+    return os.path.join(config["checkpoint_dir"], name)
+
+
 def build_trainer(config, model, record_predictions: bool = False):
-    """RecBole's trainer for `config` (get_trainer), with the plugin's step settings applied.
+    """RecBole's trainer for `config` (get_trainer), with the plugin's step settings applied and a
+    checkpoint file of its own (`unique_checkpoint_file`).
 
     Args:
         record_predictions: give the trainer a PredictionRecorder as its evaluator, so that
@@ -125,6 +140,7 @@ def build_trainer(config, model, record_predictions: bool = False):
 
     patches.apply()  # RecBole's Trainer saves weights_only checkpoints (patches.py, fix 2)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.saved_model_file = unique_checkpoint_file(config)
     if config["fused_optimizer"]:
         fuse_optimizer(trainer)
     if record_predictions:

@@ -264,3 +264,181 @@ def test_run_name_taken_and_resume_without_run(tmp_path, tiny_data_path):
     with pytest.raises(tune.TuneRunError, match="run taken exists"):
         tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=1, name="taken",
                                          fixed={"data_path": tiny_data_path}, out_root=out_root))
+
+
+# -- kill -9 of the driver ----------------------------------------------------------------------------
+def _descendants(pid, seen):
+    """Note every live descendant of `pid` in `seen` (pid -> psutil.Process)."""
+    import psutil
+
+    try:
+        for child in psutil.Process(pid).children(recursive=True):
+            seen.setdefault(child.pid, child)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def _run_watched(cmd, cwd, log_path, until=None, timeout=300):
+    """Start `cmd`, noting its descendants every 0.2 s until it exits or `until()` is true.
+    Returns (process, noted descendants)."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    seen = {}
+    deadline = time.time() + timeout
+    while proc.poll() is None and not (until and until()):
+        assert time.time() < deadline, open(log_path).read()
+        _descendants(proc.pid, seen)
+        time.sleep(0.2)
+    return proc, seen
+
+
+def _assert_all_gone(processes, log_path):
+    import psutil
+
+    _, alive = psutil.wait_procs(list(processes.values()), timeout=60)
+    described = [f"{p.pid} {' '.join(p.cmdline())[:150]}" for p in alive if p.is_running()]
+    assert not described, f"left running: {described}\n" + open(log_path).read()
+
+
+def _ray_temp_dirs(processes):
+    import re
+
+    import psutil
+
+    dirs = set()
+    for proc in processes.values():
+        try:
+            dirs.update(re.findall(r"(/[^\s=]*/ray-dlrrec-[^/\s]+)", " ".join(proc.cmdline())))
+        except psutil.Error:
+            continue
+    return dirs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ray_state", ["kept", "lost"])
+def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_data_path, ray_state):
+    """kill -9 of the tuning driver once a trial finished; --resume keeps that trial (its
+    record line and scores), trains only the others, and no Ray process outlives either run.
+    `lost`: Ray's experiment state is deleted after the kill (as when the driver dies before
+    Ray first saves it): the resumed search starts over and replays the recorded trials."""
+    import psutil
+
+    out_root = tmp_path / "out"
+    record = out_root / "tiny" / "k" / tune.FINISHED_FILE
+    base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
+    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=2", "--name=k", "--seed=1",
+                    "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    first_log = tmp_path / "first.log"
+    proc, seen = _run_watched(start, str(tmp_path), first_log, until=lambda: bool(tune.read_finished(str(record))))
+    _descendants(proc.pid, seen)
+    assert proc.poll() is None, "the search ended before it could be killed:\n" + first_log.read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = record.read_text()
+    kept = tune.read_finished(str(record))
+    temp_dirs = _ray_temp_dirs(seen)
+    assert temp_dirs and any(p.name().startswith(("raylet", "gcs_server")) for p in seen.values() if p.is_running())
+    _assert_all_gone(seen, first_log)
+    for proc_info in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc_info.info.get("cmdline") or ())
+        assert not any(d in cmdline for d in temp_dirs), cmdline
+    assert not any(os.path.exists(d) for d in temp_dirs)
+    if ray_state == "lost":
+        for path in glob.glob(str(out_root / tune.RAY_DIRNAME / "tiny" / "k" / "experiment_state-*.json")):
+            os.remove(path)
+
+    second_log = tmp_path / "resume.log"
+    resumed, seen = _run_watched(base + ["--name=k", "--resume", "--no_test"], str(tmp_path), second_log)
+    assert resumed.wait() == 0, second_log.read_text()
+    _assert_all_gone(seen, second_log)
+    # The finished trials were not trained again: each trial has one record line, the old
+    # lines are untouched, and the outputs carry the recorded scores.
+    assert record.read_text().startswith(before)
+    lines = record.read_text().splitlines()
+    assert len(lines) == 3 and len(tune.read_finished(str(record))) == 3, lines
+    rows = _rows(out_root / "tiny" / "k" / "trials.csv")
+    assert len(rows) == 3 and all(r["status"] in ("completed", "pruned") for r in rows), rows
+    by_params = {tune.params_key({k: float(r[k]) for k in ("w1", "w2", "tau")}): r for r in rows}
+    for entry in kept.values():
+        row = by_params[tune.params_key({k: float(entry["params"][k]) for k in ("w1", "w2", "tau")})]
+        assert float(row["valid_auc_best"]) == entry["best_score"] and row["status"] == entry["status"]
+        assert int(row["epochs"]) == entry["epochs"]
+    if ray_state == "lost":  # the new search drew the recorded values again and replayed them
+        assert "(finished before; kept)" in second_log.read_text()
+
+
+# -- the record of finished trials and the Ray reaper (no Ray started) ------------------------------
+def test_finished_record_round_trip_and_matching(tmp_path):
+    path = str(tmp_path / tune.FINISHED_FILE)
+    assert tune.read_finished(path) == {}
+    params = {"w1": 0.1234567891234, "tau": 0.2}
+    record = tune.record_from_result("a_00000", "pruned", params,
+                                     {"epoch": 2, "valid_score": 0.61, "best_valid_score": 0.62, "best_epoch": 1,
+                                      "trial_seconds": 3.5, "last": False})
+    tune.append_finished(path, tune.finished_entry(record, [0.62, 0.61], False))
+    tune.append_finished(path, tune.finished_entry(
+        tune.record_from_result("a_00001", "failed", {"w1": 0.5, "tau": 0.2}, {"epoch": 0, "failed": "ValueError: x"}), [], True))
+    finished = tune.read_finished(path)
+    assert list(finished) == ["a_00000", "a_00001"]
+    assert tune.record_from_entry(finished["a_00000"]) == record  # floats round-trip exactly
+    assert tune.record_from_entry(finished["a_00001"]).error == "ValueError: x"
+    assert tune.match_finished(finished, "a_00000", params)["curve"] == [0.62, 0.61]
+    assert tune.match_finished(finished, "b_00007", params)["trial_id"] == "a_00000"  # drawn again under a new id
+    assert tune.match_finished(finished, "a_00000", {**params, "tau": 0.3}) is None  # same id, other values
+    with open(path, "a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(tune.TuneRunError, match=r"finished_trials.jsonl:3: not a finished-trial record"):
+        tune.read_finished(path)
+
+
+def test_reaper_stops_what_a_killed_driver_left(tmp_path):
+    """A stand-in driver starts the reaper and a 'Ray' child, then dies by SIGKILL: the child is
+    stopped and the run's temp folder removed."""
+    import psutil
+
+    temp_dir = tmp_path / "ray-dlrrec-test"
+    temp_dir.mkdir()
+    reaper = os.path.join(ROOT, "recbole_dlrrec", "experiments", "ray_reaper.py")
+    driver_code = (
+        "import subprocess, sys, time\n"
+        "import os\n"
+        f"subprocess.Popen([sys.executable, {reaper!r}, {str(temp_dir)!r}, '/no/ray/package', str(os.getpid())],"
+        " stdin=subprocess.PIPE,"
+        " start_new_session=True)\n"
+        # like Ray's dashboard agent: a descendant whose command line names Ray's package, not the temp folder
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', '/no/ray/package/dashboard/agent.py'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code], stdout=subprocess.PIPE, text=True)
+    child = psutil.Process(int(driver.stdout.readline()))
+    time.sleep(1.5)  # the reaper notes the child (it polls every second)
+    driver.kill()
+    driver.wait(timeout=10)
+    gone, alive = psutil.wait_procs([child], timeout=20)
+    assert child in gone and not alive
+    deadline = time.time() + 10
+    while temp_dir.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not temp_dir.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data_path):
+    out_root = tmp_path / "out"
+    record = out_root / "tiny" / "t" / tune.FINISHED_FILE
+    cmd = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}",
+           "--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=t", "--seed=1", "--cpus_per_trial=2",
+           "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    log = tmp_path / "run.log"
+    proc, seen = _run_watched(cmd, str(tmp_path), log, until=lambda: bool(tune.read_finished(str(record))))
+    _descendants(proc.pid, seen)
+    assert proc.poll() is None, log.read_text()
+    proc.terminate()
+    assert proc.wait(timeout=120) == 130, log.read_text()
+    _assert_all_gone(seen, log)
+    text = log.read_text()
+    assert f"interrupted; continue with --resume --name t --dataset=tiny --out_root={out_root}" in text
+    assert "Traceback" not in text
+    rows = _rows(out_root / "tiny" / "t" / "trials.csv")
+    assert any(r["status"] in ("completed", "pruned") for r in rows), rows
