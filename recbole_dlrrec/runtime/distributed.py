@@ -138,6 +138,17 @@ def prepare_trainer(config, trainer) -> None:
     trainer.saved_model_file = path[0]
 
 
+def share_cores(nproc: int) -> int:
+    """Give each of this machine's `nproc` ranks its share of the cores as torch CPU threads (each
+    process would otherwise start one thread per core, and the ranks would fight over them), unless
+    the user set OMP_NUM_THREADS. Returns the thread count."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, nproc)))
+    return torch.get_num_threads()
+
+
 def _worker(local_rank: int, launch: Launch, model: str, dataset: Optional[str], files: Sequence[str],
             overrides: dict, result_file: Optional[str], saved: bool, queue) -> None:
     """One rank: build its config (joins the process group), run, hand rank 0's results back."""
@@ -147,6 +158,7 @@ def _worker(local_rank: int, launch: Launch, model: str, dataset: Optional[str],
 
     from recbole_dlrrec.runtime.quick_start import build_config, run
 
+    share_cores(launch.nproc)
     try:
         config = build_config(model, dataset, files, {**overrides, **launch.config_keys(local_rank)}, prepare=False)
         results = run(model, config=config, saved=saved, result_file=result_file)
