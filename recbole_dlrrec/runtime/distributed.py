@@ -19,6 +19,10 @@ What each rank does (RecBole's Trainer with patches.py fixes 7 and 8, fast_loade
     metrics once over all of them (AUC over all rows, not an average of per-shard AUCs);
   * global rank 0 alone logs, saves the checkpoint and writes the results JSON; its results are
     returned to the parent. On a machine without rank 0 `launch_run` returns None.
+  * on the CPU, uses cores / nproc torch threads (unless OMP_NUM_THREADS is set).
+Models start from rank 0's weights (DDP broadcasts them). With `fast_dataloader: false` RecBole's
+own loaders shard through torch's DistributedSampler, whose shuffle seed is its default 0 plus the
+epoch, not the config's seed (RecBole 1.2.1 passes none); the fast loaders use seed + epoch.
 """
 from __future__ import annotations
 
