@@ -66,6 +66,25 @@ Config that does not re-read the command line).
    atomic files, as if no cache existed (`save_dataset` / `save_dataloaders` still write them).
 
 
+9. RecBole's distributed path (`Config._init_device` when `local_rank` is set) hard-codes
+   `backend="nccl"`, sets a CUDA device and asserts one GPU id per process, so it cannot run on
+   CPUs at all; its Trainer then wraps the model in DDP with `device_ids=[local_rank]`, which
+   DDP refuses for a CPU module. We pick the backend from the device (gloo on the CPU, NCCL on
+   CUDA), give DDP no device ids on the CPU, quiet every rank but global rank 0 (RecBole
+   quieted local rank 0 of every machine), save the checkpoint on global rank 0 only, and let
+   no other rank open a tensorboard writer.
+
+10. RecBole's distributed evaluation shards the valid/test rows over the ranks (a
+   DistributedSampler that pads the last ranks by repeating rows), computes every metric per
+   shard and averages the shard values (`Trainer._map_reduce`, weighted by 4 x batches). AUC
+   over all rows is not an average of per-shard AUCs, and padded rows count twice. We gather
+   the collected rows (scores, labels, top-k rows) of every rank instead, drop the padding,
+   restore the file order, and let every rank compute the metrics once over all rows, so a
+   distributed evaluation returns what one process returns on the same model. The best model
+   of `evaluate(load_best_model=True)` is read by global rank 0 after a barrier (the other
+   ranks, possibly on other machines, need not see the file) and broadcast.
+
+
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
@@ -126,7 +145,7 @@ def _weights_only_checkpoints() -> None:
     from recbole.utils import set_color
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if global_rank(self.config) != 0:  # fix 9: one checkpoint, on global rank 0
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         _atomic_torch_save(weights_only_checkpoint(self, epoch), saved_model_file)
@@ -186,6 +205,173 @@ def _untrusted_caches() -> None:
     recbole_quick_start = sys.modules.get("recbole.quick_start.quick_start")
     if recbole_quick_start is not None:
         recbole_quick_start.create_dataset = create_dataset
+
+
+def global_rank(config) -> int:
+    """This process's rank over all machines (RecBole: local_rank + offset); 0 when not distributed."""
+    if config["single_spec"]:
+        return 0
+    return int(config["local_rank"]) + int(config["offset"] or 0)
+
+
+def _distributed_init_device() -> None:
+    """Fix 9: RecBole's distributed start-up on the CPU (gloo) as well as on CUDA (NCCL)."""
+    from recbole.config import Config
+
+    single_process_init = Config._init_device
+
+    def _init_device(self):
+        settings = self.final_config_dict
+        if "local_rank" not in settings:
+            return single_process_init(self)
+        import torch
+        import torch.distributed as dist
+
+        gpu_id = settings["gpu_id"]
+        gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id)
+        settings["gpu_id"] = gpu_id
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+        # The device rule of RecBole's single-process path, plus use_gpu: false.
+        on_cuda = bool(gpu_id) and bool(settings.get("use_gpu", True)) and torch.cuda.is_available()
+        local_rank = int(settings["local_rank"])
+        settings["offset"] = int(settings.get("offset") or 0)
+        rank = local_rank + settings["offset"]
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend="nccl" if on_cuda else "gloo",
+                rank=rank,
+                world_size=int(settings["world_size"]),
+                init_method=f"tcp://{settings['ip']}:{settings['port']}",
+            )
+        if on_cuda:
+            torch.cuda.set_device(local_rank)
+        settings["device"] = torch.device("cuda", local_rank) if on_cuda else torch.device("cpu")
+        settings["single_spec"] = False
+        if rank != 0:
+            settings["state"] = "error"
+            settings["show_progress"] = False
+            settings["verbose"] = False
+
+    _init_device.__doc__ = "gloo on the CPU, NCCL on CUDA (recbole_dlrrec.patches, fix 9)."
+    Config._init_device = _init_device
+
+
+class _NoTensorboard:
+    """Stands in for a SummaryWriter on ranks other than 0: nothing written."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _distributed_trainer() -> None:
+    """Fix 9: DDP around a CPU model; no tensorboard files from ranks other than 0."""
+    import torch
+    from recbole.trainer import trainer as trainer_module
+    from torch.nn.parallel import DistributedDataParallel
+
+    def __init__(self, config, model):
+        self.config = config
+        self.model = model
+        if not config["single_spec"]:
+            on_cuda = torch.device(config["device"]).type == "cuda"
+            if on_cuda:  # SyncBatchNorm runs on accelerators only
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_cuda else None
+            )
+
+    __init__.__doc__ = "DDP with device ids on CUDA only (recbole_dlrrec.patches, fix 9)."
+    trainer_module.AbstractTrainer.__init__ = __init__
+    rank_zero_tensorboard = trainer_module.get_tensorboard
+
+    def get_tensorboard(logger):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return _NoTensorboard()
+        return rank_zero_tensorboard(logger)
+
+    trainer_module.get_tensorboard = get_tensorboard
+
+
+# Collector keys with one row per evaluated sampler index (user or interaction), per rank.
+_ROW_KEYS = ("rec.items", "rec.topk", "rec.meanrank", "rec.score", "data.label")
+
+
+def gather_rows(rows, n_total: int):
+    """Every rank's `rows` (k-th row of rank r = sampler index r + k * world_size, the layout of
+    torch's DistributedSampler and of the fast loaders) as one tensor in index order, indices
+    >= `n_total` (DistributedSampler's padding) dropped. Collective: every rank must call it.
+
+    Shapes: rows [n_r, ...] on this rank -> [n_total, ...] on every rank.
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    count = torch.tensor([rows.shape[0]], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts = torch.cat(counts)
+    longest = int(counts.max())
+    padded = rows.new_zeros((longest, *rows.shape[1:]))
+    padded[: rows.shape[0]] = rows
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    # stacked[k, r] is sampler index k * world + r, so the flat order is the index order.
+    flat = torch.stack(parts, dim=1).reshape(longest * world, *rows.shape[1:])
+    filled = (torch.arange(longest, device=rows.device)[:, None] < counts[None, :]).reshape(-1)
+    in_range = torch.arange(longest * world, device=rows.device) < n_total
+    return flat[filled & in_range]
+
+
+def _gathered_evaluation() -> None:
+    """Fix 10: distributed metrics over all rows, computed once; the best model from rank 0."""
+    import torch
+    import torch.distributed as dist
+    from recbole.evaluator.collector import Collector
+    from recbole.trainer.trainer import Trainer
+
+    evaluate_rows = Trainer.evaluate
+    collector_struct = Collector.get_data_struct
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if self.config["single_spec"] or not eval_data:
+            return evaluate_rows(self, eval_data, load_best_model, model_file, show_progress)
+        if load_best_model:
+            dist.barrier()  # rank 0 has finished writing the checkpoint
+            checkpoint_file = model_file or self.saved_model_file
+            other = [None]
+            if dist.get_rank() == 0:
+                checkpoint = torch.load(checkpoint_file, map_location=self.device)
+                self.model.load_state_dict(checkpoint["state_dict"])
+                other = [checkpoint.get("other_parameter")]
+                self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+            for tensor in self.model.state_dict().values():
+                dist.broadcast(tensor, src=0)
+            dist.broadcast_object_list(other, src=0)
+            self.model.load_other_parameter(other[0])
+        self.eval_collector.distributed_rows = eval_data.sample_size
+        try:
+            return evaluate_rows(self, eval_data, False, model_file, show_progress)
+        finally:
+            self.eval_collector.distributed_rows = None
+
+    def get_data_struct(self):
+        n_total = getattr(self, "distributed_rows", None)
+        if n_total is not None:
+            for key in _ROW_KEYS:
+                if key in self.data_struct:
+                    self.data_struct._data_dict[key] = gather_rows(self.data_struct._data_dict[key], n_total)
+        return collector_struct(self)
+
+    def _map_reduce(self, result, num_sample):
+        return result  # every rank computed the metrics over all rows (get_data_struct)
+
+    evaluate.__doc__ = "All ranks' rows, one metric computation (recbole_dlrrec.patches, fix 10)."
+    Trainer.evaluate = torch.no_grad()(evaluate)
+    Trainer._map_reduce = _map_reduce
+    Collector.get_data_struct = get_data_struct
 
 
 def check_versions() -> None:
@@ -268,6 +454,9 @@ PATCHES: List[Callable[[], object]] = [
     _weights_only_checkpoints,  # 2
     classification_metrics,  # 7
     _untrusted_caches,  # 8
+    _distributed_init_device,  # 9
+    _distributed_trainer,  # 9
+    _gathered_evaluation,  # 10
 ]
 
 

@@ -64,6 +64,12 @@ def parse_args(argv):
     parser.add_argument("--result_file", default=None, help="where to write the results JSON")
     parser.add_argument("--show-config", "--show_config", dest="show_config", action="store_true",
                         help="print each final config key, its value and where it was set, then exit")
+    # Distributed training (runtime/distributed.py), RecBole's run_recbole.py arguments.
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (default 1)")
+    parser.add_argument("--world_size", type=int, default=-1, help="processes over all machines (default: nproc)")
+    parser.add_argument("--ip", default="localhost", help="address of the machine that runs rank 0")
+    parser.add_argument("--port", type=int, default=5678, help="rendezvous port on that machine")
+    parser.add_argument("--offset", type=int, default=0, help="global rank of this machine's first process")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(parser, rest)
     files = args.config_files.replace(",", " ").split() if args.config_files else []
@@ -88,16 +94,20 @@ def main(argv=None) -> int:
 
     patches.apply()  # before torch is imported (patches.py, fix 4)
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
-    from recbole_dlrrec.runtime.quick_start import run
+    from recbole_dlrrec.runtime.distributed import Launch, launch_run
 
+    launch = Launch(args.nproc, args.world_size, args.ip, args.port, args.offset)
     try:
         if args.show_config:
             show_config(args.model, args.dataset, files, overrides)
             return 0
-        results = run(args.model, args.dataset, files, overrides, result_file=args.result_file)
+        results = launch_run(launch, args.model, args.dataset, files, overrides, result_file=args.result_file)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    if results is None:  # a machine without global rank 0
+        print(f"ranks {args.offset}..{args.offset + args.nproc - 1} done; rank 0 on {args.ip} wrote the results")
+        return 0
     print(f"valid: {results['valid_result']}")
     print(f"test: {results['test_result']}")
     print(results["result_file"])

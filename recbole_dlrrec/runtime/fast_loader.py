@@ -31,10 +31,21 @@ are reproducible per seed but differ from the standard path's.
 
 `fast_dataloaders(config, train, valid, test)` swaps these in where RecBole's loader can be
 reproduced and keeps RecBole's own loader, saying why in the log, where it cannot: training
-negative sampling, full-sort or negative-sampled evaluation, a `transform`, distributed
-training, sequential / knowledge / autoencoder loaders, or a Dataset class whose `join` or
+negative sampling, full-sort or negative-sampled evaluation, a `transform`, sequential /
+knowledge / autoencoder loaders, or a Dataset class whose `join` or
 `__getitem__` differs from RecBole's base `Dataset`. `quick_start.load_splits` calls it when
 `fast_dataloader` is true (properties/overall.yaml: off; DLRM.yaml / DLRREC.yaml: on).
+
+Distributed runs (several processes, RecBole's DDP path; runtime/distributed.py): every rank
+joins the whole table and takes its own rows, as torch's DistributedSampler does for RecBole's
+loaders. Training: each epoch's order is `randperm(N)` from a generator seeded with
+`seed + epoch` (the same order on every rank), padded to a multiple of the world size by
+repeating its first rows (so every rank takes the same number of batches and no rank waits on a
+gradient all-reduce that never comes), and rank r takes positions r, r + W, r + 2W, ...;
+batches hold `train_batch_size // W` rows per rank, so one step still sees `train_batch_size`
+rows over all ranks, as with RecBole's distributed loader. Evaluation: rank r takes rows
+r, r + W, ... in file order, unpadded; the patched trainer gathers every rank's scores back
+into file order before computing any metric (patches.py, fix 10).
 
 Memory: the joined table holds every field per row, so it grows linearly with the rows, on top
 of RecBole's own `inter_feat` (which the Dataset keeps).
@@ -52,6 +63,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
 __all__ = [
+    "RankShard",
     "FastEvalDataLoader",
     "FastTrainDataLoader",
     "fast_dataloaders",
@@ -99,11 +111,47 @@ def unsupported_reason(config, loader) -> Optional[str]:
         return f"model type {config['MODEL_TYPE'].name}"
     if config["transform"] is not None:
         return f"transform={config['transform']!r}"
-    if not config["single_spec"]:
-        return "distributed training"
     if _neg_sampling_on(loader.neg_sample_args):
         return "negative sampling"
     return None
+
+
+class RankShard:
+    """One rank's share of the rows in a distributed run (what DistributedSampler gives RecBole's
+    loaders): positions rank, rank + world_size, ... of an order of all N rows.
+
+    Args:
+        rank: this process's global rank (local_rank + offset).
+        world_size: number of processes over all machines.
+    """
+
+    def __init__(self, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+        self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
+
+    @classmethod
+    def of(cls, config) -> "RankShard":
+        return cls(int(config["local_rank"]) + int(config["offset"] or 0), int(config["world_size"]))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by RecBole's Trainer before each training epoch."""
+        self.epoch = int(epoch)
+
+    def rows_per_rank(self, n: int, pad: bool) -> int:
+        """Rows this rank takes of n: ceil(n / W) for every rank when padded, else its count."""
+        if pad:
+            return math.ceil(n / self.world_size) if n else 0
+        return len(range(self.rank, n, self.world_size))
+
+    def take(self, order: torch.Tensor, pad: bool) -> torch.Tensor:
+        """This rank's positions of `order` [N] -> [rows_per_rank(N, pad)]; with `pad`, `order`
+        is first extended to a multiple of W by repeating its start (DistributedSampler)."""
+        n = order.numel()
+        if pad and n % self.world_size:
+            total = math.ceil(n / self.world_size) * self.world_size
+            order = torch.cat([order, order.repeat(math.ceil(total / n))[: total - n]])
+        return order[self.rank::self.world_size]
 
 
 class _FastLoader:
@@ -113,7 +161,9 @@ class _FastLoader:
         self.config = config
         self._dataset = dataset
         self._sampler = sampler
-        self.sampler = None  # torch's index sampler on RecBole's loaders; only distributed runs use it
+        # RecBole's Trainer calls `sampler.set_epoch` in distributed runs (torch's index sampler on
+        # RecBole's loaders); here it is the rank's share of the rows, None in one process.
+        self.sampler = None if config["single_spec"] else RankShard.of(config)
         self.shuffle = bool(shuffle)
         self.device = torch.device(device if device is not None else config["device"])
         self.columns = join_columns(dataset, self.device)
@@ -144,7 +194,10 @@ class _FastLoader:
         self.model = model
 
     def __len__(self) -> int:
-        return math.ceil(self.sample_size / self.step) if self.sample_size else 0
+        rows = self.sample_size if self.sampler is None else self.sampler.rows_per_rank(self.sample_size, self._pads)
+        return math.ceil(rows / self.step) if rows else 0
+
+    _pads = False  # whether a distributed pass pads the rows to a multiple of the world size
 
     @property
     def nbytes(self) -> int:
@@ -172,6 +225,8 @@ class FastTrainDataLoader(_FastLoader):
         device: where the joined columns live and batches are sliced; default config['device'].
     """
 
+    _pads = True  # distributed: every rank takes the same number of batches
+
     def __init__(self, config, dataset, sampler=None, shuffle: bool = True, device=None):
         super().__init__(config, dataset, sampler, shuffle, device)
         self.neg_sample_args = config["train_neg_sample_args"]
@@ -180,6 +235,8 @@ class FastTrainDataLoader(_FastLoader):
 
     def _init_batch_size_and_step(self) -> None:
         self.step = int(self.config["train_batch_size"])
+        if not self.config["single_spec"]:  # RecBole's distributed loader: the global batch is split
+            self.step = max(1, self.step // int(self.config["world_size"]))
         self.set_batch_size(self.step)
 
     def _draw_like_recbole(self, what: str, n: int = 0) -> None:
@@ -192,6 +249,9 @@ class FastTrainDataLoader(_FastLoader):
             torch.randperm(n, generator=self.generator)
 
     def __iter__(self) -> Iterator[Interaction]:
+        if self.sampler is not None:
+            yield from self._rank_batches()
+            return
         n, step = self.sample_size, self.step
         like_recbole = self.device.type == "cpu"
         if like_recbole:
@@ -208,6 +268,17 @@ class FastTrainDataLoader(_FastLoader):
             yield batch
         if like_recbole and n % step == 0:  # full last batch: the sampler runs out on the next request
             self._draw_like_recbole("tail", n)
+
+    def _rank_batches(self) -> Iterator[Interaction]:
+        """Distributed: this rank's batches of the epoch's order (see the module docstring)."""
+        if self.shuffle:
+            self.generator.manual_seed(int(self.config["seed"]) + self.sampler.epoch)
+            order = torch.randperm(self.sample_size, generator=self.generator, device=self.device)
+        else:
+            order = torch.arange(self.sample_size, device=self.device)
+        mine = self.sampler.take(order, pad=True)
+        for start in range(0, mine.numel(), self.step):
+            yield self._take(mine[start:start + self.step])
 
 
 class FastEvalDataLoader(_FastLoader):
@@ -227,6 +298,11 @@ class FastEvalDataLoader(_FastLoader):
 
     def __iter__(self) -> Iterator[Tuple[Interaction, None, None, None]]:
         n, step = self.sample_size, self.step
+        if self.sampler is not None:  # rows rank, rank + W, ...; gathered back by the trainer
+            mine = self.sampler.take(torch.arange(n, device=self.device), pad=False)
+            for start in range(0, mine.numel(), step):
+                yield self._take(mine[start:start + step]), None, None, None
+            return
         for start in range(0, n, step):
             yield self._slice(start, min(step, n - start)), None, None, None
 

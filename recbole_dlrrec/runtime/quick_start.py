@@ -23,6 +23,7 @@ from recbole_dlrrec.config.stack import (  # noqa: F401  (re-exported: callers i
     plugin_config_files, read_yaml,
 )
 from recbole_dlrrec.errors import FeatureError, InputError, ResultFileError
+from recbole_dlrrec.runtime import distributed
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
 _read_yaml = read_yaml  # the old private name
@@ -239,13 +240,11 @@ def run(
         test_result, epochs (per-epoch valid score and seconds), timings, num_parameters,
         config, result_file.
     """
-    from recbole.utils import init_logger
-
     started = time.time()
     check_result_file(result_file)
     if config is None:
         config = build_config(model, dataset, config_file_list, config_dict)
-    init_logger(config)
+    distributed.init_rank_logger(config)  # RecBole's init_logger; quiet on ranks other than 0
     logger = logging.getLogger()
     logger.info(config)
 
@@ -256,6 +255,7 @@ def run(
     model_obj = build_model(config, train_data)
     logger.info(model_obj)
     trainer = build_trainer(config, model_obj, record_predictions=record_predictions)
+    distributed.prepare_trainer(config, trainer)
 
     history: List[dict] = []
     epoch_started = [time.time()]
@@ -310,5 +310,7 @@ def run(
     logger.info(f"best valid: {results['valid_result']}")
     if test_result is not None:
         logger.info(f"test result: {results['test_result']}")
-    results["result_file"] = atomic_write_json(result_file or default_result_file(config), results)
+    results["result_file"] = None
+    if distributed.is_main_process(config):  # one results file per run, from global rank 0
+        results["result_file"] = atomic_write_json(result_file or default_result_file(config), results)
     return results

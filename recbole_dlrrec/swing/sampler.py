@@ -17,6 +17,10 @@ neighbour get ``mask = False`` and the anchor itself as a placeholder positive.
 All tensors live on ``device``; randomness comes from the sampler's own ``torch.Generator`` on
 that device, so the same seed gives the same draws (on the same device and torch version)
 regardless of any other use of torch's global generator.
+
+Distributed training: each rank draws only for the anchors of its own batch, from its own
+stream. Rank 0 draws from ``seed`` itself (so one process gives the numbers it always gave);
+rank r > 0 from a seed derived from (seed, r), so ranks never repeat each other's draws.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["SAMPLE_MODES", "SwingSampler"]
+__all__ = ["SAMPLE_MODES", "SwingSampler", "default_rank", "rank_seed"]
 
 SAMPLE_MODES = ("score", "uniform")
 
@@ -38,6 +42,20 @@ def _check_int(value, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return int(value)
+
+
+def default_rank() -> int:
+    """This process's rank in torch.distributed's default group; 0 when there is none."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The generator seed of ``rank``'s stream: ``seed`` for rank 0, else one derived from both."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0]) >> 1
 
 
 class SwingSampler:
@@ -51,17 +69,20 @@ class SwingSampler:
         seed: seed of the sampler's generator.
         device: where the tables live and the draws happen.
         first_valid_id: lowest real id (RecBole: 1, id 0 is padding).
+        rank: whose stream to draw from (see the module docstring); default: this process's
+            rank in torch.distributed's default group, 0 when it has none.
     """
 
     def __init__(self, neighbour_ids, neighbour_scores, n_corpus: int, mode: str = "score",
                  seed: int = 0, device: Union[str, torch.device, None] = "cpu",
-                 first_valid_id: int = 1):
+                 first_valid_id: int = 1, rank: Optional[int] = None):
         if mode not in SAMPLE_MODES:
             raise ValueError(f"swing_sample_mode must be one of {SAMPLE_MODES}, got {mode!r}")
         self.mode = mode
         self.first_valid_id = _check_int(first_valid_id, "first_valid_id", 0)
         self.n_corpus = _check_int(n_corpus, "n_corpus", self.first_valid_id + 1)
         self.seed = _check_int(seed, "seed", 0)
+        self.rank = _check_int(default_rank() if rank is None else rank, "rank", 0)
         self.device = torch.device(device if device is not None else "cpu")
 
         ids = torch.as_tensor(neighbour_ids)
@@ -90,7 +111,7 @@ class SwingSampler:
         # uniform number (exact, and cheaper than torch.multinomial's one exponential per column).
         self._cdf = weights.to(torch.float32 if self.device.type == "mps" else torch.float64).cumsum(dim=1)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
+        self.generator.manual_seed(rank_seed(self.seed, self.rank))
 
     @classmethod
     def from_table(cls, table, n_corpus: int, **kwargs) -> "SwingSampler":
@@ -100,9 +121,9 @@ class SwingSampler:
         return cls(ids, scores, n_corpus, **kwargs)
 
     def manual_seed(self, seed: int) -> None:
-        """Restart the draws from ``seed``."""
+        """Restart the draws from ``seed`` (this rank's stream of it)."""
         self.seed = _check_int(seed, "seed", 0)
-        self.generator.manual_seed(self.seed)
+        self.generator.manual_seed(rank_seed(self.seed, self.rank))
 
     @property
     def n_allowed(self) -> int:
