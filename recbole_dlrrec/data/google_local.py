@@ -637,7 +637,7 @@ eval_args:                      # (dict) No split key on purpose: the benchmark 
   order: TO
   mode: labeled
 train_neg_sample_args: ~        # (dict) Negatives are real low ratings, not sampled.
-metrics: [AUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]  # (list) Value metrics (precision/recall are the classification ones).
+metrics: [AUC, PRAUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]  # (list) Value metrics (precision/recall are the classification ones; PRAUC = average precision).
 valid_metric: AUC               # (str) Early stopping and model selection use validation AUC.
 eval_batch_size: 4096           # (int) Rows per evaluation batch.
 item_text_vec: {ITEM_VEC_SUFFIX}           # (str) Side file {name}.{ITEM_VEC_SUFFIX}.npz: item text vectors (name, categories, price, description, MISC).
@@ -1037,7 +1037,7 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     }
     from recbole.evaluator.register import metric_types
 
-    wanted = ("auc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
+    wanted = ("auc", "prauc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
     if any(metric_types.get(m) != metric_types["auc"] for m in wanted):
         overrides["metrics"] = ["AUC", "LogLoss"]  # plugin metrics not registered: RecBole's own
     config = Config(model=model, dataset=name, config_file_list=[yaml_file], config_dict=overrides)
