@@ -89,7 +89,7 @@ def resolve_pos_weight(value, dataset, label_field: str) -> float:
 
 
 def checked_number(config, key: str, default: float, low: float, high: float = math.inf,
-            high_open: bool = False) -> float:
+                   high_open: bool = False) -> float:
     """config[key] as a float in [low, high] (or [low, high)); None (key absent) -> default.
     Raises ValueError naming the key."""
     value = config[key]
@@ -258,7 +258,7 @@ class DLRM(ContextRecommender):
         first-order weights are not embeddings of the interaction and are left out."""
         token_ids, token_seqs = self.sparse_input(interaction)
         batch = len(interaction)
-        total = self._zero_loss()
+        total = self._zero()
         if self.sparse_arch.token_table is not None:
             if token_vectors is None:
                 token_vectors = self.sparse_arch.token_table(self.sparse_arch.token_rows(token_ids))
@@ -268,7 +268,7 @@ class DLRM(ContextRecommender):
             total = total + (rows.pow(2).sum(-1) * (seq != 0)).sum()
         return self.options.embedding_l2 * total / batch
 
-    def _zero_loss(self) -> torch.Tensor:
+    def _zero(self) -> torch.Tensor:
         return torch.zeros((), device=self.over_arch.model[0].weight.device)
 
     def lookup_token_vectors(self, interaction) -> Optional[torch.Tensor]:

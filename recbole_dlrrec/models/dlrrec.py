@@ -261,9 +261,6 @@ class DLRREC(DLRM):
         draw = self.contrastive_draw(side, batch_ids)
         return draw.loss(self.representation(side, draw.ids()), self.tau)
 
-    def _zero(self) -> torch.Tensor:
-        return torch.zeros((), device=self.over_arch.model[0].weight.device)
-
     # -- RecBole API ---------------------------------------------------------------------
     def calculate_loss(self, interaction):
         """(L_rec, w1 * L_ii, w2 * L_uu), and the embedding penalty after them when
