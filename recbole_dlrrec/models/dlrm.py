@@ -1,14 +1,20 @@
 """DLRM (Naumov et al. 2019) as a RecBole context-aware model.
 
     token / token_seq fields --SparseArch--> B x F_s x D --+       (+ FirstOrderArch: per-token bias)
-    float fields (numerical_features) --DenseArch--> B x D -+--> InteractionArch --> OverArch --> logit
+    float fields (numerical_features) --DenseArch--> B x D -+--> interaction --> OverArch --> logit
     extra feature vectors (subclasses, e.g. DLRREC's text) B x F_x x D --+
 
+Backbone switches (BackboneOptions): `interaction` dot (DLRM's pairwise dots) | dot_concat (the
+vectors too) | dcn (a DCN-V2 cross network, `dcn_layers`, `dcn_low_rank`); `top_dropout` on the
+top MLP's input; `embedding_l2`, an L2 penalty on the batch's embedding rows added to the loss;
+`weight_decay` is RecBole's (its optimizer reads it; checked here).
+
 RecBole 1.2.1 has no DLRM. Defaults: properties/model/DLRM.yaml. The loss (class-weighted BCE on
-the logit) is computed in `calculate_loss`, outside the arches.
+the logit, plus the embedding penalty) is computed in `calculate_loss`, outside the arches.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -18,7 +24,7 @@ from recbole.utils import FeatureSource, FeatureType, InputType
 from torch import nn
 
 from recbole_dlrrec import patches
-from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch
+from recbole_dlrrec.nn.layers import INTERACTIONS, DenseArch, FirstOrderArch, OverArch, SparseArch, interaction_arch
 
 
 @dataclass
@@ -83,6 +89,64 @@ def resolve_pos_weight(value, dataset, label_field: str) -> float:
     return value
 
 
+def checked_number(config, key: str, default: float, low: float, high: float = math.inf,
+                   high_open: bool = False) -> float:
+    """config[key] as a float in [low, high] (or [low, high)); None (key absent) -> default.
+    Raises ValueError naming the key."""
+    value = config[key]
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or math.isnan(number) or number < low or number > high or (high_open and number == high):
+        bound = f"in [{low}, {high})" if high_open else (f">= {low}" if high == math.inf else f"in [{low}, {high}]")
+        raise ValueError(f"{key} must be {bound}, got {value!r}")
+    return number
+
+
+def checked_count(config, key: str, default: Optional[int], allow_none: bool = False) -> Optional[int]:
+    """config[key] as an int >= 1; None -> default (or None when allow_none). Raises ValueError
+    naming the key."""
+    value = config[key]
+    if value is None:
+        return None if allow_none else default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+        suffix = " or null" if allow_none else ""
+        raise ValueError(f"{key} must be an integer >= 1{suffix}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class BackboneOptions:
+    """The backbone switches of DLRM and DLRREC, read and checked from the Config. Each
+    default (also the value when a key is absent) is the backbone as it was before the switch
+    existed, so old configs give the same numbers."""
+
+    interaction: str = "dot"
+    dcn_layers: int = 2
+    dcn_low_rank: Optional[int] = None
+    top_dropout: float = 0.0
+    embedding_l2: float = 0.0
+    weight_decay: float = 0.0
+
+    @classmethod
+    def from_config(cls, config) -> "BackboneOptions":
+        """Raises ValueError naming the key of an invalid value."""
+        interaction = config["interaction"] or cls.interaction
+        if interaction not in INTERACTIONS:
+            raise ValueError(f"interaction must be one of {INTERACTIONS}, got {interaction!r}")
+        return cls(
+            interaction=interaction,
+            dcn_layers=checked_count(config, "dcn_layers", cls.dcn_layers),
+            dcn_low_rank=checked_count(config, "dcn_low_rank", None, allow_none=True),
+            top_dropout=checked_number(config, "top_dropout", 0.0, 0.0, 1.0, high_open=True),
+            embedding_l2=checked_number(config, "embedding_l2", 0.0, 0.0),
+            weight_decay=checked_number(config, "weight_decay", 0.0, 0.0),
+        )
+
+
 class DLRM(ContextRecommender):
     """DLRM backbone: SparseArch + DenseArch -> InteractionArch -> OverArch.
 
@@ -107,6 +171,7 @@ class DLRM(ContextRecommender):
         self.LABEL = config["LABEL_FIELD"]
         self.embedding_size = config["embedding_size"]
         self.fields = FeatureFields.from_dataset(config, dataset)
+        self.options = BackboneOptions.from_config(config)
         dropout = config["dropout_prob"] or 0.0
         self.num_extra_vectors = int(num_extra_vectors)
 
@@ -118,9 +183,15 @@ class DLRM(ContextRecommender):
         )
         # The dense output is both passed through and one of the interacting vectors, as in DLRM.
         num_vectors = self.sparse_arch.num_vectors + (1 if self.dense_arch else 0) + self.num_extra_vectors
-        self.interaction_arch = InteractionArch(num_vectors)
+        self.interaction_arch = interaction_arch(
+            self.options.interaction, num_vectors, self.embedding_size,
+            dcn_layers=self.options.dcn_layers, dcn_low_rank=self.options.dcn_low_rank,
+        )
         dense_dim = self.embedding_size if self.dense_arch else 0
-        self.over_arch = OverArch(self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout)
+        self.over_arch = OverArch(
+            self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout,
+            input_dropout=self.options.top_dropout,
+        )
         self.first_order_arch = (
             FirstOrderArch(self.fields.token_dims, self.fields.token_seq_dims, len(self.fields.dense))
             if config["first_order"]
@@ -181,8 +252,42 @@ class DLRM(ContextRecommender):
     def rec_loss_value(self, logits: torch.Tensor, interaction) -> torch.Tensor:
         return self.rec_loss(logits, interaction[self.LABEL].float())
 
+    def embedding_penalty(self, interaction, token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """embedding_l2 * (sum of squares of the SparseArch rows this batch reads) / B: each
+        token field's row and each non-padding token of a token_seq field, counted once per
+        occurrence (so frequent ids are pulled harder, as in the usual batch-wise L2 of CTR
+        models). `token_vectors`: the token rows B x F_tok x D when the caller has them. The
+        first-order weights are not embeddings of the interaction and are left out."""
+        token_ids, token_seqs = self.sparse_input(interaction)
+        batch = len(interaction)
+        total = self._zero()
+        if self.sparse_arch.token_table is not None:
+            if token_vectors is None:
+                token_vectors = self.sparse_arch.token_table(self.sparse_arch.token_rows(token_ids))
+            total = total + token_vectors.float().pow(2).sum()
+        for table, seq in zip(self.sparse_arch.token_seq_tables, token_seqs):
+            rows = table.weight[seq]  # B x L x D; row 0 is padding
+            total = total + (rows.pow(2).sum(-1) * (seq != 0)).sum()
+        return self.options.embedding_l2 * total / batch
+
+    def _zero(self) -> torch.Tensor:
+        return torch.zeros((), device=self.over_arch.model[0].weight.device)
+
+    def lookup_token_vectors(self, interaction) -> Optional[torch.Tensor]:
+        """The token fields' rows B x F_tok x D (one lookup shared by forward and the penalty)."""
+        token_ids, _ = self.sparse_input(interaction)
+        if token_ids is None:
+            return None
+        return self.sparse_arch.token_table(self.sparse_arch.token_rows(token_ids))
+
     def calculate_loss(self, interaction):
-        return self.rec_loss_value(self.forward(interaction), interaction)
+        """L_rec, or (L_rec, embedding penalty) when embedding_l2 > 0 (RecBole's trainer sums a
+        tuple and logs each part)."""
+        if not self.options.embedding_l2:
+            return self.rec_loss_value(self.forward(interaction), interaction)
+        token_vectors = self.lookup_token_vectors(interaction)
+        rec = self.rec_loss_value(self.forward(interaction, token_vectors=token_vectors), interaction)
+        return rec, self.embedding_penalty(interaction, token_vectors)
 
     def predict(self, interaction):
         return torch.sigmoid(self.forward(interaction))

@@ -21,7 +21,11 @@ Contrasted representation (`cl_repr`):
           while the other drifts (as it could with a concatenation).
 
 Variants by config alone: reduction none | linear | pca (V0: PCA fitted on the TRAIN split's
-vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off.
+vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off. The text's bottleneck is
+min(reduction_dim, embedding_size) (see nn/text.py); `reduction_adapter: none` with reduction_dim
+== embedding_size removes the trained R -> D adapter, so `reduction: pca` is then a truly
+two-step V0 (a frozen PCA straight into the interaction). `text_dropout` drops raw text vector
+entries before the tower; the tower's own dropout is `reduction_dropout`.
 Defaults: properties/model/DLRREC.yaml.
 """
 from __future__ import annotations
@@ -36,9 +40,9 @@ from torch import nn
 
 from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
-from recbole_dlrrec.models.dlrm import DLRM
+from recbole_dlrrec.models.dlrm import DLRM, checked_number
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, mean_pairwise_cosine
-from recbole_dlrrec.nn.text import REDUCTIONS, TextTower
+from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, TextTower
 
 CL_REPRS = ("fused", "text", "id")
 CL_NEGATIVES = ("random", "in_batch", "shared")
@@ -56,6 +60,7 @@ class DLRREC(DLRM):
 
     def __init__(self, config, dataset):
         self._validate(config)
+        self.reduction_adapter, self.text_dropout = self._text_options(config)
         tables = self._load_text(config, dataset)
         super().__init__(config, dataset, num_extra_vectors=len(tables))
         self.reduction = config["reduction"]
@@ -102,6 +107,21 @@ class DLRREC(DLRM):
         if anchors is not None and int(anchors) < 2:
             raise ConfigKeyError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
 
+    @staticmethod
+    def _text_options(config):
+        """(reduction_adapter, text_dropout) from the Config; ValueError naming the key(s). An
+        absent key means the text path as it was before the switch (linear adapter, no
+        dropout)."""
+        adapter = config["reduction_adapter"] or "linear"
+        if adapter not in ADAPTERS:
+            raise ValueError(f"reduction_adapter must be one of {ADAPTERS}, got {adapter!r}")
+        if adapter == "none" and int(config["reduction_dim"]) != int(config["embedding_size"]):
+            raise ValueError(
+                f"reduction_adapter: none needs reduction_dim == embedding_size, got reduction_dim="
+                f"{config['reduction_dim']} and embedding_size={config['embedding_size']}"
+            )
+        return adapter, checked_number(config, "text_dropout", 0.0, 0.0, 1.0, high_open=True)
+
     def _load_text(self, config, dataset) -> Dict[str, TextTable]:
         if config["reduction"] == "none":
             return {}
@@ -129,6 +149,7 @@ class DLRREC(DLRM):
             table.vectors, self.reduction, config["reduction_dim"], self.embedding_size,
             hidden=config["reduction_hidden"] or [], dropout=config["reduction_dropout"] or 0.0,
             norm=config["reduction_norm"], vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
+            adapter=self.reduction_adapter, text_dropout=self.text_dropout,
         )
 
     def _fit_pca(self, config, dataset) -> None:
@@ -243,16 +264,16 @@ class DLRREC(DLRM):
         draw = self.contrastive_draw(side, batch_ids)
         return draw.loss(self.representation(side, draw.ids()), self.tau)
 
-    def _zero(self) -> torch.Tensor:
-        return torch.zeros((), device=self.over_arch.model[0].weight.device)
-
     # -- RecBole API ---------------------------------------------------------------------
     def calculate_loss(self, interaction):
-        """(L_rec, w1 * L_ii, w2 * L_uu): RecBole's trainer sums them and logs each part."""
+        """(L_rec, w1 * L_ii, w2 * L_uu), and the embedding penalty after them when
+        embedding_l2 > 0: RecBole's trainer sums them and logs each part."""
         batch_ids = {"item": interaction[self.ITEM_ID], "user": interaction[self.USER_ID]}
         weights = {"item": self.w1, "user": self.w2}
         draws = {side: self.contrastive_draw(side, batch_ids[side]) for side in weights if weights[side]}
         token_vectors, id_vectors = self._lookup_ids(self.sparse_input(interaction)[0], draws)
+        if token_vectors is None and self.options.embedding_l2:
+            token_vectors = self.lookup_token_vectors(interaction)  # shared by forward and the penalty
         encoded = {side: self._encode_side(side, batch_ids[side], draws.get(side), id_vectors.get(side))
                    for side in weights}
         extras = [encoded[side][0] for side in self.text_sides]  # the order extra_vectors uses
@@ -262,13 +283,15 @@ class DLRREC(DLRM):
             for side in weights
         }
         parts = {"L_rec": rec, "w1*L_ii": heads["item"], "w2*L_uu": heads["user"]}
+        if self.options.embedding_l2:
+            parts["embedding_l2"] = self.embedding_penalty(interaction, token_vectors)
         if not bool(torch.isfinite(torch.stack(list(parts.values()))).all()):  # one host sync
             name, part = next((n, p) for n, p in parts.items() if not torch.isfinite(p))
             raise ValueError(
                 f"DLRREC loss part {name} is {part.item()} (tau={self.tau}, w1={self.w1}, w2={self.w2}, "
                 f"learning rate too high?); training stopped"
             )
-        return rec, heads["item"], heads["user"]
+        return tuple(parts.values())
 
     # -- monitoring ----------------------------------------------------------------------
     @torch.no_grad()

@@ -1,5 +1,9 @@
 """The DLRM arches, in torchrec's naming: SparseArch, DenseArch, InteractionArch, OverArch.
 
+Interactions (`interaction_arch`): 'dot' InteractionArch (DLRM's pairwise dots), 'dot_concat'
+DotConcatInteractionArch (the vectors themselves beside their dots), 'dcn'
+DCNInteractionArch (a DCN-V2 CrossNet over the concatenated vectors).
+
 Shapes in docstrings: B = batch, F = number of feature vectors, D = embedding size.
 Losses live outside these modules (in the models' `calculate_loss`).
 """
@@ -185,12 +189,129 @@ class InteractionArch(nn.Module):
         return dots if dense is None else torch.cat([dense, dots], dim=1)
 
 
-class OverArch(nn.Module):
-    """Top MLP to one logit. Input B x H, output B."""
+class DotConcatInteractionArch(InteractionArch):
+    """The feature vectors themselves, flattened, beside their pairwise dots: the top MLP sees
+    what each vector is, not only how the vectors align (a dot product cannot express "this
+    item is popular" or "this user likes expensive places" on its own).
 
-    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float = 0.0):
+    Input: vectors B x F x D (the dense arch's output is one of them, so it is not passed
+    through a second time). Output: B x (F*D + F*(F-1)/2).
+    """
+
+    def __init__(self, num_vectors: int, dim: int):
+        super().__init__(num_vectors)
+        self.dim = dim
+
+    def output_dim(self, dense_dim: int) -> int:
+        return self.num_vectors * self.dim + int(self.rows.numel())
+
+    def forward(self, vectors: torch.Tensor, dense: Optional[torch.Tensor] = None) -> torch.Tensor:
+        dots = torch.bmm(vectors, vectors.transpose(1, 2))[:, self.rows, self.cols]  # B x F(F-1)/2
+        return torch.cat([vectors.flatten(1), dots], dim=1)
+
+
+class CrossNet(nn.Module):
+    """The cross network of DCN-V2 (Wang et al. 2021), written from the paper's formula:
+
+        x_{l+1} = x_0 * (W_l x_l + b_l) + x_l        (* elementwise; l = 0 .. num_layers-1)
+
+    W_l is a full N x N matrix, or with `low_rank` r the product U_l V_l^T of two N x r matrices
+    (the paper's cheaper variant: N*2r weights per layer instead of N^2). Each layer adds one
+    degree of explicit feature crossing, bounded by x_0; the residual keeps lower degrees.
+    Input and output B x N.
+
+    Args:
+        in_features: N. num_layers: how many cross layers (>= 1). low_rank: r (>= 1), or None
+            for full rank.
+    """
+
+    def __init__(self, in_features: int, num_layers: int, low_rank: Optional[int] = None):
         super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if low_rank is not None and low_rank < 1:
+            raise ValueError(f"low_rank must be >= 1 or None, got {low_rank}")
+        self.low_rank = low_rank
+        shape = (in_features, in_features) if low_rank is None else (in_features, low_rank)
+        # Full rank: weights[l] = W_l (N x N). Low rank: weights[l] = U_l and weights_v[l] = V_l
+        # (N x r each), W_l x = U_l (V_l^T x); on a batch of rows, (x @ V_l) @ U_l^T.
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(*shape)) for _ in range(num_layers))
+        self.weights_v = nn.ParameterList(
+            nn.Parameter(torch.empty(*shape)) for _ in range(num_layers if low_rank is not None else 0)
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(in_features)) for _ in range(num_layers))
+        for weight in [*self.weights, *self.weights_v]:
+            nn.init.xavier_normal_(weight)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.biases)
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for layer in range(self.num_layers):
+            if self.low_rank is None:
+                wx = x @ self.weights[layer].T  # B x N
+            else:
+                wx = (x @ self.weights_v[layer]) @ self.weights[layer].T  # B x r -> B x N: U (V^T x)
+            x = x0 * (wx + self.biases[layer]) + x
+        return x
+
+
+class DCNInteractionArch(nn.Module):
+    """DCN-V2 interaction, as torchrec's DLRM_DCN and the MLPerf DLRM-DCNv2 benchmark use it: the
+    feature vectors (the dense arch's output among them) are concatenated and crossed by a
+    CrossNet; its output goes to the top MLP.
+
+    Input: vectors B x F x D (`dense` is ignored: it is already one of the vectors).
+    Output: B x F*D.
+    """
+
+    def __init__(self, num_vectors: int, dim: int, num_layers: int, low_rank: Optional[int] = None):
+        super().__init__()
+        self.num_vectors = num_vectors
+        self.dim = dim
+        self.cross = CrossNet(num_vectors * dim, num_layers, low_rank)
+
+    def output_dim(self, dense_dim: int) -> int:
+        return self.num_vectors * self.dim
+
+    def forward(self, vectors: torch.Tensor, dense: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.cross(vectors.flatten(1))
+
+
+#: `interaction` choices of DLRM / DLRREC.
+INTERACTIONS = ("dot", "dot_concat", "dcn")
+
+
+def interaction_arch(kind: str, num_vectors: int, dim: int, dcn_layers: int = 2,
+                     dcn_low_rank: Optional[int] = None) -> nn.Module:
+    """The interaction arch named `kind` (INTERACTIONS) for F = num_vectors vectors of size D.
+    Each has `output_dim(dense_dim)` and `forward(vectors B x F x D, dense B x D or None)`."""
+    if kind == "dot":
+        return InteractionArch(num_vectors)
+    if kind == "dot_concat":
+        return DotConcatInteractionArch(num_vectors, dim)
+    if kind == "dcn":
+        return DCNInteractionArch(num_vectors, dim, dcn_layers, dcn_low_rank)
+    raise ValueError(f"interaction must be one of {INTERACTIONS}, got {kind!r}")
+
+
+class OverArch(nn.Module):
+    """Top MLP to one logit. Input B x H, output B.
+
+    Args:
+        dropout: after each hidden layer. input_dropout: on the input (the interaction's
+            output) before the first layer; 0 adds no module.
+    """
+
+    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float = 0.0,
+                 input_dropout: float = 0.0):
+        super().__init__()
+        # A separate attribute, not model[0]: model's indices (and so checkpoints' keys) stay
+        # as they were without input dropout.
+        self.input_dropout = Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.model = mlp(in_features, hidden, 1, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).squeeze(-1)
+        return self.model(self.input_dropout(x)).squeeze(-1)

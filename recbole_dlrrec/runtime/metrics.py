@@ -3,7 +3,13 @@
 `accuracy`, `fpr` (false-positive rate), `precision`, `recall` and `f1` score the model's
 predicted probabilities against the 0/1 labels after thresholding them at `cls_threshold`
 (default 0.5, see properties/overall.yaml). They are VALUE metrics, like AUC and LogLoss, so
-they sit in the same `metrics:` list of a labeled (CTR-style) config.
+they sit in the same `metrics:` list of a labeled (CTR-style) config. `prauc` (average precision,
+the area under the precision-recall curve) is a threshold-free value metric beside AUC.
+
+`cls_threshold: auto` chooses the threshold on the VALIDATION predictions of the trained model
+(`choose_threshold`: the F1-optimal one, or with `cls_threshold_target_fpr` the lowest one whose
+FPR meets the target) and applies it unchanged to test (`set_threshold`). While training, before
+it is chosen, the threshold metrics use 0.5.
 
 RecBole already owns the names `precision` and `recall` for its top-k RANKING metrics. Those
 keep their meaning in ranking configs. In a value config (labeled evaluation, or next to another
@@ -15,6 +21,11 @@ Importing this module registers nothing: `recbole_dlrrec.patches.apply()` (fix 7
 classes to RecBole's metric registry and installs the Config patch.
 """
 from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from recbole.evaluator.base_metric import LossMetric
@@ -30,8 +41,10 @@ class _ThresholdMetric(LossMetric):
 
     def __init__(self, config):
         super().__init__(config)
+        threshold_settings(config)  # a bad value fails when the trainer is built, not after training
         threshold = config["cls_threshold"]
-        self.threshold = 0.5 if threshold is None else float(threshold)
+        # 'auto': 0.5 until the threshold is chosen on valid after training (set_threshold).
+        self.threshold = 0.5 if threshold is None or is_auto(threshold) else float(threshold)
 
     def calculate_metric(self, dataobject):
         return self.output_metric(self.output_name, dataobject)
@@ -101,7 +114,117 @@ class F1(_ThresholdMetric):
         return self._div(2 * tp, 2 * tp + fp + fn)
 
 
-METRICS = (Accuracy, FPR, Cls_Precision, Cls_Recall, F1)
+class PRAUC(LossMetric):
+    """Average precision: sum over the distinct score thresholds t (highest first) of
+    (recall(t) - recall(previous t)) * precision(t), the area under the precision-recall curve
+    as scikit-learn's average_precision_score computes it (no interpolation; tied scores form one
+    step). Unlike AUC it depends on the base rate, so it shows how well the rare class is found.
+    NaN (with a warning) when there is no positive row, as RecBole's AUC does."""
+
+    def calculate_metric(self, dataobject):
+        return self.output_metric("prauc", dataobject)
+
+    def metric_info(self, preds, trues):
+        return average_precision(np.asarray(preds, dtype=np.float64), np.asarray(trues) > 0.5)
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Average precision of `scores` (N) for the boolean labels `positive` (N)."""
+    total_pos = int(positive.sum())
+    if total_pos == 0:
+        logging.getLogger().warning("PRAUC: no positive rows, the metric is undefined (nan)")
+        return float("nan")
+    order = np.argsort(-scores, kind="mergesort")
+    scores, positive = scores[order], positive[order]
+    # The last row of each run of equal scores closes one step of the curve.
+    ends = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tp = np.cumsum(positive)[ends]
+    precision = tp / (ends + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / total_pos
+    return float(np.sum(recall_gain * precision))
+
+
+METRICS = (Accuracy, FPR, Cls_Precision, Cls_Recall, F1, PRAUC)
+
+
+# -- cls_threshold: auto -----------------------------------------------------------------------
+def is_auto(threshold) -> bool:
+    return isinstance(threshold, str) and threshold.lower() == "auto"
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The decision threshold chosen on the validation predictions, and how."""
+
+    value: float
+    rule: str  # 'max_f1' or 'target_fpr'
+    target_fpr: Optional[float]
+    valid_f1: float
+    valid_fpr: float
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "rule": self.rule, "target_fpr": self.target_fpr,
+                "valid_f1": self.valid_f1, "valid_fpr": self.valid_fpr}
+
+
+def threshold_settings(config):
+    """(auto, target_fpr) from `cls_threshold` and `cls_threshold_target_fpr`; ValueError naming
+    the key of a bad value (a target FPR without `cls_threshold: auto` would be ignored, so it is
+    an error too)."""
+    threshold, target = config["cls_threshold"], config["cls_threshold_target_fpr"]
+    auto = is_auto(threshold)
+    if not auto and threshold is not None:
+        try:
+            float(threshold)
+        except (TypeError, ValueError):
+            raise ValueError(f"cls_threshold must be a number or 'auto', got {threshold!r}") from None
+    if target is None:
+        return auto, None
+    if not auto:
+        raise ValueError(f"cls_threshold_target_fpr={target!r} needs cls_threshold: auto, got {threshold!r}")
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or math.isnan(target) or not 0 <= target <= 1:
+        raise ValueError(f"cls_threshold_target_fpr must be a number in [0, 1] or null, got {target!r}")
+    return auto, float(target)
+
+
+def choose_threshold(scores, labels, target_fpr: Optional[float] = None) -> ThresholdChoice:
+    """The threshold t (rows with score >= t are predicted positive) among the distinct scores:
+
+    - target_fpr None: the one with the highest F1 (of equal F1, the highest t);
+    - else: the lowest t whose false-positive rate is <= target_fpr (the most recall the FPR
+      budget allows); when even the highest score exceeds it, a t just above the highest score
+      (nothing predicted positive, FPR 0).
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    positive = np.asarray(labels).reshape(-1) > 0.5
+    if scores.size == 0:
+        raise ValueError("cls_threshold: auto needs validation predictions, got none")
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_pos = scores[order], positive[order]
+    ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
+    candidates = sorted_scores[ends]  # distinct scores, highest first
+    tp = np.cumsum(sorted_pos)[ends].astype(np.float64)  # predicted positive at t = candidates[i]
+    fp = (ends + 1) - tp
+    n_pos, n_neg = float(positive.sum()), float((~positive).sum())
+    f1 = np.divide(2 * tp, tp + fp + n_pos, out=np.zeros_like(tp), where=(tp + fp + n_pos) > 0)
+    fpr = fp / n_neg if n_neg > 0 else np.zeros_like(fp)
+    if target_fpr is None:
+        best = int(np.argmax(f1))  # first maximum = highest threshold among ties
+        return ThresholdChoice(float(candidates[best]), "max_f1", None, float(f1[best]), float(fpr[best]))
+    meets = np.flatnonzero(fpr <= target_fpr)
+    if meets.size == 0:
+        value = float(np.nextafter(candidates[0], np.inf))
+        return ThresholdChoice(value, "target_fpr", target_fpr, 0.0, 0.0)
+    best = int(meets[-1])  # fpr grows as t falls: the last that meets the target is the lowest t
+    return ThresholdChoice(float(candidates[best]), "target_fpr", target_fpr, float(f1[best]), float(fpr[best]))
+
+
+def set_threshold(evaluator, value: float) -> int:
+    """Make every threshold metric of a RecBole Evaluator use `value`. Returns how many."""
+    metrics = [m for m in evaluator.metric_class.values() if isinstance(m, _ThresholdMetric)]
+    for metric in metrics:
+        metric.threshold = float(value)
+    return len(metrics)
 
 
 def resolve_metric_names(metrics, eval_mode=None):

@@ -214,6 +214,40 @@ def count_parameters(model) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def select_cls_threshold(config, trainer, valid_data, load_best_model: bool):
+    """`cls_threshold: auto`: choose the decision threshold on the VALIDATION predictions of the
+    trained model (the best checkpoint when `load_best_model`, else the model as it is) and set
+    it on the trainer's threshold metrics, so the test evaluation that follows uses it unchanged.
+
+    Returns (None, None) for a fixed threshold (nothing is evaluated), else (the ThresholdChoice,
+    the valid metrics recomputed at the chosen threshold from the same predictions)."""
+    from recbole_dlrrec.runtime.metrics import choose_threshold, set_threshold, threshold_settings
+
+    auto, target_fpr = threshold_settings(config)
+    if not auto:
+        return None, None
+    evaluator = trainer.evaluator
+    captured = []
+
+    def capture(struct):  # keep the predictions RecBole's evaluate collects
+        captured.append(struct)
+        return type(evaluator).evaluate(evaluator, struct)
+
+    evaluator.evaluate = capture
+    try:
+        trainer.evaluate(valid_data, load_best_model=load_best_model, show_progress=config["show_progress"])
+    finally:
+        del evaluator.evaluate
+    struct = captured[-1]
+    if "rec.score" not in struct or "data.label" not in struct:
+        raise ValueError("cls_threshold: auto needs scores and labels of the valid rows: add a value metric "
+                         "(AUC, LogLoss, F1, ...) to metrics")
+    choice = choose_threshold(struct.get("rec.score").numpy(), struct.get("data.label").numpy(), target_fpr)
+    set_threshold(evaluator, choice.value)
+    logging.getLogger().info(f"cls_threshold: auto chose {choice.value:.6g} on valid ({choice.rule})")
+    return choice, evaluator.evaluate(struct)
+
+
 def run(
     model: str,
     dataset: Optional[str] = None,
@@ -237,8 +271,9 @@ def run(
             callback gets the trainer.
     Returns:
         dict with model, dataset, seed, best_valid_score, best_epoch, valid_result,
-        test_result, epochs (per-epoch valid score and seconds), timings, num_parameters,
-        config, result_file.
+        test_result, cls_threshold (the configured number, or with `cls_threshold: auto` the
+        choice made on valid: value, rule, target_fpr, valid_f1, valid_fpr), epochs (per-epoch
+        valid score and seconds), timings, num_parameters, config, result_file.
     """
     started = time.time()
     check_result_file(result_file)
@@ -275,6 +310,7 @@ def run(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=on_epoch
     )
     train_seconds = time.time() - train_started
+    threshold, threshold_valid_result = select_cls_threshold(config, trainer, valid_data, load_best_model=saved)
 
     test_result, test_seconds = None, 0.0
     if evaluate_test:
@@ -292,7 +328,8 @@ def run(
         "valid_metric": config["valid_metric"],
         "best_valid_score": _plain(best_valid_score),
         "best_epoch": best["epoch"] if best else None,
-        "valid_result": _plain(dict(best_valid_result or {})),
+        "valid_result": _plain(dict(threshold_valid_result or best_valid_result or {})),
+        "cls_threshold": threshold.as_dict() if threshold is not None else _plain(config["cls_threshold"]),
         "test_result": _plain(dict(test_result)) if test_result is not None else None,
         "epochs": history,
         "num_parameters": count_parameters(model_obj),

@@ -150,3 +150,59 @@ def test_reduction_none_is_plain_dlrm(tiny_config):
     assert len(model.text_sides) == 0 and model.num_extra_vectors == 0
     dlrm = build_model(tiny_config("DLRM"), train)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in dlrm.parameters())
+
+
+# -- text path switches and the backbone under DLRREC -------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"reduction_adapter": "none"}, "reduction_adapter: none needs reduction_dim == embedding_size, got reduction_dim=8 and embedding_size=16"),
+        ({"reduction_adapter": "mlp"}, "reduction_adapter must be one of"),
+        ({"text_dropout": -0.1}, "text_dropout must be in"),
+        ({"interaction": "cross"}, "interaction must be one of"),
+    ],
+)
+def test_bad_text_switches_raise_value_errors_naming_the_keys(tiny_config, overrides, message):
+    config = tiny_config("DLRREC", **overrides)
+    _, train, _, _ = load_splits(config)
+    with pytest.raises(ValueError, match=message):
+        build_model(config, train)
+
+
+def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
+    """reduction pca + reduction_adapter none + reduction_dim == embedding_size: the frozen PCA
+    output is the interaction's text vector, with nothing trained in between."""
+    model, batch, (config, *_) = model_and_batch(reduction="pca", reduction_adapter="none", reduction_dim=16)
+    for side, module in model.text_sides.items():
+        assert list(module.parameters()) == [], side
+        ids = batch[config["ITEM_ID_FIELD"] if side == "item" else config["USER_ID_FIELD"]]
+        pca = module.tower
+        expected = (module.vectors[ids].float() - pca.pca_mean) @ pca.pca_components.T
+        torch.testing.assert_close(module(ids), expected)
+    vectors, _ = model.feature_vectors(batch)
+    torch.testing.assert_close(vectors[:, -2:], torch.stack(model.extra_vectors(batch), 1))
+    # With the default linear adapter and R != D, a trained Linear sits after the PCA.
+    linear, _, _ = model_and_batch(reduction="pca")
+    assert sum(p.numel() for p in linear.text_sides["item"].parameters()) == 8 * 16 + 16
+
+
+def test_embedding_l2_is_one_more_loss_part(model_and_batch):
+    plain, batch, _ = model_and_batch()
+    model, _, _ = model_and_batch(embedding_l2=0.01)
+    plain.eval(), model.eval()
+    parts = model.calculate_loss(batch)
+    assert len(parts) == 4 and len(plain.calculate_loss(batch)) == 3
+    assert torch.equal(parts[0], plain.calculate_loss(batch)[0])  # same init, same L_rec
+    torch.testing.assert_close(parts[3], model.embedding_penalty(batch))
+    model.zero_grad()
+    parts[3].backward()
+    assert float(model.sparse_arch.token_table.weight.grad.abs().sum()) > 0
+
+
+def test_tower_gets_gradients_through_the_dcn_interaction(model_and_batch):
+    model, batch, _ = model_and_batch(interaction="dcn", dcn_low_rank=4, w1=0.0, w2=0.0, text_dropout=0.2)
+    rec = model.calculate_loss(batch)[0]
+    grads = _tower_grads(model, rec)
+    assert grads["item"] > 0 and grads["user"] > 0
+    cross = model.interaction_arch.cross
+    assert all(float(p.grad.abs().sum()) > 0 for p in cross.parameters())

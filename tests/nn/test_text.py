@@ -74,3 +74,45 @@ def test_gradient_reaches_the_tower_from_a_loss_on_its_output():
     tower = TextTower(vectors(), "mlp", R, D, hidden=[8])
     tower(torch.tensor([1, 2, 3])).pow(2).sum().backward()
     assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in tower.tower.parameters())
+
+
+# -- reduction_adapter and text_dropout --------------------------------------------------------
+def test_adapter_none_needs_r_equal_d():
+    with pytest.raises(ValueError, match="reduction_dim == dim"):
+        TextTower(vectors(), "linear", R, D, adapter="none")
+    with pytest.raises(ValueError, match="adapter must be one of"):
+        TextTower(vectors(), "linear", R, R, adapter="mlp")
+    assert isinstance(TextTower(vectors(), "linear", D, D, adapter="none").adapter, torch.nn.Identity)
+
+
+def test_pca_without_adapter_is_a_frozen_projection_into_d():
+    """The two-step V0: PCA fitted, then nothing trainable between it and the interaction."""
+    table = vectors(n=30)
+    tower = TextTower(table, "pca", D, D, adapter="none")
+    tower.fit_pca(torch.arange(1, 30))
+    assert list(tower.parameters()) == []
+    ids = torch.tensor([4, 2, 4])
+    expected = (table[ids] - tower.tower.pca_mean) @ tower.tower.pca_components.T
+    torch.testing.assert_close(tower(ids), expected)
+
+
+def test_text_dropout_drops_raw_vectors_in_training_only():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="text_dropout"):
+        TextTower(vectors(), "linear", R, D, text_dropout=1.0)
+    plain = TextTower(vectors(), "linear", R, D)
+    assert isinstance(plain.text_dropout, torch.nn.Identity)
+    dropped = TextTower(vectors(), "linear", R, D, text_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())  # same weights, same checkpoint keys
+    ids = torch.arange(1, 10)
+    torch.testing.assert_close(dropped.eval()(ids), plain.eval()(ids))
+    dropped.train()
+    raw = []
+    dropped.tower.register_forward_pre_hook(lambda module, args: raw.append(args[0]))
+    out = dropped(ids)
+    seen = raw[0]
+    kept = seen != 0
+    assert 0.2 < kept.float().mean() < 0.8
+    torch.testing.assert_close(seen[kept], (dropped.vectors[ids] * 2.0)[kept])  # kept entries scaled by 1/(1-p)
+    out.pow(2).sum().backward()
+    assert all(float(p.grad.abs().sum()) > 0 for p in dropped.tower.parameters())
