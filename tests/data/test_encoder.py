@@ -176,6 +176,7 @@ def test_default_model_comes_from_the_package():
     assert default_model_path() == expected
 
 
+@pytest.mark.slow
 def test_real_minilm_loads_offline_and_ranks_similar_sentences_closer(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)

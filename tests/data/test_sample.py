@@ -57,6 +57,7 @@ def test_records_have_the_google_local_fields(tmp_path):
     assert isinstance(first_meta["category"], list)
 
 
+@pytest.mark.slow
 def test_default_sizes_meet_the_floors(default_build):
     report, _, _, _ = default_build
     assert report["meta"]["kept"] >= 1000  # restaurants after the category filter
@@ -165,6 +166,7 @@ def test_ensure_restaurants_builds_once_and_reuses(tmp_path, monkeypatch):
         sample.ensure_restaurants(data_path, n_items=5)
 
 
+@pytest.mark.slow
 def test_cli_builds_with_the_real_encoder_and_code_reuses_it(tmp_path, monkeypatch):
     tiny = {"n_restaurants": 12, "n_users": 10, "n_reviews": 60}
     args = [f"--{k}={v}" for k, v in tiny.items()]

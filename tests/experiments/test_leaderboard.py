@@ -59,6 +59,7 @@ def restaurants_built() -> bool:
     return os.path.isfile(os.path.join(ROOT, "dataset", "restaurants", "restaurants.train.inter"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not restaurants_built(), reason="dataset/restaurants not built yet (run_recbole.py builds it)")
 def test_cli_on_restaurants_ci_sized(tmp_path):
     out = str(tmp_path / "results")
@@ -341,6 +342,7 @@ def test_cold_items_dataset_holds_unseen_items_in_test(tmp_path):
         make_cold_items_dataset("tiny", data_path=root, fraction=1.5)
 
 
+@pytest.mark.slow
 def test_experiments_write_tables_and_plots(data_path, tmp_path):
     overrides = {"data_path": data_path, "epochs": 1, "checkpoint_dir": str(tmp_path / "saved")}
     board = Leaderboard("tiny", results_dir=str(tmp_path), overrides=overrides, log=lambda m: None, threads=1)

@@ -52,6 +52,7 @@ def restaurants_search(tmp_path_factory):
     return outcome, time.time() - started
 
 
+@pytest.mark.slow
 def test_tiny_search_writes_outputs(restaurants_search):
     outcome, seconds = restaurants_search
     assert seconds < 180, f"the tiny search took {seconds:.0f} s"
@@ -76,6 +77,7 @@ def test_tiny_search_writes_outputs(restaurants_search):
     assert best["trial_id"] in summary and "best valid AUC" in summary
 
 
+@pytest.mark.slow
 def test_trials_report_every_epoch_and_never_see_test(restaurants_search):
     outcome, _ = restaurants_search
     rows = {r["trial_id"]: r for r in _rows(os.path.join(outcome.out_dir, "trials.csv"))}
@@ -93,6 +95,7 @@ def test_trials_report_every_epoch_and_never_see_test(restaurants_search):
                 assert json.load(handle)["test_result"] is None
 
 
+@pytest.mark.slow
 def test_best_config_is_accepted_by_run_recbole(restaurants_search):
     from recbole_dlrrec.cli import train as run_recbole
     from recbole_dlrrec.runtime.quick_start import build_config
@@ -108,6 +111,7 @@ def test_best_config_is_accepted_by_run_recbole(restaurants_search):
     assert config["epochs"] == 2 and config["seed"] == 7
 
 
+@pytest.mark.slow
 def test_best_config_is_evaluated_on_test_once(restaurants_search):
     outcome, _ = restaurants_search
     with open(outcome.test_result_file) as handle:
@@ -121,6 +125,7 @@ def test_best_config_is_evaluated_on_test_once(restaurants_search):
         assert result["best_valid_score"] == pytest.approx(outcome.best.best_score, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_trials_reuse_the_prepared_caches(restaurants_search):
     outcome, _ = restaurants_search
     folder = os.path.join(ROOT, "dataset", DATASET)
@@ -203,9 +208,11 @@ def test_space_parsing_casts_int_keys_and_reads_recbole_floats(tmp_path):
 
 
 # -- failures inside trials -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_data_path):
-    """tau = -1 makes DLRREC refuse to build: those trials fail, the others complete."""
-    path = _space(tmp_path, "tau: {choice: [-1.0, 0.2]}\n")
+    """reduction_dim 64 is wider than the tiny text vectors (24-d), a check that needs the data:
+    those trials fail inside the trial, the others complete."""
+    path = _space(tmp_path, "reduction_dim: {choice: [64, 8]}\n")
     outcome = tune.run_search(tune.TuneRequest(
         model="DLRREC", dataset="tiny", num_samples=4, max_epochs=1, space_file=path, seed=3,
         fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"), name="fail", evaluate_best=False,
@@ -216,15 +223,27 @@ def test_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_data_pa
     done = [r for r in rows if r["status"] != "failed"]
     assert failed and done, rows
     for row in failed:
-        assert float(row["tau"]) == -1.0 and row["valid_auc_best"] == ""
-        assert "ValueError: tau must be > 0" in row["error"]
+        assert int(float(row["reduction_dim"])) == 64 and row["valid_auc_best"] == ""
+        assert "reduction_dim=64 is larger than" in row["error"]
     for row in done:
-        assert float(row["tau"]) == 0.2 and row["status"] == "completed" and row["error"] == ""
-    assert outcome.best.params["tau"] == 0.2
-    assert "tau: 0.2" in open(outcome.best_config_file).read()
+        assert int(float(row["reduction_dim"])) == 8 and row["status"] == "completed" and row["error"] == ""
+    assert outcome.best.params["reduction_dim"] == 8
+    assert "reduction_dim: 8" in open(outcome.best_config_file).read()
+
+
+def test_a_space_value_no_trial_could_take_is_refused_before_ray(tmp_path, tiny_data_path):
+    """tau = -1 breaks the key's rule (> 0): the space file is refused with file:line, before Ray starts."""
+    path = _space(tmp_path, "tau: {choice: [-1.0, 0.2]}\n")
+    with pytest.raises(SpaceError, match=r"space.yaml:1: config key 'tau' must be > 0"):
+        tune.run_search(tune.TuneRequest(
+            model="DLRREC", dataset="tiny", num_samples=4, max_epochs=1, space_file=path, seed=3,
+            fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"), name="refused", evaluate_best=False,
+        ))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("trials.csv"))
 
 
 # -- Ctrl-C and --resume ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
@@ -254,6 +273,7 @@ def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_dat
     assert (out_dir / "best_config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_run_name_taken_and_resume_without_run(tmp_path, tiny_data_path):
     out_root = str(tmp_path / "out")
     with pytest.raises(tune.TuneRunError, match="nothing to resume"):
@@ -391,6 +411,7 @@ def test_finished_record_round_trip_and_matching(tmp_path):
         tune.read_finished(path)
 
 
+@pytest.mark.slow
 def test_reaper_stops_what_a_killed_driver_left(tmp_path):
     """A stand-in driver starts the reaper and a 'Ray' child, then dies by SIGKILL: the child is
     stopped and the run's temp folder removed."""

@@ -77,19 +77,40 @@ def test_default_backbone_is_the_one_before_the_switches(dlrm_parts):
 @pytest.mark.parametrize(
     "overrides, key",
     [
-        ({"interaction": "attention"}, "interaction must be one of"),
-        ({"interaction": "dcn", "dcn_layers": 0}, "dcn_layers must be an integer >= 1"),
-        ({"interaction": "dcn", "dcn_low_rank": 0}, "dcn_low_rank must be an integer >= 1 or null"),
-        ({"top_dropout": -0.1}, "top_dropout must be in"),
-        ({"top_dropout": 1.0}, "top_dropout must be in"),
-        ({"embedding_l2": -1e-4}, "embedding_l2 must be >= 0"),
-        ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+        ({"interaction": "attention"}, "interaction"),
+        ({"interaction": "dcn", "dcn_layers": 0}, "dcn_layers"),
+        ({"interaction": "dcn", "dcn_low_rank": 0}, "dcn_low_rank"),
+        ({"top_dropout": -0.1}, "top_dropout"),
+        ({"top_dropout": 1.0}, "top_dropout"),
+        ({"embedding_l2": -1e-4}, "embedding_l2"),
+        ({"weight_decay": -0.1}, "weight_decay"),
     ],
 )
-def test_bad_backbone_values_raise_value_errors_naming_the_key(tiny_config, overrides, key):
-    config = tiny_config("DLRM", **overrides)
+def test_bad_backbone_values_are_refused_by_the_config_stack(tiny_config, overrides, key):
+    """The key's rule in properties/model/DLRM.yaml refuses the value before any data loads."""
+    from recbole_dlrrec.config.keys import ConfigKeyError
+
+    with pytest.raises(ConfigKeyError, match=f"config key '{key}'"):
+        tiny_config("DLRM", **overrides)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("interaction", "attention", "interaction must be one of"),
+        ("dcn_layers", 0, "dcn_layers must be an integer >= 1"),
+        ("dcn_low_rank", 0, "dcn_low_rank must be an integer >= 1 or null"),
+        ("top_dropout", 1.0, "top_dropout must be in"),
+        ("embedding_l2", -1e-4, "embedding_l2 must be >= 0"),
+        ("weight_decay", -0.1, "weight_decay must be >= 0"),
+    ],
+)
+def test_the_model_guards_its_backbone_values_too(tiny_config, key, value, message):
+    """A Config built around the stack (by hand) still meets the model's own last guard."""
+    config = tiny_config("DLRM", interaction="dcn")
     _, train, _, _ = load_splits(config)
-    with pytest.raises(ValueError, match=key):
+    config.final_config_dict[key] = value
+    with pytest.raises(ValueError, match=message):
         DLRM(config, train._dataset)
 
 
@@ -160,7 +181,7 @@ def test_pos_weight_auto_balances_the_train_labels(tiny_config):
     model = DLRM(config, train._dataset)
     assert model.pos_weight == pytest.approx((len(labels) - positives) / positives)
     assert float(model.rec_loss.pos_weight) == pytest.approx(model.pos_weight)
-    config = tiny_config("DLRM", pos_weight="balanced")
+    config.final_config_dict["pos_weight"] = "balanced"  # past the stack, which refuses it
     with pytest.raises(ValueError, match="pos_weight must be a positive number or 'auto'"):
         DLRM(config, train._dataset)
 

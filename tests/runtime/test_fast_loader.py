@@ -158,6 +158,7 @@ def test_recbole_loader_kept_where_fast_one_cannot_reproduce_it(tiny_config):
     assert unsupported_reason(train.config, train) == "negative sampling"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["DeepFM", "DLRREC"])
 def test_trainer_results_match_standard_path(tiny_config, tmp_path, model):
     """RecBole's Trainer and Evaluator run unchanged on the fast loaders; with the same seed the

@@ -103,6 +103,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -142,6 +143,7 @@ def test_dlrm_forward_shapes(tiny_config):
     assert torch.all((probs > 0) & (probs < 1))
 
 
+@pytest.mark.slow
 def test_training_path_imports_no_ray(tiny_data_path):
     code = (
         "import sys\n"

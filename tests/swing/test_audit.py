@@ -74,6 +74,7 @@ def test_summarize_counts_and_quantiles():
                                 "score_quantiles": {}}
 
 
+@pytest.mark.slow
 def test_python_dash_m_swing_runs_the_cli():
     # Only argument parsing: the module runs cli/swing.py's main (its --help names the program).
     result = subprocess.run([sys.executable, "-m", "recbole_dlrrec.swing", "--help"], cwd=REPO,
