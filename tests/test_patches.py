@@ -72,9 +72,9 @@ def test_apply_installs_the_fixes_and_twice_is_once(states):
     before, after = states["imported"], states["applied"]
     assert after != before
     assert after["config"]["_set_default_parameters"] != before["config"]["_set_default_parameters"]
-    assert after["config"]["_load_cmd_line"] != before["config"]["_load_cmd_line"]
+    assert after["config"]["_init_device"] != before["config"]["_init_device"]  # distributed start-up (fix 9)
     assert after["trainer"]["_save_checkpoint"] != before["trainer"]["_save_checkpoint"]
-    assert {"accuracy", "fpr", "cls_precision", "cls_recall", "f1"} <= set(after["metrics_dict"]) - set(before["metrics_dict"])
+    assert {"accuracy", "fpr", "cls_precision", "cls_recall", "f1", "prauc"} <= set(after["metrics_dict"]) - set(before["metrics_dict"])
     assert after["environ"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert after["argv"] == before["argv"]  # apply() does not touch the command line
     assert states["applied_twice"] == after

@@ -111,22 +111,18 @@ def _default_log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# The plugin's sources a plugin model's numbers depend on (hashed into each cell's code_version).
-_PLUGIN_CODE = ("nn", "models", "swing", os.path.join("data", "text_vectors.py"), os.path.join("runtime", "metrics.py"))
+# The plugin's sources every model's numbers depend on: the run loop (config stack, loaders,
+# training step, metrics, evaluation), RecBole's fixes, and the data side files the models read.
+_RUN_CODE = ("config", "runtime", "patches.py", os.path.join("data", "text_vectors.py"))
+# ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code.
+_MODEL_CODE = ("nn", "models", "swing")
 
 
-def code_version(model: str) -> str:
-    """What code a model's cell ran: a hash of the plugin's model-side sources for plugin
-    models (DLRM, DLRREC and its variants), RecBole's version for RecBole's models. A cell whose
-    code_version differs from today's is run again, so one table never mixes code versions."""
-    model_class, _ = resolve_model(model)
-    if not model_class.__module__.startswith("recbole_dlrrec"):
-        import recbole
-
-        return f"recbole-{recbole.__version__}"
+def _source_digest(entries) -> str:
+    """sha256 (16 hex) over the relative paths and bytes of the package's .py files under `entries`."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256()
-    for entry in _PLUGIN_CODE:
+    for entry in entries:
         path = os.path.join(package, entry)
         files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py")) if os.path.isdir(path) else [path]
         for name in files:
@@ -134,7 +130,20 @@ def code_version(model: str) -> str:
                 digest.update(os.path.relpath(name, package).encode("utf-8"))
                 with open(name, "rb") as handle:
                     digest.update(handle.read())
-    return "plugin-" + digest.hexdigest()[:16]
+    return digest.hexdigest()[:16]
+
+
+def code_version(model: str) -> str:
+    """What code a model's cell ran. RecBole's models: RecBole's version plus a hash of every
+    plugin module on their path (config stack, loaders, training step, metrics, patches); the
+    plugin's models: that hash over their model code too. A cell whose code_version differs from
+    today's is run again, so one table never mixes code versions."""
+    model_class, _ = resolve_model(model)
+    if not model_class.__module__.startswith("recbole_dlrrec"):
+        import recbole
+
+        return f"recbole-{recbole.__version__}-{_source_digest(_RUN_CODE)}"
+    return "plugin-" + _source_digest(_MODEL_CODE + _RUN_CODE)
 
 
 def _format_seconds(seconds: float) -> str:

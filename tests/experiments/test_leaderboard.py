@@ -138,9 +138,32 @@ def test_changed_model_code_reruns_the_cell(tmp_path, monkeypatch):
     board.run_cells(specs)
     assert board.load_cell(specs[0])["code_version"].startswith("plugin-")
     assert board.load_cell(specs[1])["code_version"].startswith("recbole-")
-    monkeypatch.setattr(leaderboard, "code_version", lambda model: "edited" if model == "DLRM" else "recbole-1.2.1")
+    fm_version = leaderboard.code_version("FM")
+    monkeypatch.setattr(leaderboard, "code_version", lambda model: "edited" if model == "DLRM" else fm_version)
     board.run_cells(specs)
     assert calls == ["DLRM", "FM", "DLRM"]  # only the plugin model whose code changed
+
+
+def test_code_version_covers_every_module_that_can_change_a_result(tmp_path, monkeypatch):
+    """The training step, the fast loader, the config stack and the patches change RecBole's
+    models' numbers too; the model code changes only the plugin's."""
+    import shutil
+
+    import recbole_dlrrec
+
+    package = os.path.dirname(recbole_dlrrec.__file__)
+    copy = tmp_path / "recbole_dlrrec"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(leaderboard, "__file__", str(copy / "experiments" / "leaderboard.py"))
+    before = {m: leaderboard.code_version(m) for m in ("DLRM", "FM")}
+    for module, changes in (("runtime/training.py", {"DLRM", "FM"}), ("runtime/fast_loader.py", {"DLRM", "FM"}),
+                            ("config/stack.py", {"DLRM", "FM"}), ("patches.py", {"DLRM", "FM"}),
+                            ("models/dlrrec.py", {"DLRM"}), ("swing/sampler.py", {"DLRM"})):
+        with open(copy / module, "a", encoding="utf-8") as handle:
+            handle.write("\n# edited\n")
+        after = {m: leaderboard.code_version(m) for m in ("DLRM", "FM")}
+        assert {m for m in after if after[m] != before[m]} == changes, module
+        before = after
 
 
 def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
         "save_dataloaders": False,
         "state": "WARNING",
     }
-    wanted = ("auc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
+    wanted = ("auc", "prauc", "logloss", "accuracy", "fpr", "precision", "recall", "f1")
     if any(metric_types.get(m) != metric_types["auc"] for m in wanted):
         overrides["metrics"] = ["AUC", "LogLoss"]  # plugin metrics not registered: RecBole's own
     try:

@@ -125,7 +125,7 @@ eval_args:                      # (dict) No split key on purpose: the benchmark 
   order: TO
   mode: labeled
 train_neg_sample_args: ~        # (dict) Negatives are real low ratings, not sampled.
-metrics: [AUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]  # (list) Value metrics (precision/recall are the classification ones).
+metrics: [AUC, PRAUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]  # (list) Value metrics (precision/recall are the classification ones; PRAUC = average precision).
 valid_metric: AUC               # (str) Early stopping and model selection use validation AUC.
 eval_batch_size: 4096           # (int) Rows per evaluation batch.
 item_text_vec: {ITEM_VEC_SUFFIX}           # (str) Side file {name}.{ITEM_VEC_SUFFIX}.npz: item text vectors (name, categories, price, description, MISC).
