@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         dataset = args.dataset
         notes = list(args.note)
         if args.scenario == "cold_items":
-            from recbole_dlrrec.data.cold_start import make_cold_items_dataset
+            from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
             data_path = overrides.get("data_path")
             dataset = make_cold_items_dataset(args.dataset, data_path=data_path, out_data_path=data_path,

@@ -68,7 +68,7 @@ def test_model_validate_is_a_last_guard_with_the_same_error():
 def test_every_input_error_is_an_input_error():
     from recbole_dlrrec.config.registry import UnknownModelError
     from recbole_dlrrec.config.stack import ConfigFileError
-    from recbole_dlrrec.data.cold_start import ColdSplitError
+    from recbole_dlrrec.experiments.cold_start import ColdSplitError
     from recbole_dlrrec.data.encoder import EncoderError, EncoderInputError
     from recbole_dlrrec.data.google_local import ConversionError
     from recbole_dlrrec.data.text_vectors import TextVectorsMissingError

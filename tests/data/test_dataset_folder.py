@@ -85,7 +85,7 @@ def test_stale_temp_folders_of_this_name_are_cleaned_and_nothing_else(tmp_path):
 
 def test_cold_start_uses_the_same_marker_rule(tmp_path):
     from conftest import write_tiny_dataset
-    from recbole_dlrrec.data.cold_start import make_cold_items_dataset
+    from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
     root = write_tiny_dataset(str(tmp_path), name="tiny")
     foreign = tmp_path / "tiny-cold"

@@ -340,7 +340,7 @@ def test_best_baseline_is_chosen_on_validation_among_non_dlrrec():
 
 # -- cold items and the experiments ------------------------------------------------------------
 def test_cold_items_dataset_holds_unseen_items_in_test(tmp_path):
-    from recbole_dlrrec.data.cold_start import make_cold_items_dataset
+    from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     root = write_tiny_dataset(str(tmp_path / "data"))

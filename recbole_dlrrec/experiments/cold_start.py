@@ -140,7 +140,7 @@ def make_cold_items_dataset(
         fraction: share of the items whose rows all go to test; valid_share: share of the other
             rows that go to valid; seed: the item draw and the train/valid split.
     """
-    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH
+    from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
 
     if not 0 < float(fraction) < 1:
         raise ColdSplitError(f"cold-item fraction must be in (0, 1), got {fraction}")
@@ -239,7 +239,7 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
         settings.pop("data_path", None)
         import yaml
 
-        note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.data.cold_start "
+        note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
                 f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
                 "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
                 "editing by hand. User text vectors: "
