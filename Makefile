@@ -7,8 +7,9 @@ PYTHON ?= python3
 # The interpreter's path; a pyenv-installed python3.X that is not the active pyenv version is found too.
 PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || \
 	ls -d $$(pyenv root 2>/dev/null)/versions/*/bin/$(PYTHON) 2>/dev/null | sort -V | tail -n 1)
-PYVER := $(shell $(PYTHON_BIN) -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null)
-LOCK := requirements-lock-py$(PYVER).txt
+PYVERSION := $(if $(PYTHON_BIN),$(shell "$(PYTHON_BIN)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+PYVER := $(subst .,,$(PYVERSION))
+LOCK := requirements-lock-py$(or $(PYVER),-none).txt
 VENV ?= $(if $(filter 311,$(PYVER)),.venv,.venv-py$(PYVER))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -18,7 +19,6 @@ PIP_Q := -q --disable-pip-version-check
 
 # RecBole 1.2.1 goes in with --no-deps: it declares ray<=2.6.3 (see requirements.txt).
 $(STAMP): $(LOCK) requirements-recbole.txt requirements-dev.txt setup.py
-	@test -n "$(PYVER)" || { echo "make: $(PYTHON) is not a Python interpreter here" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_Q) -r $(LOCK) -r requirements-dev.txt
 	$(PY) -m pip install $(PIP_Q) --no-deps -r requirements-recbole.txt
@@ -26,7 +26,8 @@ $(STAMP): $(LOCK) requirements-recbole.txt requirements-dev.txt setup.py
 	touch $(STAMP)
 
 requirements-lock-py%.txt:
-	@echo "make: no lock for Python $(PYVER) ($(PYTHON_BIN)); supported: 3.11, 3.12, 3.13 (requirements-lock-py*.txt)" >&2; exit 2
+	@if [ -z "$(PYVER)" ]; then echo "make: PYTHON=$(PYTHON) is not a Python interpreter here" >&2; \
+	else echo "make: no lock for Python $(PYVERSION) ($(PYTHON_BIN)); supported: 3.11, 3.12, 3.13" >&2; fi; exit 2
 
 install: $(STAMP)
 
