@@ -12,6 +12,8 @@ setup(
     package_data={"recbole_dlrrec.properties": ["*.yaml", "*/*.yaml"]},
     entry_points={"console_scripts": ["recbole-dlrrec = recbole_dlrrec.cli.main:main"]},
     python_requires=">=3.10",
+    # RecBole itself is not here: it goes in with --no-deps (requirements-recbole.txt), because its
+    # ray<=2.6.3 pin conflicts with the ray[tune] in requirements.txt.
     install_requires=[line.split("#")[0].strip() for line in open("requirements.txt") if line.split("#")[0].strip()],
     extras_require={"dev": ["pytest>=8", "hypothesis>=6.100"]},
 )

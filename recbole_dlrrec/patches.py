@@ -27,9 +27,19 @@ Config that does not re-read the command line).
    The file is also written atomically (temporary file, then rename), so a run killed mid-save
    never leaves a truncated "best model".
 
-3. pandas 3 breaks RecBole's token_seq remapping (it relies on object-dtype semantics that
-   changed). There is no small patch that keeps RecBole's own code path intact, so pandas is
-   pinned below 3 (`requirements.txt`); `check_versions()` raises a clear error otherwise.
+3. pandas 3 (copy-on-write, new `Series.agg`) breaks RecBole's `Dataset` in three places; each
+   has its own function below, installed on every pandas (they are no-ops in effect on pandas 2):
+   a. `_fill_nan` fills missing values with the chained `feat[field].fillna(..., inplace=True)`,
+      which on pandas 3 fills a temporary copy: missing floats stay NaN and missing tokens are
+      not set to padding, silently. `fill_missing_values` is `_fill_nan` with assignments.
+   b. `_load_feat` fills empty token_seq / float_seq cells the same chained way, then splits each
+      cell as a string: on pandas 3 an empty cell stays NaN and loading fails
+      (`'float' object has no attribute 'split'`). `_seq_cells_read_as_empty` makes the
+      module's `read_csv` return those cells as "" already.
+   c. RecBole takes per-row sequence lengths with `series.agg(len)` (token_seq remapping,
+      float_seq normalization / discretization). pandas 2 applied `len` to each row; pandas 3
+      applies it to the whole Series, so the remap splits all ids into one row and fails.
+      `_per_row_agg_len` restores the per-row meaning for calls made from RecBole's code only.
 
 4. Not a RecBole bug, but a fix every run needs here: numba's parallel SWING kernels and torch
    share the OpenMP runtime, whose default busy-waiting threads made training after an in-process
@@ -37,10 +47,10 @@ Config that does not re-read the command line).
    set (unless the user set it). OpenMP reads it when torch loads it, so it only takes effect
    when apply() runs before torch is imported, as the CLIs do.
 
-5. RecBole pins `ray<=2.6.3`, whose import needs `pkg_resources` (setuptools < 81) and numpy < 2.
-   Only `recbole.quick_start` imports ray. The plugin never imports `recbole.quick_start`, so the
-   training path (config, dataset, model, trainer) runs without ray; only `run_tune.py` needs it.
-   (No code: a rule the plugin keeps.)
+5. RecBole pins `ray<=2.6.3` (no wheel after Python 3.11; numpy < 2), but only
+   `recbole.quick_start` imports ray. RecBole is installed with `--no-deps` (requirements-recbole.txt)
+   beside a current Ray; the plugin never imports `recbole.quick_start`, so the training path
+   (config, dataset, model, trainer) runs without ray; only `run_tune.py` needs it.
 
 6. Not a RecBole bug either: glibc's malloc hands freed memory back to the kernel as soon as
    128 KiB sit free at the top of the heap, and serves blocks of a few MiB by fresh mmap calls,
@@ -374,16 +384,105 @@ def _gathered_evaluation() -> None:
     Collector.get_data_struct = get_data_struct
 
 
-def check_versions() -> None:
-    """Fix 3: fail early, with the reason, on a pandas RecBole 1.2.1 cannot run on."""
+def _pandas_major() -> int:
     import pandas as pd
 
-    major = int(pd.__version__.split(".")[0])
-    if major >= 3:
-        raise ImportError(
-            f"recbole_dlrrec: pandas {pd.__version__} is installed, but RecBole 1.2.1's token_seq "
-            "remapping fails on pandas 3; install pandas>=2.2,<3 (see requirements.txt)."
-        )
+    return int(pd.__version__.split(".")[0])
+
+
+def fill_missing_values(self) -> None:
+    """Fix 3a: RecBole's `Dataset._fill_nan`, with assignments instead of chained in-place fills.
+
+    Same rule as RecBole's: a missing token becomes 0 (``[PAD]``), a missing float the mean of
+    the field, a missing token_seq / float_seq an empty array."""
+    import numpy as np
+    from recbole.utils import FeatureType, set_color
+
+    self.logger.debug(set_color("Filling nan", "green"))
+    for feat_name in self.feat_name_list:
+        feat = getattr(self, feat_name)
+        for field in feat:
+            ftype = self.field2type[field]
+            if ftype == FeatureType.TOKEN:
+                feat[field] = feat[field].fillna(value=0)
+            elif ftype == FeatureType.FLOAT:
+                feat[field] = feat[field].fillna(value=feat[field].mean())
+            else:
+                dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
+                feat[field] = feat[field].apply(lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x)
+
+
+def _fill_nan_by_assignment() -> None:
+    """Fix 3a: install `fill_missing_values` as `Dataset._fill_nan` (the original stays as __wrapped__)."""
+    from recbole.data.dataset.dataset import Dataset
+
+    if getattr(Dataset._fill_nan, "__wrapped__", None) is None:
+        fill_missing_values.__wrapped__ = Dataset._fill_nan
+        Dataset._fill_nan = fill_missing_values
+
+
+def read_feature_file(*args, **kwargs):
+    """Fix 3b: `pandas.read_csv` for RecBole's `Dataset._load_feat`: empty token_seq / float_seq
+    cells come back as "" (what RecBole's chained fillna meant them to be), other columns as read.
+
+    `_load_feat` reads with ``usecols`` of ``name:type`` headers and renames the columns after."""
+    import pandas as pd
+
+    df = pd.read_csv(*args, **kwargs)
+    for column in df.columns:
+        if str(column).endswith("_seq") and df[column].isna().any():
+            df[column] = df[column].fillna("")
+    return df
+
+
+class _PandasForRecBoleDataset:
+    """The `pd` name in recbole.data.dataset.dataset: pandas itself, but `read_csv` is
+    `read_feature_file` (only `_load_feat` reads files there)."""
+
+    def __init__(self, pandas_module):
+        self.__wrapped__ = pandas_module
+        self.read_csv = read_feature_file
+
+    def __getattr__(self, name):
+        return getattr(self.__wrapped__, name)
+
+
+def _seq_cells_read_as_empty() -> None:
+    """Fix 3b: route RecBole's dataset module's `pd.read_csv` through `read_feature_file`."""
+    from recbole.data.dataset import dataset as dataset_module
+
+    if not isinstance(dataset_module.pd, _PandasForRecBoleDataset):
+        dataset_module.pd = _PandasForRecBoleDataset(dataset_module.pd)
+    chained = getattr(dataset_module.pd.errors, "ChainedAssignmentError", None)
+    if chained is not None:  # pandas 3 warns that RecBole's fill is a no-op; the read filled already
+        import warnings
+
+        warnings.filterwarnings("ignore", category=chained, module=r"recbole\.data\.dataset\.dataset")
+
+
+def _called_from_recbole(depth: int) -> bool:
+    import sys
+
+    return sys._getframe(depth + 1).f_globals.get("__name__", "").startswith("recbole.")
+
+
+def _per_row_agg_len() -> None:
+    """Fix 3c: on pandas 3, `series.agg(len)` called from RecBole's code gives per-row lengths,
+    as pandas 2 did; every other call (and every other function) goes to pandas unchanged."""
+    import pandas as pd
+
+    if _pandas_major() < 3 or getattr(pd.Series.agg, "__wrapped__", None) is not None:
+        return
+    pandas_agg = pd.Series.agg
+
+    def agg(self, func=None, axis=0, *args, **kwargs):
+        if func is len and not args and not kwargs and _called_from_recbole(1):
+            return self.map(len)
+        return pandas_agg(self, func, axis, *args, **kwargs)
+
+    agg.__doc__ = pandas_agg.__doc__
+    agg.__wrapped__ = pandas_agg
+    pd.Series.agg = agg
 
 
 def keep_freed_heap() -> bool:
@@ -449,7 +548,9 @@ def classification_metrics() -> None:
 PATCHES: List[Callable[[], object]] = [
     omp_passive_wait,  # 4: first, before anything below imports torch
     keep_freed_heap,  # 6
-    check_versions,  # 3
+    _fill_nan_by_assignment,  # 3a
+    _seq_cells_read_as_empty,  # 3b
+    _per_row_agg_len,  # 3c
     _numpy_aliases,  # 1
     _weights_only_checkpoints,  # 2
     classification_metrics,  # 7

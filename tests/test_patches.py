@@ -85,8 +85,10 @@ def test_every_patch_is_documented():
 
     for patch in patches.PATCHES:
         assert patch.__doc__ and patch.__doc__.split(":")[0].startswith("Fix "), patch.__name__
-        number = patch.__doc__.split(":")[0].split()[1]
-        assert f"\n{number}. " in patches.__doc__, patch.__name__
+        number = patch.__doc__.split(":")[0].split()[1]  # "7", or "3a" for part a of fix 3
+        main, part = number.rstrip("abcdefgh"), number[len(number.rstrip("abcdefgh")):]
+        assert f"\n{main}. " in patches.__doc__, patch.__name__
+        assert not part or f"\n   {part}. " in patches.__doc__, patch.__name__
 
 
 def test_plugin_config_reads_no_argv(tiny_config, tiny_data_path, monkeypatch):

@@ -457,12 +457,12 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
     returns: the search goes on and Ray keeps the worker for the next trial. A worker that
     dies outright is an ERROR trial, which the driver records as failed too."""
     import ray
-    from ray.air import session
+    from ray import tune
 
     from recbole_dlrrec.runtime.quick_start import build_config, run
     from recbole_dlrrec.runtime.threads import use_threads
 
-    os.chdir(session.get_trial_dir())  # RecBole's log/ and log_tensorboard/ go to the trial
+    os.chdir(tune.get_context().get_trial_dir())  # RecBole's log/ and log_tensorboard/ go to the trial
     _reset_root_logging()
     use_threads(threads)
     gpu_ids = ray.get_gpu_ids()
@@ -499,7 +499,7 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
         epoch = record_epoch(score, trainer.config["valid_metric_bigger"])
         # `last`: RecBole will not train further (budget spent, or its own early stopping).
         last = epoch >= trainer.epochs or trainer.cur_step > trainer.stopping_step
-        session.report(payload(score, bool(last)))
+        tune.report(payload(score, bool(last)))
 
     try:
         config = build_config(model, dataset, config_files, trial_overrides, prepare=False)
@@ -507,7 +507,7 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
             result_file=os.path.join(os.getcwd(), "valid_result.json"), epoch_callbacks=[report])
     except Exception as exc:  # noqa: BLE001  (a failed trial; ASHA's stop is a SystemExit and passes)
         reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        session.report(payload(float("nan"), True, failed=reason))
+        tune.report(payload(float("nan"), True, failed=reason))
 
 
 # -- Ray adapter ------------------------------------------------------------------------------
@@ -696,8 +696,7 @@ def _ray_state_saved(tune, experiment_dir: str) -> bool:
 def _ray_fit(tune, request: TuneRequest, spec: dict, space: SearchSpace, trainable, storage: str,
              experiment_dir: str, record_path: str) -> bool:
     """Run (or continue) the search. Returns True when it was interrupted (Ctrl-C)."""
-    from ray.air import RunConfig
-    from ray.air.config import FailureConfig
+    from ray.tune import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
