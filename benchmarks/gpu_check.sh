@@ -2,14 +2,14 @@
 # One-call GPU check for the fast loaders and the training step (issue 8), for the project's
 # H100 machine (Python 3.12, numpy 2.x, torch 2.11, no ray; RecBole and friends as wheels in .whl/).
 #
-#   make gpu-wheels                         # here, once: what that machine lacks, into .whl/ (16 MiB)
+#   make gpu-wheels                         # here, once: what that machine lacks, into .whl/ (about 2 MiB)
 #   bash benchmarks/gpu_check.sh            # there, from the repository root, with .whl carried;
 #                                           # results go to $OUT
 #
 # Steps, each bounded so that the whole call stays under 8 minutes (budget below):
 #   1. install the carried wheels into /tmp/site (no index, no deps) and put the repo on PYTHONPATH
 #   2. preflight: versions, GPU, which imports are missing (numba / scipy are needed by DLRREC)
-#   3. CPU correctness: tests/test_fast_loader.py with CUDA hidden (the CPU order equals RecBole's)
+#   3. CPU correctness: tests/runtime/test_fast_loader.py with CUDA hidden (the CPU order equals RecBole's)
 #   4. GPU correctness + timing: bench_train.py --device cuda --check at batch 4096 and 32768, every
 #      run (DeepFM / DLRREC, standard / fast, contrastive-head variants) plus fused Adam and bf16
 #      autocast (DLRREC's train_precision: auto is fp32 on CUDA; fused_optimizer is on)
@@ -69,9 +69,9 @@ CUDA_VISIBLE_DEVICES="" timeout 150 $PY -c "
 import sys, torch
 torch.cuda.is_available()  # the CUDA runtime now starts with no device visible
 import pytest
-sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_fast_loader.py', 'tests/test_training.py']))
+sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/runtime/test_fast_loader.py', 'tests/runtime/test_training.py']))
 " >"$OUT/pytest_fast_loader.txt" 2>&1
-log "pytest tests/test_fast_loader.py tests/test_training.py (CPU): exit $? -- $(tail -n 1 "$OUT/pytest_fast_loader.txt")"
+log "pytest tests/runtime/test_fast_loader.py tests/runtime/test_training.py (CPU): exit $? -- $(tail -n 1 "$OUT/pytest_fast_loader.txt")"
 
 # restaurants only when its files were carried here (building it needs the sentence encoder)
 DATASETS=generated
