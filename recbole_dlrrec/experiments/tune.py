@@ -62,6 +62,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -481,15 +482,15 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
             state["best"], state["best_epoch"] = score, epoch
         return epoch
 
-    done = match_finished(finished or {}, session.get_trial_id(), space.coerce(params))
+    done = match_finished(finished or {}, tune.get_context().get_trial_id(), space.coerce(params))
     if done is not None:  # finished before the interruption: replay, do not train
         replayed = {"replayed": done["trial_id"], "trial_seconds": done.get("seconds")}
         curve = done.get("curve") or []
         for i, score in enumerate(curve):
             record_epoch(float(score), bigger)
-            session.report({**payload(float(score), bool(done.get("last")) and i == len(curve) - 1), **replayed})
+            tune.report({**payload(float(score), bool(done.get("last")) and i == len(curve) - 1), **replayed})
         if done.get("status") == "failed":
-            session.report({**payload(float("nan"), True, failed=done.get("error") or "failed"), **replayed})
+            tune.report({**payload(float("nan"), True, failed=done.get("error") or "failed"), **replayed})
         return
 
     def report(epoch_idx: int, valid_score, trainer) -> None:
@@ -534,6 +535,34 @@ def _short_temp_dir() -> str:
     return tempfile.mkdtemp(prefix="ray-dlrrec-", dir=parent if len(parent) <= 20 else "/tmp")
 
 
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Raise TuneRunError (one line) unless a Ray cluster can be reached at `address`: HOST:PORT
+    must accept a TCP connection (the head's GCS port), and "auto" needs a cluster started on
+    this machine (`ray start --head`), whose address Ray records in its temp folder. Checked
+    before any data is prepared, so a typo'd address costs seconds, not a dataset build."""
+    if address == "auto":
+        if os.environ.get("RAY_ADDRESS"):
+            address = os.environ["RAY_ADDRESS"]
+            if address == "auto":
+                raise TuneRunError("--address=auto with RAY_ADDRESS=auto: set RAY_ADDRESS to HOST:PORT")
+            return check_ray_address(address, timeout_s)
+        # Where `ray start --head` records the address (Ray's own rule: RAY_TMPDIR, TMPDIR, /tmp).
+        root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+        if not os.path.isfile(os.path.join(root, "ray", "ray_current_cluster")):
+            raise TuneRunError("--address=auto: no Ray cluster was started on this machine "
+                               "(start one with `ray start --head`, or pass --address=HOST:PORT)")
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise TuneRunError(f"--address={address!r}: expected HOST:PORT (the head's `ray start --head --port`) or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise TuneRunError(f"--address={address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                           f"start its head with `ray start --head --port={port}`") from None
+
+
 @contextlib.contextmanager
 def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
     """Ray for one search; nothing of it outlives the driver.
@@ -544,7 +573,10 @@ def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
     search like Ctrl-C does (Ray Tune's handler), so the ``finally`` runs."""
     common = dict(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as exc:  # the head went away after check_ray_address
+            raise TuneRunError(f"--address={address}: cannot join the Ray cluster ({str(exc).splitlines()[0]})") from None
         try:
             yield
         finally:
@@ -840,7 +872,9 @@ def run_search(request: TuneRequest) -> TuneOutcome:
         _check_fixed(request.fixed)
         space_file = request.space_file or default_space_file(resolve_model(request.model)[0].__name__, PROPERTIES_DIR)
 
-    # 1. checks that need no data (the model, the space file, its keys and values)
+    # 1. checks that need no data (the cluster, the model, the space file, its keys and values)
+    if request.address:
+        check_ray_address(request.address)
     stack = ConfigStack(request.model, request.dataset, request.config_files, request.fixed)
     stack.check()  # every fixed value and file, before any data or Ray
     model_name = stack.model_name
