@@ -189,8 +189,11 @@ def test_shipped_spaces_parse_and_match_their_models():
     from recbole_dlrrec.experiments.tune_space import default_space_file, load_space
 
     dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))
-    assert {k: (p.dist, p.args) for k, p in dlrrec.params.items()} == {
+    tuned = {k: (p.dist, p.args) for k, p in dlrrec.params.items()}
+    assert {k: tuned[k] for k in ("w1", "w2", "tau")} == {
         "w1": ("loguniform", (0.001, 1.0)), "w2": ("loguniform", (0.001, 1.0)), "tau": ("loguniform", (0.03, 1.0))}
+    # + the shared ranges of properties/tune/shared.yaml (tests/experiments/test_tuned_board.py checks them)
+    assert {"learning_rate", "weight_decay", "dropout_prob", "embedding_size"} <= set(tuned)
     deepfm = load_space(default_space_file("DeepFM", PROPERTIES_DIR), "DeepFM", PROPERTIES_DIR, plugin_config_files("DeepFM"))
     assert "learning_rate" in deepfm.params and deepfm.params["embedding_size"].as_int
 
