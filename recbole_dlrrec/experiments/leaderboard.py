@@ -955,6 +955,16 @@ def _stale_inputs(old: dict, new: dict) -> str:
     return ", ".join(changed) or "the record"
 
 
+def _new_run_name(runs_root: str, dataset: str, model: str) -> str:
+    """A search run name not used yet under runs_root (tune.run_search refuses a taken one)."""
+    stem = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, number = stem, 1
+    while os.path.exists(os.path.join(runs_root, dataset, name)):
+        number += 1
+        name = f"{stem}-{number}"
+    return name
+
+
 def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune: bool = False,
                search: Optional[Callable] = None) -> TunedModel:
     """Search `model`'s space with `budget` (or reuse its saved search), keep the outputs in
@@ -984,6 +994,7 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
     base = {"model": model, "fingerprint": fingerprint, "inputs": inputs, "space_file": os.path.relpath(space_file),
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     started = time.time()
+    runs_root = os.path.join(board.out_dir, TUNING_DIRNAME, ".runs")  # tune.run_search's own folders
     try:
         if search is None:
             from recbole_dlrrec.experiments.tune import run_search as search
@@ -992,8 +1003,8 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
         board.apply_threads()
         outcome = search(TuneRequest(
             model=model, dataset=board.dataset, num_samples=budget.trials, max_epochs=budget.max_epochs,
-            space_file=space_file, fixed=search_overrides(board, model), name=f"{model}-{time.strftime('%Y%m%d-%H%M%S')}",
-            seed=budget.seed, out_root=os.path.join(board.out_dir, TUNING_DIRNAME, ".runs"),
+            space_file=space_file, fixed=search_overrides(board, model), name=_new_run_name(runs_root, board.dataset, model),
+            seed=budget.seed, out_root=runs_root,
             grace_period=budget.grace_period, reduction_factor=budget.reduction_factor, num_cpus=budget.num_cpus,
             cpus_per_trial=budget.cpus_per_trial, evaluate_best=False))
         if outcome.interrupted:
