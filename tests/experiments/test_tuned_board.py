@@ -275,3 +275,63 @@ def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path)
     text = open(paths["md"]).read()
     assert "# Tuned leaderboard: tiny" in text and "Tuning budget" in text and "## Tuned configurations" in text
     assert "properties/tune/shared.yaml" in text and "Defaults board" in text
+
+
+# -- end to end, with Ray ------------------------------------------------------------------------
+def _runs(out):
+    return sorted(glob.glob(os.path.join(out, "tiny-tuned", "tuning", ".runs", "tiny", "*")))
+
+
+def _best_trial_row(path):
+    """The trials.csv row with the best validation AUC (the column the search selects on)."""
+    rows = [r for r in csv.DictReader(open(path)) if r["status"] != "failed" and r["valid_auc_best"]]
+    return max(rows, key=lambda r: float(r["valid_auc_best"]))
+
+
+@pytest.mark.slow
+def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatch):
+    """2 trials x 2 models x 2 epochs (grace 1, allowed in tests only): the board runs, the
+    chosen config is the best VALIDATION trial, a rerun reuses the searches without starting
+    Ray, --retune searches again."""
+    import yaml
+
+    from recbole_dlrrec.experiments import tune
+
+    out = str(tmp_path)
+    argv = _argv(data_path, out, "--models", "FM,DeepFM", "--tune", "2", "--grace_period", "1",
+                 "--allow_short_grace", "--tune_cpus", "2")
+    assert run_leaderboard.main(argv) == 0
+    board_dir = os.path.join(out, "tiny-tuned")
+    assert len(_runs(out)) == 2
+    chosen = {}
+    for model in ("FM", "DeepFM"):
+        folder = os.path.join(board_dir, "tuning", model)
+        record = json.load(open(os.path.join(folder, "tuning.json")))
+        assert record["status"] == "ok"
+        best = _best_trial_row(os.path.join(folder, "trials.csv"))
+        assert record["trial_id"] == best["trial_id"]
+        assert math.isclose(record["best_valid_score"], float(best["valid_auc_best"]))
+        config = yaml.safe_load(open(os.path.join(folder, "best_config.yaml")))
+        for key, value in record["params"].items():
+            assert config[key] == value
+            assert json.dumps(value) == best[key] or str(value) == best[key]
+        cell = json.load(open(os.path.join(board_dir, "cells", f"{model}-seed2020.json")))
+        assert cell["status"] == "ok" and cell["settings"] == record["params"]
+        chosen[model] = record
+    text = open(os.path.join(board_dir, "leaderboard.md")).read()
+    assert "# Tuned leaderboard: tiny" in text and "2 trials per model" in text and "grace period of 1" in text
+
+    started = []
+    original = tune.run_search
+    monkeypatch.setattr(tune, "run_search", lambda request: started.append(request) or original(request))
+    assert run_leaderboard.main(argv) == 0  # the saved searches are up to date: no Ray
+    assert started == [] and len(_runs(out)) == 2
+    for model in ("FM", "DeepFM"):
+        assert json.load(open(os.path.join(board_dir, "tuning", model, "tuning.json"))) == chosen[model]
+
+    assert run_leaderboard.main([*argv, "--retune"]) == 0
+    assert [r.model for r in started] == ["FM", "DeepFM"] and len(_runs(out)) == 4
+    for model in ("FM", "DeepFM"):
+        record = json.load(open(os.path.join(board_dir, "tuning", model, "tuning.json")))
+        assert record["status"] == "ok" and record["started_at"] >= chosen[model]["started_at"]
+        assert record["run_dir"] != chosen[model]["run_dir"]
