@@ -869,6 +869,9 @@ def run_search(request: TuneRequest) -> TuneOutcome:
         write_run_spec(spec_path, spec)
     _ignore_ray_folder(request.out_root)
     session = _session_overrides(config, os.path.join(experiment_dir, "checkpoints"))
+    # Made here, once: every trial's RecBole Trainer runs ensure_dir on it (exists? else makedirs),
+    # and two trials starting together raced on it (FileExistsError, a trial lost).
+    os.makedirs(session["checkpoint_dir"], exist_ok=True)
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
 
     # 3. the search

@@ -308,6 +308,8 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
         folder = os.path.join(board_dir, "tuning", model)
         record = json.load(open(os.path.join(folder, "tuning.json")))
         assert record["status"] == "ok"
+        # 2 trials in parallel (--tune_cpus 2): none lost to a race on the shared checkpoint folder
+        assert record["trial_counts"]["failed"] == 0, open(os.path.join(folder, "trials.csv")).read()
         best = _best_trial_row(os.path.join(folder, "trials.csv"))
         assert record["trial_id"] == best["trial_id"]
         assert math.isclose(record["best_valid_score"], float(best["valid_auc_best"]))
