@@ -902,13 +902,14 @@ def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[
 
 
 def _data_files_digest(dataset: str, data_path: str) -> str:
-    """Names, sizes and mtimes of the dataset's atomic files (.inter/.item/.user): a re-converted
-    dataset retunes. (Side files the run builds itself, like caches, are left out.)"""
+    """Names, sizes and mtimes of the dataset's own files (atomic .inter/.item/.user, text vectors
+    .npz, the dataset's .yaml): a re-converted dataset retunes. (Caches the runs build, such as
+    SWING's, are named otherwise and left out.)"""
     folder = os.path.join(data_path, dataset)
     entries = []
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
-            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in ("inter", "item", "user"):
+            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in ("inter", "item", "user", "npz", "yaml"):
                 stat = os.stat(os.path.join(folder, name))
                 entries.append([name, stat.st_size, int(stat.st_mtime)])
     return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()[:16]

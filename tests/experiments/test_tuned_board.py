@@ -233,6 +233,21 @@ def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     assert len(search.requests) == 6
 
 
+def test_changed_dataset_files_retune(tmp_path):
+    own_data = write_tiny_dataset(str(tmp_path / "data"))
+    board = _board(own_data, tmp_path / "out")
+    space = leaderboard.board_space("FM", "tiny", board.overrides)
+    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    search = FakeSearch()
+    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    assert len(search.requests) == 1
+    with open(os.path.join(own_data, "tiny", "tiny.train.inter"), "a") as handle:
+        handle.write("u1\ti1\t1\t99999\n")  # a re-converted dataset
+    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    assert len(search.requests) == 2
+
+
 def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     board = _board(data_path, tmp_path)
     space = leaderboard.board_space("FM", "tiny", board.overrides)
