@@ -352,3 +352,11 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
         record = json.load(open(os.path.join(board_dir, "tuning", model, "tuning.json")))
         assert record["status"] == "ok" and record["started_at"] >= chosen[model]["started_at"]
         assert record["run_dir"] != chosen[model]["run_dir"]
+
+
+@pytest.mark.slow
+def test_defaults_board_is_labelled_and_points_to_the_tuned_one(data_path, tmp_path):
+    assert run_leaderboard.main(_argv(data_path, str(tmp_path), "--models", "LR")) == 0
+    text = open(os.path.join(str(tmp_path), "tiny", "leaderboard.md")).read()
+    assert text.startswith("# Leaderboard (defaults): tiny")
+    assert "Defaults board: every model at its config defaults, no tuning" in text and "`tiny-tuned/`" in text
