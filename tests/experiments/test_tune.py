@@ -250,7 +250,9 @@ def test_a_space_value_no_trial_could_take_is_refused_before_ray(tmp_path, tiny_
 def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
-    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1",
+    # The three paper knobs only: the shipped space's reduction_dim 64 exceeds tiny's 24-dim text vectors.
+    space = _space(tmp_path, "w1: {loguniform: [0.001, 1.0]}\nw2: {loguniform: [0.001, 1.0]}\ntau: {loguniform: [0.03, 1.0]}\n")
+    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1", f"--space={space}",
                     "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     proc = subprocess.Popen(start, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
