@@ -5,6 +5,17 @@
     python run_leaderboard.py --dataset=ml-100k --experiments          # + the paper's experiments
     python run_leaderboard.py --dataset=ml-100k --scenario cold_items  # test on unseen items
 
+    python run_leaderboard.py --dataset=ml-100k --tune 20 --epochs 20   # the tuned board (headline)
+
+Tuned board (--tune N): every model gets the same search budget before its seeds run: N Ray Tune
+trials on properties/tune/<MODEL>.yaml (over the shared ranges of properties/tune/shared.yaml),
+ASHA on the validation metric of every epoch (--grace_period epochs before the first cut,
+default 3), at most --epochs epochs per trial and per cell; the configuration with the best
+VALIDATION score then runs over the seeds. It goes to results/<NAME>-tuned/ beside the defaults
+board results/<NAME>/; each model's search (space.yaml, trials.csv, best_config.yaml) is kept in
+results/<NAME>-tuned/tuning/<MODEL>/ and reused by a rerun unless --retune or unless the space,
+N, the epoch cap, the grace period, the dataset or the model's code changed.
+
 Outputs go to results/<NAME>/ (results/<NAME>-cold/ for the cold-item scenario): leaderboard.md
 and .csv, leaderboard_auc.png, significance.md/.csv, cells/ (one JSON + per-row test scores per
 model and seed; a rerun skips finished cells unless --force). Any other --key=value is a RecBole
@@ -41,6 +52,14 @@ def parse_args(argv):
                         help="a line for the leaderboard header, e.g. what was cut to fit the time budget (repeatable)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared machine more threads spin and run slower)")
+    parser.add_argument("--tune", type=int, default=None, metavar="N",
+                        help="the tuned board: N search trials per model before its seeds run (needs --epochs)")
+    parser.add_argument("--retune", action="store_true", help="--tune: search again even where a saved search is up to date")
+    parser.add_argument("--grace_period", type=int, default=None,
+                        help="--tune: ASHA epochs every trial gets before it can be stopped (default and minimum 3)")
+    parser.add_argument("--allow_short_grace", action="store_true", help=argparse.SUPPRESS)  # tests only: grace < 3
+    parser.add_argument("--tune_cpus", type=int, default=None,
+                        help="--tune: CPUs of the local Ray (trials in parallel = tune_cpus / threads); default all")
     parser.add_argument("--results_dir", default=DEFAULT_RESULTS_DIR, help="where results/<NAME>/ goes (default results)")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(parser, rest)
@@ -54,6 +73,19 @@ def parse_args(argv):
         parser.error(f"--experiment_seeds must be >= 1, got {args.experiment_seeds}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.tune is None:
+        for flag in ("retune", "allow_short_grace"):
+            if getattr(args, flag):
+                parser.error(f"--{flag} needs --tune N")
+        if args.grace_period is not None or args.tune_cpus is not None:
+            parser.error("--grace_period and --tune_cpus need --tune N")
+    else:
+        if args.epochs is None:
+            parser.error("--tune needs --epochs (the epoch cap of every trial and every cell)")
+        if args.experiments:
+            parser.error("--experiments runs on the defaults board; run it without --tune")
+        if args.tune_cpus is not None and args.tune_cpus < 1:
+            parser.error(f"--tune_cpus must be >= 1, got {args.tune_cpus}")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         parser.error("--models is empty")
@@ -94,8 +126,14 @@ def main(argv=None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
 
+    budget = None if args.tune is None else leaderboard.TuneBudget(
+        trials=args.tune, max_epochs=args.epochs,
+        grace_period=leaderboard.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
+        cpus_per_trial=float(args.threads), num_cpus=args.tune_cpus, allow_short_grace=args.allow_short_grace)
     try:
         check_inputs(models, args.dataset, overrides)
+        if budget is not None:  # the budget, the dataset, every model's space file: before any work
+            leaderboard.check_tuned_inputs(args.dataset, models, overrides, budget)
         dataset = args.dataset
         notes = list(args.note)
         if args.scenario == "cold_items":
@@ -107,9 +145,18 @@ def main(argv=None) -> int:
             notes.insert(0, f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
                             "have all their rows in test and none in train/valid; the other rows are split at random into "
                             "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).")
-        board, paths = leaderboard.run_leaderboard(
-            dataset, models, args.seeds, overrides=overrides, force=args.force, results_dir=args.results_dir,
-            notes=notes, title="Cold-item leaderboard" if args.scenario else "Leaderboard", threads=args.threads)
+        if budget is not None:
+            board, paths, _ = leaderboard.run_tuned_leaderboard(
+                dataset, models, args.seeds, budget, overrides=overrides, force=args.force, retune=args.retune,
+                results_dir=args.results_dir, notes=notes, threads=args.threads)
+        else:
+            notes.insert(0, f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
+                            f"search budget for every model: run_leaderboard.py --tune N) goes to "
+                            f"`{leaderboard.tuned_out_name(dataset)}/`.")
+            board, paths = leaderboard.run_leaderboard(
+                dataset, models, args.seeds, overrides=overrides, force=args.force, results_dir=args.results_dir,
+                notes=notes, title="Cold-item leaderboard (defaults)" if args.scenario else "Leaderboard (defaults)",
+                threads=args.threads)
         if args.experiments:
             seeds = leaderboard.seeds_for(args.seeds)
             extra = leaderboard.seeds_for(args.experiment_seeds) if args.experiment_seeds else None

@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import sys
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ import numpy as np
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
+from recbole_dlrrec.errors import InputError
 
 DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu",
                  "DLRREC-fp32")
@@ -400,6 +402,17 @@ class Leaderboard:
         atomic_write_json(self.cell_path(spec), record)
         return record
 
+    def record_failed(self, spec: CellSpec, error: str) -> dict:
+        """Record a cell that could not run (e.g. its model's search failed) as failed: the
+        board shows why, and a rerun runs it."""
+        os.makedirs(self.cells_dir, exist_ok=True)
+        record = {"name": spec.name, "model": spec.model, "seed": int(spec.seed), "dataset": self.dataset,
+                  "settings": spec.settings, "fingerprint": self.fingerprint(spec), "code_version": code_version(spec.model),
+                  "status": "failed", "error": error[:500], "seconds": 0.0, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_json(self.cell_path(spec), record)
+        self.records[spec.key] = record
+        return record
+
     # -- reading back -----------------------------------------------------------------------
     def records_for(self, specs: Iterable[CellSpec]) -> Dict[str, List[dict]]:
         """name -> records (in seed order) of the given cells that exist."""
@@ -627,8 +640,10 @@ def _split_description(settings: dict) -> str:
 
 
 def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], overrides: dict, models: Sequence[str],
-                 notes: Sequence[str] = ()) -> List[str]:
+                 notes: Sequence[str] = (), per_model: Sequence[str] = ()) -> List[str]:
     settings = run_settings(records)
+    settings.update({key: "tuned per model" for key in per_model if key in settings})
+    overrides = {k: v for k, v in overrides.items() if k not in per_model}
     lines = [
         f"- Dataset: `{dataset}`; split: {_split_description(settings)}.",
         f"- Seeds: {', '.join(str(s) for s in seeds)} (config `seed`); cells show mean ± sample std over seeds.",
@@ -741,8 +756,11 @@ def significance_csv(entries: Sequence[dict]) -> str:
 
 
 def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], notes: Sequence[str] = (),
-                      title: Optional[str] = None, n_boot: int = 1000) -> Dict[str, str]:
-    """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths."""
+                      title: Optional[str] = None, n_boot: int = 1000, sections: Sequence[str] = (),
+                      per_model: Sequence[str] = ()) -> Dict[str, str]:
+    """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths.
+    `sections`: markdown blocks appended to leaderboard.md (the tuned board's configurations);
+    `per_model`: keys whose value differs per model (tuned), not stated as one value in the header."""
     from recbole_dlrrec.experiments import plots
 
     rows = build_rows(board, models, seeds)
@@ -760,7 +778,8 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
     }
     lines = [f"# {title or 'Leaderboard'}: {board.dataset}", ""]
     lines += header_notes(board.dataset, seeds, all_records, {k: v for k, v in board.overrides.items()
-                                                              if k not in ("show_progress", "state")}, models, notes)
+                                                              if k not in ("show_progress", "state")}, models, notes,
+                          per_model=per_model)
     lines += ["", table_markdown(ordered, flags), "", "## Significance (DLRREC family vs the best baseline)", "",
               "Best baseline = best mean VALID AUC among non-DLRREC models. Δ = mean over seeds of test AUC(model) − AUC(baseline); "
               "CI: paired bootstrap over test rows (1,000 resamples per seed, averaged over seeds); "
@@ -768,6 +787,8 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
               "t-test over seeds (shown beside it) covers training randomness, with little power at 3 seeds.", "",
               significance_markdown(sig_entries), "",
               f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
+    for section in sections:
+        lines += ["", section]
     atomic_write_text(paths["md"], "\n".join(lines) + "\n")
     atomic_write_text(paths["csv"], table_csv(ordered, flags))
     atomic_write_text(paths["significance_md"], f"# Significance: {board.dataset}\n\n" + significance_markdown(sig_entries))
@@ -790,8 +811,297 @@ def run_leaderboard(dataset: str, models: Sequence[str] = DEFAULT_MODELS, seed_c
     return board, paths
 
 
+# -- the tuned board: the same search budget for every model ---------------------------------
+# results/<dataset>/ holds the defaults board (every model at its config defaults) and
+# results/<dataset>-tuned/ the tuned one: each model is searched with the same budget (N trials,
+# ASHA on the validation metric of every epoch, one epoch cap), on properties/tune/<MODEL>.yaml
+# over the shared ranges of properties/tune/shared.yaml, then the configuration with the best
+# VALIDATION score runs over the seeds as ordinary cells. Each model's search is kept in
+# tuning/<MODEL>/ (space.yaml, trials.csv, best_config.yaml, tuning.json) and reused by a rerun
+# unless --retune, or unless what it depends on changed (tuning_fingerprint).
+TUNED_SUFFIX = "-tuned"
+TUNING_DIRNAME = "tuning"
+TUNING_RECORD = "tuning.json"
+MIN_GRACE_PERIOD = 3  # ASHA pruning after 1 epoch favours whatever fits fastest, not what ends best
+# Settings the search driver owns (tune.run_search refuses them as fixed overrides).
+_SEARCH_OWNED = ("epochs", "seed", "eval_step", "checkpoint_dir", "gpu_id")
+
+
+class TuneBudgetError(InputError, ValueError):
+    """A tuning budget that cannot be honoured (too few trials or epochs, a grace period too short)."""
+
+
+@dataclass(frozen=True)
+class TuneBudget:
+    """What every model of a tuned board gets: `trials` draws, ASHA with `grace_period` epochs
+    before the first cut (keep the best 1/`reduction_factor` at each rung), at most `max_epochs`
+    epochs per trial and per cell; `seed`: the sampler's and every trial's seed."""
+
+    trials: int
+    max_epochs: int
+    grace_period: int = MIN_GRACE_PERIOD
+    reduction_factor: float = 3
+    seed: int = FIRST_SEED
+    cpus_per_trial: float = 1.0
+    num_cpus: Optional[int] = None  # local Ray; None: every CPU
+    allow_short_grace: bool = False  # tests only: a grace period under MIN_GRACE_PERIOD
+
+    def check(self) -> None:
+        if self.trials < 1:
+            raise TuneBudgetError(f"--tune needs at least 1 trial, got {self.trials}")
+        if self.max_epochs < 1:
+            raise TuneBudgetError(f"the epoch cap must be >= 1, got {self.max_epochs}")
+        if self.grace_period < 1 or (self.grace_period < MIN_GRACE_PERIOD and not self.allow_short_grace):
+            raise TuneBudgetError(f"--grace_period must be >= {MIN_GRACE_PERIOD} (pruning after fewer epochs favours the "
+                                  f"models that fit fastest), got {self.grace_period}")
+
+    def describe(self) -> str:
+        return (f"{self.trials} trials per model (random draws, sampler seed {self.seed}), ASHA on the validation metric "
+                f"after every epoch with a grace period of {min(self.grace_period, self.max_epochs)} epoch(s) and "
+                f"reduction factor {self.reduction_factor:g}, at most {self.max_epochs} epochs per trial")
+
+
+@dataclass
+class TunedModel:
+    """One model's search: `params` are the chosen values (status ok) that its cells run with."""
+
+    model: str
+    status: str  # ok | failed
+    params: dict
+    reused: bool
+    record: dict
+
+
+def tuned_out_name(dataset: str) -> str:
+    return dataset + TUNED_SUFFIX
+
+
+def tuning_dir(out_dir: str, model: str) -> str:
+    return os.path.join(out_dir, TUNING_DIRNAME, model)
+
+
+def board_space(model: str, dataset: str, overrides: Optional[dict] = None):
+    """The checked search space of `model` on this board (tune_space.model_space): SpaceError
+    (one line, naming the file) for a missing or malformed space file."""
+    from recbole_dlrrec.config.stack import PROPERTIES_DIR, ConfigStack
+    from recbole_dlrrec.experiments.tune_space import model_space
+
+    stack = ConfigStack(model, dataset, (), overrides)
+    return model_space(model, PROPERTIES_DIR, stack.plugin_files() + stack.dataset_files())
+
+
+def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[dict], budget: TuneBudget) -> Dict[str, object]:
+    """Everything a tuned board needs that can be checked before any work: the budget, the
+    dataset (its atomic files, or a builder), every model's space file. Returns model -> space."""
+    from recbole_dlrrec.config.stack import ConfigStack
+    from recbole_dlrrec.runtime.quick_start import check_dataset
+
+    budget.check()
+    check_dataset(dataset, ConfigStack(models[0], dataset, (), overrides).data_path)
+    return {model: board_space(model, dataset, overrides) for model in models}
+
+
+def _data_files_digest(dataset: str, data_path: str) -> str:
+    """Names, sizes and mtimes of the dataset's own files (atomic .inter/.item/.user, text vectors
+    .npz, the dataset's .yaml): a re-converted dataset retunes. (Caches the runs build, such as
+    SWING's, are named otherwise and left out.)"""
+    folder = os.path.join(data_path, dataset)
+    entries = []
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in ("inter", "item", "user", "npz", "yaml"):
+                stat = os.stat(os.path.join(folder, name))
+                entries.append([name, stat.st_size, int(stat.st_mtime)])
+    return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()[:16]
+
+
+def search_overrides(board: Leaderboard, model: str) -> dict:
+    """The fixed --key=value layer of a model's trials: the board's shared overrides, as its
+    cells get them (without what the variant defines), less what the search driver owns."""
+    _, variant = resolve_model(model)
+    return {k: v for k, v in board.overrides.items() if k not in variant and k not in _SEARCH_OWNED}
+
+
+def tuning_inputs(board: Leaderboard, model: str, space, budget: TuneBudget) -> dict:
+    """Everything a saved search depends on; a change in any of them retunes the model."""
+    from recbole_dlrrec.config.stack import ConfigStack
+
+    data_path = ConfigStack(model, board.dataset, (), board.overrides).data_path
+    return {
+        "model": model, "dataset": board.dataset, "data_files": _data_files_digest(board.dataset, data_path),
+        "space": space.to_dict(), "space_left_out": dict(space.left_out),
+        "space_files": [os.path.relpath(f) for f in space.files],
+        "trials": budget.trials, "max_epochs": budget.max_epochs, "grace_period": budget.grace_period,
+        "reduction_factor": budget.reduction_factor, "seed": budget.seed, "code_version": code_version(model),
+        "fixed": {k: v for k, v in search_overrides(board, model).items() if k not in _NOT_FINGERPRINTED},
+    }
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def _read_json(path: str) -> Optional[dict]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _stale_inputs(old: dict, new: dict) -> str:
+    ignore = {"space_files"}  # paths: what they hold is compared as "space"
+    changed = sorted(k for k in new if k not in ignore and old.get(k) != new[k])
+    return ", ".join(changed) or "the record"
+
+
+def _new_run_name(runs_root: str, dataset: str, model: str) -> str:
+    """A search run name not used yet under runs_root (tune.run_search refuses a taken one)."""
+    stem = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, number = stem, 1
+    while os.path.exists(os.path.join(runs_root, dataset, name)):
+        number += 1
+        name = f"{stem}-{number}"
+    return name
+
+
+def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune: bool = False,
+               search: Optional[Callable] = None) -> TunedModel:
+    """Search `model`'s space with `budget` (or reuse its saved search), keep the outputs in
+    tuning/<MODEL>/; a search that fails is recorded as failed and returned, never raised
+    (bad input is, as an InputError). `search`: tune.run_search (tests may pass their own)."""
+    folder = tuning_dir(board.out_dir, model)
+    record_path = os.path.join(folder, TUNING_RECORD)
+    inputs = tuning_inputs(board, model, space, budget)
+    fingerprint = _digest(inputs)
+    old = _read_json(record_path)
+    if (not retune and old and old.get("status") == "ok" and old.get("fingerprint") == fingerprint
+            and os.path.isfile(os.path.join(folder, "best_config.yaml"))):
+        board.log(f"{model}: tuned before with the same budget, space and code; reusing {folder} (--retune to search again)")
+        return TunedModel(model, "ok", dict(old["params"]), True, old)
+    if retune:
+        why = "--retune"
+    elif not old:
+        why = "no saved search"
+    elif old.get("status") != "ok":
+        why = f"the last search failed ({old.get('error')})"
+    else:
+        why = "changed since the last search: " + _stale_inputs(old.get("inputs") or {}, inputs)
+    board.log(f"{model}: tuning ({why}): {budget.describe()}")
+    os.makedirs(folder, exist_ok=True)
+    space_file = atomic_write_text(os.path.join(folder, "space.yaml"), space.to_text(header=[
+        f"Search space of {model} on the tuned leaderboard, merged from: {', '.join(inputs['space_files'])}."]))
+    base = {"model": model, "fingerprint": fingerprint, "inputs": inputs, "space_file": os.path.relpath(space_file),
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    started = time.time()
+    runs_root = os.path.join(board.out_dir, TUNING_DIRNAME, ".runs")  # tune.run_search's own folders
+    try:
+        if search is None:
+            from recbole_dlrrec.experiments.tune import run_search as search
+        from recbole_dlrrec.experiments.tune import TuneRequest
+
+        board.apply_threads()
+        outcome = search(TuneRequest(
+            model=model, dataset=board.dataset, num_samples=budget.trials, max_epochs=budget.max_epochs,
+            space_file=space_file, fixed=search_overrides(board, model), name=_new_run_name(runs_root, board.dataset, model),
+            seed=budget.seed, out_root=runs_root,
+            grace_period=budget.grace_period, reduction_factor=budget.reduction_factor, num_cpus=budget.num_cpus,
+            cpus_per_trial=budget.cpus_per_trial, evaluate_best=False))
+        if outcome.interrupted:
+            raise KeyboardInterrupt  # Ctrl-C in the search: stop the board too (the CLI says how to continue)
+        counts = {status: sum(t.status == status for t in outcome.trials) for status in ("completed", "pruned", "failed",
+                                                                                        "interrupted", "not_started")}
+        if outcome.best is None:
+            raise RuntimeError(f"no trial ended with a finite validation {outcome.metric} "
+                               f"({counts['failed']} of {len(outcome.trials)} failed)")
+        for name in ("trials.csv", "best_config.yaml"):
+            with atomic.atomic_path(os.path.join(folder, name)) as tmp:
+                shutil.copyfile(os.path.join(outcome.out_dir, name), tmp)
+        best = outcome.best
+        record = {**base, "status": "ok", "error": None, "params": dict(best.params), "trial_id": best.trial_id,
+                  "best_valid_score": best.best_score, "best_epoch": best.best_epoch, "metric": outcome.metric,
+                  "metric_bigger": outcome.bigger, "trial_counts": counts, "run_dir": os.path.relpath(outcome.out_dir)}
+    except InputError:
+        raise
+    except Exception as exc:  # a failed search is recorded; the other models go on
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        record = {**base, "status": "failed", "error": f"{type(exc).__name__}: {message}"[:500], "params": {},
+                  "traceback": traceback.format_exc()[-4000:]}
+    record.update(seconds=round(time.time() - started, 3), finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+    atomic_write_json(record_path, record)
+    if record["status"] == "ok":
+        board.log(f"{model}: best trial {record['trial_id']} (valid {record['metric']} {record['best_valid_score']:.4f}): "
+                  + ", ".join(f"{k}={v}" for k, v in record["params"].items()))
+    else:
+        board.log(f"{model}: tuning FAILED: {record['error']}")
+    return TunedModel(model, record["status"], record["params"], False, record)
+
+
+def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, object], results_dir: str) -> List[str]:
+    files = sorted({os.path.relpath(f) for space in spaces.values() for f in space.files})
+    return [
+        f"Tuning budget (the same for every model, before its seeds run): {budget.describe()}; each cell then trains "
+        f"for at most {budget.max_epochs} epochs too. The configuration with the best VALIDATION score over its epochs is "
+        "the one run over the seeds; the search never evaluates test.",
+        f"Search spaces: {', '.join(f'`{f}`' for f in files)} (shared.yaml: one range per shared key for all models). "
+        f"Each model's merged space, trials and chosen config: `{TUNING_DIRNAME}/<MODEL>/`.",
+        f"Defaults board (every model at its config defaults, no tuning): `{os.path.join(results_dir, dataset, 'leaderboard.md')}`.",
+    ]
+
+
+def tuned_configs_markdown(tuned: Sequence[TunedModel]) -> str:
+    """The '## Tuned configurations' section: per model, the search and the chosen values."""
+    lines = ["## Tuned configurations", "",
+             "Chosen on validation only (best validation score of any trial over its epochs); "
+             f"trials: completed / pruned by ASHA / failed. Files: `{TUNING_DIRNAME}/<MODEL>/`.", "",
+             "| Model | Search | Trials (c/p/f) | Best valid (trial) | Chosen values |", "|---|---|---|---|---|"]
+    for t in tuned:
+        r = t.record
+        if t.status != "ok":
+            lines.append(f"| {t.model} | failed | | | {str(r.get('error', '')).replace('|', '/')} |")
+            continue
+        counts = r.get("trial_counts") or {}
+        values = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(t.params.items())).replace("|", "/")
+        lines.append(f"| {t.model} | {'reused' if t.reused else 'run'} ({r.get('finished_at', '')}) | "
+                     f"{counts.get('completed', 0)}/{counts.get('pruned', 0)}/{counts.get('failed', 0)} | "
+                     f"{r.get('metric', '')} {r.get('best_valid_score', float('nan')):.4f} ({r.get('trial_id', '')}) | {values} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, budget: TuneBudget,
+                          overrides: Optional[dict] = None, force: bool = False, retune: bool = False,
+                          results_dir: str = DEFAULT_RESULTS_DIR, notes: Sequence[str] = (),
+                          log: Callable[[str], None] = _default_log, threads: Optional[int] = None,
+                          search: Optional[Callable] = None) -> tuple:
+    """The tuned board (see the section comment): check everything, tune each model (or reuse
+    its search), run the chosen configs over the seeds, write the board to
+    results/<dataset>-tuned/. Returns (board, paths, tuned)."""
+    from recbole_dlrrec.config.stack import ConfigStack
+    from recbole_dlrrec.runtime.quick_start import prepare_dataset
+
+    overrides = {**(overrides or {}), "epochs": budget.max_epochs}
+    spaces = check_tuned_inputs(dataset, models, overrides, budget)
+    seeds = seeds_for(seed_count)
+    prepare_dataset(dataset, ConfigStack(models[0], dataset, (), overrides).data_path)  # before its files are fingerprinted
+    board = Leaderboard(dataset, results_dir=results_dir, out_name=tuned_out_name(dataset), overrides=overrides,
+                        force=force, log=log, threads=threads)
+    tuned = [tune_model(board, model, spaces[model], budget, retune=retune, search=search) for model in models]
+    settings = {t.model: t.params for t in tuned if t.status == "ok"}
+    for t in tuned:
+        if t.status != "ok":  # no config to run: its cells say why (and run once a search succeeds)
+            for seed in seeds:
+                board.record_failed(CellSpec(t.model, t.model, seed), f"tuning failed: {t.record.get('error')}")
+    board.run_cells(cells([t.model for t in tuned if t.status == "ok"], seeds, settings))
+    paths = write_leaderboard(board, models, seeds, notes=[*tuned_header_notes(dataset, budget, spaces, results_dir), *notes],
+                              title="Tuned leaderboard", sections=[tuned_configs_markdown(tuned)],
+                              per_model=sorted({k for space in spaces.values() for k in space.params}))
+    log(f"tuned leaderboard written: {paths['md']}")
+    return board, paths, tuned
+
+
 __all__ = [
     "DEFAULT_MODELS", "DLRREC_MODELS", "BASELINE_MODELS", "MODEL_VARIANTS", "Leaderboard", "CellSpec", "cells",
     "seeds_for", "run_leaderboard", "write_leaderboard", "summarize", "best_flags", "table_markdown", "table_csv",
-    "Metric", "METRICS", "Row", "Column",
+    "Metric", "METRICS", "Row", "Column", "TuneBudget", "run_tuned_leaderboard", "TUNED_SUFFIX",
 ]

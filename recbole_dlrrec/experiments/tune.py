@@ -896,11 +896,15 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     if not request.resume:
         spec = _new_spec(request, model_name, space_file, config)
         os.makedirs(out_dir, exist_ok=True)
-        with atomic.atomic_path(space_copy) as tmp:
-            shutil.copyfile(space_file, tmp)
+        # The merged space (shared.yaml + the model's file) as one file: --resume reads it alone.
+        atomic.write_text(space_copy, space.to_text(header=[f"Search space of run {request.name}, merged from: "
+                                                            f"{', '.join(space.files)}."]))
         write_run_spec(spec_path, spec)
     _ignore_ray_folder(request.out_root)
     session = _session_overrides(config, os.path.join(experiment_dir, "checkpoints"))
+    # Made here, once: every trial's RecBole Trainer runs ensure_dir on it (exists? else makedirs),
+    # and two trials starting together raced on it (FileExistsError, a trial lost).
+    os.makedirs(session["checkpoint_dir"], exist_ok=True)
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
 
     # 3. the search

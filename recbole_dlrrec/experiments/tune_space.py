@@ -15,6 +15,13 @@ own, but not another model's), and that every sample value has the type the key'
 declares (``config_keys.check_overrides``). A key that takes only ints is sampled as ints:
 ``quniform`` with integer low/high/q, or ``choice``; ``uniform``/``loguniform`` are refused there.
 
+Shared ranges. ``properties/tune/shared.yaml`` holds the keys every model is tuned on (learning
+rate, weight decay, dropout, embedding size) with ONE range each: every other space file in the
+same folder is read on top of it, so the ranges cannot drift apart between models. A model's
+file may not set a shared key again (refused, naming the line); a model that has no such key
+leaves it out with ``key: ~`` (e.g. LR has no dropout), and the space records what it left out.
+A space file outside that folder stands alone.
+
 This module never imports ray: the Ray adapter (``recbole_dlrrec.experiments.tune``) turns a
 :class:`SearchSpace` into Ray's own distributions.
 """
@@ -30,6 +37,7 @@ from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, check_overrides,
 from recbole_dlrrec.errors import InputError
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform")
+SHARED_SPACE_FILE = "shared.yaml"  # beside the model files: the ranges every model shares
 
 # Keys the tuning driver owns: the budget, where data lives, what is selected on.
 RESERVED_KEYS = {
@@ -59,6 +67,7 @@ class Param:
     args: tuple
     line: int = 0
     as_int: bool = False  # the key takes only ints: draws are cast to int
+    source: str = ""  # the file that defines it (the shared file for a shared key); "" = the space's own
 
     @property
     def numeric(self) -> bool:
@@ -91,6 +100,13 @@ class Param:
 class SearchSpace:
     path: str
     params: Dict[str, Param] = field(default_factory=dict)
+    shared_path: Optional[str] = None  # the shared file merged under it, if any
+    left_out: Dict[str, str] = field(default_factory=dict)  # shared key -> why this space leaves it out
+
+    @property
+    def files(self) -> List[str]:
+        """Every file this space was read from (the shared file first)."""
+        return ([self.shared_path] if self.shared_path else []) + [self.path]
 
     @property
     def keys(self) -> List[str]:
@@ -103,6 +119,35 @@ class SearchSpace:
     def to_dict(self) -> Dict[str, dict]:
         """The space as written in a space file (JSON/YAML-safe)."""
         return {p.key: {p.dist: list(p.args)} for p in self.params.values()}
+
+    def without(self, keys: Iterable[str], reason: str) -> "SearchSpace":
+        """This space minus `keys` (e.g. those a model variant fixes), each noted in left_out."""
+        keys = set(keys)
+        out = SearchSpace(self.path, {k: p for k, p in self.params.items() if k not in keys}, self.shared_path,
+                          dict(self.left_out))
+        out.left_out.update({k: reason for k in sorted(keys & set(self.params))})
+        return out
+
+    def to_text(self, header: Sequence[str] = ()) -> str:
+        """The merged space as one standalone space file (what a run copies beside its outputs;
+        read back with parse_space it gives the same params)."""
+        import yaml
+
+        lines = [f"# {line}" for line in header]
+        lines += [f"# left out: {key} ({why})" for key, why in self.left_out.items()]
+        for key, entry in _plain_entries(self.to_dict()).items():
+            lines.append(f"{key}: " + yaml.safe_dump(entry, default_flow_style=True, width=1000).strip())
+        return "\n".join(lines) + "\n"
+
+
+def _plain_entries(entries: Dict[str, dict]) -> Dict[str, dict]:
+    """Tuples -> lists, so that safe_dump writes plain YAML lists."""
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return {k: {d: plain(a) for d, a in e.items()} for k, e in entries.items()}
 
 
 def default_space_file(model_name: str, properties_dir: str) -> str:
@@ -166,11 +211,8 @@ def _check_args(where: str, key: str, dist: str, args, int_only: bool) -> tuple:
     return args
 
 
-def parse_space(path: str, specs: Optional[Dict[str, KeySpec]] = None) -> SearchSpace:
-    """Read a space file into a SearchSpace; `specs` (name -> KeySpec) marks int-only keys.
-
-    Raises SpaceError naming the file (and line) for anything malformed.
-    """
+def _read_space_file(path: str):
+    """(mapping, key -> line) of one space file; SpaceError naming the file for unreadable YAML."""
     import yaml
 
     if not os.path.isfile(path):
@@ -184,12 +226,24 @@ def parse_space(path: str, specs: Optional[Dict[str, KeySpec]] = None) -> Search
         where = _where(path, mark.line + 1 if mark is not None else 0)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpaceError(f"{where}: not valid YAML: {problem}") from None
-    if data is None or data == {}:
-        raise SpaceError(f"{path}: the search space is empty; expected lines like w1: {{loguniform: [0.001, 1.0]}}")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise SpaceError(f"{path}: expected a mapping of key: {{distribution: [args]}}, got {type(data).__name__}")
-    lines = _key_lines(text)
-    space = SearchSpace(path=path)
+    return data, _key_lines(text)
+
+
+def shared_space_file(path: str) -> Optional[str]:
+    """The shared file merged under the space file `path`: shared.yaml in the same folder (None
+    for the shared file itself, or when there is none)."""
+    shared = os.path.join(os.path.dirname(os.path.abspath(path)), SHARED_SPACE_FILE)
+    if os.path.abspath(path) == shared or not os.path.isfile(shared):
+        return None
+    return shared
+
+
+def _parse_entries(space: SearchSpace, path: str, data: dict, lines: Dict[str, int],
+                   specs: Optional[Dict[str, KeySpec]], source: str = "") -> None:
     for key, entry in data.items():
         where = _where(path, lines.get(str(key), 0))
         if not isinstance(key, str):
@@ -209,7 +263,35 @@ def parse_space(path: str, specs: Optional[Dict[str, KeySpec]] = None) -> Search
         spec = (specs or {}).get(key)
         int_only = bool(spec and spec.types == frozenset({"int"}))
         args = _check_args(where, key, dist, args, int_only)
-        space.params[key] = Param(key, dist, args, lines.get(key, 0), as_int=int_only)
+        space.params[key] = Param(key, dist, args, lines.get(key, 0), as_int=int_only, source=source)
+
+
+def parse_space(path: str, specs: Optional[Dict[str, KeySpec]] = None) -> SearchSpace:
+    """Read a space file into a SearchSpace, over the shared file beside it (module doc);
+    `specs` (name -> KeySpec) marks int-only keys.
+
+    Raises SpaceError naming the file (and line) for anything malformed.
+    """
+    data, lines = _read_space_file(path)
+    space = SearchSpace(path=path, shared_path=shared_space_file(path))
+    if space.shared_path:
+        shared, shared_lines = _read_space_file(space.shared_path)
+        for key, entry in data.items():
+            if key in shared and entry is not None:
+                raise SpaceError(
+                    f"{_where(path, lines.get(str(key), 0))}: {key} is a shared key ({space.shared_path}): its range is "
+                    f"the same for every model and is set there only; write `{key}: ~` to leave it out of this model")
+            if entry is None and key not in shared:
+                raise SpaceError(f"{_where(path, lines.get(str(key), 0))}: {key}: `~` leaves out a shared key, "
+                                 f"and {key} is not one ({space.shared_path})")
+        left_out = {k for k, v in data.items() if v is None}
+        space.left_out = {k: f"left out by {os.path.basename(path)}" for k in shared if k in left_out}
+        _parse_entries(space, space.shared_path, {k: v for k, v in shared.items() if k not in left_out},
+                       shared_lines, specs, source=space.shared_path)
+        data = {k: v for k, v in data.items() if v is not None}
+    if not space.params and not data:
+        raise SpaceError(f"{path}: the search space is empty; expected lines like w1: {{loguniform: [0.001, 1.0]}}")
+    _parse_entries(space, path, data, lines, specs)
     return space
 
 
@@ -261,7 +343,7 @@ def check_space(space: SearchSpace, model_name: str, properties_dir: str, config
     specs = specs if specs is not None else model_key_specs(properties_dir, config_files)
     foreign = foreign_keys(model_name, properties_dir, config_files)
     for param in space.params.values():
-        where = _where(space.path, param.line)
+        where = _where(param.source or space.path, param.line)
         if param.key in foreign and param.key in specs:
             raise SpaceError(
                 f"{where}: {param.key} is not a config key of {model_name} (other models define it, "
@@ -302,3 +384,18 @@ def sample_configs(space: SearchSpace) -> List[Dict[str, object]]:
     values: List[Tuple[str, list]] = [(k, p.sample_values()) for k, p in space.params.items()]
     width = max((len(v) for _, v in values), default=0)
     return [{k: v[i % len(v)] for k, v in values} for i in range(width)]
+
+
+def model_space(model: str, properties_dir: str, config_files: Sequence[str]) -> SearchSpace:
+    """The checked space of a model or DLRREC variant as the leaderboard tunes it:
+    properties/tune/<model>.yaml (over shared.yaml); a variant with no file of its own uses its
+    base model's file minus the keys its settings fix (a tuned w1 must not undo DLRREC-noCL's
+    w1 = 0). `config_files`: the files a run of the base model layers."""
+    from recbole_dlrrec.config.registry import resolve_model
+
+    model_class, variant = resolve_model(model)
+    base = model_class.__name__
+    own = default_space_file(model, properties_dir)
+    space = load_space(own if os.path.isfile(own) else default_space_file(base, properties_dir), base, properties_dir,
+                       config_files)
+    return space.without(variant, f"fixed by {model}") if variant else space

@@ -189,8 +189,11 @@ def test_shipped_spaces_parse_and_match_their_models():
     from recbole_dlrrec.experiments.tune_space import default_space_file, load_space
 
     dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))
-    assert {k: (p.dist, p.args) for k, p in dlrrec.params.items()} == {
+    tuned = {k: (p.dist, p.args) for k, p in dlrrec.params.items()}
+    assert {k: tuned[k] for k in ("w1", "w2", "tau")} == {
         "w1": ("loguniform", (0.001, 1.0)), "w2": ("loguniform", (0.001, 1.0)), "tau": ("loguniform", (0.03, 1.0))}
+    # + the shared ranges of properties/tune/shared.yaml (tests/experiments/test_tuned_board.py checks them)
+    assert {"learning_rate", "weight_decay", "dropout_prob", "embedding_size"} <= set(tuned)
     deepfm = load_space(default_space_file("DeepFM", PROPERTIES_DIR), "DeepFM", PROPERTIES_DIR, plugin_config_files("DeepFM"))
     assert "learning_rate" in deepfm.params and deepfm.params["embedding_size"].as_int
 
@@ -247,7 +250,9 @@ def test_a_space_value_no_trial_could_take_is_refused_before_ray(tmp_path, tiny_
 def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
-    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1",
+    # The three paper knobs only: the shipped space's reduction_dim 64 exceeds tiny's 24-dim text vectors.
+    space = _space(tmp_path, "w1: {loguniform: [0.001, 1.0]}\nw2: {loguniform: [0.001, 1.0]}\ntau: {loguniform: [0.03, 1.0]}\n")
+    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1", f"--space={space}",
                     "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     proc = subprocess.Popen(start, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
