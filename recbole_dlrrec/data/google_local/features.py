@@ -172,6 +172,33 @@ def train_features(
     return TrainFeatures(pic_count, n_train, item_texts, vec_users, user_texts, image_vectors)
 
 
+def user_text_rows(train: Sequence[Review], user_text_max_chars: int) -> list[Review]:
+    """The train rows whose text goes into a user text, from their cleaned lengths alone.
+
+    Mirrors :func:`text_build.user_text` over each user's train texts newest first: the rows
+    kept whole while they fit under the cap, plus the newest one when even it is too long (it
+    is cut). Only these texts are fetched from the file, so the texts held in memory are at
+    most about ``user_text_max_chars`` per user.
+    """
+    history: dict[str, list[Review]] = defaultdict(list)
+    for r in train:
+        if r.text_chars > 0:
+            history[r.user].append(r)
+    needed: list[Review] = []
+    for rows in history.values():
+        rows.sort(key=lambda r: (-r.time, r.item))
+        used = 0
+        for r in rows:
+            extra = r.text_chars + (1 if used else 0)
+            if used + extra > user_text_max_chars:
+                if not used:
+                    needed.append(r)
+                break
+            needed.append(r)
+            used += extra
+    return needed
+
+
 def encode(encoder: Any, texts: list[str]) -> tuple[np.ndarray, dict]:
     """``encoder.encode(texts)`` checked: float32 [len(texts), dim > 0], finite; and its stats."""
     vectors = np.asarray(encoder.encode(texts), dtype=np.float32)

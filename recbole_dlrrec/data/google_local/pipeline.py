@@ -13,7 +13,7 @@ from recbole_dlrrec.data import text_build
 from recbole_dlrrec.data.dataset_folder import DatasetFolder
 from recbole_dlrrec.data.google_local import features as feat
 from recbole_dlrrec.data.google_local import write
-from recbole_dlrrec.data.google_local.read import ConversionError, read_meta, read_reviews
+from recbole_dlrrec.data.google_local.read import ConversionError, fetch_texts, read_meta, read_reviews
 
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 DEFAULT_LABEL_THRESHOLD = 4.0
@@ -139,9 +139,7 @@ def convert(
                 f"{meta_path}: no business left after filtering: {meta_tally.dropped.get('category_filter', 0)} "
                 f"dropped by category_filter={opts.category_filter!r}, other drops {dict(meta_tally.dropped)}"
             )
-        reviews, review_tally = read_reviews(
-            reviews_path, businesses, filtered, opts.strict, opts.show_progress, keep_pic_urls=image_fn is not None
-        )
+        reviews, review_tally = read_reviews(reviews_path, businesses, filtered, opts.strict, opts.show_progress)
         review_tally.check_invariant()
         if not reviews:
             raise ConversionError(
@@ -152,6 +150,12 @@ def convert(
         core_stats = None
         if opts.k_core is not None:
             parts, core_stats = feat.k_core(parts, opts.k_core)
+
+        # Pass 2: the texts (and, for an image encoder, picture links) of the train rows that
+        # feed a feature; everything else was never held.
+        train = parts["train"]
+        fetch_texts(reviews_path, feat.user_text_rows(train, opts.user_text_max_chars),
+                    [r for r in train if r.n_pics] if image_fn is not None else [], opts.show_progress)
 
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})

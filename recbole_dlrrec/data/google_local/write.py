@@ -137,7 +137,7 @@ def _split_stats(rows: list[Review], threshold: float, train_users: set, train_i
     users = {r.user for r in rows}
     items = {r.item for r in rows}
     positives = sum(1 for r in rows if r.rating >= threshold)
-    with_text = sum(1 for r in rows if r.text and r.text.strip())
+    with_text = sum(1 for r in rows if r.has_text)
     return {
         "interactions": len(rows),
         "users": len(users),
