@@ -154,8 +154,9 @@ def convert(
         # Pass 2: the texts (and, for an image encoder, picture links) of the train rows that
         # feed a feature; everything else was never held.
         train = parts["train"]
-        fetch_texts(reviews_path, feat.user_text_rows(train, opts.user_text_max_chars),
-                    [r for r in train if r.n_pics] if image_fn is not None else [], opts.show_progress)
+        with_text = feat.user_text_rows(train, opts.user_text_max_chars)
+        fetch_texts(reviews_path, with_text, [r for r in train if r.n_pics] if image_fn is not None else [],
+                    opts.show_progress)
 
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})
@@ -163,6 +164,8 @@ def convert(
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
+        for r in with_text:  # the features hold what they need; the raw texts go
+            r.text = None
         item_vecs, user_vecs, encoder_info = _encode_all(encoder, features, opts, out_dir)
 
         with folder.writing():
