@@ -47,7 +47,8 @@ class ConvertOptions:
         include_leaky_meta: also write avg_rating / num_of_reviews (LEAKY: all-time values).
         user_text_max_chars: cap of a user's profile text.
         k_core: keep users and businesses with at least this many TRAIN reviews (None: all).
-        encoder_model / encoder_cache / encoder_batch_size: the default TextEncoder's settings.
+        encoder_model / encoder_cache / encoder_batch_size / encoder_device: the default
+            TextEncoder's settings (device "auto": the GPU when torch sees one, else the CPU).
         image_encoder: a name in IMAGE_ENCODERS ("none": off).
         show_progress: progress bars.
     """
@@ -64,6 +65,7 @@ class ConvertOptions:
     encoder_model: Optional[str] = None
     encoder_cache: Optional[str] = None
     encoder_batch_size: int = 64
+    encoder_device: str = "auto"
     image_encoder: str = "none"
     show_progress: bool = True
 
@@ -87,6 +89,10 @@ class ConvertOptions:
             raise ConversionError(f"k_core must be a positive integer, got {self.k_core!r}")
         if self.encoder_batch_size <= 0:
             raise ConversionError(f"encoder_batch_size must be positive, got {self.encoder_batch_size}")
+        if self.encoder_device != "auto":
+            from recbole_dlrrec.data.encoder import resolve_device
+
+            resolve_device(self.encoder_device)  # an unknown or absent device fails before any input is read
 
     def params(self) -> dict:
         """The options that shape the dataset, as stored in the report."""
@@ -189,6 +195,7 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, opts: ConvertOptions
         own_encoder = encoder = TextEncoder(
             model_path=opts.encoder_model,
             batch_size=opts.encoder_batch_size,
+            device=opts.encoder_device,
             cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
             show_progress=opts.show_progress,
         )
