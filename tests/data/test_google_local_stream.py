@@ -6,6 +6,8 @@ import json
 import os
 import tracemalloc
 
+import pytest
+
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
 
@@ -84,3 +86,23 @@ def test_only_the_texts_a_user_text_needs_are_fetched(tmp_path, monkeypatch):
     # Train = the 6 rows of "u"; 70 characters hold the two newest (31 + 1 + 31), not a third.
     assert sorted(second_pass) == [5, 6]
     assert encoder.calls[1] == ["review number 5 " + "x" * 13 + "\nreview number 4 " + "x" * 13]
+
+
+def test_a_file_changed_between_the_passes_is_refused(tmp_path):
+    lines = [json.dumps({"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k, "rating": 5,
+                         "text": f"text {k}"}) for k in range(3)]
+    reviews = _write(tmp_path / "reviews.json", lines)
+    businesses, filtered, _ = gl.read_meta(_write(tmp_path / "meta.json", _meta(3)), None, False, False)
+    rows, _ = gl.read_reviews(reviews, businesses, filtered, False, False)
+    assert [r.text for r in rows] == [None, None, None] and all(r.has_text for r in rows)
+    _write(tmp_path / "reviews.json", [lines[0], lines[2], lines[1]])
+    with pytest.raises(gl.ConversionError, match=r"reviews.json:2: the line changed"):
+        gl.read.fetch_texts(reviews, rows, [], False)
+    _write(tmp_path / "reviews.json", lines[:1])
+    with pytest.raises(gl.ConversionError, match=r"2 line\(s\) read in the first pass are gone"):
+        gl.read.fetch_texts(reviews, rows, [], False)
+    _write(tmp_path / "reviews.json", lines)
+    for r in rows:
+        r.text = None
+    gl.read.fetch_texts(reviews, rows[1:], [], False)
+    assert [r.text for r in rows] == [None, "text 1", "text 2"]
