@@ -224,8 +224,11 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    import pandas
+
     return (f"{cpu} ({os.cpu_count()} CPUs), {gpu}, {platform.platform()}, python {platform.python_version()}, "
-            f"torch {torch.__version__}, load avg at start {tuple(round(x, 1) for x in os.getloadavg())}")
+            f"torch {torch.__version__}, numpy {np.__version__}, pandas {pandas.__version__}, "
+            f"load avg at start {tuple(round(x, 1) for x in os.getloadavg())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS {conv['peak_rss_mib']:,.0f} MiB (process at start {conv['rss_before_mib']:,.0f} MiB) = "
         f"{(conv['peak_rss_mib'] - conv['rss_before_mib']) / million:,.0f} MiB per million lines above the start",
     ]
+    print("\n".join(rows), flush=True)  # the conversion's figures, before the (long) encoder part
     result = {"convert": conv}
     if not args.skip_encoder:
         enc = encoder_figures(args.texts, args.batch_size)
@@ -286,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{enc['int8_share_below_0.99']:.0%} below 0.99: {verdict}"
             )
     table = "\n".join(rows)
-    print(table)
+    if len(rows) > 5:
+        print("\n".join(rows[5:]))
     print(json.dumps(result))
     if args.out:
         from recbole_dlrrec import atomic

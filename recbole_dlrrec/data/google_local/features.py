@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from recbole_dlrrec.data import text_build
-from recbole_dlrrec.data.google_local.read import Business, ConversionError, Review
+from recbole_dlrrec.data.google_local.read import Business, ConversionError, Review, sort_stable_by
 
 SPLITS = ("train", "valid", "test")
 
@@ -33,7 +33,8 @@ def split_reviews(
     ``random`` shuffles with ``numpy.random.default_rng(seed)``.
     """
     check_ratios(ratios)
-    ordered = sorted(reviews, key=lambda r: (r.time, r.user, r.item))
+    ordered = list(reviews)
+    sort_stable_by(ordered, "time", "user", "item")  # (user, item) pairs are unique: a total order
     n = len(ordered)
     cut1 = int(round(n * ratios[0]))
     cut2 = int(round(n * (ratios[0] + ratios[1])))

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import math
+import operator
 import os
 import re
 import unicodedata
@@ -496,6 +497,7 @@ def read_reviews(
     tally = FileTally(path)
     candidates: list[Review] = []
     user_ids: dict[str, str] = {}
+    ratings: dict[float, float] = {}
     meta_like = 0
     for lineno, obj in _records(path, tally, strict, show_progress):
         meta_like += looks_like_meta(obj)
@@ -510,6 +512,7 @@ def read_reviews(
             continue
         parsed.item = businesses[parsed.item].gmap_id
         parsed.user = user_ids.setdefault(parsed.user, parsed.user)
+        parsed.rating = ratings.setdefault(parsed.rating, parsed.rating)  # a handful of distinct floats
         parsed.text = None
         candidates.append(parsed)
     _swapped(path, tally, meta_like, "meta")
@@ -517,7 +520,9 @@ def read_reviews(
     # user-item pair never appears in two splits. In (user, item, time, line) order, a row
     # with the (user, item, time) of the row before it repeats that line: a "duplicate"
     # (the first in the file is the one kept); another row of the same pair is a re-review.
-    candidates.sort(key=lambda r: (r.user, r.item, r.time, r.lineno))
+    # The rows are in file (line) order; stable sorts by time, then item, then user give the
+    # (user, item, time, line) order without building a key tuple per row.
+    sort_stable_by(candidates, "user", "item", "time")
     kept: list[Review] = []
     previous: Review | None = None
     for review in candidates:
@@ -537,6 +542,14 @@ def read_reviews(
                 "user_id, gmap_id, time, rating; is this the reviews file?"
             )
     return kept, tally
+
+
+def sort_stable_by(rows: list, *fields: str) -> None:
+    """Sort ``rows`` in place by ``fields`` (first = most significant), ties keeping their order:
+    one stable sort per field from the last, keyed by the attribute objects themselves, so the
+    only extra memory is one reference per row (a key tuple per row would cost ~100 bytes)."""
+    for name in reversed(fields):
+        rows.sort(key=operator.attrgetter(name))
 
 
 def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Review], show_progress: bool) -> None:
