@@ -145,7 +145,8 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
         return run
 
     pipeline.read_reviews = timed("pass1", pipeline.read_reviews)
-    pipeline.fetch_texts = timed("pass2", pipeline.fetch_texts)
+    if hasattr(pipeline, "fetch_texts"):  # absent before the converter streamed (to measure that one too)
+        pipeline.fetch_texts = timed("pass2", pipeline.fetch_texts)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     report = gl.convert(reviews, meta, "bench", out_dir, encoder=HashEncoder(16), show_progress=False)

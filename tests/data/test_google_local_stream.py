@@ -106,3 +106,14 @@ def test_a_file_changed_between_the_passes_is_refused(tmp_path):
         r.text = None
     gl.read.fetch_texts(reviews, rows[1:], [], False)
     assert [r.text for r in rows] == [None, "text 1", "text 2"]
+
+
+def test_stable_sorts_per_field_give_the_key_tuple_order():
+    import random
+
+    rng = random.Random(3)
+    rows = [gl.Review(rng.choice((1, 2, 3)), rng.choice("abc"), rng.choice("xyz"), 5.0, None, 0, None, k)
+            for k in range(300)]
+    expected = sorted(rows, key=lambda r: (r.user, r.item, r.time))  # ties keep the line order
+    gl.read.sort_stable_by(rows, "user", "item", "time")
+    assert [r.lineno for r in rows] == [r.lineno for r in expected]
