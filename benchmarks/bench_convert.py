@@ -5,8 +5,8 @@
    per 100 lines, is converted with a stand-in text encoder (``HashEncoder``, dim 16: no model
    time, tiny vectors) so that what is measured is reading, cleaning, splitting, the second pass
    for the user texts and writing. Reported: lines/s (review lines / wall time of ``convert``),
-   seconds of pass 1 and of pass 2, peak RSS of the converting process, and peak RSS per
-   million review lines. The conversion runs in a child process so the generator's memory is
+   seconds of pass 1 and of pass 2, peak RSS of the converting process (VmHWM), and the peak above
+   the RSS at the start per million review lines. The conversion runs in a child process so the generator's memory is
    not counted.
 2. Text encoder: ``--texts`` (default 300) real review texts from
    ``/work/shared/data/google-local-hi-ms/reviews.json.gz`` (read only), encoded by the bundled
@@ -125,6 +125,17 @@ def generate(workdir: str, n_lines: int, seed: int = 0) -> tuple[str, str]:
     return reviews, meta
 
 
+def _rss_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB. Not getrusage's ru_maxrss: on Linux
+    that is carried over from the parent through fork and exec, so a child would start with
+    its parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover - not Linux
+
+
 def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     """Runs in a fresh process: convert with HashEncoder, time the two passes, peak RSS."""
     from recbole_dlrrec.data import google_local as gl
@@ -147,7 +158,7 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     pipeline.read_reviews = timed("pass1", pipeline.read_reviews)
     if hasattr(pipeline, "fetch_texts"):  # absent before the converter streamed (to measure that one too)
         pipeline.fetch_texts = timed("pass2", pipeline.fetch_texts)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _rss_mib("VmRSS")
     started = time.perf_counter()
     report = gl.convert(reviews, meta, "bench", out_dir, encoder=HashEncoder(16), show_progress=False)
     seconds = time.perf_counter() - started
@@ -157,7 +168,7 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
         "users": report["totals"]["users"], "items": report["totals"]["items"],
         "user_texts": report["vectors"]["users"],
         "rss_before_mib": rss_before,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": _rss_mib("VmHWM"),
     }
 
 
