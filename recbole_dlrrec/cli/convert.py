@@ -44,6 +44,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder_model", default=None, help="sentence-transformers model folder (default: bundled MiniLM)")
     p.add_argument("--encoder_cache", default=None, help="sqlite vector cache (default: OUT/.encoder_cache/vectors.sqlite)")
     p.add_argument("--encoder_batch_size", type=int, default=64)
+    p.add_argument("--encoder_device", default="auto",
+                   help="device of the text encoder: auto (default: the GPU when torch sees one), cpu, cuda, cuda:N")
     p.add_argument("--image_encoder", default="none", choices=sorted(gl.IMAGE_ENCODERS),
                    help="image encoder slot (default none: pictures only give pic_count)")
     p.add_argument("--verify", action="store_true", help="load the result with RecBole (model FM) afterwards")
@@ -65,6 +67,7 @@ def options_from_args(args: argparse.Namespace) -> "gl.ConvertOptions":
         encoder_model=args.encoder_model,
         encoder_cache=args.encoder_cache,
         encoder_batch_size=args.encoder_batch_size,
+        encoder_device=args.encoder_device,
         image_encoder=args.image_encoder,
         show_progress=not args.quiet,
     )

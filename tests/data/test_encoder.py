@@ -210,3 +210,42 @@ def test_damaged_cache_entries_are_refused(tmp_path):
         conn.execute("UPDATE vectors SET vec = ? WHERE key = ?", (np.ones(5, np.float32).tobytes(), key))
     with pytest.raises(EncoderError, match="has 5 values but records dim=8"):
         make(tmp_path, CountingModel()).encode(["alpha"])
+
+
+def test_batches_go_by_length_and_rows_keep_the_input_order(tmp_path):
+    """Each batch holds texts of similar length (longest first), so little is padding; the
+    returned rows are still in the order of the input."""
+    texts = [("w " * n).strip() for n in (3, 40, 1, 25, 7, 33, 2, 18)]
+    model = CountingModel()
+    enc = TextEncoder(model=model, model_id="fake", batch_size=3, cache_path=str(tmp_path / "c.sqlite"))
+    out = enc.encode(texts)
+    lengths = [[len(t) for t in call] for call in model.calls]
+    assert lengths == [[79, 65, 49], [35, 13, 5], [3, 1]]
+    np.testing.assert_array_equal(out, np.stack([enc.encode([t])[0] for t in texts]))
+
+
+def test_device_auto_picks_the_gpu_only_when_torch_sees_one():
+    import torch
+
+    from recbole_dlrrec.data.encoder import EncoderInputError, resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == resolve_device("auto")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(EncoderInputError, match="auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    with pytest.raises(EncoderInputError, match="CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")  # one past the last device
+    with pytest.raises(EncoderInputError, match="auto, cpu"):
+        TextEncoder(model=CountingModel(), use_cache=False, device="tpu")
+
+
+def test_converter_refuses_an_unknown_encoder_device_before_reading(tmp_path, capsys):
+    from recbole_dlrrec.cli import convert as cli
+
+    code = cli.main(["--reviews", str(tmp_path / "absent.json"), "--meta", str(tmp_path / "absent.json"),
+                     "--name", "x", "--out", str(tmp_path), "--encoder_device", "cuda:99", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cuda:99" in err and "absent" not in err and err.count("\n") == 1
+    assert cli.options_from_args(cli.build_arg_parser().parse_args(
+        ["--reviews", "r", "--meta", "m", "--name", "n", "--encoder_device", "cpu"])).encoder_device == "cpu"

@@ -5,7 +5,7 @@ Command line (recbole_dlrrec/cli/convert.py; ``python -m recbole_dlrrec.data.goo
     python -m recbole_dlrrec.cli.convert --reviews R --meta M --name NAME [--out dataset]
         [--split time|random] [--seed S] [--label_threshold 4] [--category_filter restaurant]
         [--k_core K] [--strict] [--include_leaky_meta] [--encoder_model PATH]
-        [--encoder_cache PATH] [--image_encoder none] [--verify]
+        [--encoder_cache PATH] [--encoder_batch_size 64] [--encoder_device auto] [--image_encoder none] [--verify]
 
 or ``convert(reviews_path, meta_path, name, out_dir="dataset", options=ConvertOptions(...))``
 (the options may also be given as keywords) ``-> report dict``.
@@ -15,6 +15,19 @@ records + tallies), ``features`` (the split, the k-core, and every feature from 
 ``write`` (atomic files, NAME.yaml, report), ``verify`` (``--verify``: load with RecBole),
 ``pipeline`` (``convert`` and ``ConvertOptions``). The output folder is written by
 ``recbole_dlrrec.data.dataset_folder``.
+
+Memory grows with the KEPT interactions, not with the file (real state files run to tens of
+GB): the reviews file is read twice. Pass 1 (``read.read_reviews``) keeps each kept review
+without its text or picture links (ids, time, rating, line number, picture count, whether it
+has text and the length of its cleaned text; ids shared, one string per user and business);
+lines that are dropped are counted and forgotten, and exact duplicates and re-reviews are found
+by sorting the kept rows, not by a set of every line. After the split, pass 2
+(``read.fetch_texts``) parses only the lines of the TRAIN rows whose text goes into a user text
+(``features.user_text_rows``: newest first, up to ``user_text_max_chars`` per user, chosen from
+the lengths alone) and, with an image encoder, of the train rows with pictures. A line that no
+longer holds the review pass 1 read is a ``ConversionError`` (the file changed in between).
+The output is byte for byte that of reading everything into memory.
+Text encoding runs on the GPU when torch sees one (``encoder_device`` "auto").
 
 Input: two JSON-lines files, each plain or gzip (detected from the content, not the name).
 Reviews: ``user_id, name, time (ms since epoch), rating (1-5), text, pics, resp, gmap_id``.

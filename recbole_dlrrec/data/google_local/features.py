@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from recbole_dlrrec.data import text_build
-from recbole_dlrrec.data.google_local.read import Business, ConversionError, Review
+from recbole_dlrrec.data.google_local.read import Business, ConversionError, Review, sort_stable_by
 
 SPLITS = ("train", "valid", "test")
 
@@ -33,7 +33,8 @@ def split_reviews(
     ``random`` shuffles with ``numpy.random.default_rng(seed)``.
     """
     check_ratios(ratios)
-    ordered = sorted(reviews, key=lambda r: (r.time, r.user, r.item))
+    ordered = list(reviews)
+    sort_stable_by(ordered, "time", "user", "item")  # (user, item) pairs are unique: a total order
     n = len(ordered)
     cut1 = int(round(n * ratios[0]))
     cut2 = int(round(n * (ratios[0] + ratios[1])))
@@ -170,6 +171,33 @@ def train_features(
             vec_users.append(user)
             user_texts.append(text)
     return TrainFeatures(pic_count, n_train, item_texts, vec_users, user_texts, image_vectors)
+
+
+def user_text_rows(train: Sequence[Review], user_text_max_chars: int) -> list[Review]:
+    """The train rows whose text goes into a user text, from their cleaned lengths alone.
+
+    Mirrors :func:`text_build.user_text` over each user's train texts newest first: the rows
+    kept whole while they fit under the cap, plus the newest one when even it is too long (it
+    is cut). Only these texts are fetched from the file, so the texts held in memory are at
+    most about ``user_text_max_chars`` per user.
+    """
+    history: dict[str, list[Review]] = defaultdict(list)
+    for r in train:
+        if r.text_chars > 0:
+            history[r.user].append(r)
+    needed: list[Review] = []
+    for rows in history.values():
+        rows.sort(key=lambda r: (-r.time, r.item))
+        used = 0
+        for r in rows:
+            extra = r.text_chars + (1 if used else 0)
+            if used + extra > user_text_max_chars:
+                if not used:
+                    needed.append(r)
+                break
+            needed.append(r)
+            used += extra
+    return needed
 
 
 def encode(encoder: Any, texts: list[str]) -> tuple[np.ndarray, dict]:

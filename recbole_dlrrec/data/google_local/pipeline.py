@@ -13,7 +13,7 @@ from recbole_dlrrec.data import text_build
 from recbole_dlrrec.data.dataset_folder import DatasetFolder
 from recbole_dlrrec.data.google_local import features as feat
 from recbole_dlrrec.data.google_local import write
-from recbole_dlrrec.data.google_local.read import ConversionError, read_meta, read_reviews
+from recbole_dlrrec.data.google_local.read import ConversionError, fetch_texts, read_meta, read_reviews
 
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 DEFAULT_LABEL_THRESHOLD = 4.0
@@ -47,7 +47,8 @@ class ConvertOptions:
         include_leaky_meta: also write avg_rating / num_of_reviews (LEAKY: all-time values).
         user_text_max_chars: cap of a user's profile text.
         k_core: keep users and businesses with at least this many TRAIN reviews (None: all).
-        encoder_model / encoder_cache / encoder_batch_size: the default TextEncoder's settings.
+        encoder_model / encoder_cache / encoder_batch_size / encoder_device: the default
+            TextEncoder's settings (device "auto": the GPU when torch sees one, else the CPU).
         image_encoder: a name in IMAGE_ENCODERS ("none": off).
         show_progress: progress bars.
     """
@@ -64,6 +65,7 @@ class ConvertOptions:
     encoder_model: Optional[str] = None
     encoder_cache: Optional[str] = None
     encoder_batch_size: int = 64
+    encoder_device: str = "auto"
     image_encoder: str = "none"
     show_progress: bool = True
 
@@ -87,6 +89,10 @@ class ConvertOptions:
             raise ConversionError(f"k_core must be a positive integer, got {self.k_core!r}")
         if self.encoder_batch_size <= 0:
             raise ConversionError(f"encoder_batch_size must be positive, got {self.encoder_batch_size}")
+        if self.encoder_device != "auto":
+            from recbole_dlrrec.data.encoder import resolve_device
+
+            resolve_device(self.encoder_device)  # an unknown or absent device fails before any input is read
 
     def params(self) -> dict:
         """The options that shape the dataset, as stored in the report."""
@@ -139,9 +145,7 @@ def convert(
                 f"{meta_path}: no business left after filtering: {meta_tally.dropped.get('category_filter', 0)} "
                 f"dropped by category_filter={opts.category_filter!r}, other drops {dict(meta_tally.dropped)}"
             )
-        reviews, review_tally = read_reviews(
-            reviews_path, businesses, filtered, opts.strict, opts.show_progress, keep_pic_urls=image_fn is not None
-        )
+        reviews, review_tally = read_reviews(reviews_path, businesses, filtered, opts.strict, opts.show_progress)
         review_tally.check_invariant()
         if not reviews:
             raise ConversionError(
@@ -153,12 +157,21 @@ def convert(
         if opts.k_core is not None:
             parts, core_stats = feat.k_core(parts, opts.k_core)
 
+        # Pass 2: the texts (and, for an image encoder, picture links) of the train rows that
+        # feed a feature; everything else was never held.
+        train = parts["train"]
+        with_text = feat.user_text_rows(train, opts.user_text_max_chars)
+        fetch_texts(reviews_path, with_text, [r for r in train if r.n_pics] if image_fn is not None else [],
+                    opts.show_progress)
+
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})
         # The leakage boundary: features see the train rows and nothing else.
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
+        for r in with_text:  # the features hold what they need; the raw texts go
+            r.text = None
         item_vecs, user_vecs, encoder_info = _encode_all(encoder, features, opts, out_dir)
 
         with folder.writing():
@@ -182,6 +195,7 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, opts: ConvertOptions
         own_encoder = encoder = TextEncoder(
             model_path=opts.encoder_model,
             batch_size=opts.encoder_batch_size,
+            device=opts.encoder_device,
             cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
             show_progress=opts.show_progress,
         )

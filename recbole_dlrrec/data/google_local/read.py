@@ -13,14 +13,16 @@ import hashlib
 import io
 import json
 import math
+import operator
 import os
 import re
 import unicodedata
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Sequence, Union
 
+from recbole_dlrrec.data.text_build import clean
 from recbole_dlrrec.errors import InputError
 
 #: How many malformed line numbers are listed in the report per file (the count is always full).
@@ -108,8 +110,12 @@ class Business:
     category_tokens: list = field(default_factory=list)  # the categories as RecBole tokens
 
 
-@dataclass
+@dataclass(slots=True)
 class Review:
+    """One review. The streaming reader keeps no text (``text`` None, ``has_text`` and
+    ``text_chars`` say what there was) and fetches texts in a second pass for the train rows
+    that feed a user's text (:func:`fetch_texts`)."""
+
     time: int  # ms since epoch
     user: str
     item: str
@@ -118,6 +124,13 @@ class Review:
     n_pics: int
     pic_urls: list | None
     lineno: int
+    has_text: bool = False  # text with a non-space character (set from ``text`` when built with one)
+    text_chars: int = 0  # length of the cleaned text (text_build.clean), what a user text's cap counts
+
+    def __post_init__(self) -> None:
+        if self.text is not None:
+            self.has_text = bool(self.text.strip())
+            self.text_chars = len(clean(self.text)) if self.has_text else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +224,8 @@ def _records(path: str, tally: FileTally, strict: bool, show_progress: bool) -> 
                     raise ConversionError(f"{path}:{lineno}: {parsed.detail}")
                 tally.drop(parsed.reason)
                 if parsed.reason != "blank_line":
-                    tally.malformed_lines.append(lineno)
+                    if len(tally.malformed_lines) < MAX_LISTED_LINES:  # the count is in `dropped`
+                        tally.malformed_lines.append(lineno)
                     if first_bad is None:
                         first_bad = (lineno, raw[:60].decode("utf-8", "replace").strip())
                 continue
@@ -473,14 +487,21 @@ def read_reviews(
     show_progress: bool,
     keep_pic_urls: bool = False,
 ) -> tuple[list[Review], FileTally]:
-    """Kept reviews (one per user-business pair, the earliest) and the tally."""
+    """Kept reviews (one per user-business pair, the earliest) and the tally; pass 1 of 2.
+
+    Memory grows with the kept reviews, not with the file: a review of a business outside
+    ``businesses`` is counted and forgotten, a kept one is held without its text or picture
+    links (see :class:`Review`; :func:`fetch_texts` reads those back for the rows that need
+    them), and ids are shared strings (one object per user and per business).
+    """
     tally = FileTally(path)
     candidates: list[Review] = []
-    seen_exact: set[tuple[str, str, int]] = set()
+    user_ids: dict[str, str] = {}
+    ratings: dict[float, float] = {}
     meta_like = 0
     for lineno, obj in _records(path, tally, strict, show_progress):
         meta_like += looks_like_meta(obj)
-        parsed = parse_review(obj, lineno, tally.field_anomalies, tally.converted, keep_pic_urls)
+        parsed = parse_review(obj, lineno, tally.field_anomalies, tally.converted, keep_pic_urls=False)
         if isinstance(parsed, Skip):
             if strict and parsed.strict_fatal:
                 raise ConversionError(f"{path}:{lineno}: {parsed.detail}")
@@ -489,25 +510,29 @@ def read_reviews(
         if parsed.item not in businesses:
             tally.drop("business_not_matching_category" if parsed.item in filtered else "unknown_business")
             continue
-        key = (parsed.user, parsed.item, parsed.time)
-        if key in seen_exact:
-            tally.drop("duplicate")
-            continue
-        seen_exact.add(key)
+        parsed.item = businesses[parsed.item].gmap_id
+        parsed.user = user_ids.setdefault(parsed.user, parsed.user)
+        parsed.rating = ratings.setdefault(parsed.rating, parsed.rating)  # a handful of distinct floats
+        parsed.text = None
         candidates.append(parsed)
     _swapped(path, tally, meta_like, "meta")
     # One review per (user, business): the earliest (then the first in the file), so a
-    # user-item pair never appears in two splits.
-    candidates.sort(key=lambda r: (r.user, r.item, r.time, r.lineno))
+    # user-item pair never appears in two splits. In (user, item, time, line) order, a row
+    # with the (user, item, time) of the row before it repeats that line: a "duplicate"
+    # (the first in the file is the one kept); another row of the same pair is a re-review.
+    # The rows are in file (line) order; stable sorts by time, then item, then user give the
+    # (user, item, time, line) order without building a key tuple per row.
+    sort_stable_by(candidates, "user", "item", "time")
     kept: list[Review] = []
-    previous: tuple[str, str] | None = None
+    previous: Review | None = None
     for review in candidates:
-        pair = (review.user, review.item)
-        if pair == previous:
-            tally.drop("repeat_user_business")
+        if previous is not None and review.user == previous.user and review.item == previous.item:
+            tally.drop("duplicate" if review.time == previous.time else "repeat_user_business")
+            previous = review
             continue
-        previous = pair
+        previous = review
         kept.append(review)
+    del candidates
     tally.kept = len(kept)
     if tally.objects and not kept:
         data_drops = sum(v for k, v in tally.dropped.items() if k.startswith("missing_field"))
@@ -517,3 +542,55 @@ def read_reviews(
                 "user_id, gmap_id, time, rating; is this the reviews file?"
             )
     return kept, tally
+
+
+def sort_stable_by(rows: list, *fields: str) -> None:
+    """Sort ``rows`` in place by ``fields`` (first = most significant), ties keeping their order:
+    one stable sort per field from the last, keyed by the attribute objects themselves, so the
+    only extra memory is one reference per row (a key tuple per row would cost ~100 bytes)."""
+    for name in reversed(fields):
+        rows.sort(key=operator.attrgetter(name))
+
+
+def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Review], show_progress: bool) -> None:
+    """Pass 2: set ``text`` on ``with_texts`` and ``pic_urls`` on ``with_pics`` (kept rows of
+    :func:`read_reviews`), reading the file once more and parsing only the lines they came from.
+
+    Raises ConversionError when a line no longer holds the review read in pass 1 (the file
+    changed between the passes).
+    """
+    wanted: dict[int, list] = {}
+    for review in with_texts:
+        wanted.setdefault(review.lineno, [review, False, False])[1] = True
+    for review in with_pics:
+        wanted.setdefault(review.lineno, [review, False, False])[2] = True
+    if not wanted:
+        return
+    from tqdm.auto import tqdm
+
+    remaining = len(wanted)
+    bar = tqdm(desc=f"texts {os.path.basename(path)}", total=remaining, unit=" lines", disable=not show_progress)
+    try:
+        for lineno, raw in iter_lines(path):
+            entry = wanted.get(lineno)
+            if entry is None:
+                continue
+            review, text, pics = entry
+            obj = parse_line(raw, lineno)
+            again = (parse_review(obj, lineno, Counter(), Counter(), keep_pic_urls=pics)
+                     if isinstance(obj, dict) else obj)
+            if (isinstance(again, Skip) or again.user != review.user or again.item != review.item
+                    or again.time != review.time):
+                raise ConversionError(f"{path}:{lineno}: the line changed while the file was being converted")
+            if text:
+                review.text = again.text
+            if pics:
+                review.pic_urls = again.pic_urls
+            bar.update(1)
+            remaining -= 1
+            if remaining == 0:
+                break
+    finally:
+        bar.close()
+    if remaining:
+        raise ConversionError(f"{path}: {remaining} line(s) read in the first pass are gone (the file changed)")

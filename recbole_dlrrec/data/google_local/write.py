@@ -6,7 +6,7 @@ Every file goes through ``recbole_dlrrec.atomic``; the folder is swapped into pl
 from __future__ import annotations
 
 import zipfile
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,6 +44,15 @@ def _tsv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["\t".join(header)]
     lines.extend("\t".join(r) for r in rows)
     return "\n".join(lines) + "\n"
+
+
+def write_tsv(path: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """The bytes of ``_tsv(header, rows)`` written row by row (atomically): an interaction file
+    of millions of rows never exists as one string or one list of rows in memory."""
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write("\t".join(header) + "\n")
+            handle.writelines("\t".join(row) + "\n" for row in rows)
 
 
 def save_npz(path: str, **arrays: np.ndarray) -> None:
@@ -137,7 +146,7 @@ def _split_stats(rows: list[Review], threshold: float, train_users: set, train_i
     users = {r.user for r in rows}
     items = {r.item for r in rows}
     positives = sum(1 for r in rows if r.rating >= threshold)
-    with_text = sum(1 for r in rows if r.text and r.text.strip())
+    with_text = sum(1 for r in rows if r.has_text)
     return {
         "interactions": len(rows),
         "users": len(users),
@@ -233,12 +242,12 @@ def report_markdown(report: dict) -> str:
 
 
 
-def inter_rows(rows: Sequence[Review], label_threshold: float) -> list[tuple[str, ...]]:
-    """Rows of a NAME.<split>.inter file (INTER_HEADER order)."""
-    return [
+def inter_rows(rows: Sequence[Review], label_threshold: float) -> Iterator[tuple[str, ...]]:
+    """Rows of a NAME.<split>.inter file (INTER_HEADER order), one at a time."""
+    return (
         (r.user, r.item, _fmt_float(r.rating), "1" if r.rating >= label_threshold else "0", str(r.time))
         for r in rows
-    ]
+    )
 
 
 def item_rows(items: Sequence[str], businesses: dict, pic_count: dict, include_leaky_meta: bool) -> list[list[str]]:
@@ -278,7 +287,7 @@ def write_dataset(
     train_items = {r.item for r in parts["train"]}
     for split_name in SPLITS:
         rows = parts[split_name]
-        atomic.write_text(path(f"{split_name}.inter"), _tsv(INTER_HEADER, inter_rows(rows, label_threshold)))
+        write_tsv(path(f"{split_name}.inter"), INTER_HEADER, inter_rows(rows, label_threshold))
         stats[split_name] = _split_stats(rows, label_threshold, train_users, train_items)
 
     item_header = ITEM_HEADER + (LEAKY_ITEM_HEADER if include_leaky_meta else ())
