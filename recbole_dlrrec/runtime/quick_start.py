@@ -167,8 +167,10 @@ def atomic_write_json(path: str, payload: dict) -> str:
 
 def _plain(value):
     """A JSON-safe copy of a config value (enums, devices and numpy scalars become str/float)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if value is None or type(value) in (str, int, float, bool):
         return value
+    if isinstance(value, float):  # numpy 2's float64 prints as np.float64(...): make it a float
+        return float(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
