@@ -11,7 +11,7 @@ setup(
     package_dir={"recbole_dlrrec.properties": "properties"},
     package_data={"recbole_dlrrec.properties": ["*.yaml", "*/*.yaml"]},
     entry_points={"console_scripts": ["recbole-dlrrec = recbole_dlrrec.cli.main:main"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     # RecBole itself is not here: it goes in with --no-deps (requirements-recbole.txt), because its
     # ray<=2.6.3 pin conflicts with the ray[tune] in requirements.txt.
     install_requires=[line.split("#")[0].strip() for line in open("requirements.txt") if line.split("#")[0].strip()],
