@@ -24,6 +24,11 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
+# The three paper knobs only: the shipped DLRREC space's reduction_dim 64 exceeds the tiny
+# dataset's 24-dim text vectors, so its trials could fail at random.
+PAPER_KNOBS = "w1: {loguniform: [0.001, 1.0]}\nw2: {loguniform: [0.001, 1.0]}\ntau: {loguniform: [0.03, 1.0]}\n"
+
+
 def _space(tmp_path, text, name="space.yaml"):
     path = tmp_path / name
     path.write_text(text)
@@ -250,8 +255,7 @@ def test_a_space_value_no_trial_could_take_is_refused_before_ray(tmp_path, tiny_
 def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
-    # The three paper knobs only: the shipped space's reduction_dim 64 exceeds tiny's 24-dim text vectors.
-    space = _space(tmp_path, "w1: {loguniform: [0.001, 1.0]}\nw2: {loguniform: [0.001, 1.0]}\ntau: {loguniform: [0.03, 1.0]}\n")
+    space = _space(tmp_path, PAPER_KNOBS)
     start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1", f"--space={space}",
                     "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     proc = subprocess.Popen(start, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -352,6 +356,7 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
     record = out_root / "tiny" / "k" / tune.FINISHED_FILE
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
     start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=2", "--name=k", "--seed=1",
+                    f"--space={_space(tmp_path, PAPER_KNOBS)}",
                     "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     first_log = tmp_path / "first.log"
     proc, seen = _run_watched(start, str(tmp_path), first_log, until=lambda: bool(tune.read_finished(str(record))))
@@ -455,6 +460,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data
     record = out_root / "tiny" / "t" / tune.FINISHED_FILE
     cmd = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}",
            "--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=t", "--seed=1", "--cpus_per_trial=2",
+           f"--space={_space(tmp_path, PAPER_KNOBS)}",
            "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     log = tmp_path / "run.log"
     proc, seen = _run_watched(cmd, str(tmp_path), log, until=lambda: bool(tune.read_finished(str(record))))
