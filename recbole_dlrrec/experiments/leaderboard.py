@@ -902,17 +902,20 @@ def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[
 
 
 def _data_files_digest(dataset: str, data_path: str) -> str:
-    """Names, sizes and mtimes of the dataset's own files (atomic .inter/.item/.user, text vectors
-    .npz, the dataset's .yaml): a re-converted dataset retunes. (Caches the runs build, such as
-    SWING's, are named otherwise and left out.)"""
+    """sha256 over the names and CONTENTS of the dataset's own files (atomic .inter/.item/.user,
+    text vectors .npz, the dataset's .yaml): a dataset whose data changed retunes, while one
+    rebuilt byte for byte (the converter is deterministic) keeps its saved searches, in a later
+    session too. (Caches the runs build, such as SWING's, are named otherwise and left out.)"""
     folder = os.path.join(data_path, dataset)
-    entries = []
+    digest = hashlib.sha256()
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
             if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in ("inter", "item", "user", "npz", "yaml"):
-                stat = os.stat(os.path.join(folder, name))
-                entries.append([name, stat.st_size, int(stat.st_mtime)])
-    return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()[:16]
+                digest.update(name.encode("utf-8") + b"\0")
+                with open(os.path.join(folder, name), "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def search_overrides(board: Leaderboard, model: str) -> dict:
