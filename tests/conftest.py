@@ -80,6 +80,12 @@ def write_tiny_dataset(root, name="tiny", n_users=80, n_items=50, n_rows=3000, d
     return str(root)
 
 
+def leaderboard_argv(data_path, out, *extra):
+    """run_leaderboard.py arguments for a 1-seed, 2-epoch board on the tiny dataset under `out`."""
+    return ["--dataset=tiny", f"--data_path={data_path}", f"--results_dir={out}",
+            f"--checkpoint_dir={os.path.join(out, 'saved')}", "--seeds", "1", "--epochs", "2", *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_data_path(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("data"))

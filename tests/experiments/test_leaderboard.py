@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_tiny_dataset
+from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.experiments import paper as experiments
 from recbole_dlrrec.experiments import leaderboard
 from recbole_dlrrec.experiments import significance as sig
@@ -37,11 +37,6 @@ def one_numba_thread():
 def data_path(tmp_path_factory):
     """A tiny dataset of our own (the cold-item test writes beside it)."""
     return write_tiny_dataset(tmp_path_factory.mktemp("lbdata"))
-
-
-def _argv(data_path, out, *extra):
-    return ["--dataset=tiny", f"--data_path={data_path}", f"--results_dir={out}",
-            f"--checkpoint_dir={os.path.join(out, 'saved')}", "--seeds", "1", "--epochs", "2", *extra]
 
 
 def _csv_rows(path):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import write_tiny_dataset
+from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
 from recbole_dlrrec.experiments import leaderboard
@@ -99,11 +99,6 @@ def test_merged_space_text_reads_back_the_same(tmp_path, model):
 @pytest.fixture(scope="module")
 def data_path(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("tuneddata"))
-
-
-def _argv(data_path, out, *extra):
-    return ["--dataset=tiny", f"--data_path={data_path}", f"--results_dir={out}",
-            f"--checkpoint_dir={os.path.join(out, 'saved')}", "--seeds", "1", "--epochs", "2", *extra]
 
 
 def _one_error_line(capsys, *parts):
