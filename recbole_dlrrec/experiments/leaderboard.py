@@ -114,10 +114,11 @@ def _default_log(message: str) -> None:
 
 
 # The plugin's sources every model's numbers depend on: the run loop (config stack, loaders,
-# training step, metrics, evaluation), RecBole's fixes, and the data side files the models read.
-_RUN_CODE = ("config", "runtime", "patches.py", os.path.join("data", "text_vectors.py"))
-# ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code.
-_MODEL_CODE = ("nn", "models", "swing")
+# training step, metrics, evaluation) and RecBole's fixes.
+_RUN_CODE = ("config", "runtime", "patches.py")
+# ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code and the
+# reader of the text side files (RecBole's models never read those).
+_MODEL_CODE = ("nn", "models", "swing", os.path.join("data", "text_vectors.py"))
 
 
 def _source_digest(entries) -> str:
@@ -135,13 +136,18 @@ def _source_digest(entries) -> str:
     return digest.hexdigest()[:16]
 
 
+def _is_plugin_model(model: str) -> bool:
+    """True for the plugin's own models (DLRM, DLRREC and its variants), False for RecBole's."""
+    model_class, _ = resolve_model(model)
+    return model_class.__module__.startswith("recbole_dlrrec")
+
+
 def code_version(model: str) -> str:
     """What code a model's cell ran. RecBole's models: RecBole's version plus a hash of every
     plugin module on their path (config stack, loaders, training step, metrics, patches); the
     plugin's models: that hash over their model code too. A cell whose code_version differs from
     today's is run again, so one table never mixes code versions."""
-    model_class, _ = resolve_model(model)
-    if not model_class.__module__.startswith("recbole_dlrrec"):
+    if not _is_plugin_model(model):
         import recbole
 
         return f"recbole-{recbole.__version__}-{_source_digest(_RUN_CODE)}"
@@ -901,16 +907,19 @@ def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[
     return {model: board_space(model, dataset, overrides) for model in models}
 
 
-def _data_files_digest(dataset: str, data_path: str) -> str:
+def _data_files_digest(dataset: str, data_path: str, side_files: bool = True) -> str:
     """sha256 over the names and CONTENTS of the dataset's own files (atomic .inter/.item/.user,
-    text vectors .npz, the dataset's .yaml): a dataset whose data changed retunes, while one
-    rebuilt byte for byte (the converter is deterministic) keeps its saved searches, in a later
-    session too. (Caches the runs build, such as SWING's, are named otherwise and left out.)"""
+    the dataset's .yaml and, with `side_files`, the text vector .npz side files): a dataset whose
+    data changed retunes, while one rebuilt byte for byte (the converter is deterministic) keeps
+    its saved searches, in a later session too. RecBole's models never read the side files, so
+    their searches leave them out: a new or rebuilt side file retunes only the plugin's models.
+    (Caches the runs build, such as SWING's, are named otherwise and left out.)"""
+    suffixes = ("inter", "item", "user", "yaml") + (("npz",) if side_files else ())
     folder = os.path.join(data_path, dataset)
     digest = hashlib.sha256()
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):
-            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in ("inter", "item", "user", "npz", "yaml"):
+            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in suffixes:
                 digest.update(name.encode("utf-8") + b"\0")
                 with open(os.path.join(folder, name), "rb") as handle:
                     for block in iter(lambda: handle.read(1 << 20), b""):
@@ -931,7 +940,7 @@ def tuning_inputs(board: Leaderboard, model: str, space, budget: TuneBudget) -> 
 
     data_path = ConfigStack(model, board.dataset, (), board.overrides).data_path
     return {
-        "model": model, "dataset": board.dataset, "data_files": _data_files_digest(board.dataset, data_path),
+        "model": model, "dataset": board.dataset, "data_files": _data_files_digest(board.dataset, data_path, side_files=_is_plugin_model(model)),
         "space": space.to_dict(), "space_left_out": dict(space.left_out),
         "space_files": [os.path.relpath(f) for f in space.files],
         "trials": budget.trials, "max_epochs": budget.max_epochs, "grace_period": budget.grace_period,

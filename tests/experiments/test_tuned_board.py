@@ -247,6 +247,18 @@ def test_changed_dataset_files_retune(tmp_path):
     assert len(search.requests) == 2
 
 
+def test_a_new_side_file_retunes_only_the_plugin_models(tmp_path):
+    """RecBole's models never read the text side files: a new .npz keeps their searches."""
+    own_data = write_tiny_dataset(str(tmp_path / "data"))
+    folder = os.path.join(own_data, "tiny")
+    before = {side: leaderboard._data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
+    with open(os.path.join(folder, "tiny.userhist.npz"), "wb") as handle:
+        handle.write(b"new side file")
+    after = {side: leaderboard._data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
+    assert after[False] == before[False] and after[True] != before[True]
+    assert not leaderboard._is_plugin_model("FM") and leaderboard._is_plugin_model("DLRREC")
+
+
 def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     board = _board(data_path, tmp_path)
     space = leaderboard.board_space("FM", "tiny", board.overrides)
