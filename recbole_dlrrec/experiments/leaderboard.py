@@ -114,8 +114,10 @@ def _default_log(message: str) -> None:
 
 
 # The plugin's sources every model's numbers depend on: the run loop (config stack, loaders,
-# training step, metrics, evaluation) and RecBole's fixes.
-_RUN_CODE = ("config", "runtime", "patches.py")
+# training step, metrics, evaluation) and RecBole's fixes. config/registry.py is left out: it
+# only maps names to classes (a new DLRREC variant must not rerun RecBole's cells).
+_RUN_CODE = tuple(os.path.join("config", name) for name in ("__init__.py", "stack.py", "keys.py", "paths.py")) + (
+    "runtime", "patches.py")
 # ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code and the
 # reader of the text side files (RecBole's models never read those).
 _MODEL_CODE = ("nn", "models", "swing", os.path.join("data", "text_vectors.py"))

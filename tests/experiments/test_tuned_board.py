@@ -371,3 +371,11 @@ def test_defaults_board_is_labelled_and_points_to_the_tuned_one(data_path, tmp_p
     text = open(os.path.join(str(tmp_path), "tiny", "leaderboard.md")).read()
     assert text.startswith("# Leaderboard (defaults): tiny")
     assert "Defaults board: every model at its config defaults, no tuning" in text and "`tiny-tuned/`" in text
+
+
+def test_run_code_hash_covers_every_config_module_but_the_registry():
+    """A new module in config/ must join the hash RecBole's cells are keyed by (or be named
+    here as not affecting their numbers, as the name -> class registry is)."""
+    package = os.path.dirname(os.path.abspath(leaderboard.__file__)).rsplit(os.sep, 1)[0]
+    modules = {os.path.join("config", f) for f in os.listdir(os.path.join(package, "config")) if f.endswith(".py")}
+    assert modules - set(leaderboard._RUN_CODE) == {os.path.join("config", "registry.py")}
