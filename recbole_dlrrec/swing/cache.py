@@ -4,6 +4,9 @@
 defaults :data:`DEFAULTS`), builds the edge matrix (:func:`~recbole_dlrrec.swing.graph.swing_edges_matrix`),
 and loads or computes both similarities (:func:`load_or_compute`): the ``.npz`` file name hashes
 the parameters, the edge structure (:func:`edges_fingerprint`) and :data:`CACHE_FORMAT_VERSION`.
+``cl_similarity`` picks the similarity: ``swing`` (default; its cache key and file names are
+those it always had) or a co-occurrence score of :mod:`recbole_dlrrec.swing.similarity`, whose
+files are named and keyed by the similarity (``itemcf_cosine_<hash>.npz``, ``jaccard_<hash>.npz``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recbole_dlrrec.atomic import atomic_path
+from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.swing.graph import (
     SWING_EDGE_CHOICES,
     SwingNeighbours,
@@ -29,6 +33,7 @@ from recbole_dlrrec.swing.graph import (
     swing_edges_matrix,
 )
 from recbole_dlrrec.swing.kernels import item_similarity, user_similarity
+from recbole_dlrrec.swing.similarity import SIMILARITIES, similarity_tables
 
 #: Defaults of the SWING config keys; ``properties/swing.yaml`` carries the same values (tested).
 DEFAULTS = {
@@ -38,6 +43,7 @@ DEFAULTS = {
     "swing_max_items_per_user": 1000,
     "swing_edges": "positive",
     "swing_sample_mode": "score",
+    "cl_similarity": "swing",
 }
 #: Bump when the algorithm or the cached layout changes: old cache files then stop matching.
 CACHE_FORMAT_VERSION = 1
@@ -167,34 +173,56 @@ def swing_cache_dir(config) -> str:
     return os.path.join(side or config["data_path"], "swing_cache")
 
 
-def swing_neighbours_and_cache(config, train_dataset, logger=None,
-                               progress: bool = True) -> Tuple[SwingNeighbours, CacheResult]:
-    """:func:`swing_for_dataset` and what the cache did (the file, loaded or computed)."""
-    params = swing_params_from_config(config)
+def similarity_from_config(config) -> str:
+    """The validated ``cl_similarity`` (default ``swing``)."""
+    similarity = _config_value(config, "cl_similarity")
+    if similarity not in SIMILARITIES:
+        raise ConfigKeyError(f"cl_similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    return similarity
+
+
+def train_edges(config, train_dataset, edges: str) -> sp.csr_matrix:
+    """The ``user_num x item_num`` edge matrix of the TRAIN interactions (``edges``: 'positive'
+    = rows with label 1, or 'all')."""
     inter = train_dataset.inter_feat
     label_field = config["LABEL_FIELD"] if "LABEL_FIELD" in config else None
     labels = None
-    if params["edges"] == "positive":
+    if edges == "positive":
         if label_field is None or label_field not in inter:
             raise ValueError(f"swing_edges='positive' needs the label field {label_field!r} in "
                              "the train interactions; set swing_edges: all to use every row")
         labels = inter[label_field]
-    graph = swing_edges_matrix(inter[config["USER_ID_FIELD"]], inter[config["ITEM_ID_FIELD"]],
-                               labels, train_dataset.user_num, train_dataset.item_num,
-                               params["edges"])
-    key_params = {"dataset": str(config["dataset"]), **params}
-    common = dict(alpha=params["alpha"], topk=params["topk"],
-                  max_users_per_item=params["max_users_per_item"],
-                  max_items_per_user=params["max_items_per_user"], seed=params["seed"],
-                  progress=progress)
+    return swing_edges_matrix(inter[config["USER_ID_FIELD"]], inter[config["ITEM_ID_FIELD"]],
+                              labels, train_dataset.user_num, train_dataset.item_num, edges)
 
-    def compute():
-        arrays = _csr_arrays("item", item_similarity(graph, **common))
-        arrays.update(_csr_arrays("user", user_similarity(graph, **common)))
-        return arrays
+
+def swing_neighbours_and_cache(config, train_dataset, logger=None,
+                               progress: bool = True) -> Tuple[SwingNeighbours, CacheResult]:
+    """:func:`swing_for_dataset` and what the cache did (the file, loaded or computed)."""
+    params = swing_params_from_config(config)
+    similarity = similarity_from_config(config)
+    graph = train_edges(config, train_dataset, params["edges"])
+    caps = dict(max_users_per_item=params["max_users_per_item"],
+                max_items_per_user=params["max_items_per_user"], seed=params["seed"])
+    if similarity == "swing":
+        key_params = {"dataset": str(config["dataset"]), **params}
+
+        def compute():
+            common = dict(alpha=params["alpha"], topk=params["topk"], progress=progress, **caps)
+            arrays = _csr_arrays("item", item_similarity(graph, **common))
+            arrays.update(_csr_arrays("user", user_similarity(graph, **common)))
+            return arrays
+    else:  # alpha is SWING's own: it does not key the co-occurrence tables
+        key_params = {"dataset": str(config["dataset"]), "similarity": similarity,
+                      **{name: value for name, value in params.items() if name != "alpha"}}
+
+        def compute():
+            users, items = similarity_tables(graph, similarity, params["topk"], **caps)
+            return {**_csr_arrays("item", items), **_csr_arrays("user", users)}
 
     cache_dir = swing_cache_dir(config)
-    result = load_or_compute(cache_dir, key_params, compute, edges_fingerprint(graph), logger)
+    result = load_or_compute(cache_dir, key_params, compute, edges_fingerprint(graph), logger,
+                             prefix=similarity)
     neighbours = SwingNeighbours.from_csr(_csr_from_arrays("user", result.arrays),
                                           _csr_from_arrays("item", result.arrays),
                                           params["topk"])
@@ -202,10 +230,11 @@ def swing_neighbours_and_cache(config, train_dataset, logger=None,
 
 
 def swing_for_dataset(config, train_dataset, logger=None, progress: bool = True) -> SwingNeighbours:
-    """Top-k user-user and item-item SWING neighbours of a RecBole TRAIN split, cached.
+    """Top-k user-user and item-item neighbours of a RecBole TRAIN split, cached: SWING, or the
+    ``cl_similarity`` the config names.
 
     Reads ``swing_alpha``, ``swing_topk``, ``swing_max_users_per_item``,
-    ``swing_max_items_per_user``, ``swing_edges`` and ``seed`` from ``config`` (defaults: :data:`DEFAULTS`), builds the edge matrix from
+    ``swing_max_items_per_user``, ``swing_edges``, ``cl_similarity`` and ``seed`` from ``config`` (defaults: :data:`DEFAULTS`), builds the edge matrix from
     ``train_dataset.inter_feat`` (``user_num x item_num``) and caches the result in
     :func:`swing_cache_dir`. Only the train split must be passed, or labels leak.
     """

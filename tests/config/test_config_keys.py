@@ -45,10 +45,12 @@ def test_yaml_rules_are_what_the_code_accepts():
     from recbole_dlrrec.runtime.training import PRECISIONS
     from recbole_dlrrec.swing.sampler import SAMPLE_MODES
     from recbole_dlrrec.swing.graph import SWING_EDGE_CHOICES
+    from recbole_dlrrec.swing.similarity import SIMILARITIES
 
     specs = base_key_specs()
     pairs = {"reduction": dlrrec.REDUCTIONS, "cl_repr": dlrrec.CL_REPRS, "cl_negatives": dlrrec.CL_NEGATIVES,
-             "train_precision": PRECISIONS, "swing_sample_mode": SAMPLE_MODES, "swing_edges": SWING_EDGE_CHOICES}
+             "train_precision": PRECISIONS, "swing_sample_mode": SAMPLE_MODES, "swing_edges": SWING_EDGE_CHOICES,
+             "cl_similarity": SIMILARITIES}
     for key, accepted in pairs.items():
         assert set(specs[key].choices) == set(accepted), key
     for key, bad in {"epochs": 0, "learning_rate": 0.0, "train_batch_size": 0, "tau": 0.0, "w1": -1e-9}.items():
