@@ -9,8 +9,10 @@
     L_ii / L_uu: InfoNCE over the batch's distinct items / users (at most cl_max_anchors):
         -log( e^{s(a,p)/tau} / (e^{s(a,p)/tau} + sum_n e^{s(a,n)/tau}) ),  s = cosine,
         p drawn from the anchor's top SWING neighbours (computed on TRAIN only),
-        n random corpus ids (cl_negatives: random | shared) or the other anchors' positives
-        (in_batch). Anchors without a SWING neighbour are masked out.
+        n random corpus ids (cl_negatives: random | shared), the other anchors' positives
+        (in_batch) or ids close in text with no shared train interaction (hard, topped up with
+        random ids: swing/hard_negatives.py). Anchors without a SWING neighbour are masked out.
+        cl_similarity swaps SWING for a co-occurrence cosine or Jaccard (swing/similarity.py).
 
 Contrasted representation (`cl_repr`):
     id    the ID embedding (the item_id / user_id row of the SparseArch table), B x D
@@ -45,7 +47,7 @@ from recbole_dlrrec.nn.contrastive import ContrastiveDraw, mean_pairwise_cosine
 from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, TextTower
 
 CL_REPRS = ("fused", "text", "id")
-CL_NEGATIVES = ("random", "in_batch", "shared")
+CL_NEGATIVES = ("random", "in_batch", "shared", "hard")
 
 
 class DLRREC(DLRM):
@@ -161,6 +163,7 @@ class DLRREC(DLRM):
             logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
 
     def _build_samplers(self, config, dataset):
+        self.hard_samplers = {}
         if not (self.w1 or self.w2):
             return {}
         from recbole_dlrrec.swing.sampler import SwingSampler
@@ -173,6 +176,14 @@ class DLRREC(DLRM):
             samplers["item"] = SwingSampler.from_table(neighbours.items, dataset.item_num, **common)
         if self.w2:
             samplers["user"] = SwingSampler.from_table(neighbours.users, dataset.user_num, **common)
+        if self.cl_negatives == "hard":
+            from recbole_dlrrec.swing.hard_negatives import HardNegativeSampler, hard_negatives_for_dataset
+
+            tables = hard_negatives_for_dataset(config, dataset, samplers, logger=logging.getLogger())
+            n_corpus = {"item": dataset.item_num, "user": dataset.user_num}
+            self.hard_samplers = {side: HardNegativeSampler.from_table(table, n_corpus[side], seed=int(config["seed"]),
+                                                                       device=self.device)
+                                  for side, table in tables.items()}
         return samplers
 
     @staticmethod
@@ -253,6 +264,9 @@ class DLRREC(DLRM):
             positives, negatives, mask = sampler.sample(anchors, self.cl_num_negatives)
             return ContrastiveDraw(anchors, positives, negatives, None, mask)
         positives, _, mask = sampler.sample(anchors, 0)
+        if self.cl_negatives == "hard":
+            negatives = self.hard_samplers[side].sample(anchors, positives, self.cl_num_negatives)
+            return ContrastiveDraw(anchors, positives, negatives, None, mask)
         if self.cl_negatives == "in_batch":  # the other anchors' positives
             negatives = positives
         else:  # shared: one pool for the whole batch
