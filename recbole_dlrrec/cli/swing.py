@@ -1,10 +1,13 @@
 """Build (or load) the SWING neighbour cache of a dataset's TRAIN split and audit it.
 
-    python -m recbole_dlrrec.swing --dataset=NAME [--topk K] [--model M] [--config_files a.yaml b.yaml]
+    python -m recbole_dlrrec.swing --dataset=NAME [--topk K] [--similarity S] [--compare]
+                                   [--model M] [--config_files a.yaml b.yaml]
 
 Prints where the cache is and whether it was loaded or computed, per side how many users /
 items have neighbours and the score quantiles, and saves the score histograms as a PNG beside
-the cache file.
+the cache file. ``--similarity`` audits another ``cl_similarity``; ``--compare`` also prints, for
+every similarity, how often the neighbour pairs share the item's main category and their mean
+text cosine, each beside its chance level (swing/audit.py ``neighbour_agreement``).
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, help="RecBole dataset name")
     parser.add_argument("--model", default="DLRREC", help="model whose config is used")
     parser.add_argument("--topk", type=int, default=None, help="overrides swing_topk")
+    parser.add_argument("--similarity", default=None, help="overrides cl_similarity")
+    parser.add_argument("--compare", action="store_true",
+                        help="category / text agreement of the neighbour pairs of every cl_similarity")
     parser.add_argument("--config_files", nargs="+", default=None,
                         help="YAML config files (space separated, as in run_recbole.py)")
     return parser.parse_args(argv)
@@ -37,9 +43,11 @@ def audit(args: argparse.Namespace) -> dict:
     if args.config_files:
         config_files = [name for chunk in args.config_files for name in chunk.split()]
     config_dict = {} if args.topk is None else {"swing_topk": args.topk}
+    if args.similarity is not None:
+        config_dict["cl_similarity"] = args.similarity
     config = build_config(args.model, args.dataset, config_file_list=config_files,
                           config_dict=config_dict)
-    _, train_data, _, _ = load_splits(config)
+    dataset, train_data, _, _ = load_splits(config)
     start = time.perf_counter()
     neighbours, result = swing_neighbours_and_cache(config, train_data.dataset, logger=None,
                                                     progress=True)
@@ -54,8 +62,50 @@ def audit(args: argparse.Namespace) -> dict:
         print(f"  {side}: {info['with_neighbours']}/{info['nodes']} with neighbours, "
               f"mean {info['mean_neighbours']:.1f} neighbours; scores {quantiles or '(none)'}")
     print(f"  histogram: {png}")
+    agreement = compare_similarities(config, dataset, train_data.dataset) if args.compare else None
     return {"summary": summary, "cache": result.path, "histogram": png, "seconds": elapsed,
-            "loaded": result.loaded}
+            "loaded": result.loaded, "agreement": agreement}
+
+
+def compare_similarities(config, dataset, train_dataset) -> list:
+    """Per cl_similarity and side: neighbour_agreement of the kept pairs (categories: the items'
+    main category when the dataset has one; text: the side's vectors when configured). Prints a
+    table and returns its rows."""
+    from recbole_dlrrec.data.text_vectors import SIDES, load_text_table
+    from recbole_dlrrec.swing.audit import neighbour_agreement
+    from recbole_dlrrec.swing.cache import swing_for_dataset
+    from recbole_dlrrec.swing.similarity import SIMILARITIES
+
+    categories = None
+    if getattr(dataset, "item_feat", None) is not None:
+        from recbole_dlrrec.experiments.paper import main_categories
+
+        field, labels = main_categories(dataset)
+        categories = labels if field is not None else None
+    texts = {side: load_text_table(config, train_dataset, side) if SIDES[side][1] in config else None
+             for side in ("user", "item")}
+    rows = []
+    original = config["cl_similarity"] if "cl_similarity" in config else "swing"
+    try:
+        for similarity in SIMILARITIES:
+            config["cl_similarity"] = similarity
+            neighbours = swing_for_dataset(config, train_dataset, progress=False)
+            for side, table in (("user", neighbours.users), ("item", neighbours.items)):
+                text = texts[side]
+                rows.append({"similarity": similarity, "side": side, **neighbour_agreement(
+                    table, categories if side == "item" else None,
+                    None if text is None else text.vectors.numpy(),
+                    None if text is None else text.has_vector.numpy())})
+    finally:
+        config["cl_similarity"] = original
+    print("  neighbour pairs: same main category (chance) | mean text cosine (random pairs)")
+    for row in rows:
+        category = (f"{row['same_category']:.3f} ({row['same_category_chance']:.3f})"
+                    if "same_category" in row else "-")
+        text = (f"{row['text_cosine']:.3f} ({row['text_cosine_random']:.3f})"
+                if "text_cosine" in row else "-")
+        print(f"  {row['similarity']:>13} {row['side']:>4}: {row['pairs']} pairs | {category} | {text}")
+    return rows
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,9 @@
     graph.py    edges of the TRAIN split, degree-capped sampling, connector weights, top-k tables
     kernels.py  the numba kernels: item_similarity / user_similarity (exact, parallel)
     cache.py    swing_for_dataset: config keys -> neighbours, cached on disk by parameters and edges
-    audit.py    summary and score histograms of the neighbours
+    similarity.py   co-occurrence cosine / Jaccard tables instead of SWING (cl_similarity)
+    audit.py    summary, score histograms and category / text agreement of the neighbours
     sampler.py  SwingSampler: SWING positives and random negatives on the device
+    hard_negatives.py   text-close ids with no shared interaction: table and sampler (cl_negatives: hard)
 
 The audit CLI is recbole_dlrrec/cli/swing.py (``python -m recbole_dlrrec.swing``)."""

@@ -1,5 +1,6 @@
 """What the SWING neighbours of a dataset look like: per-side counts and score quantiles
-(:func:`summarize`) and score histograms (:func:`plot_score_histogram`). Used by the audit CLI
+(:func:`summarize`), score histograms (:func:`plot_score_histogram`) and how often neighbour
+pairs agree in category and text (:func:`neighbour_agreement`, to compare ``cl_similarity``s). Used by the audit CLI
 (``recbole_dlrrec.cli.swing``) and the paper's SWING audit (``experiments/paper.py``)."""
 
 from __future__ import annotations
@@ -27,6 +28,47 @@ def summarize(neighbours: SwingNeighbours) -> dict:
                                 if scores.size else {}),
         }
     return summary
+
+
+def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, has_vector=None,
+                        unknown: str = "(none)") -> dict:
+    """Over the kept (node, neighbour) pairs of one side: how many, the share whose two ends
+    have the same category, and their mean text cosine; each beside its chance level.
+
+    categories: a label per id (``unknown`` labels, and id 0, are left out);
+    vectors / has_vector: the side's text vectors per id (rows without a vector are left out).
+    ``same_category_chance`` is the share for two random labelled ids (sum of squared label
+    shares); ``text_cosine_random`` the exact mean cosine over all pairs of distinct ids with a
+    vector (||sum of unit vectors||^2 - n) / (n (n - 1)).
+    """
+    valid = table.ids != NeighbourTable.PAD_ID
+    anchors, neighbours = np.nonzero(valid)[0], table.ids[valid]
+    result = {"pairs": int(anchors.size)}
+    if categories is not None:
+        labels = np.asarray(categories, dtype=object)
+        known = labels != unknown
+        known[0] = False
+        both = known[anchors] & known[neighbours]
+        _, label_counts = np.unique(labels[known].astype(str), return_counts=True)
+        share = label_counts / max(label_counts.sum(), 1)
+        result["same_category"] = (float((labels[anchors[both]] == labels[neighbours[both]]).mean())
+                                   if both.any() else float("nan"))
+        result["same_category_chance"] = float((share ** 2).sum())
+    if vectors is not None:
+        vectors = np.asarray(vectors, dtype=np.float64)
+        has = np.ones(len(vectors), dtype=bool) if has_vector is None else np.asarray(has_vector, dtype=bool)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        has = has & (norms[:, 0] > 0)
+        has[0] = False
+        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        both = has[anchors] & has[neighbours]
+        cosine = (unit[anchors[both]] * unit[neighbours[both]]).sum(1)
+        n = int(has.sum())
+        total = unit[has].sum(0)
+        result["text_cosine"] = float(cosine.mean()) if cosine.size else float("nan")
+        result["text_cosine_random"] = (float((total @ total - n) / (n * (n - 1))) if n > 1
+                                        else float("nan"))
+    return result
 
 
 def plot_score_histogram(neighbours: SwingNeighbours, path: str) -> str:

@@ -34,7 +34,7 @@ SIMILARITIES = ("swing", "itemcf_cosine", "jaccard")
 #: The similarities this module computes.
 CO_OCCURRENCE = ("itemcf_cosine", "jaccard")
 #: Co-count products (pairs of a row and a connector's node) per chunk: bounds the chunk's memory.
-CHUNK_WORK = 8_000_000
+CHUNK_WORK = 2_000_000
 
 
 def _scores(kind: str, co: np.ndarray, degree_row: np.ndarray, degree_col: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from swing_reference import FakeDataset, fake_config
 
 from recbole_dlrrec.cli import swing as swing_cli
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.swing.audit import summarize
+from recbole_dlrrec.swing.audit import neighbour_agreement, summarize
 from recbole_dlrrec.swing.graph import NeighbourTable, SwingNeighbours
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,3 +80,31 @@ def test_python_dash_m_swing_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "recbole_dlrrec.swing", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "python -m recbole_dlrrec.swing" in result.stdout
+
+
+def test_neighbour_agreement_counts_categories_and_text():
+    # ids 1..4; 1 -> [2, 3], 2 -> [1], 4 -> [1]; categories a a b (none); vectors: 3 has none.
+    table = NeighbourTable(ids=np.array([[-1, -1], [2, 3], [1, -1], [-1, -1], [1, -1]]),
+                           scores=np.ones((5, 2)), counts=np.array([0, 2, 1, 0, 1]))
+    categories = np.array(["(none)", "a", "a", "b", "(none)"], dtype=object)
+    vectors = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [0, 1]], dtype=float)
+    result = neighbour_agreement(table, categories, vectors)
+    assert result["pairs"] == 4
+    assert result["same_category"] == pytest.approx(2 / 3)  # (1,2) (1,3) (2,1); 4 is unknown
+    assert result["same_category_chance"] == pytest.approx((2 / 3) ** 2 + (1 / 3) ** 2)
+    # Pairs with text: (1,2) (2,1) (4,1): cosines 1/sqrt2, 1/sqrt2, 0.
+    assert result["text_cosine"] == pytest.approx(2 ** 0.5 / 3)
+    # Random pairs of distinct ids with text (1, 2, 4): (1/sqrt2 + 0 + 1/sqrt2) / 3.
+    assert result["text_cosine_random"] == pytest.approx(2 ** 0.5 / 3)
+    assert set(neighbour_agreement(table)) == {"pairs"}
+
+
+def test_cli_compare_audits_every_similarity(fake_runtime, capsys):
+    result = swing_cli.audit(swing_cli.parse_args(["--dataset=fake", "--similarity", "jaccard", "--compare"]))
+    assert fake_runtime["overrides"] == {"cl_similarity": "jaccard"}
+    assert os.path.basename(result["cache"]).startswith("jaccard_")
+    rows = result["agreement"]
+    assert [(r["similarity"], r["side"]) for r in rows] == [
+        (s, side) for s in ("swing", "itemcf_cosine", "jaccard") for side in ("user", "item")]
+    assert all(r["pairs"] > 0 for r in rows)
+    assert "neighbour pairs" in capsys.readouterr().out
