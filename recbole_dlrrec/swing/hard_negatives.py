@@ -28,7 +28,6 @@ import numbers
 from typing import Dict, Iterable, Optional, Union
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from recbole_dlrrec.swing.graph import NeighbourTable, _check_count, binarize

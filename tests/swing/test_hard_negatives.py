@@ -147,7 +147,7 @@ def test_cache_is_keyed_by_vectors_edges_and_pool(tmp_path, capsys):
 
 
 def test_missing_text_vectors_is_an_input_error(tmp_path):
-    config, dataset = _fake_with_text(tmp_path, )
+    config, dataset = _fake_with_text(tmp_path)
     config["user_text_vec"] = None
     with pytest.raises(TextVectorsMissingError, match="user_text_vec") as error:
         hard_negatives_for_dataset(config, dataset, ["user"])
