@@ -59,7 +59,8 @@ _NOT_FINGERPRINTED = {"show_progress", "state", "checkpoint_dir"}
 # Keys added to properties/ after cells were recorded, and the value that stands for what every
 # earlier run did (plain RecBole float32 training with RecBole's own Adam): a cell recorded
 # without the key is up to date when today's default is that value.
-_ABSENT_MEANS = {"train_precision": "fp32", "fused_optimizer": False, "trust_cache": False}
+_ABSENT_MEANS = {"train_precision": "fp32", "fused_optimizer": False, "trust_cache": False,
+                 "cl_similarity": "swing", "cl_hard_pool": 50}
 DECIMALS = 4
 
 
