@@ -29,6 +29,14 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-Lii": ("DLRREC", {"w2": 0.0}),  # + item-item InfoNCE only
     "DLRREC-Luu": ("DLRREC", {"w1": 0.0}),  # + user-user InfoNCE only
     "DLRREC-fp32": ("DLRREC", {"train_precision": "fp32"}),  # DLRREC without bf16 autocast (precision A/B)
+    # The contrastive head's repairs together (issue #15 item 2): projection head, negatives from
+    # the TRAIN ids by count^0.75, every SWING neighbour masked out of the negatives, uniform positives.
+    "DLRREC-CLplus": ("DLRREC", {"cl_projection": "mlp", "cl_negative_pool": "seen", "cl_negative_dist": "popularity",
+                                 "cl_mask_neighbours": True, "swing_sample_mode": "uniform"}),
+    # The same head, cross-modal: the anchor's text against ID embeddings (itself or a SWING neighbour).
+    "DLRREC-CLtextVsId": ("DLRREC", {"cl_repr": "text_vs_id", "cl_projection": "mlp", "cl_negative_pool": "seen",
+                                     "cl_negative_dist": "popularity", "cl_mask_neighbours": True,
+                                     "swing_sample_mode": "uniform"}),
 }
 
 _RECBOLE_SUBPACKAGES = (

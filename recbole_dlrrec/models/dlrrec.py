@@ -13,6 +13,12 @@
         (in_batch) or ids close in text with no shared train interaction (hard, topped up with
         random ids: swing/hard_negatives.py). Anchors without a SWING neighbour are masked out.
         cl_similarity swaps SWING for a co-occurrence cosine or Jaccard (swing/similarity.py).
+        Random / shared negatives come from all ids (cl_negative_pool: all) or only the ids of
+        the TRAIN split (seen), uniformly (cl_negative_dist: uniform) or in proportion to the
+        TRAIN count^0.75 (popularity); cl_mask_neighbours also masks every top-k SWING
+        neighbour of the anchor out of its negatives (not only the drawn positive), for every
+        cl_negatives mode. cl_projection: mlp puts a SimCLR projection head (per side) between
+        the representations and s(.,.): only the loss sees through it.
 
 Contrasted representation (`cl_repr`):
     id    the ID embedding (the item_id / user_id row of the SparseArch table), B x D
@@ -21,6 +27,12 @@ Contrasted representation (`cl_repr`):
           interaction sees of a user or item through its two main vectors, so SWING shapes both
           the ID table and the reduction tower, and neither part can satisfy the loss alone
           while the other drifts (as it could with a concatenation).
+    text_vs_id  cross-modal: the anchor's text against ID embeddings. The positive is the ID
+          embedding of the anchor itself with probability 1/2 (TEXT_VS_ID_SELF_POSITIVE), else
+          of its drawn SWING neighbour (swing_sample_mode); an anchor without a neighbour
+          always takes its own ID, so no anchor is masked out. Negatives are ID embeddings
+          (never the anchor's own). The text tower learns to point at its id's (and
+          neighbours') ID rows, the ID table to agree with the text.
 
 Variants by config alone: reduction none | linear | pca (V0: PCA fitted on the TRAIN split's
 vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off. The text's bottleneck is
@@ -43,11 +55,18 @@ from torch import nn
 from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
 from recbole_dlrrec.models.dlrm import DLRM, checked_number
-from recbole_dlrrec.nn.contrastive import ContrastiveDraw, mean_pairwise_cosine
+from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
 from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, TextTower
+from recbole_dlrrec.swing.sampler import NEGATIVE_DISTS as CL_NEGATIVE_DISTS
+from recbole_dlrrec.swing.sampler import NEGATIVE_POOLS as CL_NEGATIVE_POOLS
 
-CL_REPRS = ("fused", "text", "id")
+CL_REPRS = ("fused", "text", "id", "text_vs_id")
 CL_NEGATIVES = ("random", "in_batch", "shared", "hard")
+CL_PROJECTIONS = ("none", "mlp")
+# cl_repr text_vs_id: probability that the anchor's positive is its own ID embedding rather than
+# a SWING neighbour's. Half and half: the text learns to point at its own id's row and at its
+# SWING neighbourhood's in equal measure.
+TEXT_VS_ID_SELF_POSITIVE = 0.5
 
 
 class DLRREC(DLRM):
@@ -74,15 +93,33 @@ class DLRREC(DLRM):
         self.cl_negatives = config["cl_negatives"]
         self.cl_num_negatives = int(config["cl_num_negatives"])
         self.cl_max_anchors = config["cl_max_anchors"]
+        # Absent keys (a Config built before they existed) mean the heads as they were.
+        self.cl_projection = config["cl_projection"] or "none"
+        self.cl_negative_pool = config["cl_negative_pool"] or "all"
+        self.cl_negative_dist = config["cl_negative_dist"] or "uniform"
+        self.cl_mask_neighbours = bool(config["cl_mask_neighbours"])
         if self.cl_repr == "text" and not tables and (self.w1 or self.w2):
             raise ConfigKeyError("cl_repr='text' needs text vectors, but reduction is 'none'")
+        if self.cl_repr == "text_vs_id":
+            for side, weight in (("item", self.w1), ("user", self.w2)):
+                if weight and side not in tables:
+                    raise ConfigKeyError(
+                        f"cl_repr='text_vs_id' needs {side} text vectors for its head "
+                        f"(w{1 if side == 'item' else 2} > 0), but the {side} side has none"
+                        + (" (reduction is 'none')" if not tables else "")
+                    )
 
         self.text_sides = nn.ModuleDict({side: self._text_tower(config, table) for side, table in tables.items()})
         if self.reduction == "pca":
             self._fit_pca(config, dataset)
         self.samplers = self._build_samplers(config, dataset)
+        self._configure_negatives(dataset)
         self.collapse_history: List[Dict[str, float]] = []
         self._collapse_ids = self._fixed_sample(dataset, int(config["collapse_sample"]), int(config["seed"]))
+        # Built last, and only when asked for: every other parameter keeps its initial values
+        # (the global RNG draws them first) and the state_dict stays what it was without them.
+        if self.cl_projection == "mlp":
+            self.cl_projections = nn.ModuleDict({side: ProjectionHead(self.embedding_size) for side in self.samplers})
 
     # -- set-up --------------------------------------------------------------------------
     @staticmethod
@@ -95,6 +132,11 @@ class DLRREC(DLRM):
             raise ConfigKeyError(f"cl_repr must be one of {CL_REPRS}, got {config['cl_repr']!r}")
         if config["cl_negatives"] not in CL_NEGATIVES:
             raise ConfigKeyError(f"cl_negatives must be one of {CL_NEGATIVES}, got {config['cl_negatives']!r}")
+        for key, choices in (("cl_projection", CL_PROJECTIONS), ("cl_negative_pool", CL_NEGATIVE_POOLS),
+                             ("cl_negative_dist", CL_NEGATIVE_DISTS)):
+            value = config[key] if key in config else None  # absent: the head as it was
+            if value is not None and value not in choices:
+                raise ConfigKeyError(f"{key} must be one of {choices}, got {value!r}")
         tau = config["tau"]
         if tau is None or not float(tau) > 0:
             raise ConfigKeyError(f"tau must be > 0, got {tau!r}")
@@ -186,6 +228,19 @@ class DLRREC(DLRM):
                                   for side, table in tables.items()}
         return samplers
 
+    def _configure_negatives(self, dataset) -> None:
+        """cl_negative_pool / cl_negative_dist -> each sampler's negative weights, from the
+        per-id row counts of the TRAIN split (`dataset` is the train dataset). Nothing to do for
+        all + uniform: the samplers' own uniform draw over every id."""
+        if (self.cl_negative_pool, self.cl_negative_dist) == ("all", "uniform"):
+            return
+        from recbole_dlrrec.swing.sampler import negative_weights
+
+        for side, sampler in self.samplers.items():
+            field = self.ITEM_ID if side == "item" else self.USER_ID
+            counts = torch.bincount(dataset.inter_feat[field].long(), minlength=sampler.n_corpus)
+            sampler.set_negative_weights(negative_weights(counts, self.cl_negative_pool, self.cl_negative_dist))
+
     @staticmethod
     def _fixed_sample(dataset, size: int, seed: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng(seed)
@@ -212,14 +267,33 @@ class DLRREC(DLRM):
 
     def representation(self, side: str, ids: torch.Tensor, text: Optional[torch.Tensor] = None,
                        id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The contrasted representation (cl_repr) of ids B -> B x D. `text` / `id_vectors`:
-        the side's text vectors / ID embeddings of `ids` (B x D) when the caller has them."""
-        if id_vectors is None and (self.cl_repr != "text" or side not in self.text_sides):
+        """The contrasted representation (cl_repr) of ids B -> B x D; under text_vs_id the
+        anchors' side of it, the text. `text` / `id_vectors`: the side's text vectors / ID
+        embeddings of `ids` (B x D) when the caller has them."""
+        kind = "text" if self.cl_repr == "text_vs_id" else self.cl_repr
+        if id_vectors is None and (kind != "text" or side not in self.text_sides):
             id_vectors = self.id_embedding(side, ids)
-        if self.cl_repr == "id" or side not in self.text_sides:
+        if kind == "id" or side not in self.text_sides:
             return id_vectors
         text = self.text_sides[side](ids) if text is None else text
-        return text if self.cl_repr == "text" else text + id_vectors
+        return text if kind == "text" else text + id_vectors
+
+    def draw_representations(self, side: str, draw: ContrastiveDraw, text: Optional[torch.Tensor] = None,
+                             id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The representations of `draw.ids()` (len x D) the loss reads: `representation` of
+        each, except under text_vs_id: the anchors' text (A x D), then the ID embeddings of
+        the positives and negatives. `text`: the text of the ids the draw needs text for
+        (`draw.ids()`; text_vs_id: `draw.anchors`); `id_vectors`: ID embeddings of `draw.ids()`."""
+        if self.cl_repr != "text_vs_id":
+            return self.representation(side, draw.ids(), text, id_vectors)
+        count = len(draw.anchors)
+        text = self.text_sides[side](draw.anchors) if text is None else text
+        others = self.id_embedding(side, draw.ids()[count:]) if id_vectors is None else id_vectors[count:]
+        return torch.cat([text, others.to(text.dtype)])
+
+    def _text_ids(self, draw: ContrastiveDraw) -> torch.Tensor:
+        """The ids of `draw` whose text its representations read."""
+        return draw.anchors if self.cl_repr == "text_vs_id" else draw.ids()
 
     def _lookup_ids(self, token_ids: torch.Tensor, draws: Dict[str, ContrastiveDraw]):
         """One lookup of the token table for the batch's token fields (B x F_tok) and the ids
@@ -240,7 +314,7 @@ class DLRREC(DLRM):
         distinct id). Returns (B x D text for the interaction or None, R x D contrasted
         representations of `draw.ids()` or None)."""
         text_side = self.text_sides[side] if side in self.text_sides else None
-        cl_ids = draw.ids() if draw is not None else None
+        cl_ids = self._text_ids(draw) if draw is not None else None
         batch_text = cl_text = None
         if text_side is not None:
             if cl_ids is not None and self.cl_repr != "id":
@@ -248,7 +322,7 @@ class DLRREC(DLRM):
                 batch_text, cl_text = both[: len(batch_ids)], both[len(batch_ids):]
             else:
                 batch_text = text_side(batch_ids)
-        reps = self.representation(side, cl_ids, cl_text, id_vectors) if cl_ids is not None else None
+        reps = self.draw_representations(side, draw, cl_text, id_vectors) if draw is not None else None
         return batch_text, reps
 
     # -- contrastive heads ---------------------------------------------------------------
@@ -260,23 +334,36 @@ class DLRREC(DLRM):
         if self.cl_max_anchors is not None and anchors.numel() > self.cl_max_anchors:
             pick = torch.randperm(anchors.numel(), generator=sampler.generator, device=sampler.device)
             anchors = anchors[pick[: int(self.cl_max_anchors)]]
+        self_positive = TEXT_VS_ID_SELF_POSITIVE if self.cl_repr == "text_vs_id" else 0.0
         if self.cl_negatives == "random":
-            positives, negatives, mask = sampler.sample(anchors, self.cl_num_negatives)
-            return ContrastiveDraw(anchors, positives, negatives, None, mask)
-        positives, _, mask = sampler.sample(anchors, 0)
-        if self.cl_negatives == "hard":
-            negatives = self.hard_samplers[side].sample(anchors, positives, self.cl_num_negatives)
-            return ContrastiveDraw(anchors, positives, negatives, None, mask)
-        if self.cl_negatives == "in_batch":  # the other anchors' positives
-            negatives = positives
-        else:  # shared: one pool for the whole batch
-            negatives = sampler.sample_shared_negatives(self.cl_num_negatives)
-        return ContrastiveDraw.with_shared_negatives(anchors, positives, negatives, mask)
+            positives, negatives, mask = sampler.sample(anchors, self.cl_num_negatives, self_positive)
+            draw = ContrastiveDraw(anchors, positives, negatives, None, mask)
+        else:
+            positives, _, mask = sampler.sample(anchors, 0, self_positive)
+            if self.cl_negatives == "hard":
+                negatives = self.hard_samplers[side].sample(anchors, positives, self.cl_num_negatives)
+                draw = ContrastiveDraw(anchors, positives, negatives, None, mask)
+            else:
+                if self.cl_negatives == "in_batch":  # the other anchors' positives
+                    negatives = positives
+                else:  # shared: one pool for the whole batch
+                    negatives = sampler.sample_shared_negatives(self.cl_num_negatives)
+                draw = ContrastiveDraw.with_shared_negatives(anchors, positives, negatives, mask)
+        if self.cl_mask_neighbours:
+            draw = draw.excluding(sampler.neighbour_hits(anchors, draw.negatives))
+        return draw
+
+    def head_loss(self, side: str, draw: ContrastiveDraw, reps: torch.Tensor) -> torch.Tensor:
+        """InfoNCE of one side's draw from its representations (`draw_representations`),
+        through the side's projection head when cl_projection is 'mlp'."""
+        if self.cl_projection == "mlp":
+            reps = self.cl_projections[side](reps)
+        return draw.loss(reps, self.tau)
 
     def contrastive_loss(self, side: str, batch_ids: torch.Tensor) -> torch.Tensor:
         """InfoNCE over the distinct ids of the batch on one side (0-d tensor)."""
         draw = self.contrastive_draw(side, batch_ids)
-        return draw.loss(self.representation(side, draw.ids()), self.tau)
+        return self.head_loss(side, draw, self.draw_representations(side, draw))
 
     # -- RecBole API ---------------------------------------------------------------------
     def calculate_loss(self, interaction):
@@ -293,7 +380,7 @@ class DLRREC(DLRM):
         extras = [encoded[side][0] for side in self.text_sides]  # the order extra_vectors uses
         rec = self.rec_loss_value(self.forward(interaction, extras, token_vectors), interaction)
         heads = {
-            side: weights[side] * draws[side].loss(encoded[side][1], self.tau) if side in draws else self._zero()
+            side: weights[side] * self.head_loss(side, draws[side], encoded[side][1]) if side in draws else self._zero()
             for side in weights
         }
         parts = {"L_rec": rec, "w1*L_ii": heads["item"], "w2*L_uu": heads["user"]}

@@ -1,4 +1,5 @@
-"""InfoNCE on cosine similarity and one batch's contrastive draw (anchors, positives, negatives).
+"""InfoNCE on cosine similarity, one batch's contrastive draw (anchors, positives, negatives) and
+the SimCLR-style projection head the loss may see the representations through.
 
 Shapes: A = anchors, N = negatives (per anchor or one shared pool), D = representation size.
 Where the ids come from (SWING neighbours, the corpus) is the caller's business
@@ -6,11 +7,12 @@ Where the ids come from (SWING neighbours, the corpus) is the caller's business
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float,
@@ -57,6 +59,12 @@ class ContrastiveDraw:
         negative_mask = (negatives[None, :] != anchors[:, None]) & (negatives[None, :] != positives[:, None])
         return cls(anchors, positives, negatives, negative_mask, mask)
 
+    def excluding(self, excluded: torch.Tensor) -> "ContrastiveDraw":
+        """The same draw with the A x N `excluded` negatives masked out too (e.g. every one of
+        the anchor's SWING neighbours, not only its drawn positive)."""
+        keep = ~excluded if self.negative_mask is None else self.negative_mask & ~excluded
+        return replace(self, negative_mask=keep)
+
     def ids(self) -> torch.Tensor:
         """Every id the loss reads, in the order `loss` expects its representations:
         anchors (A), positives (A), negatives (flattened)."""
@@ -75,6 +83,21 @@ class ContrastiveDraw:
             per_anchor = info_nce(a.float(), p.float(), n.float(), tau, self.negative_mask)
         weight = self.mask.to(per_anchor.dtype)
         return (per_anchor * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+class ProjectionHead(nn.Module):
+    """SimCLR's projection head g(h) = W2 ReLU(W1 h), R x D -> R x D, between a representation
+    and the contrastive loss only: the loss can shape g's space (e.g. drop what it finds
+    useless for telling neighbours apart) while the representation the interaction reads keeps
+    it (Chen et al. 2020: the space before g transfers better than the one after it)."""
+
+    def __init__(self, dim: int, hidden: Optional[int] = None):
+        super().__init__()
+        hidden = dim if hidden is None else hidden
+        self.model = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+    def forward(self, reps: torch.Tensor) -> torch.Tensor:
+        return self.model(reps)
 
 
 def mean_pairwise_cosine(reps: torch.Tensor) -> float:

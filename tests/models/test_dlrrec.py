@@ -211,3 +211,191 @@ def test_tower_gets_gradients_through_the_dcn_interaction(model_and_batch):
     assert grads["item"] > 0 and grads["user"] > 0
     cross = model.interaction_arch.cross
     assert all(float(p.grad.abs().sum()) > 0 for p in cross.parameters())
+
+
+# -- contrastive head switches (issue #15 item 2) -------------------------------------------------
+# Recorded on the tiny fixture at commit eb7b61f (before the switches existed), torch 2.13 CPU,
+# train_precision fp32, w1 = w2 = 0.5, eval mode, first train batch: (L_rec, w1*L_ii, w2*L_uu) as
+# float.hex, and the sha1 of the item then user draws' ids (anchors, positives, negatives, mask as
+# int64). The defaults of the new keys must give these exactly. A torch upgrade that changes the
+# CPU generator's streams changes the draws: re-record them at that commit, never at a later one.
+PRE_SWITCH = {
+    "shared": ({}, ("0x1.8731540000000p-1", "0x1.91d69a0000000p+0", "0x1.c44ed80000000p+0"),
+               "de35ddcbf7c87f5c72ef251d16021dca70c89a7d"),
+    "random": ({"cl_negatives": "random"}, ("0x1.8731540000000p-1", "0x1.a5ffac0000000p+0", "0x1.b312f00000000p+0"),
+               "466782b49e93b385afab9b5b9196d62e56908d14"),
+    "in_batch": ({"cl_negatives": "in_batch"}, ("0x1.8731540000000p-1", "0x1.13def60000000p+1", "0x1.41029a0000000p+1"),
+                 "b30a0f7b89c4f9076489ae2218660418d9178926"),
+    "text": ({"cl_repr": "text"}, ("0x1.8731540000000p-1", "0x1.80c6760000000p+0", "0x1.c9b4fa0000000p+0"),
+             "de35ddcbf7c87f5c72ef251d16021dca70c89a7d"),
+    "uniform": ({"swing_sample_mode": "uniform"}, ("0x1.8731540000000p-1", "0x1.9f898a0000000p+0", "0x1.f0a78e0000000p+0"),
+                "e9778dce452b17b2f1b9b974a07948c81a65bcc5"),
+}
+
+
+def _draw_digest(model, batch):
+    import hashlib
+
+    digest = hashlib.sha1()
+    for side, field in (("item", "item_id"), ("user", "user_id")):
+        draw = model.contrastive_draw(side, batch[field])
+        for ids in (draw.anchors, draw.positives, draw.negatives, draw.mask):
+            digest.update(ids.long().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("case", sorted(PRE_SWITCH))
+def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch, case):
+    overrides, losses, digest = PRE_SWITCH[case]
+    model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", **overrides)
+    assert (config["cl_projection"], config["cl_negative_pool"], config["cl_negative_dist"],
+            config["cl_mask_neighbours"]) == ("none", "all", "uniform", False)
+    assert not hasattr(model, "cl_projections")  # no new parameters, the same state_dict
+    model.eval()
+    assert tuple(float(part.detach()).hex() for part in model.calculate_loss(batch)) == losses
+    fresh = build_model(config, train)
+    assert _draw_digest(fresh, batch) == digest
+
+
+def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch):
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.5, cl_projection="mlp")
+    assert set(model.cl_projections) == {"item", "user"}
+    rec, item, user = model.calculate_loss(batch)
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward(retain_graph=True)
+        return {side: sum(float(p.grad.abs().sum()) for p in head.parameters() if p.grad is not None)
+                for side, head in model.cl_projections.items()}
+
+    assert grads(item)["item"] > 0 and grads(item)["user"] == 0
+    assert grads(user)["user"] > 0
+    assert grads(rec) == {"item": 0.0, "user": 0.0}  # the interaction reads unprojected vectors
+    # The interaction's vectors are the same with and without the head (same seed, same init).
+    plain, _, _ = model_and_batch(w1=0.5, w2=0.5)
+    model.eval(), plain.eval()
+    assert torch.equal(model.calculate_loss(batch)[0], plain.calculate_loss(batch)[0])
+
+
+def test_text_vs_id_trains_the_text_tower_and_the_id_rows(model_and_batch):
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.0, cl_repr="text_vs_id", cl_negatives="random")
+    draw = model.contrastive_draw("item", batch["item_id"])
+    assert draw.mask.all()  # every anchor has a positive: itself or a neighbour
+    neighbours = model.samplers["item"].neighbour_hits(draw.anchors, draw.positives[:, None])[:, 0]
+    itself = draw.positives == draw.anchors
+    assert (itself | neighbours).all() and 0.3 < float(itself.float().mean()) < 0.7
+    model.samplers["item"].manual_seed(0)
+    model.zero_grad()
+    model.contrastive_loss("item", batch["item_id"]).backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.text_sides["item"].parameters()) > 0
+    table = model.sparse_arch.token_table.weight.grad
+    model.samplers["item"].manual_seed(0)
+    draw = model.contrastive_draw("item", batch["item_id"])
+    read = torch.cat([draw.positives, draw.negatives.reshape(-1)])
+    id_rows = model._id_rows("item", read).unique()
+    assert float(table[id_rows].abs().sum()) > 0  # positives' and negatives' ID rows
+    # What the loss reads: the anchors' text, then the ID embeddings of the positives and negatives.
+    model.eval()
+    reps = model.draw_representations("item", draw)
+    count = len(draw.anchors)
+    torch.testing.assert_close(reps[:count], model.text_sides["item"](draw.anchors))
+    torch.testing.assert_close(reps[count:], model.id_embedding("item", read))
+
+
+def test_text_vs_id_needs_text_on_each_side_with_a_head(tiny_config):
+    from recbole_dlrrec.config.keys import ConfigKeyError
+
+    config = tiny_config("DLRREC", cl_repr="text_vs_id", item_text_vec=None)
+    _, train, _, _ = load_splits(config)
+    with pytest.raises(ConfigKeyError, match="cl_repr='text_vs_id' needs item text vectors"):
+        build_model(config, train)
+    build_model(tiny_config("DLRREC", cl_repr="text_vs_id", item_text_vec=None, w1=0.0), train)
+
+
+@pytest.mark.parametrize("negatives", ["random", "shared", "in_batch"])
+@pytest.mark.parametrize("repr_", ["fused", "text_vs_id"])
+def test_no_anchor_and_no_masked_neighbour_among_its_negatives(model_and_batch, negatives, repr_):
+    def effective(draw):
+        """anchor -> the set of ids the loss uses as its negatives."""
+        ids = draw.negatives if draw.negatives.dim() == 2 else draw.negatives.expand(len(draw.anchors), -1)
+        keep = torch.ones_like(ids, dtype=torch.bool) if draw.negative_mask is None else draw.negative_mask
+        return [set(row[k].tolist()) for row, k in zip(ids, keep)]
+
+    for mask_neighbours in (False, True):
+        model, batch, _ = model_and_batch(w1=0.5, w2=0.5, swing_topk=3, cl_negatives=negatives, cl_repr=repr_,
+                                          cl_mask_neighbours=mask_neighbours, cl_num_negatives=32)
+        for side, field in (("item", "item_id"), ("user", "user_id")):
+            sampler = model.samplers[side]
+            draw = model.contrastive_draw(side, batch[field])
+            left = 0
+            for a, p, used in zip(draw.anchors.tolist(), draw.positives.tolist(), effective(draw)):
+                assert a not in used and p not in used
+                row = sampler.neighbour_ids[a][sampler._valid[a]].tolist()
+                if mask_neighbours:
+                    assert not used & set(row), (side, a)
+                left += len(used)
+            assert left > 0  # not vacuous: negatives remain
+
+
+@pytest.fixture(scope="module")
+def unseen_data_path(tmp_path_factory):
+    """Few rows over many items: about half the items never occur in TRAIN."""
+    from conftest import write_tiny_dataset
+
+    return write_tiny_dataset(tmp_path_factory.mktemp("unseen"), name="sparse", n_items=300, n_rows=400, seed=3)
+
+
+@pytest.mark.parametrize("dist", ["uniform", "popularity"])
+def test_seen_pool_never_yields_an_unseen_id(unseen_data_path, dist):
+    from recbole_dlrrec.runtime.quick_start import build_config
+
+    config = build_config("DLRREC", "sparse", config_dict={
+        "data_path": unseen_data_path, "cl_negative_pool": "seen", "cl_negative_dist": dist,
+        "cl_negatives": "random", "cl_num_negatives": 64})
+    _, train, _, _ = load_splits(config)
+    model = build_model(config, train)
+    seen = set(train.dataset.inter_feat["item_id"].tolist())
+    unseen = set(range(1, train.dataset.item_num)) - seen
+    assert len(unseen) > 50  # the fixture has what the test needs
+    batch = next(iter(train))
+    drawn = set()
+    for _ in range(20):
+        drawn |= set(model.contrastive_draw("item", batch["item_id"]).negatives.reshape(-1).tolist())
+        drawn |= set(model.samplers["item"].sample_shared_negatives(64).tolist())
+    assert drawn <= seen and len(drawn) > len(seen) // 2
+    # The default pool does draw unseen ids here.
+    plain = build_model(build_config("DLRREC", "sparse", config_dict={"data_path": unseen_data_path}), train)
+    assert set(plain.samplers["item"].sample_shared_negatives(2000).tolist()) & unseen
+
+
+def test_new_head_keys_list_what_the_code_accepts():
+    from recbole_dlrrec.config.stack import base_key_specs
+    from recbole_dlrrec.models import dlrrec
+
+    specs = base_key_specs()
+    for key, accepted in {"cl_repr": dlrrec.CL_REPRS, "cl_projection": dlrrec.CL_PROJECTIONS,
+                          "cl_negative_pool": dlrrec.CL_NEGATIVE_POOLS,
+                          "cl_negative_dist": dlrrec.CL_NEGATIVE_DISTS}.items():
+        assert set(specs[key].choices) == set(accepted), key
+    assert specs["cl_mask_neighbours"].types == frozenset({"bool"})
+
+
+@pytest.mark.parametrize("overrides, key", [({"cl_projection": "linear"}, "cl_projection"),
+                                            ({"cl_negative_pool": "train"}, "cl_negative_pool"),
+                                            ({"cl_negative_dist": "zipf"}, "cl_negative_dist"),
+                                            ({"cl_repr": "id_vs_text"}, "cl_repr")])
+def test_bad_head_switches_are_refused_by_the_config_stack(tiny_config, overrides, key):
+    from recbole_dlrrec.config.keys import ConfigKeyError
+
+    with pytest.raises(ConfigKeyError, match=f"config key '{key}'"):
+        tiny_config("DLRREC", **overrides)
+
+
+@pytest.mark.parametrize("variant", ["DLRREC-CLplus", "DLRREC-CLtextVsId"])
+def test_contrastive_variants_build_and_train_a_step(tiny_config, variant):
+    config = tiny_config(variant)
+    _, train, _, _ = load_splits(config)
+    model = build_model(config, train)
+    assert model.cl_projection == "mlp" and model.cl_mask_neighbours
+    assert model.samplers["item"].mode == "uniform" and model.samplers["item"]._pool_cdf is not None
+    sum(model.calculate_loss(next(iter(train)))).backward()

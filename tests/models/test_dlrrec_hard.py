@@ -69,3 +69,18 @@ def test_other_similarities_give_the_positives(tiny_config, similarity):
     assert not torch.equal(model.samplers["item"].neighbour_ids, swing.samplers["item"].neighbour_ids)
     rec, item, user = model.calculate_loss(batch)
     assert torch.isfinite(item) and float(item.detach()) > 0 and float(user.detach()) > 0
+
+
+def test_hard_negatives_with_masked_neighbours_and_the_head_switches(tiny_config, sparse_data_path):
+    """The switches of both helpers together: hard negatives, every top-k neighbour masked out,
+    a projection head, text against ID: finite losses, no neighbour among the live negatives."""
+    model, batch, _ = _model(tiny_config, data_path=sparse_data_path, cl_negatives="hard", cl_hard_pool=5,
+                             cl_mask_neighbours=True, cl_projection="mlp", cl_repr="text_vs_id", w1=0.5, w2=0.5)
+    draw = model.contrastive_draw("item", batch[model.ITEM_ID])
+    sampler = model.samplers["item"]
+    hits = sampler.neighbour_hits(draw.anchors, draw.negatives)
+    assert draw.negative_mask is not None and not (draw.negative_mask & hits).any()
+    parts = model.calculate_loss(batch)
+    assert all(bool(torch.isfinite(p)) for p in parts)
+    sum(parts).backward()
+    assert all(p.grad is not None for p in model.cl_projections.parameters())

@@ -92,3 +92,36 @@ def test_mean_pairwise_cosine():
     assert mean_pairwise_cosine(torch.eye(D)) == pytest.approx(0.0)
     two = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     assert mean_pairwise_cosine(two) == pytest.approx(math.sqrt(0.5))
+
+
+def test_excluding_adds_to_the_negative_mask():
+    draw = per_anchor_draw()
+    excluded = torch.tensor([[True, False], [False, False], [False, True]])
+    masked = draw.excluding(excluded)
+    assert torch.equal(masked.negative_mask, ~excluded) and draw.negative_mask is None
+    reps = randn(len(draw.ids()), D, seed=5)
+    a, p, n = reps[:3], reps[3:6], reps[6:].reshape(3, 2, D)
+    # Anchor 0 keeps only negative 8, anchor 2 only negative 9.
+    expected = torch.stack([info_nce(a[:1], p[:1], n[0, 1:], 0.3)[0], info_nce(a[2:], p[2:], n[2, :1], 0.3)[0]])
+    torch.testing.assert_close(masked.loss(reps, 0.3), expected.mean().float())
+    # On a shared draw it keeps the anchor / positive exclusions.
+    shared = ContrastiveDraw.with_shared_negatives(torch.tensor([1, 2]), torch.tensor([2, 5]), torch.tensor([1, 5, 7]),
+                                                   torch.ones(2, dtype=torch.bool))
+    both = shared.excluding(torch.tensor([[False, True, False], [False, False, True]]))
+    assert both.negative_mask.tolist() == [[False, False, True], [True, False, False]]
+
+
+def test_projection_head_maps_d_to_d_and_learns_from_the_loss():
+    from recbole_dlrrec.nn.contrastive import ProjectionHead
+
+    torch.manual_seed(0)
+    head = ProjectionHead(D).double()
+    assert [m.__class__.__name__ for m in head.model] == ["Linear", "ReLU", "Linear"]
+    assert head.model[0].weight.shape == (D, D) and head.model[2].weight.shape == (D, D)
+    draw = per_anchor_draw()
+    reps = randn(len(draw.ids()), D, seed=6).requires_grad_()
+    projected = head(reps)
+    assert projected.shape == reps.shape
+    draw.loss(projected, 0.3).backward()
+    assert all(float(p.grad.abs().sum()) > 0 for p in head.parameters())
+    assert float(reps.grad.abs().sum()) > 0  # and through it, the representations

@@ -165,3 +165,122 @@ def test_errors():
     with pytest.raises(ValueError, match="no negative"):
         tiny.sample(torch.tensor([1]), 1)
     assert tiny.sample(torch.tensor([1]), 0)[0].tolist() == [2]
+
+
+# -- negative pool and distribution (cl_negative_pool / cl_negative_dist) ----------------------
+def test_negative_weights_from_train_counts():
+    from recbole_dlrrec.swing.sampler import negative_weights
+
+    counts = torch.tensor([0, 3, 0, 16, 1, 0])
+    assert negative_weights(counts, "all", "uniform") is None  # the sampler's own draw
+    assert negative_weights(counts, "seen", "uniform").tolist() == [0, 1, 0, 1, 1, 0]
+    expected = [0.0, 3 ** 0.75, 0.0, 8.0, 1.0, 0.0]
+    for pool in ("all", "seen"):  # unseen ids weigh 0 under popularity whatever the pool
+        torch.testing.assert_close(negative_weights(counts, pool, "popularity"),
+                                   torch.tensor(expected, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cl_negative_pool"):
+        negative_weights(counts, "train", "uniform")
+    with pytest.raises(ValueError, match="cl_negative_dist"):
+        negative_weights(counts, "all", "zipf")
+
+
+SEEN = torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.float64)  # ids 1, 3, 4 occur in train
+
+
+def test_seen_pool_never_yields_an_unseen_id():
+    draws = 20000
+    pooled = sampler(seed=9, negative_weights=SEEN)
+    anchors = torch.randint(0, N_CORPUS, (draws,), generator=torch.Generator().manual_seed(1))
+    positives, negatives, _ = pooled.sample(anchors, 3)
+    assert set(negatives.unique().tolist()) <= {1, 3, 4}
+    assert not (negatives == anchors[:, None]).any() and not (negatives == positives[:, None]).any()
+    # Anchor 3 (no neighbour) excludes only itself: uniform over the rest of the pool {1, 4}.
+    _, negatives, _ = pooled.sample(torch.full((draws,), 3), 2)
+    assert chisquare(frequencies(negatives, [1, 4])).pvalue > P_MIN
+    shared = pooled.sample_shared_negatives(draws)
+    assert chisquare(frequencies(shared, [1, 3, 4])).pvalue > P_MIN
+    shared = pooled.sample_shared_negatives(draws, exclude=torch.tensor([3, 5]))
+    assert set(shared.unique().tolist()) == {1, 4}
+    assert pooled.n_allowed == 3
+    # Anchor 1 with positive 3 leaves {4}; anchor 4 with positive 1 leaves {3}.
+    _, negatives, _ = sampler(seed=2, negative_weights=SEEN).sample(torch.tensor([4] * 50), 2)
+    assert set(negatives.unique().tolist()) == {3}
+
+
+def test_popularity_draws_follow_count_to_the_three_quarters():
+    from recbole_dlrrec.swing.sampler import negative_weights
+
+    n_corpus, draws = 40, 60000
+    counts = torch.arange(n_corpus) % 9  # 0 (unseen) .. 8 train rows per id
+    weights = negative_weights(counts, "all", "popularity")
+    ids = torch.tensor([[9, 11]] * n_corpus)
+    scores = torch.tensor([[1.0, 0.0]] * n_corpus)
+    popular = SwingSampler(ids, scores, n_corpus, seed=3, negative_weights=weights)
+    support = [i for i in range(1, n_corpus) if counts[i] > 0]
+    expected = weights[support] / weights[support].sum()
+    shared = popular.sample_shared_negatives(draws)
+    assert chisquare(frequencies(shared, support), draws * expected.numpy()).pvalue > P_MIN
+    # Per-anchor draws: anchor 7 with positive 9 are excluded, the rest keeps its proportions.
+    positives, negatives, _ = popular.sample(torch.full((draws // 4,), 7), 4)
+    assert (positives == 9).all()
+    rest = [i for i in support if i not in (7, 9)]
+    expected = weights[rest] / weights[rest].sum()
+    assert chisquare(frequencies(negatives, rest), draws * expected.numpy()).pvalue > P_MIN
+    # Excluding ids from a weighted shared pool keeps the others' proportions.
+    kept = popular.sample_shared_negatives(draws, exclude=torch.tensor(support[:10]))
+    rest = support[10:]
+    expected = weights[rest] / weights[rest].sum()
+    assert chisquare(frequencies(kept, rest), draws * expected.numpy()).pvalue > P_MIN
+
+
+def test_default_weights_draw_what_the_sampler_always_drew():
+    anchors = torch.arange(N_CORPUS).repeat(20)
+    plain = sampler(seed=5)
+    reset = sampler(seed=5, negative_weights=SEEN)
+    reset.set_negative_weights(None)
+    for a, b in zip(plain.sample(anchors, 6), reset.sample(anchors, 6)):
+        assert torch.equal(a, b)
+    assert torch.equal(plain.sample_shared_negatives(30), reset.sample_shared_negatives(30))
+
+
+def test_negative_weight_errors():
+    with pytest.raises(ValueError, match="one per corpus id"):
+        sampler(negative_weights=torch.ones(3))
+    with pytest.raises(ValueError, match=">= 0"):
+        sampler(negative_weights=-SEEN)
+    with pytest.raises(ValueError, match="no id to draw"):
+        sampler(negative_weights=torch.tensor([5.0, 0, 0, 0, 0, 0]))  # only the padding id
+
+
+# -- neighbour masks and self positives ---------------------------------------------------------
+def brute_force_hits(anchors, candidates):
+    valid = (IDS >= 1) & (IDS < N_CORPUS) & (SCORES > 0)
+    if candidates.dim() == 1:
+        candidates = candidates.expand(len(anchors), -1)
+    return torch.tensor([[bool(((IDS[a] == c) & valid[a]).any()) for c in row] for a, row in zip(anchors, candidates)])
+
+
+def test_neighbour_hits_are_exactly_the_valid_top_k():
+    anchors = torch.tensor([0, 1, 2, 3, 4, 5, 1])
+    per_anchor = torch.randint(0, N_CORPUS, (7, 9), generator=torch.Generator().manual_seed(0))
+    hits = sampler().neighbour_hits(anchors, per_anchor)
+    assert torch.equal(hits, brute_force_hits(anchors, per_anchor))
+    shared = torch.arange(N_CORPUS)
+    hits = sampler(mode="uniform").neighbour_hits(anchors, shared)
+    assert torch.equal(hits, brute_force_hits(anchors, shared))
+    assert hits[1].tolist() == [False, False, True, True, False, True]  # 3, 5, 2; not padding -1
+    assert hits[5].tolist() == [False, False, True, True, False, False]  # id 0 is never valid
+    assert not hits[3].any()
+
+
+def test_self_positive_draws_from_the_anchor_and_its_top_k():
+    draws = 20000
+    positives, negatives, mask = sampler(seed=4).sample(torch.full((draws,), 1), 2, self_positive=0.5)
+    assert mask.all()
+    counts = frequencies(positives, [1, 3, 5, 2])
+    expected = np.array([1 / 2, 5 / 16, 2 / 16, 1 / 16]) * draws  # score mode for the other half
+    assert chisquare(counts, expected).pvalue > P_MIN
+    assert not (negatives == 1).any() and not (negatives == positives[:, None]).any()
+    # Without a neighbour the anchor is its own positive, and it counts (mask True).
+    positives, _, mask = sampler(seed=4).sample(torch.tensor([3, 3]), 1, self_positive=0.5)
+    assert positives.tolist() == [3, 3] and mask.all()
