@@ -37,6 +37,10 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-CLtextVsId": ("DLRREC", {"cl_repr": "text_vs_id", "cl_projection": "mlp", "cl_negative_pool": "seen",
                                      "cl_negative_dist": "popularity", "cl_mask_neighbours": True,
                                      "swing_sample_mode": "uniform"}),
+    # The paper's open questions (issue #15 item 3): other positives, and hard negatives.
+    "DLRREC-itemcfPos": ("DLRREC", {"cl_similarity": "itemcf_cosine"}),  # co-occurrence cosine neighbours
+    "DLRREC-jaccardPos": ("DLRREC", {"cl_similarity": "jaccard"}),  # Jaccard neighbours
+    "DLRREC-hardNeg": ("DLRREC", {"cl_negatives": "hard"}),  # close in text, no shared train interaction
 }
 
 _RECBOLE_SUBPACKAGES = (
