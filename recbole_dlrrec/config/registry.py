@@ -29,6 +29,8 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-Lii": ("DLRREC", {"w2": 0.0}),  # + item-item InfoNCE only
     "DLRREC-Luu": ("DLRREC", {"w1": 0.0}),  # + user-user InfoNCE only
     "DLRREC-fp32": ("DLRREC", {"train_precision": "fp32"}),  # DLRREC without bf16 autocast (precision A/B)
+    "DLRREC-itemText": ("DLRREC", {"user_text": "none"}),  # item text only: no user text tower
+    "DLRREC-fullUserText": ("DLRREC", {"user_text": "full"}),  # a train row's user vector holds its own review (leaky; ablation)
 }
 
 _RECBOLE_SUBPACKAGES = (
