@@ -15,7 +15,7 @@ import torch
 from recbole_dlrrec.data.google_local.write import save_npz
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
 from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
-from tests.conftest import write_tiny_dataset
+from conftest import write_tiny_dataset
 
 SPLITS = ("train", "valid", "test")
 DIM = 24  # the tiny dataset's text vector width
