@@ -41,6 +41,8 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-itemcfPos": ("DLRREC", {"cl_similarity": "itemcf_cosine"}),  # co-occurrence cosine neighbours
     "DLRREC-jaccardPos": ("DLRREC", {"cl_similarity": "jaccard"}),  # Jaccard neighbours
     "DLRREC-hardNeg": ("DLRREC", {"cl_negatives": "hard"}),  # close in text, no shared train interaction
+    "DLRREC-itemText": ("DLRREC", {"user_text": "none"}),  # item text only: no user text tower
+    "DLRREC-fullUserText": ("DLRREC", {"user_text": "full"}),  # a train row's user vector holds its own review (leaky; ablation)
 }
 
 _RECBOLE_SUBPACKAGES = (

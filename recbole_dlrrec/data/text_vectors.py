@@ -9,6 +9,11 @@ min-max scale them, and a float_seq field becomes one shared embedding per field
 Instead the model holds a table (num_ids x dim, row = RecBole's remapped id) and gathers rows per
 batch. Ids without a vector (e.g. users with no training text) get a zero row; the coverage is
 logged and returned.
+
+User history: {side_data_path}/{dataset}.userhist.npz (written by the Google Local converter;
+arrays `users`, `items`, `row`, `vectors`) gives each TRAIN row the text vector of its user's
+strictly earlier train reviews (`row` -1: none). `load_user_history` maps it to RecBole's ids:
+a sorted int64 key user * num_items + item per listed row, for a lookup on the device.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 
 from recbole_dlrrec.atomic import atomic_path
+from recbole_dlrrec.data.google_local.write import USER_HIST_SUFFIX
 from recbole_dlrrec.errors import InputError
 
 SIDES = {"item": ("ITEM_ID_FIELD", "item_text_vec"), "user": ("USER_ID_FIELD", "user_text_vec")}
@@ -107,3 +113,94 @@ def load_text_table(config, dataset, side: str) -> Optional[TextTable]:
         f"{side} text vectors: {path} ({result.dim}-d), {result.coverage:.1%} of {len(tokens) - 1} ids covered"
     )
     return result
+
+
+@dataclass
+class UserHistory:
+    """A userhist.npz file in RecBole's ids: per listed (train) row, its key and history vector.
+
+    keys: m_rows int64, sorted, user id * num_items + item id (a pair names one row).
+    rows: m_rows int64, the row of `vectors` holding that row's history (-1: no earlier text).
+    vectors: m x T float32.
+    """
+
+    keys: torch.Tensor
+    rows: torch.Tensor
+    vectors: torch.Tensor
+    num_items: int
+    path: str
+
+    @property
+    def with_history(self) -> int:
+        return int((self.rows >= 0).sum())
+
+
+def user_history_path(config) -> str:
+    """Where the user history file of this config's dataset is (it may not exist)."""
+    return os.path.join(side_data_path(config), f"{config['dataset']}.{USER_HIST_SUFFIX}.npz")
+
+
+def _history_arrays(path: str):
+    """(users, items, row, vectors) of a userhist file, shapes checked; one-line error naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            users, items = data["users"].astype(str), data["items"].astype(str)
+            row, vectors = data["row"], data["vectors"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise TextVectorsMissingError(
+            f"{path}: not a user history file with 'users', 'items', 'row' and 'vectors' ({exc})"
+        ) from None
+    problem = None
+    if users.ndim != 1 or items.shape != users.shape or row.shape != users.shape:
+        problem = f"'users', 'items' and 'row' must be 1-d of one length, got {users.shape}, {items.shape}, {row.shape}"
+    elif row.dtype.kind not in "iu":
+        problem = f"'row' must hold integers, got {row.dtype}"
+    elif vectors.ndim != 2 or vectors.dtype.kind != "f":
+        problem = f"'vectors' must be an m x dim float matrix, got {vectors.dtype} {vectors.shape}"
+    elif row.size and (row.min() < -1 or row.max() >= len(vectors)):
+        problem = f"'row' must lie in [-1, {len(vectors)}), got [{row.min()}, {row.max()}]"
+    elif not np.isfinite(vectors).all():
+        problem = "'vectors' contain NaN or inf"
+    if problem:
+        raise TextVectorsMissingError(f"{path}: {problem}")
+    return users, items, row.astype(np.int64), vectors.astype(np.float32)
+
+
+def load_user_history(config, dataset, dim: int) -> UserHistory:
+    """The dataset's userhist.npz in RecBole's ids; `dim` = the user text vectors' width.
+
+    Raises TextVectorsMissingError (one line naming the file) when it is absent, malformed, of
+    another width, or lists a (user, item) pair twice. Listed rows whose user or item RecBole
+    does not know (filtered out of the dataset) are left out and counted in the log.
+    """
+    path = user_history_path(config)
+    if not os.path.isfile(path):
+        raise TextVectorsMissingError(
+            f"user_text='before_row' needs {path} (per train row, the user text of its earlier reviews; "
+            "written by the Google Local converter); use user_text: full or auto without it"
+        )
+    users, items, row, vectors = _history_arrays(path)
+    if len(vectors) and vectors.shape[1] != dim:
+        raise TextVectorsMissingError(f"{path}: vectors are {vectors.shape[1]}-d, the user text vectors {dim}-d")
+    user_ids, item_ids = dataset.field2token_id[config["USER_ID_FIELD"]], dataset.field2token_id[config["ITEM_ID_FIELD"]]
+    num_items = len(dataset.field2id_token[config["ITEM_ID_FIELD"]])
+    u = np.array([user_ids.get(t, -1) for t in users], dtype=np.int64)
+    i = np.array([item_ids.get(t, -1) for t in items], dtype=np.int64)
+    known = (u > 0) & (i > 0)
+    keys = u[known] * num_items + i[known]
+    order = np.argsort(keys, kind="stable")
+    keys, rows = keys[order], row[known][order]
+    repeated = np.flatnonzero(keys[1:] == keys[:-1])
+    if repeated.size:
+        first = np.flatnonzero(known)[order][repeated[0]]
+        raise TextVectorsMissingError(
+            f"{path}: user {str(users[first])!r} and item {str(items[first])!r} are listed twice "
+            "(a (user, item) pair must name one train row)"
+        )
+    history = UserHistory(torch.from_numpy(keys), torch.from_numpy(rows),
+                          torch.from_numpy(vectors.reshape(len(vectors), dim)), num_items, path)
+    logging.getLogger().info(
+        f"user history: {path}, {len(keys)} train rows ({history.with_history} with earlier text, "
+        f"{int((~known).sum())} unknown to the dataset left out), {len(vectors)} vectors"
+    )
+    return history

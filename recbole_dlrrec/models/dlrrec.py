@@ -40,12 +40,24 @@ min(reduction_dim, embedding_size) (see nn/text.py); `reduction_adapter: none` w
 == embedding_size removes the trained R -> D adapter, so `reduction: pca` is then a truly
 two-step V0 (a frozen PCA straight into the interaction). `text_dropout` drops raw text vector
 entries before the tower; the tower's own dropout is `reduction_dropout`.
+
+Which user text a row sees (`user_text`): a user's profile text (uservec) is built from ALL the
+user's train reviews, so a train row's user vector holds that row's own review (its sentiment
+predicts the label) while no valid/test row's does. 'before_row' gives each listed train row the
+vector of its user's strictly earlier reviews ({dataset}.userhist.npz, looked up by (user, item)
+on the device) and every other row the full vector; 'full' is the profile for every row (the
+leaky one); 'none' builds no user tower; 'auto' is before_row when the file exists, else full.
+`no_history: learned` replaces the tower's output for a row without any user text (a first
+review, a cold user) by one learned vector instead of the tower's output of zeros. The
+contrastive heads and the collapse monitor represent a user by id: the full per-user vector.
+V0 (pca) fits on the train users' full vectors, as before; history vectors pass through it.
 Defaults: properties/model/DLRREC.yaml.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -53,10 +65,12 @@ import torch
 from torch import nn
 
 from recbole_dlrrec.config.keys import ConfigKeyError
-from recbole_dlrrec.data.text_vectors import SIDES, TextTable, TextVectorsMissingError, load_text_table
+from recbole_dlrrec.data.text_vectors import (
+    SIDES, TextTable, TextVectorsMissingError, UserHistory, load_text_table, load_user_history, user_history_path,
+)
 from recbole_dlrrec.models.dlrm import DLRM, checked_number
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
-from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, TextTower
+from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, RowHistoryLookup, TextTower
 from recbole_dlrrec.swing.sampler import NEGATIVE_DISTS as CL_NEGATIVE_DISTS
 from recbole_dlrrec.swing.sampler import NEGATIVE_POOLS as CL_NEGATIVE_POOLS
 
@@ -67,6 +81,9 @@ CL_PROJECTIONS = ("none", "mlp")
 # a SWING neighbour's. Half and half: the text learns to point at its own id's row and at its
 # SWING neighbourhood's in equal measure.
 TEXT_VS_ID_SELF_POSITIVE = 0.5
+USER_TEXTS = ("auto", "full", "before_row", "none")
+NO_HISTORY = ("zero", "learned")
+_LOGGED_AUTO: set = set()  # 'auto' choices already logged in this process (one line per dataset)
 
 
 class DLRREC(DLRM):
@@ -83,7 +100,10 @@ class DLRREC(DLRM):
         self._validate(config)
         self.reduction_adapter, self.text_dropout = self._text_options(config)
         tables = self._load_text(config, dataset)
+        self.user_text = self._resolve_user_text(config, tables)
+        history = load_user_history(config, dataset, tables["user"].dim) if self.user_text == "before_row" else None
         super().__init__(config, dataset, num_extra_vectors=len(tables))
+        self.no_history = config["no_history"] or "learned"
         self.reduction = config["reduction"]
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
@@ -109,7 +129,12 @@ class DLRREC(DLRM):
                         + (" (reduction is 'none')" if not tables else "")
                     )
 
-        self.text_sides = nn.ModuleDict({side: self._text_tower(config, table) for side, table in tables.items()})
+        self.text_sides = nn.ModuleDict(
+            {side: self._text_tower(config, side, table, history if side == "user" else None)
+             for side, table in tables.items()}
+        )
+        # (user, item) -> the user tower's row of each listed train row; None: rows read their user's row.
+        self.history_lookup = self._history_lookup(tables["user"], history) if history is not None else None
         if self.reduction == "pca":
             self._fit_pca(config, dataset)
         self.samplers = self._build_samplers(config, dataset)
@@ -150,6 +175,10 @@ class DLRREC(DLRM):
         anchors = config["cl_max_anchors"]
         if anchors is not None and int(anchors) < 2:
             raise ConfigKeyError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
+        for key, allowed in (("user_text", USER_TEXTS), ("no_history", NO_HISTORY)):
+            value = config[key] if key in config else None  # absent (a bare dict): the default
+            if value is not None and value not in allowed:
+                raise ConfigKeyError(f"{key} must be one of {allowed}, got {value!r}")
 
     @staticmethod
     def _text_options(config):
@@ -186,15 +215,52 @@ class DLRREC(DLRM):
                 )
         return tables
 
-    def _text_tower(self, config, table: TextTable) -> TextTower:
+    @staticmethod
+    def _resolve_user_text(config, tables: Dict[str, TextTable]) -> str:
+        """user_text -> 'full' | 'before_row' | 'none' (drops the user table for 'none'). 'auto'
+        is before_row when {dataset}.userhist.npz exists, else full (logged once per dataset)."""
+        mode = config["user_text"] or "auto"
+        if mode == "none" or "user" not in tables:
+            tables.pop("user", None)
+            if mode == "before_row" and config["reduction"] != "none":
+                raise TextVectorsMissingError(
+                    f"user_text='before_row' needs user text vectors, but user_text_vec is "
+                    f"{config['user_text_vec']!r} for dataset {config['dataset']!r}"
+                )
+            return "none"
+        if mode == "auto":
+            path = user_history_path(config)
+            mode = "before_row" if os.path.isfile(path) else "full"
+            if path not in _LOGGED_AUTO:
+                _LOGGED_AUTO.add(path)
+                logging.getLogger().info(
+                    f"user_text: auto -> {mode} ({path} {'found' if mode == 'before_row' else 'absent'})"
+                )
+        return mode
+
+    def _text_tower(self, config, side: str, table: TextTable, history: Optional[UserHistory] = None) -> TextTower:
         """Config -> one side's TextTower. Under bf16 autocast (train_precision) the table is
-        stored in bf16 (see TextTower)."""
+        stored in bf16 (see TextTower). The user side's table is the per-user vectors followed
+        by the history vectors (rows N..N+m-1), and with no_history 'learned' its rows without
+        text (row 0, users without text) take the learned vector."""
+        vectors, missing = table.vectors, None
+        if history is not None:
+            vectors = torch.cat([vectors, history.vectors])
+        if side == "user" and self.no_history == "learned":
+            missing = torch.cat([~table.has_vector, torch.zeros(len(vectors) - len(table.vectors), dtype=torch.bool)])
         return TextTower(
-            table.vectors, self.reduction, config["reduction_dim"], self.embedding_size,
+            vectors, self.reduction, config["reduction_dim"], self.embedding_size,
             hidden=config["reduction_hidden"] or [], dropout=config["reduction_dropout"] or 0.0,
             norm=config["reduction_norm"], vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
-            adapter=self.reduction_adapter, text_dropout=self.text_dropout,
+            adapter=self.reduction_adapter, text_dropout=self.text_dropout, missing=missing,
         )
+
+    @staticmethod
+    def _history_lookup(table: TextTable, history: UserHistory) -> RowHistoryLookup:
+        """The listed rows' rows of the user tower's table: N + r for history vector r, and
+        row 0 (no text: the zero vector, or the learned one) for r = -1."""
+        rows = torch.where(history.rows >= 0, history.rows + len(table.vectors), torch.zeros_like(history.rows))
+        return RowHistoryLookup(history.keys, rows, history.num_items)
 
     def _fit_pca(self, config, dataset) -> None:
         """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
@@ -251,9 +317,18 @@ class DLRREC(DLRM):
         return out
 
     # -- DLRM hook -----------------------------------------------------------------------
+    def tower_rows(self, side: str, interaction) -> torch.Tensor:
+        """B rows of the side's text table for the batch's rows: the item ids; the user ids, or
+        under user_text 'before_row' each listed train row's own history row."""
+        if side == "item":
+            return interaction[self.ITEM_ID]
+        users = interaction[self.USER_ID]
+        if self.history_lookup is None:
+            return users
+        return self.history_lookup(users, interaction[self.ITEM_ID])
+
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
-        fields = {"item": self.ITEM_ID, "user": self.USER_ID}
-        return [module(interaction[fields[side]]) for side, module in self.text_sides.items()]
+        return [module(self.tower_rows(side, interaction)) for side, module in self.text_sides.items()]
 
     # -- representations -----------------------------------------------------------------
     def _id_rows(self, side: str, ids: torch.Tensor) -> torch.Tensor:
@@ -309,10 +384,10 @@ class DLRREC(DLRM):
 
     def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional[ContrastiveDraw],
                      id_vectors: Optional[torch.Tensor] = None):
-        """One pass of the side's text path over the batch's ids and the ids the contrastive
-        head needs (the anchors are batch ids, so most are shared; the tower runs once per
-        distinct id). Returns (B x D text for the interaction or None, R x D contrasted
-        representations of `draw.ids()` or None)."""
+        """One pass of the side's text path over the batch's table rows (`batch_ids`: see
+        tower_rows) and the ids the contrastive head needs (the anchors are batch ids, so most
+        are shared; the tower runs once per distinct row). Returns (B x D text for the
+        interaction or None, R x D contrasted representations of `draw.ids()` or None)."""
         text_side = self.text_sides[side] if side in self.text_sides else None
         cl_ids = self._text_ids(draw) if draw is not None else None
         batch_text = cl_text = None
@@ -375,7 +450,8 @@ class DLRREC(DLRM):
         token_vectors, id_vectors = self._lookup_ids(self.sparse_input(interaction)[0], draws)
         if token_vectors is None and self.options.embedding_l2:
             token_vectors = self.lookup_token_vectors(interaction)  # shared by forward and the penalty
-        encoded = {side: self._encode_side(side, batch_ids[side], draws.get(side), id_vectors.get(side))
+        encoded = {side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side),
+                                           id_vectors.get(side))
                    for side in weights}
         extras = [encoded[side][0] for side in self.text_sides]  # the order extra_vectors uses
         rec = self.rec_loss_value(self.forward(interaction, extras, token_vectors), interaction)

@@ -9,6 +9,11 @@ trained R -> D Linear follows the tower, so R > D never widens what reaches the 
 numbers of rank <= min(R, D)), and a frozen PCA (R != D) is followed by a trained map. Adapter
 'none' requires R == D: the tower's output is the interaction's vector, R is the bottleneck.
 The losses that train the tower live outside (models/dlrrec.py, nn/contrastive.py).
+
+A row's user vector may depend on the row, not only on the user (a train row sees only the
+reviews before it): `RowHistoryLookup` maps each row's (user, item) to the row of the user
+tower's table that holds its vector, and the tower's `missing` rows (no text at all) may take
+one learned vector instead of the tower's output of a zero vector.
 """
 from __future__ import annotations
 
@@ -84,12 +89,15 @@ class TextTower(nn.Module):
         vector_dtype: the dtype the table is stored in; None keeps `vectors`' dtype. Under bf16
             autocast the tower's first matmul reads the vectors in bf16 anyway, so storing them
             so halves the memory and the bytes gathered per step.
+        missing: N bool, the rows without a text (row 0, users without text), or None. When
+            given, one learned D-vector (`missing_vector`, zero at start) replaces the tower's
+            output for those rows: an explicit "no text" that the rows without history teach.
     """
 
     def __init__(self, vectors: torch.Tensor, kind: str, reduction_dim: int, dim: int,
                  hidden: Sequence[int] = (), dropout: float = 0.0, norm: Optional[str] = None,
                  vector_dtype: Optional[torch.dtype] = None, adapter: str = "linear",
-                 text_dropout: float = 0.0):
+                 text_dropout: float = 0.0, missing: Optional[torch.Tensor] = None):
         super().__init__()
         if adapter not in ADAPTERS:
             raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
@@ -102,6 +110,13 @@ class TextTower(nn.Module):
         self.text_dropout = Dropout(text_dropout) if text_dropout > 0 else nn.Identity()
         self.tower = ReductionTower(kind, int(vectors.shape[1]), reduction_dim, hidden, dropout, norm)
         self.adapter = nn.Identity() if reduction_dim == dim else nn.Linear(reduction_dim, dim)
+        self.missing_vector = None
+        if missing is not None:
+            if missing.shape != vectors.shape[:1]:
+                raise ValueError(f"missing must have one flag per table row ({vectors.shape[0]}), got {tuple(missing.shape)}")
+            self.register_buffer("missing", missing.bool(), persistent=False)
+            # Zeros, not a random draw: the random stream of every later initialisation stays as it was.
+            self.missing_vector = nn.Parameter(torch.zeros(dim))
 
     def fit_pca(self, ids: torch.Tensor) -> float:
         """Fit a 'pca' tower on the vectors of `ids` (the ids seen in training). Returns the
@@ -115,4 +130,33 @@ class TextTower(nn.Module):
         x = self.vectors[unique]
         if not torch.is_autocast_enabled(x.device.type):
             x = x.float()  # evaluation (RecBole evaluates without autocast) and fp32 training
-        return self.adapter(self.tower(self.text_dropout(x)))[inverse]
+        out = self.adapter(self.tower(self.text_dropout(x)))
+        if self.missing_vector is not None:
+            out = torch.where(self.missing[unique].unsqueeze(1), self.missing_vector.to(out.dtype), out)
+        return out[inverse]
+
+
+class RowHistoryLookup(nn.Module):
+    """(user, item) ids of B rows -> B rows of the user TextTower's table: the listed rows'
+    own entries, every other row its user's id (the full per-user vector). No host sync.
+
+    Args:
+        keys: M int64, sorted, user * num_items + item of each listed row (pairs are unique).
+        rows: M int64, the table row of each listed row's vector.
+        num_items: the item id range (the key's multiplier).
+    """
+
+    def __init__(self, keys: torch.Tensor, rows: torch.Tensor, num_items: int):
+        super().__init__()
+        if keys.shape != rows.shape or keys.dim() != 1:
+            raise ValueError(f"keys and rows must be 1-d of one length, got {tuple(keys.shape)} and {tuple(rows.shape)}")
+        self.register_buffer("keys", keys.long(), persistent=False)
+        self.register_buffer("rows", rows.long(), persistent=False)
+        self.num_items = int(num_items)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if self.keys.numel() == 0:
+            return users
+        key = users * self.num_items + items
+        at = torch.searchsorted(self.keys, key).clamp_(max=self.keys.numel() - 1)
+        return torch.where(self.keys[at] == key, self.rows[at], users)

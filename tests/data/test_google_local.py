@@ -54,6 +54,7 @@ EXPECTED_USER_TEXTS = [
     "Lovely",
     "Cold food, rude staff.",
 ]
+EXPECTED_HISTORY_TEXTS = ["Great pasta!", "Nice place", "Fish was not fresh", "Best sushi in town 🍣\nGreat pasta!"]
 
 
 def run(tmp_path, reviews=REVIEWS, meta=META, name="tiny", **kwargs):
@@ -90,7 +91,8 @@ def test_hand_made_files_give_exactly_the_expected_rows(tmp_path):
     assert read(folder, "tiny.test.inter") == EXPECTED_TEST
     assert read(folder, "tiny.item") == EXPECTED_ITEM
     assert read(folder, "tiny.user") == EXPECTED_USER
-    assert enc.calls == [EXPECTED_ITEM_TEXTS, EXPECTED_USER_TEXTS]
+    # Third: the history texts of the train rows whose user has earlier train text (userhist.npz).
+    assert enc.calls == [EXPECTED_ITEM_TEXTS, EXPECTED_USER_TEXTS, EXPECTED_HISTORY_TEXTS]
     with np.load(os.path.join(folder, "tiny.itemvec.npz"), allow_pickle=False) as z:
         assert z["ids"].tolist() == ["0x11:0xa1", "0x11:0xa2", "0x11:0xa3"]
         assert z["ids"].dtype.kind == "U" and z["vectors"].dtype == np.float32
@@ -249,7 +251,7 @@ def test_gzip_input_gives_identical_output(tmp_path):
             d.write(s.read())
     _, packed = run(tmp_path / "gz", reviews=str(gz_reviews), meta=str(gz_meta))
     names = sorted(n for n in os.listdir(plain) if not n.startswith("REPORT"))
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         with open(os.path.join(plain, name), "rb") as a, open(os.path.join(packed, name), "rb") as b:
             assert a.read() == b.read(), name

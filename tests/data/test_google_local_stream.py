@@ -60,8 +60,9 @@ def test_peak_memory_stays_far_below_the_file_when_texts_are_not_needed(tmp_path
     assert peak < size / 5, (peak, size)
 
 
-def test_only_the_texts_a_user_text_needs_are_fetched(tmp_path, monkeypatch):
-    """Pass 2 parses the lines of the newest train texts that fit the cap, and no other."""
+def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monkeypatch):
+    """Pass 2 parses the lines of the train texts that a user text (the newest that fit the cap)
+    or a history text (the newest before a train row that fit it) needs, and no other."""
     lines = []
     for k in range(6):  # one user, six train-period reviews of 30 characters, newest last
         lines.append(json.dumps({"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k,
@@ -83,8 +84,13 @@ def test_only_the_texts_a_user_text_needs_are_fetched(tmp_path, monkeypatch):
     gl.convert(reviews, meta, "cap", str(tmp_path / "out"), encoder=encoder, show_progress=False,
                ratios=(0.6, 0.2, 0.2), user_text_max_chars=70)
     second_pass = parsed_lines[len(lines):]
+    train_rows = [r for r in gl.read_reviews(reviews, *gl.read_meta(meta, None, False, False)[:2], False, False)[0]
+                  if r.user == "u"]
     # Train = the 6 rows of "u"; 70 characters hold the two newest (31 + 1 + 31), not a third.
-    assert sorted(second_pass) == [5, 6]
+    assert sorted(r.lineno for r in gl.features.user_text_rows(train_rows, 70)) == [5, 6]
+    # The history of row k holds rows k-1 and k-2: every train text but the newest.
+    assert sorted(r.lineno for r in gl.features.history_text_rows(train_rows, 70)) == [1, 2, 3, 4, 5]
+    assert sorted(second_pass) == [1, 2, 3, 4, 5, 6]  # no valid/test line (7-10)
     assert encoder.calls[1] == ["review number 5 " + "x" * 13 + "\nreview number 4 " + "x" * 13]
 
 

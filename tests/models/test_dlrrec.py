@@ -177,7 +177,8 @@ def test_bad_text_switches_are_refused_by_the_config_stack(tiny_config, override
 def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
     """reduction pca + reduction_adapter none + reduction_dim == embedding_size: the frozen PCA
     output is the interaction's text vector, with nothing trained in between."""
-    model, batch, (config, *_) = model_and_batch(reduction="pca", reduction_adapter="none", reduction_dim=16)
+    model, batch, (config, *_) = model_and_batch(reduction="pca", reduction_adapter="none", reduction_dim=16,
+                                                 no_history="zero")
     for side, module in model.text_sides.items():
         assert list(module.parameters()) == [], side
         ids = batch[config["ITEM_ID_FIELD"] if side == "item" else config["USER_ID_FIELD"]]
@@ -189,6 +190,9 @@ def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
     # With the default linear adapter and R != D, a trained Linear sits after the PCA.
     linear, _, _ = model_and_batch(reduction="pca")
     assert sum(p.numel() for p in linear.text_sides["item"].parameters()) == 8 * 16 + 16
+    # no_history 'learned' (the default) adds one trained vector, for the users without text only.
+    learned, _, _ = model_and_batch(reduction="pca", reduction_adapter="none", reduction_dim=16)
+    assert [name for name, _ in learned.text_sides["user"].named_parameters()] == ["missing_vector"]
 
 
 def test_embedding_l2_is_one_more_loss_part(model_and_batch):
@@ -247,7 +251,10 @@ def _draw_digest(model, batch):
 @pytest.mark.parametrize("case", sorted(PRE_SWITCH))
 def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch, case):
     overrides, losses, digest = PRE_SWITCH[case]
-    model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", **overrides)
+    # no_history: zero = the user text path as it was at that commit (the learned no-history
+    # vector came later, with its own tests in test_dlrrec_user_text.py).
+    model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", no_history="zero",
+                                                        **overrides)
     assert (config["cl_projection"], config["cl_negative_pool"], config["cl_negative_dist"],
             config["cl_mask_neighbours"]) == ("none", "all", "uniform", False)
     assert not hasattr(model, "cl_projections")  # no new parameters, the same state_dict

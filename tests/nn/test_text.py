@@ -116,3 +116,40 @@ def test_text_dropout_drops_raw_vectors_in_training_only():
     torch.testing.assert_close(seen[kept], (dropped.vectors[ids] * 2.0)[kept])  # kept entries scaled by 1/(1-p)
     out.pow(2).sum().backward()
     assert all(float(p.grad.abs().sum()) > 0 for p in dropped.tower.parameters())
+
+
+# -- rows without text and per-row history lookups ---------------------------------------------
+def test_missing_rows_take_the_learned_vector_and_only_they():
+    missing = torch.zeros(10, dtype=torch.bool)
+    missing[[0, 3]] = True
+    tower = TextTower(vectors(), "mlp", R, D, hidden=[8], missing=missing)
+    assert tower.missing_vector is not None and float(tower.missing_vector.abs().sum()) == 0.0
+    with torch.no_grad():
+        tower.missing_vector.fill_(0.5)
+    ids = torch.tensor([3, 1, 0, 3, 2])
+    out = tower(ids)
+    assert torch.equal(out[[0, 2, 3]], torch.full((3, D), 0.5))
+    assert not torch.isclose(out[[1, 4]], torch.tensor(0.5)).all()
+    out.sum().backward()
+    assert torch.equal(tower.missing_vector.grad, torch.full((D,), 3.0))  # three rows use it
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.tower.parameters())
+    plain = TextTower(vectors(), "mlp", R, D, hidden=[8])
+    assert plain.missing_vector is None and "missing_vector" not in dict(plain.named_parameters())
+    with pytest.raises(ValueError, match="one flag per table row"):
+        TextTower(vectors(), "mlp", R, D, missing=torch.zeros(4, dtype=torch.bool))
+
+
+def test_row_history_lookup_maps_listed_pairs_and_leaves_the_rest_to_the_user():
+    from recbole_dlrrec.nn.text import RowHistoryLookup
+
+    num_items = 7
+    pairs = [(2, 5), (1, 3), (4, 1)]
+    keys = torch.tensor([u * num_items + i for u, i in pairs])
+    order = torch.argsort(keys)
+    lookup = RowHistoryLookup(keys[order], torch.tensor([20, 21, 0])[order], num_items)
+    users = torch.tensor([1, 1, 2, 4, 6, 4])
+    items = torch.tensor([3, 4, 5, 1, 6, 2])
+    assert lookup(users, items).tolist() == [21, 1, 20, 0, 6, 4]
+    empty = RowHistoryLookup(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), num_items)
+    assert torch.equal(empty(users, items), users)
+    assert dict(lookup.state_dict()) == {}  # data, rebuilt from the file: not in checkpoints

@@ -24,7 +24,9 @@ lines that are dropped are counted and forgotten, and exact duplicates and re-re
 by sorting the kept rows, not by a set of every line. After the split, pass 2
 (``read.fetch_texts``) parses only the lines of the TRAIN rows whose text goes into a user text
 (``features.user_text_rows``: newest first, up to ``user_text_max_chars`` per user, chosen from
-the lengths alone) and, with an image encoder, of the train rows with pictures. A line that no
+the lengths alone) or into a later train row's history text (``features.history_text_rows``,
+the same rule over the reviews before each row) and, with an image encoder, of the train rows
+with pictures. A line that no
 longer holds the review pass 1 read is a ``ConversionError`` (the file changed in between).
 The output is byte for byte that of reading everything into memory.
 Text encoding runs on the GPU when torch sees one (``encoder_device`` "auto").
@@ -101,6 +103,15 @@ wrote it; anything else there is refused before any input is read):
   and MISC (see ``text_build``). User text: the user's own TRAIN review texts, newest first, up
   to ``user_text_max_chars`` characters; users without train text get no row. The npz files are
   written with fixed zip timestamps, so equal content gives equal bytes.
+- ``NAME.userhist.npz`` (purely additive: every other file is what it was without it): per TRAIN
+  row, the user text built the same way from the user's train reviews strictly EARLIER than the
+  row (a review at the same time is not earlier). Arrays ``users``, ``items`` (the row's tokens;
+  a (user, item) pair names one row, checked), ``row`` (int64 into ``vectors``, -1 = no earlier
+  review with text) and ``vectors`` (float32, one per distinct history text, same encoder and
+  cache as the other texts). Valid/test rows are not listed: under the time split every train
+  review precedes them, so their history is the full ``uservec`` vector (under the random split
+  a valid/test row's full vector also holds later train reviews, never its own). The texts it
+  needs are fetched by pass 2 too (at most a full-profile's worth per distinct row time).
 - ``NAME.yaml``: RecBole settings for this dataset (every key commented).
 - ``REPORT.md`` / ``REPORT.json``: counts read / kept / dropped per reason, per-split users,
   items, interactions, label balance, share of rows with text, time taken.
@@ -110,7 +121,8 @@ No leakage, enforced here: the text of a valid/test review feeds nothing; user v
 fields ``avg_rating`` and ``num_of_reviews`` (computed by Google over all time, valid/test
 included) are left out unless ``include_leaky_meta`` is given, and then marked LEAKY.
 (A train row's own review text is part of its user's profile text, as the profile is one
-vector per user; evaluation rows never are.)
+vector per user; evaluation rows never are. ``NAME.userhist.npz`` gives each train row the
+profile of its past only; the model's ``user_text`` switch picks it.)
 
 Images: there is no offline image model, so pictures only contribute ``pic_count``. The slot
 ``IMAGE_ENCODERS`` (name -> callable) is off by default (``--image_encoder none``). A registered
@@ -158,6 +170,7 @@ from recbole_dlrrec.data.google_local.write import (
     ITEM_VEC_SUFFIX,
     LEAKY_ITEM_HEADER,
     USER_HEADER,
+    USER_HIST_SUFFIX,
     USER_VEC_SUFFIX,
     report_markdown,
     save_npz,

@@ -157,12 +157,21 @@ def convert(
         if opts.k_core is not None:
             parts, core_stats = feat.k_core(parts, opts.k_core)
 
+        feat.check_unique_pairs(parts)  # a (user, item) pair names one row: the history file's key
+
         # Pass 2: the texts (and, for an image encoder, picture links) of the train rows that
-        # feed a feature; everything else was never held.
+        # feed a feature (a user text, or a history text of a later train row); everything
+        # else was never held.
         train = parts["train"]
         with_text = feat.user_text_rows(train, opts.user_text_max_chars)
-        fetch_texts(reviews_path, with_text, [r for r in train if r.n_pics] if image_fn is not None else [],
-                    opts.show_progress)
+        history_rows = feat.history_text_rows(train, opts.user_text_max_chars)
+        # A user text holds at most user_text_max_chars characters of any review, so each text is
+        # kept cleaned and cut at cap + 2: user_text then decides and cuts exactly as on the whole
+        # text (a longer text still does not fit, even if its cut ends in a space that it strips),
+        # and memory holds at most that much per fetched review.
+        fetch_texts(reviews_path, with_text + history_rows,
+                    [r for r in train if r.n_pics] if image_fn is not None else [], opts.show_progress,
+                    keep_chars=opts.user_text_max_chars + 2)
 
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})
@@ -170,24 +179,28 @@ def convert(
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
-        for r in with_text:  # the features hold what they need; the raw texts go
+        history = feat.user_history(train, opts.user_text_max_chars)
+        for r in with_text + history_rows:  # the features hold what they need; the raw texts go
             r.text = None
-        item_vecs, user_vecs, encoder_info = _encode_all(encoder, features, opts, out_dir)
+        item_vecs, user_vecs, history_vecs, encoder_info = _encode_all(encoder, features, history, opts, out_dir)
 
         with folder.writing():
             written = write.write_dataset(
                 folder, name, parts, businesses, items, users, features, item_vecs, user_vecs,
                 opts.label_threshold, opts.include_leaky_meta,
             )
+            write.write_user_history(folder, name, history, history_vecs, written["dim"])
             report = _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users,
-                             features, written, core_stats, encoder_info)
+                             features, written, core_stats, encoder_info, history)
             report["seconds"] = time.perf_counter() - started
             atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report))
         folder.commit(report)
     return report
 
 
-def _encode_all(encoder: Any, features: feat.TrainFeatures, opts: ConvertOptions, out_dir: str):
+def _encode_all(encoder: Any, features: feat.TrainFeatures, history: feat.UserHistory, opts: ConvertOptions,
+                out_dir: str):
+    """(item, user, history vectors, report info): one encoder (and so one cache) for every text."""
     own_encoder = None
     if encoder is None:
         from recbole_dlrrec.data.encoder import TextEncoder
@@ -202,22 +215,28 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, opts: ConvertOptions
     try:
         item_vecs, item_stats = feat.encode(encoder, features.item_texts)
         user_vecs, user_stats = feat.encode(encoder, features.user_texts)
+        history_vecs, history_stats = feat.encode(encoder, history.texts)
     finally:
         if own_encoder is not None:
             own_encoder.close()
-    if user_vecs.size and user_vecs.shape[1] != item_vecs.shape[1]:
-        raise ConversionError("text encoder returned different widths for item and user texts")
+    for vecs in (user_vecs, history_vecs):
+        if vecs.size and vecs.shape[1] != item_vecs.shape[1]:
+            raise ConversionError("text encoder returned different widths for item and user texts")
     info = {
         "encoder": getattr(encoder, "model_id", type(encoder).__name__),
         "cached": item_stats.get("cached", 0) + user_stats.get("cached", 0),
         "encoded": item_stats.get("encoded", len(features.item_texts))
         + user_stats.get("encoded", len(features.user_texts)),
+        "history": {
+            "cached": history_stats.get("cached", 0),
+            "encoded": history_stats.get("encoded", len(history.texts)),
+        },
     }
-    return item_vecs, user_vecs, info
+    return item_vecs, user_vecs, history_vecs, info
 
 
 def _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users, features, written,
-            core_stats, encoder_info) -> dict:
+            core_stats, encoder_info, history) -> dict:
     stats = written["splits"]
     n_all = sum(s["interactions"] for s in stats.values())
     n_pos = sum(s["positives"] for s in stats.values())
@@ -240,10 +259,19 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
             "positive_to_negative": n_pos / max(1, n_all - n_pos),
             "text_share": sum(s["rows_with_text"] for s in stats.values()) / n_all,
         },
-        "vectors": {"items": len(items), "users": len(features.vec_users), "dim": written["dim"], **encoder_info},
+        "vectors": {"items": len(items), "users": len(features.vec_users), "dim": written["dim"],
+                    **{k: v for k, v in encoder_info.items() if k != "history"}},
+        "user_history": {
+            "file": f"{name}.{write.USER_HIST_SUFFIX}.npz",
+            "train_rows_with_history": history.with_history,
+            "train_rows_without_history": len(history.row) - history.with_history,
+            "texts": len(history.texts),
+            **encoder_info["history"],
+        },
         "leakage_guards": [
             "valid/test review text feeds no feature",
             "user text vectors and n_train_reviews from train rows only",
+            "a train row's history text holds its user's strictly earlier train reviews only",
             "pic_count from train reviews only",
             *(["k-core counted on train rows only"] if core_stats else []),
             "avg_rating/num_of_reviews "

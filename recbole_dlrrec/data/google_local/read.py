@@ -552,9 +552,12 @@ def sort_stable_by(rows: list, *fields: str) -> None:
         rows.sort(key=operator.attrgetter(name))
 
 
-def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Review], show_progress: bool) -> None:
+def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Review], show_progress: bool,
+                keep_chars: int | None = None) -> None:
     """Pass 2: set ``text`` on ``with_texts`` and ``pic_urls`` on ``with_pics`` (kept rows of
     :func:`read_reviews`), reading the file once more and parsing only the lines they came from.
+    ``keep_chars``: keep only the first ``keep_chars`` characters of each cleaned text
+    (``text_build.clean``); None keeps the text as read.
 
     Raises ConversionError when a line no longer holds the review read in pass 1 (the file
     changed between the passes).
@@ -583,7 +586,8 @@ def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Rev
                     or again.time != review.time):
                 raise ConversionError(f"{path}:{lineno}: the line changed while the file was being converted")
             if text:
-                review.text = again.text
+                review.text = (again.text if keep_chars is None or again.text is None
+                               else clean(again.text)[:keep_chars])
             if pics:
                 review.pic_urls = again.pic_urls
             bar.update(1)

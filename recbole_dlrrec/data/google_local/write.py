@@ -18,6 +18,9 @@ SPLITS = ("train", "valid", "test")
 ITEM_VEC_SUFFIX = "itemvec"
 USER_VEC_SUFFIX = "uservec"
 ITEM_IMAGE_VEC_SUFFIX = "itemimgvec"
+#: Suffix of the per-train-row history text vectors (NAME.userhist.npz). Not named in NAME.yaml
+#: (the yaml stays what it was): the model looks for the file beside NAME.uservec.npz.
+USER_HIST_SUFFIX = "userhist"
 
 INTER_HEADER = ("user_id:token", "item_id:token", "rating:float", "label:float", "timestamp:float")
 ITEM_HEADER = (
@@ -229,6 +232,12 @@ def report_markdown(report: dict) -> str:
     v = report["vectors"]
     out.append(f"Text vectors: {v['items']} items, {v['users']} users (of {t['users']}), dim {v['dim']}; "
                f"encoder {v['encoder']}: {v['cached']} from cache, {v['encoded']} encoded.")
+    h = report.get("user_history")
+    if h:
+        out.append(f"User history ({h['file']}: per train row, its user's strictly earlier train reviews): "
+                   f"{h['train_rows_with_history']} train rows with earlier text, "
+                   f"{h['train_rows_without_history']} without; {h['texts']} distinct texts, "
+                   f"{h['cached']} from cache, {h['encoded']} encoded.")
     out.append("")
     left_out = report.get("numeric_fields_left_out") or {}
     if left_out:
@@ -315,3 +324,16 @@ def write_dataset(
         _yaml_text(name, item_header, user_header, include_leaky_meta, bool(features.image_vectors)),
     )
     return {"splits": stats, "numeric_fields_left_out": {**item_left_out, **user_left_out}, "dim": dim}
+
+
+def write_user_history(folder, name: str, history, vectors: np.ndarray, dim: int) -> None:
+    """NAME.userhist.npz: ``users`` / ``items`` (tokens, one entry per TRAIN row), ``row`` (int64
+    index into ``vectors``, -1 = no earlier review with text) and ``vectors`` (float32, m x dim,
+    one per distinct history text); see ``features.user_history``."""
+    save_npz(
+        folder.file(f"{name}.{USER_HIST_SUFFIX}.npz"),
+        users=np.array(history.users, dtype=str).reshape(-1),
+        items=np.array(history.items, dtype=str).reshape(-1),
+        row=np.array(history.row, dtype=np.int64).reshape(-1),
+        vectors=np.asarray(vectors, dtype=np.float32).reshape(len(history.texts), dim),
+    )
