@@ -1098,7 +1098,10 @@ def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, 
     overrides = {**(overrides or {}), "epochs": budget.max_epochs}
     spaces = check_tuned_inputs(dataset, models, overrides, budget)
     seeds = seeds_for(seed_count)
-    prepare_dataset(dataset, ConfigStack(models[0], dataset, (), overrides).data_path)  # before its files are fingerprinted
+    stack = ConfigStack(models[0], dataset, (), overrides)
+    # Before its files are fingerprinted; a RecBole-bundled dataset (ml-100k) gets its side files
+    # where its config puts them, as build_config does.
+    prepare_dataset(dataset, stack.data_path, stack.merged()[0].get("side_data_path"))
     board = Leaderboard(dataset, results_dir=results_dir, out_name=tuned_out_name(dataset), overrides=overrides,
                         force=force, log=log, threads=threads)
     tuned = [tune_model(board, model, spaces[model], budget, retune=retune, search=search) for model in models]

@@ -379,3 +379,25 @@ def test_run_code_hash_covers_every_config_module_but_the_registry():
     package = os.path.dirname(os.path.abspath(leaderboard.__file__)).rsplit(os.sep, 1)[0]
     modules = {os.path.join("config", f) for f in os.listdir(os.path.join(package, "config")) if f.endswith(".py")}
     assert modules - set(leaderboard._RUN_CODE) == {os.path.join("config", "registry.py")}
+
+
+def test_tuned_board_prepares_a_bundled_dataset_where_its_side_files_live(monkeypatch, tmp_path):
+    """ml-100k's own files stay in RecBole; its side files go where its config's side_data_path
+    says (a tuned board once called the builder with no folder at all)."""
+    from recbole_dlrrec.runtime import quick_start
+
+    prepared = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_prepare(dataset, data_path, side_data_path=None):
+        prepared.append((dataset, side_data_path))
+        raise Stop
+
+    monkeypatch.setattr(quick_start, "prepare_dataset", fake_prepare)
+    monkeypatch.setattr(leaderboard, "check_tuned_inputs", lambda *args: {})
+    with pytest.raises(Stop):
+        leaderboard.run_tuned_leaderboard("ml-100k", ["FM"], 1, leaderboard.TuneBudget(trials=2, max_epochs=2),
+                                          results_dir=str(tmp_path), log=lambda message: None)
+    assert prepared == [("ml-100k", "dataset/ml-100k")]
