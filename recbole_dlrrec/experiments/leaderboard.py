@@ -739,23 +739,23 @@ def significance_markdown(entries: Sequence[dict]) -> str:
     if not entries:
         return "No DLRREC-family model with results to test.\n"
     headers = ["Model", "Best baseline (by valid AUC)", "Test AUC model", "Test AUC baseline", "Δ AUC", "95% bootstrap CI",
-               "paired t (p, seeds)", "Significant", "Verdict"]
+               "paired t (p, seeds)", "Seeds better", "Significant", "Verdict"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for e in entries:
         if "diff" not in e:
-            lines.append(f"| {e['model']} | {e.get('baseline') or 'n/a'} | | | | | | no | {e['verdict']} |")
+            lines.append(f"| {e['model']} | {e.get('baseline') or 'n/a'} | | | | | | | no | {e['verdict']} |")
             continue
         t_text = f"t={e['t']:.2f}, p={e['p']:.3f}, n={e['seeds']}" if np.isfinite(e["p"]) else f"n/a (n={e['seeds']})"
         lines.append(
             f"| {e['model']} | {e['baseline']} (valid {e['baseline_valid_auc']:.4f}) | {e['model_test_auc']:.4f} | "
             f"{e['baseline_test_auc']:.4f} | {e['diff']:+.4f} | [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] | {t_text} | "
-            f"{'yes' if e['significant'] else 'no'} | {e['verdict']} |")
+            f"{e.get('seeds_better', 0)}/{e['seeds']} | {'yes' if e['significant'] else 'no'} | {e['verdict']} |")
     return "\n".join(lines) + "\n"
 
 
 def significance_csv(entries: Sequence[dict]) -> str:
     keys = ["model", "baseline", "baseline_valid_auc", "model_test_auc", "baseline_test_auc", "diff", "ci_low", "ci_high",
-            "level", "n_boot", "n_rows", "t", "p", "seeds", "significant", "verdict"]
+            "level", "n_boot", "n_rows", "t", "p", "seeds", "seeds_better", "significant", "verdict"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(keys)
@@ -793,7 +793,7 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
               "Best baseline = best mean VALID AUC among non-DLRREC models. Δ = mean over seeds of test AUC(model) − AUC(baseline); "
               "CI: paired bootstrap over test rows (1,000 resamples per seed, averaged over seeds); "
               "significant when the CI excludes 0. The CI covers test-row sampling with the trained models fixed; the paired "
-              "t-test over seeds (shown beside it) covers training randomness, with little power at 3 seeds.", "",
+              "t-test over seeds (shown beside it) covers training randomness, with little power at a handful of seeds; 'Seeds better' counts the seeds whose test AUC is above the baseline's.", "",
               significance_markdown(sig_entries), "",
               f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
     for section in sections:

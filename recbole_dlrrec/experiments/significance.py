@@ -1,7 +1,7 @@
 """Is a model's AUC gain over a baseline real? Two tests, on the leaderboard's own cells.
 
 1. Paired t-test over seeds (scipy.stats.ttest_rel): seed s trains both models on the same split,
-   so the per-seed test AUCs form pairs. With 3 seeds it has little power; it is reported, not
+   so the per-seed test AUCs form pairs. With a handful of seeds it has little power; it is reported, not
    relied on alone.
 2. Paired bootstrap over test rows: for each replicate, every seed's test rows are resampled
    with replacement (the same resample for both models, so the pairing is kept), the AUC
@@ -194,6 +194,7 @@ class Comparison:
     n_rows: int
     significant: bool
     verdict: str
+    seeds_better: int = 0  # seeds whose test AUC is above the baseline's (the "4 of 5 seeds agree" check)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -223,7 +224,7 @@ def compare(
         model_test_auc=float(np.mean(model_aucs)), baseline_test_auc=float(np.mean(baseline_aucs)),
         seeds=ttest.n, t=ttest.t, p=ttest.p, diff=boot.diff, ci_low=boot.ci_low, ci_high=boot.ci_high,
         level=boot.level, n_boot=boot.n_boot, n_rows=boot.n_rows, significant=boot.significant,
-        verdict=verdict,
+        verdict=verdict, seeds_better=int(np.sum(np.asarray(model_aucs) > np.asarray(baseline_aucs))),
     )
 
 

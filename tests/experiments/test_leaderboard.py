@@ -305,9 +305,11 @@ def test_known_difference_is_significant_identical_is_not():
         groups.append((labels, strong, weak))
     result = sig.compare("DLRREC", "FM", [0.85, 0.86, 0.84], [0.70, 0.71, 0.69], groups)
     assert result.significant and result.ci_low > 0 and result.diff > 0.05
-    assert result.p < 0.01 and "better" in result.verdict
+    assert result.p < 0.01 and "better" in result.verdict and result.seeds_better == 3
+    mixed = sig.compare("DLRREC", "FM", [0.85, 0.70, 0.84], [0.70, 0.71, 0.69], groups)
+    assert mixed.seeds_better == 2
     same = sig.compare("DLRREC", "FM", [0.8, 0.8, 0.8], [0.8, 0.8, 0.8], [(g[0], g[1], g[1]) for g in groups])
-    assert not same.significant and same.ci_low == 0 == same.ci_high and same.p == 1.0
+    assert not same.significant and same.ci_low == 0 == same.ci_high and same.p == 1.0 and same.seeds_better == 0
     assert "no significant difference" in same.verdict
     worse = sig.bootstrap_auc_difference([(g[0], g[2], g[1]) for g in groups], n_boot=200)
     assert worse.significant and worse.ci_high < 0
