@@ -689,12 +689,14 @@ def build_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int],
 
 
 def significance_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
-                      n_boot: int = 1000) -> List[dict]:
-    """Every DLRREC-family model with numbers against the best baseline by mean VALID AUC."""
+                      n_boot: int = 1000, baseline: Optional[str] = None) -> List[dict]:
+    """Every DLRREC-family model with numbers against `baseline`, by default the best baseline
+    by mean VALID AUC."""
     from recbole_dlrrec.experiments import significance as sig
 
     by_name = {r.name: r for r in rows}
-    baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
+    if baseline is None:
+        baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
     out = []
     for name in [m for m in models if is_dlrrec_family(m) and by_name.get(m) and by_name[m].has_numbers]:
         entry = {"model": name, "baseline": baseline}
@@ -777,6 +779,9 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
     flags = best_flags(ordered)
     all_records = [r for rs in board.records_for(cells(models, seeds)).values() for r in rs]
     sig_entries = significance_rows(board, models, seeds, rows, n_boot=n_boot)
+    # The same backbone without text: what the text path and the heads add, whichever baseline wins.
+    has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in rows)
+    vs_dlrm = significance_rows(board, models, seeds, rows, n_boot=n_boot, baseline="DLRM") if has_dlrm else []
     out = board.out_dir
     paths = {
         "md": os.path.join(out, "leaderboard.md"),
@@ -794,8 +799,12 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
               "CI: paired bootstrap over test rows (1,000 resamples per seed, averaged over seeds); "
               "significant when the CI excludes 0. The CI covers test-row sampling with the trained models fixed; the paired "
               "t-test over seeds (shown beside it) covers training randomness, with little power at a handful of seeds; 'Seeds better' counts the seeds whose test AUC is above the baseline's.", "",
-              significance_markdown(sig_entries), "",
-              f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
+              significance_markdown(sig_entries), ""]
+    if vs_dlrm:
+        lines += ["## DLRREC family vs DLRM (the same backbone without text)", "",
+                  "The same tests against DLRM, whatever its validation rank: what the text path and the "
+                  "contrastive heads add to the backbone they share.", "", significance_markdown(vs_dlrm), ""]
+    lines += [f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
     for section in sections:
         lines += ["", section]
     atomic_write_text(paths["md"], "\n".join(lines) + "\n")

@@ -81,6 +81,9 @@ def test_cli_writes_tables_chart_resumes_and_forces(data_path, tmp_path, capsys)
         assert f"| {model} |" in md
     for note in ("Seeds: 2020", "at most 2 epochs", "Selection on validation", "Machine:", "CPUs", "Date:"):
         assert note in md
+    # DLRREC against the best baseline by validation, and against DLRM (its backbone without text).
+    vs_dlrm = md.split("## DLRREC family vs DLRM")[1]
+    assert "| DLRREC | DLRM (valid " in vs_dlrm and "Seeds better" in md
     with open(os.path.join(folder, "leaderboard_auc.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     # Per-row test predictions are stored next to the cell and reproduce its test AUC.
