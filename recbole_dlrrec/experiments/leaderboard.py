@@ -1064,13 +1064,16 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
 
 def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, object], results_dir: str) -> List[str]:
     files = sorted({os.path.relpath(f) for space in spaces.values() for f in space.files})
+    defaults_board = os.path.join(results_dir, dataset, "leaderboard.md")
+    defaults_state = "" if os.path.isfile(defaults_board) else (
+        f" (not run yet: run_leaderboard.py --dataset={dataset} without --tune)")
     return [
         f"Tuning budget (the same for every model, before its seeds run): {budget.describe()}; each cell then trains "
         f"for at most {budget.max_epochs} epochs too. The configuration with the best VALIDATION score over its epochs is "
         "the one run over the seeds; the search never evaluates test.",
         f"Search spaces: {', '.join(f'`{f}`' for f in files)} (shared.yaml: one range per shared key for all models). "
         f"Each model's merged space, trials and chosen config: `{TUNING_DIRNAME}/<MODEL>/`.",
-        f"Defaults board (every model at its config defaults, no tuning): `{os.path.join(results_dir, dataset, 'leaderboard.md')}`.",
+        f"Defaults board (every model at its config defaults, no tuning): `{defaults_board}`{defaults_state}.",
     ]
 
 

@@ -300,7 +300,7 @@ def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path)
         assert cell["result"]["config"][key] == value
     text = open(paths["md"]).read()
     assert "# Tuned leaderboard: tiny" in text and "Tuning budget" in text and "## Tuned configurations" in text
-    assert "properties/tune/shared.yaml" in text and "Defaults board" in text
+    assert "properties/tune/shared.yaml" in text and "Defaults board" in text and "(not run yet: run_leaderboard.py --dataset=tiny without --tune)" in text
 
 
 # -- end to end, with Ray ------------------------------------------------------------------------
