@@ -1039,9 +1039,13 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
         if outcome.best is None:
             raise RuntimeError(f"no trial ended with a finite validation {outcome.metric} "
                                f"({counts['failed']} of {len(outcome.trials)} failed)")
-        for name in ("trials.csv", "best_config.yaml"):
-            with atomic.atomic_path(os.path.join(folder, name)) as tmp:
-                shutil.copyfile(os.path.join(outcome.out_dir, name), tmp)
+        with atomic.atomic_path(os.path.join(folder, "trials.csv")) as tmp:
+            shutil.copyfile(os.path.join(outcome.out_dir, "trials.csv"), tmp)
+        # The copy's "how to run it" comment names the copy, not the Ray run folder (not kept in git).
+        with open(os.path.join(outcome.out_dir, "best_config.yaml"), encoding="utf-8") as handle:
+            text = handle.read().replace(os.path.relpath(os.path.join(outcome.out_dir, "best_config.yaml")),
+                                         os.path.relpath(os.path.join(folder, "best_config.yaml")))
+        atomic.write_text(os.path.join(folder, "best_config.yaml"), text)
         best = outcome.best
         record = {**base, "status": "ok", "error": None, "params": dict(best.params), "trial_id": best.trial_id,
                   "best_valid_score": best.best_score, "best_epoch": best.best_epoch, "metric": outcome.metric,

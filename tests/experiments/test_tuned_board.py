@@ -213,6 +213,8 @@ def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     assert "epochs" not in request.fixed and "checkpoint_dir" not in request.fixed
     folder = leaderboard.tuning_dir(board.out_dir, "FM")
     assert sorted(os.listdir(folder)) == ["best_config.yaml", "space.yaml", "trials.csv", "tuning.json"]
+    kept = open(os.path.join(folder, "best_config.yaml")).read()  # its comment names itself, not the run folder
+    assert f"--config_files={os.path.relpath(os.path.join(folder, 'best_config.yaml'))}" in kept
 
     again = leaderboard.tune_model(board, "FM", space, budget, search=search)
     assert again.reused and again.params == first.params and len(search.requests) == 1
