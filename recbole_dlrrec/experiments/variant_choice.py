@@ -97,7 +97,7 @@ def report(ranked: Sequence[VariantScores], datasets: Sequence[str]) -> str:
     for position, scores in enumerate(ranked, 1):
         have = [d for d in datasets if d in scores.valid]
         mean = f"{scores.mean_valid(have):.4f}" + ("" if len(have) == len(datasets) else f" ({len(have)} datasets)")
-        settings = ", ".join(f"{k}: {v}" for k, v in settings_of(scores.model).items()) or "(the defaults)"
+        settings = ", ".join(f"{k}: {v}" for k, v in settings_of(scores.model).items()) or "(DLRREC.yaml as the boards ran it)"
         lines.append(f"| {position} | {scores.model} | " + " | ".join(cell(scores.valid, d) for d in datasets)
                      + f" | {mean} | " + " | ".join(cell(scores.test, d) for d in datasets) + f" | {settings} |")
     if ranked:
