@@ -29,6 +29,9 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-Lii": ("DLRREC", {"w2": 0.0}),  # + item-item InfoNCE only
     "DLRREC-Luu": ("DLRREC", {"w1": 0.0}),  # + user-user InfoNCE only
     "DLRREC-fp32": ("DLRREC", {"train_precision": "fp32"}),  # DLRREC without bf16 autocast (precision A/B)
+    # The paper's head, as DLRREC's defaults were before the head's switches (the defaults are now CLplus's).
+    "DLRREC-paperHead": ("DLRREC", {"cl_projection": "none", "cl_negative_pool": "all", "cl_negative_dist": "uniform",
+                                    "cl_mask_neighbours": False, "swing_sample_mode": "score"}),
     # The contrastive head's repairs together (issue #15 item 2): projection head, negatives from
     # the TRAIN ids by count^0.75, every SWING neighbour masked out of the negatives, uniform positives.
     "DLRREC-CLplus": ("DLRREC", {"cl_projection": "mlp", "cl_negative_pool": "seen", "cl_negative_dist": "popularity",

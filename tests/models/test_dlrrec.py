@@ -221,7 +221,7 @@ def test_tower_gets_gradients_through_the_dcn_interaction(model_and_batch):
 # Recorded on the tiny fixture at commit eb7b61f (before the switches existed), torch 2.13 CPU,
 # train_precision fp32, w1 = w2 = 0.5, eval mode, first train batch: (L_rec, w1*L_ii, w2*L_uu) as
 # float.hex, and the sha1 of the item then user draws' ids (anchors, positives, negatives, mask as
-# int64). The defaults of the new keys must give these exactly. A torch upgrade that changes the
+# int64). The paper head's values of the new keys (DLRREC-paperHead) must give these exactly. A torch upgrade that changes the
 # CPU generator's streams changes the draws: re-record them at that commit, never at a later one.
 PRE_SWITCH = {
     "shared": ({}, ("0x1.8731540000000p-1", "0x1.91d69a0000000p+0", "0x1.c44ed80000000p+0"),
@@ -252,9 +252,13 @@ def _draw_digest(model, batch):
 def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch, case):
     overrides, losses, digest = PRE_SWITCH[case]
     # no_history: zero = the user text path as it was at that commit (the learned no-history
-    # vector came later, with its own tests in test_dlrrec_user_text.py).
+    # vector came later, with its own tests in test_dlrrec_user_text.py). The head's switches at
+    # the paper's values (DLRREC-paperHead): the defaults became DLRREC-CLplus's after the boards.
+    from recbole_dlrrec.config.registry import MODEL_VARIANTS
+
+    paper_head = dict(MODEL_VARIANTS["DLRREC-paperHead"][1])
     model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", no_history="zero",
-                                                        **overrides)
+                                                        **{**paper_head, **overrides})
     assert (config["cl_projection"], config["cl_negative_pool"], config["cl_negative_dist"],
             config["cl_mask_neighbours"]) == ("none", "all", "uniform", False)
     assert not hasattr(model, "cl_projections")  # no new parameters, the same state_dict
@@ -285,7 +289,9 @@ def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch
 
 
 def test_text_vs_id_trains_the_text_tower_and_the_id_rows(model_and_batch):
-    model, batch, _ = model_and_batch(w1=0.5, w2=0.0, cl_repr="text_vs_id", cl_negatives="random")
+    # Neighbours not masked: on the tiny data an item's top-k covers nearly every item.
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.0, cl_repr="text_vs_id", cl_negatives="random",
+                                      cl_mask_neighbours=False)
     draw = model.contrastive_draw("item", batch["item_id"])
     assert draw.mask.all()  # every anchor has a positive: itself or a neighbour
     neighbours = model.samplers["item"].neighbour_hits(draw.anchors, draw.positives[:, None])[:, 0]
@@ -370,8 +376,9 @@ def test_seen_pool_never_yields_an_unseen_id(unseen_data_path, dist):
         drawn |= set(model.contrastive_draw("item", batch["item_id"]).negatives.reshape(-1).tolist())
         drawn |= set(model.samplers["item"].sample_shared_negatives(64).tolist())
     assert drawn <= seen and len(drawn) > len(seen) // 2
-    # The default pool does draw unseen ids here.
-    plain = build_model(build_config("DLRREC", "sparse", config_dict={"data_path": unseen_data_path}), train)
+    # The paper's pool (all ids) does draw unseen ids here.
+    plain = build_model(build_config("DLRREC", "sparse", config_dict={
+        "data_path": unseen_data_path, "cl_negative_pool": "all", "cl_negative_dist": "uniform"}), train)
     assert set(plain.samplers["item"].sample_shared_negatives(2000).tolist()) & unseen
 
 
