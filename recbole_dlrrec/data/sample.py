@@ -707,6 +707,9 @@ def ensure_restaurants(
             name,
             data_path,
             split="time",
+            # No history file: its ~54k per-row texts would make the first use of the bundled
+            # dataset take tens of minutes; DLRREC here reads the full user vector (user_text auto).
+            user_history=False,
             encoder=encoder,
             show_progress=show_progress,
             provenance=provenance,

@@ -106,6 +106,21 @@ def test_userhist_is_purely_additive(tmp_path, split):
             assert hashlib.sha256(handle.read()).hexdigest() == digest, name
 
 
+def test_user_history_false_writes_no_history_file_and_the_same_other_files(tmp_path):
+    """user_history=False (the bundled generated dataset's build): no file, no history texts
+    encoded, every other file as with it; the report says so."""
+    out = str(tmp_path / "out")
+    report = gl.convert(REVIEWS, META, "tiny", out, encoder=HashEncoder(), show_progress=False, user_history=False)
+    folder = os.path.join(out, "tiny")
+    names = sorted(n for n in os.listdir(folder) if not n.startswith("REPORT"))
+    assert names == sorted(DIGESTS_BEFORE_USERHIST["time"])
+    for name, digest in DIGESTS_BEFORE_USERHIST["time"].items():
+        with open(os.path.join(folder, name), "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == digest, name
+    assert report["user_history"] is None
+    assert not any("history" in guard for guard in report["leakage_guards"])
+
+
 def test_each_train_row_gets_only_its_strictly_earlier_reviews(tmp_path):
     encoder = HashEncoder()
     report, folder = convert(tmp_path, *history_fixture(tmp_path), encoder=encoder)

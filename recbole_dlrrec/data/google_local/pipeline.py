@@ -47,6 +47,8 @@ class ConvertOptions:
         include_leaky_meta: also write avg_rating / num_of_reviews (LEAKY: all-time values).
         user_text_max_chars: cap of a user's profile text.
         k_core: keep users and businesses with at least this many TRAIN reviews (None: all).
+        user_history: also write NAME.userhist.npz (a text per train row from its user's earlier
+            reviews: one encoder call per train row with history, the slowest part of a build).
         encoder_model / encoder_cache / encoder_batch_size / encoder_device: the default
             TextEncoder's settings (device "auto": the GPU when torch sees one, else the CPU).
         image_encoder: a name in IMAGE_ENCODERS ("none": off).
@@ -62,6 +64,7 @@ class ConvertOptions:
     include_leaky_meta: bool = False
     user_text_max_chars: int = text_build.DEFAULT_USER_TEXT_MAX_CHARS
     k_core: Optional[int] = None
+    user_history: bool = True
     encoder_model: Optional[str] = None
     encoder_cache: Optional[str] = None
     encoder_batch_size: int = 64
@@ -164,7 +167,7 @@ def convert(
         # else was never held.
         train = parts["train"]
         with_text = feat.user_text_rows(train, opts.user_text_max_chars)
-        history_rows = feat.history_text_rows(train, opts.user_text_max_chars)
+        history_rows = feat.history_text_rows(train, opts.user_text_max_chars) if opts.user_history else []
         # A user text holds at most user_text_max_chars characters of any review, so each text is
         # kept cleaned and cut at cap + 2: user_text then decides and cuts exactly as on the whole
         # text (a longer text still does not fit, even if its cut ends in a space that it strips),
@@ -179,7 +182,7 @@ def convert(
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
-        history = feat.user_history(train, opts.user_text_max_chars)
+        history = feat.user_history(train, opts.user_text_max_chars) if opts.user_history else None
         for r in with_text + history_rows:  # the features hold what they need; the raw texts go
             r.text = None
         item_vecs, user_vecs, history_vecs, encoder_info = _encode_all(encoder, features, history, opts, out_dir)
@@ -189,7 +192,8 @@ def convert(
                 folder, name, parts, businesses, items, users, features, item_vecs, user_vecs,
                 opts.label_threshold, opts.include_leaky_meta,
             )
-            write.write_user_history(folder, name, history, history_vecs, written["dim"])
+            if history is not None:
+                write.write_user_history(folder, name, history, history_vecs, written["dim"])
             report = _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users,
                              features, written, core_stats, encoder_info, history)
             report["seconds"] = time.perf_counter() - started
@@ -215,7 +219,7 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, history: feat.UserHi
     try:
         item_vecs, item_stats = feat.encode(encoder, features.item_texts)
         user_vecs, user_stats = feat.encode(encoder, features.user_texts)
-        history_vecs, history_stats = feat.encode(encoder, history.texts)
+        history_vecs, history_stats = feat.encode(encoder, history.texts if history is not None else [])
     finally:
         if own_encoder is not None:
             own_encoder.close()
@@ -229,7 +233,7 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, history: feat.UserHi
         + user_stats.get("encoded", len(features.user_texts)),
         "history": {
             "cached": history_stats.get("cached", 0),
-            "encoded": history_stats.get("encoded", len(history.texts)),
+            "encoded": history_stats.get("encoded", len(history.texts) if history is not None else 0),
         },
     }
     return item_vecs, user_vecs, history_vecs, info
@@ -261,7 +265,7 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
         },
         "vectors": {"items": len(items), "users": len(features.vec_users), "dim": written["dim"],
                     **{k: v for k, v in encoder_info.items() if k != "history"}},
-        "user_history": {
+        "user_history": None if history is None else {
             "file": f"{name}.{write.USER_HIST_SUFFIX}.npz",
             "train_rows_with_history": history.with_history,
             "train_rows_without_history": len(history.row) - history.with_history,
@@ -271,7 +275,7 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
         "leakage_guards": [
             "valid/test review text feeds no feature",
             "user text vectors and n_train_reviews from train rows only",
-            "a train row's history text holds its user's strictly earlier train reviews only",
+            *(["a train row's history text holds its user's strictly earlier train reviews only"] if history else []),
             "pic_count from train reviews only",
             *(["k-core counted on train rows only"] if core_stats else []),
             "avg_rating/num_of_reviews "
