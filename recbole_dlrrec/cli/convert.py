@@ -41,6 +41,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--include_leaky_meta", action="store_true",
                    help="also write avg_rating/num_of_reviews (LEAKY: all-time values)")
     p.add_argument("--user_text_max_chars", type=int, default=text_build.DEFAULT_USER_TEXT_MAX_CHARS)
+    p.add_argument("--no_user_history", dest="user_history", action="store_false",
+                   help="skip NAME.userhist.npz (a text per train row from its user's earlier reviews: one encoder "
+                        "pass per train row, the slowest part of a build); DLRREC then reads the full user vector, "
+                        "which holds a train row's own review (leaky)")
     p.add_argument("--encoder_model", default=None, help="sentence-transformers model folder (default: bundled MiniLM)")
     p.add_argument("--encoder_cache", default=None, help="sqlite vector cache (default: OUT/.encoder_cache/vectors.sqlite)")
     p.add_argument("--encoder_batch_size", type=int, default=64)
@@ -63,6 +67,7 @@ def options_from_args(args: argparse.Namespace) -> "gl.ConvertOptions":
         strict=args.strict,
         include_leaky_meta=args.include_leaky_meta,
         user_text_max_chars=args.user_text_max_chars,
+        user_history=args.user_history,
         k_core=args.k_core,
         encoder_model=args.encoder_model,
         encoder_cache=args.encoder_cache,

@@ -958,7 +958,26 @@ def tuning_inputs(board: Leaderboard, model: str, space, budget: TuneBudget) -> 
         "trials": budget.trials, "max_epochs": budget.max_epochs, "grace_period": budget.grace_period,
         "reduction_factor": budget.reduction_factor, "seed": budget.seed, "code_version": code_version(model),
         "fixed": {k: v for k, v in search_overrides(board, model).items() if k not in _NOT_FINGERPRINTED},
+        "defaults": search_defaults(board, model, space),
     }
+
+
+def search_defaults(board: Leaderboard, model: str, space) -> dict:
+    """What the search holds fixed from the plugin's YAML files: every key they give `model`
+    (after the dataset's file and the board's overrides) that the space does not search. A
+    changed default there (a new head switch in DLRREC.yaml) changes what every trial trained,
+    so the saved search no longer stands for today's model."""
+    searched = set(space.keys) | set(_SEARCH_OWNED)
+    defaults = board.expected_defaults(CellSpec(model, model, FIRST_SEED, {}))
+    return {k: v for k, v in defaults.items() if k not in searched}
+
+
+def _search_fingerprint(inputs: dict, old: Optional[dict]) -> str:
+    """The digest a saved search is compared by. A record from before "defaults" was part of the
+    inputs is compared without it (its defaults were not recorded, so nothing can say they changed)."""
+    if old and "defaults" not in (old.get("inputs") or {"defaults": None}):
+        inputs = {k: v for k, v in inputs.items() if k != "defaults"}
+    return _digest(inputs)
 
 
 def _digest(payload: dict) -> str:
@@ -976,7 +995,10 @@ def _read_json(path: str) -> Optional[dict]:
 
 def _stale_inputs(old: dict, new: dict) -> str:
     ignore = {"space_files"}  # paths: what they hold is compared as "space"
-    changed = sorted(k for k in new if k not in ignore and old.get(k) != new[k])
+    changed = sorted(k for k in new if k not in ignore and k in old and old[k] != new[k])
+    if "defaults" in changed:  # name the keys: "defaults" alone does not say which file to look at
+        keys = sorted(k for k in set(old["defaults"]) | set(new["defaults"]) if old["defaults"].get(k) != new["defaults"].get(k))
+        changed[changed.index("defaults")] = f"defaults in properties/ ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})"
     return ", ".join(changed) or "the record"
 
 
@@ -998,8 +1020,8 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
     folder = tuning_dir(board.out_dir, model)
     record_path = os.path.join(folder, TUNING_RECORD)
     inputs = tuning_inputs(board, model, space, budget)
-    fingerprint = _digest(inputs)
     old = _read_json(record_path)
+    fingerprint = _search_fingerprint(inputs, old)
     if (not retune and old and old.get("status") == "ok" and old.get("fingerprint") == fingerprint
             and os.path.isfile(os.path.join(folder, "best_config.yaml"))):
         board.log(f"{model}: tuned before with the same budget, space and code; reusing {folder} (--retune to search again)")
@@ -1016,7 +1038,7 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
     os.makedirs(folder, exist_ok=True)
     space_file = atomic_write_text(os.path.join(folder, "space.yaml"), space.to_text(header=[
         f"Search space of {model} on the tuned leaderboard, merged from: {', '.join(inputs['space_files'])}."]))
-    base = {"model": model, "fingerprint": fingerprint, "inputs": inputs, "space_file": os.path.relpath(space_file),
+    base = {"model": model, "fingerprint": _digest(inputs), "inputs": inputs, "space_file": os.path.relpath(space_file),
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     started = time.time()
     runs_root = os.path.join(board.out_dir, TUNING_DIRNAME, ".runs")  # tune.run_search's own folders

@@ -9,15 +9,25 @@ tuned with the same budget, then run over the seeds) and ranks the DLRREC family
 validation AUC over the seeds, averaged over the datasets where the variant ran. Variants that
 did not run on every dataset are ranked among themselves after the complete ones (a mean over
 fewer datasets is not comparable). Test AUC is shown beside, for the record: it chooses nothing.
+
+Then the tuned keys' values (w1, w2, tau, the reduction, the backbone, the shared optimiser keys)
+for the winning variant: its searches on the datasets drew the same configurations (the same
+space and sampler seed), so each configuration has a validation AUC on every dataset
+(tuning/<MODEL>/trials.csv, the best epoch the search let it reach); the one with the best mean
+becomes the defaults. A configuration some search did not draw, or whose trial failed there, is
+left out.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
+
+import yaml
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS
@@ -75,6 +85,91 @@ def rank(scores: Sequence[VariantScores], datasets: Sequence[str]) -> List[Varia
     return complete + partial
 
 
+@dataclass(frozen=True)
+class SharedTrial:
+    """One configuration of a model's search space and its best validation AUC in each dataset's search."""
+
+    params: Dict[str, object]
+    valid: Dict[str, float]
+    epochs: Dict[str, int]
+
+    def mean_valid(self) -> float:
+        return sum(self.valid.values()) / len(self.valid)
+
+
+def trials_csv(results_dir: str, dataset: str, model: str) -> str:
+    return os.path.join(results_dir, f"{dataset}-tuned", "tuning", model, "trials.csv")
+
+
+# trials.csv's columns that are not a tuned key (experiments/tune.py write_trials_csv).
+_TRIAL_COLUMNS = {"trial_id", "status", "epochs", "best_epoch", "seconds", "error"}
+
+
+def _parse_value(text: str):
+    """A tuned value as trials.csv wrote it: repr of a float, JSON of a list, a plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def read_shared_trials(results_dir: str, datasets: Sequence[str], model: str) -> List[SharedTrial]:
+    """`model`'s configurations that every dataset's search evaluated, best mean valid AUC first."""
+    found: Dict[str, SharedTrial] = {}
+    for dataset in datasets:
+        path = trials_csv(results_dir, dataset, model)
+        if not os.path.isfile(path):
+            raise BoardMissingError(f"{path}: no saved search of {model} on {dataset!r}")
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            best_column = next((c for c in reader.fieldnames or () if c.endswith("_best")), None)
+            if best_column is None:
+                raise InputError(f"{path}: no '<metric>_best' column (not a trials.csv of the tuned board)")
+            keys = [c for c in reader.fieldnames if c not in _TRIAL_COLUMNS and not c.endswith(("_best", "_last"))]
+            for row in reader:
+                if not row[best_column]:  # failed: nothing measured
+                    continue
+                params = {k: _parse_value(row[k]) for k in keys}
+                key = json.dumps(params, sort_keys=True)
+                trial = found.setdefault(key, SharedTrial(params, {}, {}))
+                trial.valid[dataset] = float(row[best_column])
+                trial.epochs[dataset] = int(row["epochs"])
+    shared = [t for t in found.values() if set(t.valid) == set(datasets)]
+    return sorted(shared, key=lambda t: -t.mean_valid())
+
+
+def settings_report(model: str, trials: Sequence[SharedTrial], datasets: Sequence[str], top: int = 5) -> str:
+    """The best configurations by mean valid AUC over the datasets' searches, and the winner as YAML."""
+    if not trials:
+        return f"\nNo configuration of {model} was evaluated by every dataset's search: no settings chosen.\n"
+    keys = list(trials[0].params)
+    lines = [
+        "",
+        f"## Settings of {model}",
+        "",
+        f"Its searches on {', '.join(datasets)} drew the same {len(trials)} configuration(s) (same space and sampler "
+        "seed); ranked by the mean over the datasets of each configuration's best VALIDATION AUC in that search "
+        "(epochs: how far ASHA let it train there).",
+        "",
+        "| Rank | " + " | ".join(keys) + " | " + " | ".join(f"valid {d} (epochs)" for d in datasets) + " | mean valid |",
+        "|---" * (1 + len(keys) + len(datasets)) + "|---|",
+    ]
+    for position, trial in enumerate(trials[:top], 1):
+        values = " | ".join(_format_value(trial.params[k]) for k in keys)
+        scores = " | ".join(f"{trial.valid[d]:.4f} ({trial.epochs[d]})" for d in datasets)
+        lines.append(f"| {position} | {values} | {scores} | {trial.mean_valid():.4f} |")
+    lines += ["", f"Chosen (rank 1), as YAML for properties/model/{MODEL_VARIANTS.get(model, (model,))[0]}.yaml:", "", "```yaml"]
+    rounded = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in trials[0].params.items()}
+    lines += [yaml.safe_dump(rounded, default_flow_style=None, sort_keys=False).rstrip("\n"), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, list) else str(value)
+
+
 def settings_of(model: str) -> dict:
     return dict(MODEL_VARIANTS[model][1]) if model in MODEL_VARIANTS else {}
 
@@ -118,7 +213,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     try:
-        text = report(rank(read_scores(args.results_dir, datasets), datasets), datasets)
+        ranked = rank(read_scores(args.results_dir, datasets), datasets)
+        text = report(ranked, datasets)
+        if ranked and set(datasets) <= set(ranked[0].valid):
+            best = ranked[0].model
+            text += settings_report(best, read_shared_trials(args.results_dir, datasets, best), datasets)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

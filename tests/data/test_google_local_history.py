@@ -220,3 +220,12 @@ def test_generated_data_history_matches_a_reference_built_from_the_raw_lines(tmp
         with_history += bool(expected)
     assert with_history == report["user_history"]["train_rows_with_history"] > 0
     assert len(z["users"]) == report["splits"]["train"]["interactions"]
+
+
+def test_the_cli_flag_turns_the_history_file_off():
+    from recbole_dlrrec.cli import convert as cli_convert
+
+    parser = cli_convert.build_arg_parser()
+    base = ["--reviews", "r.json", "--meta", "m.json", "--name", "x"]
+    assert cli_convert.options_from_args(parser.parse_args(base)).user_history is True
+    assert cli_convert.options_from_args(parser.parse_args(base + ["--no_user_history"])).user_history is False

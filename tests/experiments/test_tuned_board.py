@@ -272,6 +272,45 @@ def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     assert len(search.requests) == 2
 
 
+def test_a_changed_default_the_space_does_not_search_retunes(data_path, tmp_path, monkeypatch):
+    """A default held fixed by every trial (a head switch in DLRREC.yaml) changes what the search
+    trained; a default the space searches is overridden by every trial, so it does not matter."""
+    board = _board(data_path, tmp_path)
+    space = leaderboard.board_space("FM", "tiny", board.overrides)
+    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    search = FakeSearch()
+    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    real = leaderboard.Leaderboard.expected_defaults
+    searched = space.keys[0]
+    monkeypatch.setattr(leaderboard.Leaderboard, "expected_defaults",
+                        lambda self, spec: {**real(self, spec), searched: "another value"})
+    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+    messages = []
+    board.log = messages.append
+    monkeypatch.setattr(leaderboard.Leaderboard, "expected_defaults",
+                        lambda self, spec: {**real(self, spec), "a_head_switch": "new"})
+    assert not leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+    assert len(search.requests) == 2
+    assert any("defaults in properties/ (a_head_switch)" in m for m in messages)
+    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused  # the new search stands
+
+
+def test_a_search_recorded_before_defaults_were_tracked_is_judged_without_them(data_path, tmp_path):
+    board = _board(data_path, tmp_path)
+    space = leaderboard.board_space("FM", "tiny", board.overrides)
+    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    search = FakeSearch()
+    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    path = os.path.join(leaderboard.tuning_dir(board.out_dir, "FM"), "tuning.json")
+    with open(path) as handle:
+        record = json.load(handle)
+    del record["inputs"]["defaults"]
+    record["fingerprint"] = leaderboard._digest(record["inputs"])
+    with open(path, "w") as handle:
+        json.dump(record, handle)
+    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+
+
 def test_failed_search_is_recorded_and_tried_again(data_path, tmp_path):
     board = _board(data_path, tmp_path)
     space = leaderboard.board_space("FM", "tiny", board.overrides)

@@ -149,7 +149,10 @@ def test_reduction_none_is_plain_dlrm(tiny_config):
     _, train, _, _ = load_splits(config)
     model = build_model(config, train)
     assert len(model.text_sides) == 0 and model.num_extra_vectors == 0
-    dlrm = build_model(tiny_config("DLRM"), train)
+    # The same backbone as DLRREC's (its defaults are tuned; DLRM.yaml keeps the paper's).
+    backbone = {k: config[k] for k in ("embedding_size", "interaction", "top_mlp", "bottom_mlp", "dcn_layers",
+                                       "dcn_low_rank", "first_order")}
+    dlrm = build_model(tiny_config("DLRM", **backbone), train)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in dlrm.parameters())
 
 
@@ -257,8 +260,11 @@ def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch
     from recbole_dlrrec.config.registry import MODEL_VARIANTS
 
     paper_head = dict(MODEL_VARIANTS["DLRREC-paperHead"][1])
+    # The backbone, reduction and tau as DLRREC.yaml held them at that commit (the tuned defaults came later).
+    then = dict(interaction="dot", top_mlp=[256, 128], bottom_mlp=[64, 32], dropout_prob=0.1, weight_decay=0.0,
+                reduction_hidden=[128], tau=0.13)
     model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", no_history="zero",
-                                                        **{**paper_head, **overrides})
+                                                        **{**then, **paper_head, **overrides})
     assert (config["cl_projection"], config["cl_negative_pool"], config["cl_negative_dist"],
             config["cl_mask_neighbours"]) == ("none", "all", "uniform", False)
     assert not hasattr(model, "cl_projections")  # no new parameters, the same state_dict
