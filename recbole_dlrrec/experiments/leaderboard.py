@@ -641,6 +641,32 @@ def dlrrec_settings(records: Iterable[dict]) -> str:
     return seen[0] if seen else ""
 
 
+def cap_note(records: Iterable[dict], cap, window: int = 10) -> str:
+    """Which models trained to the epoch cap instead of stopping early, and how much validation
+    they still gained over their last `window` epochs there ('' when none did): a row whose
+    curve was still rising at the cap would have won more from a higher one."""
+    if not cap:
+        return ""
+    hit: Dict[str, List[float]] = {}
+    total: Dict[str, int] = {}
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        result = record["result"]
+        total[record["name"]] = total.get(record["name"], 0) + 1
+        curve = [e["valid_score"] for e in result.get("epochs") or ()]
+        if len(curve) < int(cap) or len(curve) <= window:
+            continue
+        bigger = str(result.get("valid_metric", "auc")).lower() not in ("logloss", "rmse", "mae")
+        pick = max if bigger else min
+        hit.setdefault(record["name"], []).append(abs(pick(curve) - pick(curve[:-window])))
+    if not hit:
+        return ""
+    parts = [f"{name} ({len(gains)} of {total[name]} seeds; validation gained at most {max(gains):.4f} over the last "
+             f"{window} epochs)" for name, gains in sorted(hit.items())]
+    return f"Trained to the {cap}-epoch cap without stopping early: " + ", ".join(parts) + "."
+
+
 def _split_description(settings: dict) -> str:
     if settings.get("benchmark_filename"):
         return f"fixed benchmark files ({', '.join(settings['benchmark_filename'])})"
@@ -674,6 +700,9 @@ def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], ov
     if bf16:
         lines.append(f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/training.py) for "
                      f"{', '.join(bf16)}; float32 for the others. Evaluation is float32 for all.")
+    capped = cap_note(records, settings.get("epochs"))
+    if capped:
+        lines.append(f"- {capped}")
     left_out = [m for m in DEFAULT_MODELS if m not in models]
     if left_out:
         lines.append(f"- Cut: models left out of the default set: {', '.join(left_out)}.")

@@ -442,3 +442,21 @@ def test_tuned_board_prepares_a_bundled_dataset_where_its_side_files_live(monkey
         leaderboard.run_tuned_leaderboard("ml-100k", ["FM"], 1, leaderboard.TuneBudget(trials=2, max_epochs=2),
                                           results_dir=str(tmp_path), log=lambda message: None)
     assert prepared == [("ml-100k", "dataset/ml-100k")]
+
+
+def test_the_header_names_models_that_trained_to_the_epoch_cap():
+    def record(name, curve, status="ok"):
+        return {"name": name, "status": status,
+                "result": {"valid_metric": "AUC", "config": {"epochs": 12},
+                           "epochs": [{"epoch": i, "valid_score": v} for i, v in enumerate(curve)]}}
+
+    rising = [0.5 + i / 100 for i in range(12)]  # still +0.10 over its last 10 epochs
+    flat = [0.7] * 12
+    records = [record("LR", rising), record("LR", rising[:6]), record("FM", flat), record("DLRM", rising[:5]),
+               record("NFM", rising, status="failed")]
+    note = leaderboard.cap_note(records, 12)
+    assert note == ("Trained to the 12-epoch cap without stopping early: FM (1 of 1 seeds; validation gained at most "
+                    "0.0000 over the last 10 epochs), LR (1 of 2 seeds; validation gained at most 0.1000 over the last 10 epochs).")
+    assert leaderboard.cap_note(records, 50) == ""
+    # The header reads the cap from the cells' config.
+    assert f"- {note}" in leaderboard.header_notes("tiny", [2020], records, {}, ["LR", "FM", "DLRM"])
