@@ -386,7 +386,11 @@ def test_experiments_write_tables_and_plots(data_path, tmp_path):
     assert [r["model"] for r in sizes] == ["R=4", "R=8"] and all(r["status"] == "ok" for r in sizes)
     assert not os.path.exists(os.path.join(folder, "cells", "DLRREC-r8-seed2020.json"))  # reused DLRREC
     v0 = {r["model"]: int(r["num_parameters"]) for r in _csv_rows(os.path.join(folder, "v0_vs_unified.csv"))}
-    assert abs(v0["DLRREC-V0-matched"] - v0["DLRREC"]) <= experiments.PARAM_TOLERANCE * v0["DLRREC"]
+    # V0 is widened (DLRREC-V0-matched) only when its count is off by more than the tolerance;
+    # either way the V0 row compared has DLRREC's capacity within it.
+    compared = v0.get("DLRREC-V0-matched", v0["DLRREC-V0"])
+    assert abs(compared - v0["DLRREC"]) <= experiments.PARAM_TOLERANCE * v0["DLRREC"]
+    assert ("DLRREC-V0-matched" in v0) == (abs(v0["DLRREC-V0"] - v0["DLRREC"]) > experiments.PARAM_TOLERANCE * v0["DLRREC"])
     cosine = _csv_rows(os.path.join(folder, "swing_audit.csv"))
     assert {(r["model"], r["side"]) for r in cosine} == {(m, s) for m in ("DLRREC", "DLRREC-noCL") for s in ("item", "user")}
     assert all(-1 <= float(r["cos_swing"]) <= 1 for r in cosine)
