@@ -39,7 +39,9 @@ ABLATION = (
     ("L_rec + L_ii", "DLRREC-Lii"),
     ("L_rec + L_ii + L_uu", "DLRREC"),
 )
-REDUCTION_SIZES = (16, 32, 64, 128)
+# R below, at and above D = embedding_size (16 by default): the text reaches the interaction
+# through min(R, D) numbers (an R -> D adapter cannot widen it), so sizes above D only add tower width.
+REDUCTION_SIZES = (4, 8, 16, 32)
 PARAM_TOLERANCE = 0.10  # V0 counts within 10% of DLRREC's are "similar"
 V0_SCALES = tuple(np.round(np.arange(0.5, 6.01, 0.125), 3))  # top-MLP width multipliers tried for V0
 CATEGORY_FIELDS = ("categories", "class", "genre", "cuisine", "tags")  # first present = main category
@@ -116,12 +118,21 @@ def reduction_size(board: Leaderboard, seeds: Sequence[int], sizes: Sequence[int
         records = [r for r in board.records_for([s for s in specs if labels[s.name] == row.name])[row.extra["cell"]]
                    if r.get("status") == "ok"]
         train_seconds[row.name] = float(np.mean([r["result"]["timings"]["train_s"] for r in records])) if records else float("nan")
+    embedding = {}
+    for spec in specs:
+        record = board.load_cell(spec)
+        if record and record.get("status") == "ok":
+            embedding[labels[spec.name]] = int(record["result"]["config"]["embedding_size"])
     extra = [Column("reduction_dim", "reduction_dim", lambda r: int(r.name[2:])),
+             Column("bottleneck min(R, D)", "bottleneck", lambda r: min(int(r.name[2:]), embedding[r.name]) if r.name in embedding else None,
+                    lambda v: "-" if v is None else str(v)),
              Column("Train s (total)", "train_seconds_mean", lambda r: train_seconds[r.name], lambda v: _fmt(v, 1))]
     header = _experiment_header(board, "Reduction size", seeds, notes, [
         "DLRREC with the text reduction (text vector -> R) for R in " + ", ".join(map(str, sizes)) +
         " (everything else as the leaderboard's DLRREC"
         + (f", whose own R = {base_dim} is reused" if base_dim is not None else "") + "). "
+        "The text reaches the interaction through min(R, D) numbers, D = embedding_size: the R -> D adapter "
+        "cannot widen it, so only R below D narrows the text's path; R above D adds tower width only. "
         "Training time: mean seconds per epoch, and total training seconds (early stopping makes the epoch count differ)."])
     paths = _write_table(board, "reduction_size", header, ordered, extra)
     auc = [r.metrics.get("auc", (np.nan, np.nan)) for r in ordered]

@@ -384,6 +384,8 @@ def test_experiments_write_tables_and_plots(data_path, tmp_path):
     assert ablation == ["DLRREC-noCL", "DLRREC-Luu", "DLRREC-Lii", "DLRREC"]
     sizes = _csv_rows(os.path.join(folder, "reduction_size.csv"))
     assert [r["model"] for r in sizes] == ["R=4", "R=8"] and all(r["status"] == "ok" for r in sizes)
+    embedding = int(json.load(open(os.path.join(folder, "cells", "DLRREC-r4-seed2020.json")))["result"]["config"]["embedding_size"])
+    assert [int(r["bottleneck"]) for r in sizes] == [min(4, embedding), min(8, embedding)]
     assert not os.path.exists(os.path.join(folder, "cells", "DLRREC-r8-seed2020.json"))  # reused DLRREC
     v0 = {r["model"]: int(r["num_parameters"]) for r in _csv_rows(os.path.join(folder, "v0_vs_unified.csv"))}
     # V0 is widened (DLRREC-V0-matched) only when its count is off by more than the tolerance;
