@@ -24,13 +24,14 @@ the side's text vectors as aligned to the dataset's ids, the train edges and m.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from typing import Dict, Iterable, Optional, Union
 
 import numpy as np
 import torch
 
 from recbole_dlrrec.swing.graph import NeighbourTable, _check_count, binarize
-from recbole_dlrrec.swing.sampler import _check_int, default_rank, rank_seed
+from recbole_dlrrec.swing.sampler import default_rank, rank_seed
 
 __all__ = ["DEFAULT_POOL", "HardNegativeSampler", "hard_negative_table", "hard_negatives_for_dataset"]
 
@@ -38,6 +39,12 @@ __all__ = ["DEFAULT_POOL", "HardNegativeSampler", "hard_negative_table", "hard_n
 DEFAULT_POOL = 50
 #: Cosines per chunk (rows x n): 2^24 float32 = 64 MB, plus one partition copy of it.
 CHUNK_ELEMENTS = 1 << 24
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
