@@ -657,8 +657,7 @@ def cap_note(records: Iterable[dict], cap, window: int = 10) -> str:
         curve = [e["valid_score"] for e in result.get("epochs") or ()]
         if len(curve) < int(cap) or len(curve) <= window:
             continue
-        bigger = str(result.get("valid_metric", "auc")).lower() not in ("logloss", "rmse", "mae")
-        pick = max if bigger else min
+        pick = max if result.get("config", {}).get("valid_metric_bigger", True) else min
         hit.setdefault(record["name"], []).append(abs(pick(curve) - pick(curve[:-window])))
     if not hit:
         return ""

@@ -113,16 +113,13 @@ def reduction_size(board: Leaderboard, seeds: Sequence[int], sizes: Sequence[int
     rows = _rows(board, specs, seeds, labels)
     by_label = {r.name: r for r in rows}
     ordered = [by_label[f"R={size}"] for size in sizes]
-    train_seconds = {}
+    train_seconds, embedding = {}, {}
     for row in ordered:
         records = [r for r in board.records_for([s for s in specs if labels[s.name] == row.name])[row.extra["cell"]]
                    if r.get("status") == "ok"]
         train_seconds[row.name] = float(np.mean([r["result"]["timings"]["train_s"] for r in records])) if records else float("nan")
-    embedding = {}
-    for spec in specs:
-        record = board.load_cell(spec)
-        if record and record.get("status") == "ok":
-            embedding[labels[spec.name]] = int(record["result"]["config"]["embedding_size"])
+        if records:
+            embedding[row.name] = int(records[0]["result"]["config"]["embedding_size"])
     extra = [Column("reduction_dim", "reduction_dim", lambda r: int(r.name[2:])),
              Column("bottleneck min(R, D)", "bottleneck", lambda r: min(int(r.name[2:]), embedding[r.name]) if r.name in embedding else None,
                     lambda v: "-" if v is None else str(v)),

@@ -213,12 +213,24 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _parse_cell(text: str):
+    """A value as _cell wrote it (repr of a float, JSON of a list, a plain string); '' -> None."""
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _trials_header(keys: Sequence[str], column: str) -> List[str]:
+    return ["trial_id", "status", "epochs", f"{column}_last", f"{column}_best", "best_epoch", "seconds", *keys, "error"]
+
+
 def write_trials_csv(path: str, records: Sequence[TrialRecord], keys: Sequence[str], metric: str) -> str:
     """One row per trial: id, status, epochs run, last/best validation score, best epoch,
     seconds, each tuned key's value, and the error of a failed trial."""
-    column = metric_column(metric)
-    header = ["trial_id", "status", "epochs", f"{column}_last", f"{column}_best", "best_epoch", "seconds",
-              *keys, "error"]
+    header = _trials_header(keys, metric_column(metric))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -227,6 +239,22 @@ def write_trials_csv(path: str, records: Sequence[TrialRecord], keys: Sequence[s
                          _cell(r.best_epoch), _cell(None if r.seconds is None else round(r.seconds, 2)),
                          *(_cell(r.params.get(k)) for k in keys), r.error])
     return atomic.write_text(path, buffer.getvalue())
+
+
+def read_trials_csv(path: str) -> List[TrialRecord]:
+    """The trials of a trials.csv that write_trials_csv wrote, with their tuned values parsed back."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or ())
+        column = next((f[: -len("_best")] for f in fields if f.endswith("_best")), None)
+        keys = fields[7:-1]
+        if column is None or fields != _trials_header(keys, column):
+            raise InputError(f"{path}: not a trials.csv of a search (header {fields})")
+        return [TrialRecord(row["trial_id"], row["status"], {k: _parse_cell(row[k]) for k in keys},
+                            epochs=int(row["epochs"]), last_score=_parse_cell(row[f"{column}_last"]),
+                            best_score=_parse_cell(row[f"{column}_best"]), best_epoch=_parse_cell(row["best_epoch"]),
+                            seconds=_parse_cell(row["seconds"]), error=row["error"])
+                for row in reader]
 
 
 def best_config_values(params: Dict[str, object], fixed: Dict[str, object], max_epochs: int, seed: int) -> dict:

@@ -32,6 +32,7 @@ import yaml
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS
 from recbole_dlrrec.errors import InputError
+from recbole_dlrrec.experiments.tune import read_trials_csv
 
 
 class BoardMissingError(InputError, FileNotFoundError):
@@ -101,18 +102,6 @@ def trials_csv(results_dir: str, dataset: str, model: str) -> str:
     return os.path.join(results_dir, f"{dataset}-tuned", "tuning", model, "trials.csv")
 
 
-# trials.csv's columns that are not a tuned key (experiments/tune.py write_trials_csv).
-_TRIAL_COLUMNS = {"trial_id", "status", "epochs", "best_epoch", "seconds", "error"}
-
-
-def _parse_value(text: str):
-    """A tuned value as trials.csv wrote it: repr of a float, JSON of a list, a plain string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def read_shared_trials(results_dir: str, datasets: Sequence[str], model: str) -> List[SharedTrial]:
     """`model`'s configurations that every dataset's search evaluated, best mean valid AUC first."""
     found: Dict[str, SharedTrial] = {}
@@ -120,20 +109,12 @@ def read_shared_trials(results_dir: str, datasets: Sequence[str], model: str) ->
         path = trials_csv(results_dir, dataset, model)
         if not os.path.isfile(path):
             raise BoardMissingError(f"{path}: no saved search of {model} on {dataset!r}")
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            best_column = next((c for c in reader.fieldnames or () if c.endswith("_best")), None)
-            if best_column is None:
-                raise InputError(f"{path}: no '<metric>_best' column (not a trials.csv of the tuned board)")
-            keys = [c for c in reader.fieldnames if c not in _TRIAL_COLUMNS and not c.endswith(("_best", "_last"))]
-            for row in reader:
-                if not row[best_column]:  # failed: nothing measured
-                    continue
-                params = {k: _parse_value(row[k]) for k in keys}
-                key = json.dumps(params, sort_keys=True)
-                trial = found.setdefault(key, SharedTrial(params, {}, {}))
-                trial.valid[dataset] = float(row[best_column])
-                trial.epochs[dataset] = int(row["epochs"])
+        for record in read_trials_csv(path):
+            if record.best_score is None:  # failed: nothing measured
+                continue
+            trial = found.setdefault(json.dumps(record.params, sort_keys=True), SharedTrial(record.params, {}, {}))
+            trial.valid[dataset] = float(record.best_score)
+            trial.epochs[dataset] = record.epochs
     shared = [t for t in found.values() if set(t.valid) == set(datasets)]
     return sorted(shared, key=lambda t: -t.mean_valid())
 

@@ -474,3 +474,16 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data
     assert "Traceback" not in text
     rows = _rows(out_root / "tiny" / "t" / "trials.csv")
     assert any(r["status"] in ("completed", "pruned") for r in rows), rows
+
+
+def test_trials_csv_reads_back_what_it_wrote(tmp_path):
+    records = [tune.TrialRecord("t_0", "completed", {"w1": 0.1234567890123, "top_mlp": [64, 32], "interaction": "dcn"},
+                                epochs=9, last_score=0.7, best_score=0.71, best_epoch=6, seconds=12.5),
+               tune.TrialRecord("t_1", "failed", {"w1": 1e-05, "top_mlp": [128], "interaction": "dot"}, error="boom")]
+    path = str(tmp_path / "trials.csv")
+    tune.write_trials_csv(path, records, ["w1", "top_mlp", "interaction"], "AUC")
+    assert tune.read_trials_csv(path) == records
+    with open(path, "w") as handle:
+        handle.write("trial_id,score\nt_0,0.5\n")
+    with pytest.raises(tune.InputError, match="not a trials.csv"):
+        tune.read_trials_csv(path)
