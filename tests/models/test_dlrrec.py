@@ -32,6 +32,29 @@ def test_forward_shapes_include_text_vectors(model_and_batch):
     assert rec.dim() == item.dim() == user.dim() == 0
 
 
+# DLRREC's default positives are Jaccard neighbours. On the tiny fixture an item's Jaccard top-k
+# holds nearly every item that shares a user with it, so with the default cl_mask_neighbours no
+# negative is left and a head's loss is exactly 0. Tests that need a live head keep SWING's
+# sparser tables (the paper's positives, DLRREC-swingPos).
+SWING = {"cl_similarity": "swing"}
+
+
+def test_defaults_use_jaccard_positives_and_the_named_variants_keep_swing(tiny_config):
+    assert tiny_config("DLRREC")["cl_similarity"] == "jaccard"
+    assert tiny_config("DLRREC-swingPos")["cl_similarity"] == "swing"
+    assert tiny_config("DLRREC-paperHead")["cl_similarity"] == "swing"
+
+
+def test_jaccard_neighbours_masked_out_leave_the_tiny_heads_no_negative(model_and_batch):
+    """Why the tests below pin SWING: the degenerate case, stated."""
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.5)
+    _, item, _ = model.calculate_loss(batch)
+    assert float(item.detach()) == 0.0
+    draw = model.contrastive_draw("item", batch["item_id"])
+    assert bool(draw.mask.all())  # every anchor has a positive ...
+    assert not bool(draw.negative_mask.any())  # ... and not one live negative
+
+
 def _tower_grads(model, loss):
     model.zero_grad()
     loss.backward(retain_graph=True)
@@ -42,7 +65,7 @@ def _tower_grads(model, loss):
 
 
 def test_reduction_tower_gets_gradients_from_rec_and_contrastive_losses(model_and_batch):
-    model, batch, _ = model_and_batch(w1=0.5, w2=0.5)
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.5, **SWING)
     rec, item, user = model.calculate_loss(batch)
     from_rec = _tower_grads(model, rec)
     assert from_rec["item"] > 0 and from_rec["user"] > 0
@@ -54,7 +77,7 @@ def test_reduction_tower_gets_gradients_from_rec_and_contrastive_losses(model_an
 
 def test_zero_weights_give_exactly_the_no_contrastive_loss(model_and_batch):
     off, batch, _ = model_and_batch(w1=0.0, w2=0.0)
-    on, _, _ = model_and_batch(w1=0.3, w2=0.2)
+    on, _, _ = model_and_batch(w1=0.3, w2=0.2, **SWING)
     off.eval(), on.eval()  # no dropout: the same weights must give the same L_rec
     rec_off, item_off, user_off = off.calculate_loss(batch)
     assert float(item_off) == 0.0 and float(user_off) == 0.0
@@ -275,7 +298,7 @@ def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch
 
 
 def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch):
-    model, batch, _ = model_and_batch(w1=0.5, w2=0.5, cl_projection="mlp")
+    model, batch, _ = model_and_batch(w1=0.5, w2=0.5, cl_projection="mlp", **SWING)
     assert set(model.cl_projections) == {"item", "user"}
     rec, item, user = model.calculate_loss(batch)
 
@@ -289,7 +312,7 @@ def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch
     assert grads(user)["user"] > 0
     assert grads(rec) == {"item": 0.0, "user": 0.0}  # the interaction reads unprojected vectors
     # The interaction's vectors are the same with and without the head (same seed, same init).
-    plain, _, _ = model_and_batch(w1=0.5, w2=0.5)
+    plain, _, _ = model_and_batch(w1=0.5, w2=0.5, **SWING)
     model.eval(), plain.eval()
     assert torch.equal(model.calculate_loss(batch)[0], plain.calculate_loss(batch)[0])
 

@@ -66,7 +66,7 @@ def test_hard_negatives_need_the_sides_text_vectors(tiny_config):
 def test_other_similarities_give_the_positives(tiny_config, similarity):
     # Neighbours not masked: on the tiny data an item's top-k covers nearly every item.
     model, batch, _ = _model(tiny_config, cl_similarity=similarity, w1=0.5, w2=0.5, cl_mask_neighbours=False)
-    swing, _, _ = _model(tiny_config, w1=0.5, w2=0.5, cl_mask_neighbours=False)
+    swing, _, _ = _model(tiny_config, cl_similarity="swing", w1=0.5, w2=0.5, cl_mask_neighbours=False)
     assert not torch.equal(model.samplers["item"].neighbour_ids, swing.samplers["item"].neighbour_ids)
     rec, item, user = model.calculate_loss(batch)
     assert torch.isfinite(item) and float(item.detach()) > 0 and float(user.detach()) > 0

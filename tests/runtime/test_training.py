@@ -129,7 +129,8 @@ def test_cpu_dropout_is_seeded_by_torch():
 def test_one_pass_loss_equals_the_separate_parts(tiny_config, cl_repr):
     """calculate_loss reads the towers and the token table once for the rec loss and both
     heads; in eval mode (no dropout) it must equal the loss built part by part."""
-    config = tiny_config("DLRREC", w1=0.5, w2=0.5, cl_repr=cl_repr, train_precision="fp32")
+    # SWING positives: the tiny fixture's Jaccard top-k (the default) masks every negative out.
+    config = tiny_config("DLRREC", w1=0.5, w2=0.5, cl_repr=cl_repr, train_precision="fp32", cl_similarity="swing")
     _, train, _, _ = load_splits(config)
     model = build_model(config, train)
     model.eval()
