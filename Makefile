@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_Q := -q --disable-pip-version-check
 
-.PHONY: install demo test test-fast test-pythons lock bench gpu-wheels clean
+.PHONY: install demo test test-fast test-pythons docs lock bench gpu-wheels clean
 
 # RecBole 1.2.1 goes in with --no-deps: it declares ray<=2.6.3 (see requirements.txt).
 $(STAMP): $(LOCK) requirements-recbole.txt requirements-dev.txt setup.py
@@ -40,6 +40,12 @@ test: install
 # The inner loop: everything not marked slow (under a minute on the 2-core machine).
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
+
+# The user guide: results pages generated from results/ (docs/results/boards/, not in git), then the
+# site built strictly into site/ (a broken link or anchor fails the build).
+docs: install
+	$(PY) -m recbole_dlrrec.experiments.docs_results --results results --out docs/results/boards
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # The fast suite on every other supported Python, each in its own venv (PYTHON=... make test for one).
 PYTHONS ?= python3.12 python3.13
@@ -67,4 +73,4 @@ gpu-wheels:
 		-d .whl $(GPU_WHEELS)
 
 clean:
-	rm -rf log log_tensorboard saved results/runs
+	rm -rf log log_tensorboard saved results/runs site

@@ -1,4 +1,4 @@
-"""Ray Tune on a real (local) cluster: the README's recipe, run as written.
+"""Ray Tune on a real (local) cluster: the docs' recipe (docs/leaderboards.md), run as written.
 
 `ray start --head` on 127.0.0.1 with a free port, a 2-trial search that joins it with
 `run_tune.py --address=127.0.0.1:PORT`, then the head this test started is stopped and nothing
@@ -24,7 +24,7 @@ RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 
 
 # Ray 2.60 authenticates every connection with a token (~/.ray/auth_token, made on first use):
-# head and driver both run in token mode, as the README's recipe says.
+# head and driver both run in token mode, as the docs' recipe says.
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
