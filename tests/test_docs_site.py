@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from typing import List
 
 import pytest
 
@@ -23,7 +24,7 @@ def _read(path: str) -> str:
         return handle.read()
 
 
-def _user_docs() -> list:
+def _user_docs() -> List[str]:
     paths = [os.path.join(ROOT, "README.md")]
     for folder, dirs, files in os.walk(os.path.join(ROOT, "docs")):
         dirs[:] = [d for d in dirs if d != "boards"]  # generated from results/

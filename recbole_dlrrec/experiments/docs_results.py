@@ -91,7 +91,8 @@ def find_pages(results_dir: str) -> List[ResultsPage]:
     slugs: Dict[str, ResultsPage] = {}
     for page in pages:
         if page.slug in slugs:
-            raise DocsResultsError(f"{results_dir}: {page.slug}.md and the folder {page.slug}/ would make the same page")
+            raise DocsResultsError(f"{results_dir}: {page.slug}.md and the folder {page.slug}/ "
+                                   "would make the same page")
         slugs[page.slug] = page
     return sorted(pages, key=lambda p: p.slug)
 
@@ -134,7 +135,7 @@ def render_page(results_dir: str, page: ResultsPage) -> str:
     # The leaderboard (or a lone file directly in results/) keeps its title as the page's.
     head = page.tables[0] if page.tables and (page.tables[0] == LEADERBOARD or not page.folder) else None
     parts: List[str] = [] if head else [f"# Results: {page.folder}"]
-    shown: set = set()
+    shown: set[str] = set()
     for name in page.tables:
         text = _read(os.path.join(source, name))
         parts.append(text.rstrip() if name == head else demote_headings(text).rstrip())

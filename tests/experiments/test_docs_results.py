@@ -114,6 +114,12 @@ def test_refuses_a_folder_it_did_not_write(results, tmp_path):
     assert (out / "notes.md").read_text() == "mine"
 
 
+def test_a_table_and_a_folder_of_the_same_name_are_refused(results, tmp_path):
+    _write(os.path.join(results, "old.md"), "# Old\n")
+    with pytest.raises(docs_results.DocsResultsError, match="old.md and the folder old/"):
+        docs_results.build(results, str(tmp_path / "out"))
+
+
 def test_cli_one_line_and_exit_2_on_a_missing_results_folder(tmp_path, capsys):
     assert docs_results.main(["--results", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
