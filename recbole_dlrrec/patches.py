@@ -95,6 +95,17 @@ Config that does not re-read the command line).
    ranks, possibly on other machines, need not see the file) and broadcast.
 
 
+11. RecBole's `init_seed(seed, reproducibility)` seeds every generator and, with
+   `reproducibility` on, makes cuDNN deterministic, but leaves torch's other nondeterministic
+   kernels in place. On the CPU, the backward of an indexed read (`index_put_` with
+   accumulate: DLRREC's text towers run once per distinct id and scatter the gradient back)
+   adds with atomic adds across threads once the gradient has 32768 elements or more, so two
+   runs with the same seed drifted apart in the 4th decimal of AUC, more so under load.
+   `init_seed` now also calls `torch.use_deterministic_algorithms(reproducibility,
+   warn_only=True)` (and sets `CUBLAS_WORKSPACE_CONFIG`, which cuBLAS needs for it, unless the
+   user did). `reproducibility` is RecBole's key, default true; false gives the old kernels.
+
+
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
@@ -544,6 +555,32 @@ def classification_metrics() -> None:
     Config._set_default_parameters = _set_default_parameters
 
 
+def deterministic_kernels(reproducibility: bool) -> None:
+    """Fix 11: torch's deterministic kernels on when `reproducibility` is, off when it is not
+    (an op with no deterministic kernel warns instead of failing)."""
+    import torch
+
+    if reproducibility:
+        # cuBLAS reads it when its first handle is made: before any model reaches the GPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(bool(reproducibility), warn_only=True)
+
+
+def _seeding_selects_deterministic_kernels() -> None:
+    """Fix 11: RecBole's init_seed also selects deterministic kernels (see deterministic_kernels)."""
+    import recbole.utils
+    import recbole.utils.utils as utils
+
+    original = utils.init_seed
+
+    def init_seed(seed, reproducibility):
+        original(seed, reproducibility)
+        deterministic_kernels(reproducibility)
+
+    init_seed.__doc__ = "RecBole's init_seed, then deterministic kernels as `reproducibility` says (recbole_dlrrec.patches, fix 11)."
+    utils.init_seed = recbole.utils.init_seed = init_seed
+
+
 # Every fix, in the order apply() installs them. One function per fix; add new ones here.
 PATCHES: List[Callable[[], object]] = [
     omp_passive_wait,  # 4: first, before anything below imports torch
@@ -558,6 +595,7 @@ PATCHES: List[Callable[[], object]] = [
     _distributed_init_device,  # 9
     _distributed_trainer,  # 9
     _gathered_evaluation,  # 10
+    _seeding_selects_deterministic_kernels,  # 11
 ]
 
 
