@@ -169,7 +169,7 @@ def check_target(out_dir: str, name: str, force: bool = False) -> None:
             shown = ", ".join(foreign[:_LISTED]) + (f", ... ({len(foreign)} in all)" if len(foreign) > _LISTED else "")
             raise DatasetFolderError(
                 f"{final} holds {len(foreign)} file(s) this tool did not write: {shown}; rebuilding would "
-                "delete them: move them out of the folder, or rerun with --force to delete them"
+                "delete them: move them out of the folder first (the converter's --force deletes them instead)"
             )
 
 

@@ -69,8 +69,8 @@ Cleaning, one reason per dropped line, every line counted (lines read = kept + d
   UTF-8"), a file whose first line opens a JSON array, a file without a single JSON object line
   (a CSV), a reviews file given as meta or the reverse ("are --reviews and --meta swapped?"), or
   one with no record carrying the required fields raises ``ConversionError`` naming the file; so
-  does a filter that leaves nothing, a dataset or split whose rows all have one label (AUC
-  is undefined on it: "every valid row (12) has label 1"), and (before any input is read) a bad option, such as a
+  does a filter that leaves nothing, a dataset whose rows all have one label (AUC is undefined
+  on it: "every kept review (48) has label 1"), and (before any input is read) a bad option, such as a
   ``label_threshold`` outside (1, 5] that would leave no positive or no negative row, or an
   output folder that cannot be written. ``ConversionError`` is an ``InputError``: the CLI prints
   one line and exits with status 2.
@@ -121,7 +121,9 @@ that the tool did not write (REPORT.json lists what it wrote) unless ``--force``
 - ``NAME.yaml``: RecBole settings for this dataset (every key commented).
 - ``REPORT.md`` / ``REPORT.json``: counts read / kept / dropped per reason, per-split users,
   items, interactions, label balance, share of rows with text, time taken; REPORT.json also
-  lists the files written (``files``), so a rebuild can tell them from files added later.
+  lists the files written (``files``), so a rebuild can tell them from files added later. A
+  split whose rows all have one label is written, with a warning at the top of REPORT.md
+  (``warnings`` in REPORT.json): training and evaluation refuse that split.
 
 No leakage, enforced here: the text of a valid/test review feeds nothing; user vectors and
 ``n_train_reviews`` use train rows only; ``pic_count`` counts train pictures only; the meta
