@@ -14,14 +14,17 @@ import logging
 import sys
 from typing import Optional, Sequence
 
+from recbole_dlrrec.cli.train import exit_on_interrupt
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data import text_build
 from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
 
+PROG = "python -m recbole_dlrrec.cli.convert"
 
-def build_arg_parser() -> argparse.ArgumentParser:
+
+def build_arg_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m recbole_dlrrec.cli.convert",
+        prog=prog,
         description="Convert Google Local reviews + meta (JSON lines, plain or .gz) into a RecBole dataset.",
     )
     p.add_argument("--reviews", required=True, help="reviews JSON-lines file (.json or .json.gz)")
@@ -52,6 +55,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="device of the text encoder: auto (default: the GPU when torch sees one), cpu, cuda, cuda:N")
     p.add_argument("--image_encoder", default="none", choices=sorted(gl.IMAGE_ENCODERS),
                    help="image encoder slot (default none: pictures only give pic_count)")
+    p.add_argument("--max_line_bytes", type=int, default=gl.DEFAULT_MAX_LINE_BYTES,
+                   help="skip (and count as line_too_long) input lines longer than this many bytes, unread "
+                        f"(default {gl.DEFAULT_MAX_LINE_BYTES}: 1 MiB)")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild OUT/NAME even when it holds files the converter did not write (they are deleted)")
     p.add_argument("--verify", action="store_true", help="load the result with RecBole (model FM) afterwards")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -74,15 +82,20 @@ def options_from_args(args: argparse.Namespace) -> "gl.ConvertOptions":
         encoder_batch_size=args.encoder_batch_size,
         encoder_device=args.encoder_device,
         image_encoder=args.image_encoder,
+        max_line_bytes=args.max_line_bytes,
+        force=args.force,
         show_progress=not args.quiet,
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+@exit_on_interrupt("interrupted; no dataset written (an earlier one under OUT/NAME is unchanged); "
+                   "rerun the same command to convert again")
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    """Run the command line; ``prog`` is the command named in ``--help`` and usage errors."""
     from recbole_dlrrec import patches
 
     patches.apply()  # before torch is imported (patches.py); --verify loads the result with RecBole
-    args = build_arg_parser().parse_args(argv)
+    args = build_arg_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:

@@ -15,6 +15,15 @@ Rules:
   datasets written before that marker existed, whose ``NAME.cold_split.json`` does
   (``"dataset": NAME``). Anything else there (a folder of your own notes, a file, a link) is
   refused with one line before any input is read; nothing is moved or deleted.
+- **Nothing else inside it is deleted.** ``REPORT.json`` lists the files the tool wrote
+  (``"files"``: the names in the folder at the swap). Anything else in ``OUT/NAME`` (your notes,
+  a file you copied in) makes the rebuild refuse with one line naming it, before any input is
+  read, unless ``force=True`` (the converter's ``--force``), which deletes it with the old
+  dataset. A folder written before that list existed is judged by the names this tool writes
+  (``NAME.*.inter``, ``NAME.item``, ``NAME.user``, ``NAME.yaml``, ``NAME.*.npz``,
+  ``NAME.cold_split.json``, ``REPORT.*``). The caches the project derives from a dataset inside
+  its folder (``DERIVED_CACHES``: the SWING neighbours) are the tool's too: stale once the
+  dataset is rebuilt, they go with it.
 - **Checked before the work starts**: the name (a plain folder name that fits the file system's
   ``PC_NAME_MAX`` with the temp-folder affixes), ``OUT`` (not a file, not below a file, no symlink
   loop, writable: the temp folder is created at once, which is the real test).
@@ -40,6 +49,17 @@ from recbole_dlrrec.errors import InputError
 
 #: The file whose ``"name"`` marks a folder as written by this tool (and holds its report).
 MARKER = "REPORT.json"
+#: The key of MARKER that lists the names the tool wrote into the folder.
+FILES_KEY = "files"
+#: Folders the project writes inside a dataset folder after it is built (swing/cache.py's
+#: ``swing_cache_dir``): caches of that dataset, replaced with it, never someone else's files.
+DERIVED_CACHES = ("swing_cache",)
+#: What the converter and the cold-item split write, for folders whose MARKER lists no files
+#: (written before the list existed); "{name}" is the escaped dataset name.
+_LEGACY_OUTPUT = (r"^(?:REPORT\.(?:json|md)|{name}\.(?:(?:train|valid|test)\.)?inter"
+                  r"|{name}\.(?:item|user|yaml|cold_split\.json)|{name}\.[A-Za-z0-9_]+\.npz)$")
+#: How many foreign names the refusal lists (the count is always full).
+_LISTED = 10
 #: Longest suffix added to NAME for a file or temp folder: ``.NAME.tmp-<pid>-XXXXXXXX`` and
 #: ``.NAME.itemimgvec.npz.tmp-XXXXXXXX.npz`` (atomic.py's temp file inside the folder).
 _AFFIX = len("..itemimgvec.npz.tmp-XXXXXXXX.npz")
@@ -102,8 +122,26 @@ def _existing_ancestor(path: str) -> str:
         return current
 
 
-def check_target(out_dir: str, name: str) -> None:
-    """Everything about ``OUT/NAME`` that can be checked without writing (see the module doc)."""
+def foreign_entries(folder: str, name: str, report: dict) -> list[str]:
+    """Names in ``folder`` (this tool's dataset ``name``, whose MARKER holds ``report``) that the
+    tool did not write, sorted; a folder's name ends in "/". See the module docstring."""
+    listed = report.get(FILES_KEY)
+    legacy = re.compile(_LEGACY_OUTPUT.format(name=re.escape(name)))
+    found = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        is_dir = os.path.isdir(path) and not os.path.islink(path)
+        if is_dir and entry in DERIVED_CACHES:
+            continue
+        ours = entry in listed if isinstance(listed, list) else bool(legacy.match(entry))
+        if is_dir or not ours:
+            found.append(entry + ("/" if is_dir else ""))
+    return found
+
+
+def check_target(out_dir: str, name: str, force: bool = False) -> None:
+    """Everything about ``OUT/NAME`` that can be checked without writing (see the module doc);
+    ``force`` lets files the tool did not write inside its own dataset folder be deleted."""
     validate_name(name)
     ancestor = _existing_ancestor(out_dir)
     try:
@@ -122,6 +160,17 @@ def check_target(out_dir: str, name: str) -> None:
             f"{final} is {kind} this tool did not write (no {MARKER} naming {name!r}); "
             "move it away or choose another --name/--out: it is never overwritten"
         )
+    if os.path.lexists(final) and not force:
+        try:
+            foreign = foreign_entries(final, name, read_report(final, name) or {})
+        except OSError as exc:
+            raise DatasetFolderError(f"{final}: cannot list its files: {exc.strerror or exc}") from None
+        if foreign:
+            shown = ", ".join(foreign[:_LISTED]) + (f", ... ({len(foreign)} in all)" if len(foreign) > _LISTED else "")
+            raise DatasetFolderError(
+                f"{final} holds {len(foreign)} file(s) this tool did not write: {shown}; rebuilding would "
+                "delete them: move them out of the folder first (the converter's --force deletes them instead)"
+            )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -168,11 +217,14 @@ class DatasetFolder:
     Args:
         out_dir: the folder that holds datasets (``data_path``).
         name: the dataset name (the folder's name).
+        force: delete files the tool did not write inside an existing ``OUT/NAME`` of its own
+            (refused by default, naming them).
     """
 
-    def __init__(self, out_dir: str, name: str) -> None:
+    def __init__(self, out_dir: str, name: str, force: bool = False) -> None:
         self.out_dir = out_dir
         self.name = name
+        self.force = force
         self.final = os.path.join(out_dir, name)
         self.path: Optional[str] = None  # the temp folder, once entered
         self.committed = False
@@ -180,7 +232,7 @@ class DatasetFolder:
         self._made_out_dir = False
 
     def __enter__(self) -> "DatasetFolder":
-        check_target(self.out_dir, self.name)
+        check_target(self.out_dir, self.name, self.force)
         try:
             self._made_out_dir = not os.path.isdir(self.out_dir)
             os.makedirs(self.out_dir, exist_ok=True)
@@ -205,17 +257,20 @@ class DatasetFolder:
         except OSError as exc:
             raise _one_line(self.final, exc) from None
 
-    def commit(self, report: dict) -> None:
-        """Write ``report`` as REPORT.json (with ``"name"``: the marker), then swap into place."""
-        report = {"name": self.name, **{k: v for k, v in report.items() if k != "name"}}
+    def commit(self, report: dict) -> dict:
+        """Write ``report`` as REPORT.json (with ``"name"``: the marker, and ``"files"``: the names
+        written, MARKER included), then swap into place; returns what REPORT.json holds."""
+        report = {"name": self.name, **{k: v for k, v in report.items() if k not in ("name", FILES_KEY)}}
         try:
+            report[FILES_KEY] = sorted({*os.listdir(self.path), MARKER})
             atomic.write_json(self.file(MARKER), report, indent=2, ensure_ascii=False)
             # Checked again: something may have appeared at OUT/NAME during the work.
-            check_target(self.out_dir, self.name)
+            check_target(self.out_dir, self.name, self.force)
             self._swap()
         except OSError as exc:
             raise _one_line(self.final, exc) from None
         self.committed = True
+        return report
 
     def _swap(self) -> None:
         old = None

@@ -29,7 +29,10 @@ Behaviour, in the order it happens:
 5. Every vector is checked (right shape, finite) and L2-normalised: the model is asked for
    ``normalize_embeddings=True`` and the result is normalised again here, so every returned row
    has unit length whatever model object is plugged in; a zero vector, NaN or inf is refused
-   with ``EncoderError``.
+   with ``EncoderError``. A cache that is damaged or crafted (not sqlite, a row whose length
+   disagrees with its ``dim``, rows of another width than the others or than the model's, NaN,
+   zero or non-unit rows) is refused with ``EncoderCacheError``, an input error: one line
+   naming the cache file and the remedy (delete it; it is rebuilt on the next run).
 
 How many texts came from the cache and how many were encoded is logged at INFO level and kept
 in ``TextEncoder.last_stats``.
@@ -73,6 +76,14 @@ class EncoderError(RuntimeError):
 
 class EncoderInputError(EncoderError, InputError):
     """The user's part of EncoderError: a missing or wrong model directory, an unusable cache file."""
+
+
+class EncoderCacheError(EncoderInputError):
+    """The vector cache file is damaged or was not written by this encoder; the message names it
+    and says to delete it (the cache only saves time: it is rebuilt)."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"encoder cache {path}: {problem}; delete the cache file ({path}) to rebuild it")
 
 
 def default_model_path() -> str:
@@ -162,10 +173,11 @@ class VectorCache:
             )
             self._conn.commit()
         except sqlite3.DatabaseError as exc:
-            raise EncoderInputError(f"encoder cache {path} is not a usable sqlite file: {exc}") from exc
+            raise EncoderCacheError(path, f"not a usable sqlite file ({exc})") from exc
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors found for ``keys`` (missing keys are simply absent from the result)."""
+        """Vectors found for ``keys`` (missing keys are simply absent from the result), each
+        float32 ``[dim]`` as its row records; EncoderCacheError for a row that is not."""
         found: dict[str, np.ndarray] = {}
         try:
             for start in range(0, len(keys), _SQL_CHUNK):
@@ -175,15 +187,16 @@ class VectorCache:
                     f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk
                 )
                 for key, dim, blob in rows:
+                    if not isinstance(blob, bytes) or len(blob) % 4 or not isinstance(dim, int):
+                        raise EncoderCacheError(self.path, f"entry {key} is not a float32 vector")
                     vec = np.frombuffer(blob, dtype=np.float32)
                     if dim <= 0 or vec.shape[0] != dim:
-                        raise EncoderError(
-                            f"encoder cache {self.path}: entry {key} has {vec.shape[0]} values "
-                            f"but records dim={dim}; delete the cache file to rebuild it"
+                        raise EncoderCacheError(
+                            self.path, f"entry {key} has {vec.shape[0]} values but records dim={dim}"
                         )
                     found[key] = vec
         except sqlite3.DatabaseError as exc:
-            raise EncoderError(f"encoder cache {self.path} cannot be read: {exc}") from exc
+            raise EncoderCacheError(self.path, f"cannot be read ({exc})") from exc
         return found
 
     def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
@@ -198,8 +211,11 @@ class VectorCache:
                     "INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
                     rows,
                 )
-        except sqlite3.DatabaseError as exc:
-            raise EncoderError(f"encoder cache {self.path} cannot be written: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # a full disk, a read-only or damaged file
+            raise EncoderInputError(
+                f"encoder cache {self.path} cannot be written ({exc}); free disk space or make it writable, "
+                "or delete the cache file to rebuild it"
+            ) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -275,6 +291,7 @@ class TextEncoder:
         self.cache_path = cache_path or DEFAULT_CACHE_PATH
         self._cache = VectorCache(self.cache_path) if use_cache else None
         self.dim: int | None = None
+        self._dim_from_cache = False  # self.dim was set by cached rows, not by the model
         self._closed = False
         self.last_stats: dict[str, int] = {}
 
@@ -322,7 +339,12 @@ class TextEncoder:
             )
         if self.dim is None:
             self.dim = int(arr.shape[1])
+            self._dim_from_cache = not normalise
         elif arr.shape[1] != self.dim:
+            if self._dim_from_cache and normalise:  # the model is right; the cache was not
+                raise EncoderCacheError(
+                    self.cache_path, f"holds vectors of dim {self.dim}, but model {self.model_id} gives dim {arr.shape[1]}"
+                )
             raise EncoderError(
                 f"{source} returned vectors of dim {arr.shape[1]}, but earlier vectors have dim {self.dim}"
             )
@@ -341,11 +363,26 @@ class TextEncoder:
         if not normalise:
             off = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
             if off.size:
-                raise EncoderError(
-                    f"{source}: {off.size} stored vector(s) are not unit length; delete the cache file to rebuild it"
-                )
+                raise EncoderError(f"{source}: {off.size} stored vector(s) are not unit length")
             return arr
         return (arr / norms[:, None]).astype(np.float32)
+
+    def _cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """The cached vectors of ``keys`` (key -> float32 ``[dim]``), checked like the model's
+        output; anything wrong with them is the cache file's fault (EncoderCacheError)."""
+        cached = self._cache.get_many(keys)
+        if not cached:
+            return {}
+        hits = [k for k in keys if k in cached]
+        widths = sorted({cached[k].shape[0] for k in hits})
+        if len(widths) > 1:
+            raise EncoderCacheError(self.cache_path, f"holds vectors of different widths {widths} for one model")
+        try:
+            checked = self._validated(np.stack([cached[k] for k in hits]), len(hits),
+                                      "its vectors", normalise=False)
+        except EncoderError as exc:
+            raise EncoderCacheError(self.cache_path, str(exc)) from exc
+        return dict(zip(hits, checked))
 
     # -- public ------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -364,14 +401,7 @@ class TextEncoder:
         keys = [cache_key(self.model_id, t) for t in distinct]
         vectors: dict[str, np.ndarray] = {}
         if self._cache is not None:
-            cached = self._cache.get_many(keys)
-            if cached:
-                stacked = np.stack([cached[k] for k in keys if k in cached])
-                checked = self._validated(
-                    stacked, stacked.shape[0], f"encoder cache {self.cache_path}", normalise=False
-                )
-                for k, v in zip([k for k in keys if k in cached], checked):
-                    vectors[k] = v
+            vectors.update(self._cached_vectors(keys))
         n_cached = len(vectors)
         todo = [(k, t) for k, t in zip(keys, distinct) if k not in vectors]
         if todo:

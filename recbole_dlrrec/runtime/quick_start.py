@@ -117,11 +117,40 @@ def load_splits(config):
     dataset = create_dataset(config)
     check_finite_features(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    check_both_labels(config, {"train": train_data, "valid": valid_data, "test": test_data})
     if config["fast_dataloader"]:  # join features once, slice batches on the device (fast_loader.py)
         from recbole_dlrrec.runtime.fast_loader import fast_dataloaders
 
         train_data, valid_data, test_data = fast_dataloaders(config, train_data, valid_data, test_data)
     return dataset, train_data, valid_data, test_data
+
+
+class OneLabelSplitError(InputError):
+    """A split whose rows all carry one label: AUC is undefined on it."""
+
+
+def check_both_labels(config, loaders: dict) -> None:
+    """Raise OneLabelSplitError naming the dataset and the first split (``loaders``: name ->
+    RecBole dataloader) whose labels, read from its file and not sampled, are all equal: AUC
+    is undefined on it, and training on it teaches nothing. Splits whose loader samples
+    negatives, or that hold no label field, are not checked."""
+    import torch
+
+    label = config["LABEL_FIELD"]
+    for split, loader in loaders.items():
+        args = getattr(loader, "neg_sample_args", None)  # None: not a NegSampleDataLoader (full ranking)
+        if args is None or (args.get("distribution") != "none" and args.get("sample_num") != "none"):
+            continue
+        feat = loader._dataset.inter_feat
+        if label not in feat.columns:
+            continue
+        values = torch.unique(feat[label])
+        if values.numel() < 2:
+            only = "no rows" if not values.numel() else f"only {label} = {values[0].item():g}"
+            raise OneLabelSplitError(
+                f"dataset {config['dataset']!r}: the {split} split ({len(feat)} rows) has {only}; "
+                "AUC is undefined without both labels: rebuild the dataset with both labels in every split"
+            )
 
 
 def check_finite_features(dataset) -> None:

@@ -161,3 +161,57 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_old_dataset(tmp_path,
     assert isinstance(caught.value, InputError) and "\n" not in str(caught.value)
     assert sorted(os.listdir(tmp_path)) == ["tiny"]
     assert (tmp_path / "tiny" / "tiny.train.inter").read_bytes() == before
+
+
+# -- files inside our own dataset folder (issue 25 item 4) -------------------------------------
+def test_a_file_of_yours_inside_our_dataset_is_refused_unless_force(tmp_path, capsys):
+    convert(tmp_path)
+    written = dsf.read_report(str(tmp_path / "tiny"), "tiny")["files"]
+    assert written == sorted(os.listdir(tmp_path / "tiny")) and "REPORT.json" in written
+    notes = tmp_path / "tiny" / "notes.txt"
+    notes.write_text("mine\n")
+    (tmp_path / "tiny" / "plots").mkdir()
+    rc, err = cli(capsys, "--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "tiny", "--out", str(tmp_path))
+    assert rc == 2 and err.count("\n") == 1 and "never-read" not in err  # refused before any input
+    assert "2 file(s) this tool did not write: notes.txt, plots/" in err and "--force" in err
+    assert notes.read_text() == "mine\n"
+    # The SWING cache training writes into the folder is the tool's: it goes with the dataset.
+    notes.unlink()
+    (tmp_path / "tiny" / "plots").rmdir()
+    (tmp_path / "tiny" / "swing_cache").mkdir()
+    (tmp_path / "tiny" / "swing_cache" / "swing_0123456789abcdef.npz").write_bytes(b"x")
+    convert(tmp_path, label_threshold=5)
+    assert not (tmp_path / "tiny" / "swing_cache").exists()
+    notes.write_text("mine\n")
+    rc, err = cli(capsys, "--reviews", REVIEWS, "--meta", META, "--name", "tiny", "--out", str(tmp_path),
+                  "--encoder_cache", str(tmp_path / "c.sqlite"), "--force", "--encoder_model", NO_INPUT)
+    assert rc == 2 and "text model directory not found" in err  # --force passed the folder check
+    report = convert(tmp_path, force=True)
+    assert not notes.exists() and report["files"] == sorted(os.listdir(tmp_path / "tiny"))
+
+
+def test_a_dataset_written_before_the_file_list_is_judged_by_its_names(tmp_path):
+    convert(tmp_path)
+    marker = tmp_path / "tiny" / "REPORT.json"
+    old = json.loads(marker.read_text())
+    del old["files"]
+    marker.write_text(json.dumps(old))
+    convert(tmp_path, label_threshold=5)  # every name is one the converter writes: replaced
+    marker.write_text(json.dumps(old))
+    (tmp_path / "tiny" / "tiny.notes.txt").write_text("mine\n")
+    with pytest.raises(dsf.DatasetFolderError, match=r"1 file\(s\) this tool did not write: tiny\.notes\.txt"):
+        convert(tmp_path, reviews=NO_INPUT)
+    assert (tmp_path / "tiny" / "tiny.notes.txt").exists()
+
+
+def test_cold_start_keeps_a_file_of_yours_too(tmp_path):
+    from conftest import write_tiny_dataset
+    from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
+
+    root = write_tiny_dataset(str(tmp_path), name="tiny")
+    make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None)
+    notes = tmp_path / "tiny-cold" / "notes.txt"
+    notes.write_text("mine\n")
+    with pytest.raises(dsf.DatasetFolderError, match="notes.txt"):
+        make_cold_items_dataset("tiny", data_path=root, fraction=0.3, force=True, log=lambda m: None)
+    assert notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold"), "tiny-cold")["cold_items"] == 10

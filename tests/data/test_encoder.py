@@ -249,3 +249,60 @@ def test_converter_refuses_an_unknown_encoder_device_before_reading(tmp_path, ca
     assert code == 2 and "cuda:99" in err and "absent" not in err and err.count("\n") == 1
     assert cli.options_from_args(cli.build_arg_parser().parse_args(
         ["--reviews", "r", "--meta", "m", "--name", "n", "--encoder_device", "cpu"])).encoder_device == "cpu"
+
+
+# -- a damaged or crafted cache (issue 25 item 5) ---------------------------------------------
+def _craft(tmp_path, text, vec, dim=None, model_id="fake-model"):
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+        conn.execute("INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
+                     (cache_key(model_id, text), model_id, len(vec) if dim is None else dim, vec.tobytes()))
+
+
+def _one_line_naming_the_cache(tmp_path, caught):
+    from recbole_dlrrec.errors import InputError
+
+    message = str(caught.value)
+    assert isinstance(caught.value, InputError) and "\n" not in message
+    assert str(tmp_path / "c.sqlite") in message and "delete the cache file" in message
+
+
+@pytest.mark.parametrize("damage", ["other width", "nan", "zero", "not unit", "odd bytes", "width of the model"])
+def test_a_damaged_or_crafted_cache_is_one_line_naming_it_and_the_remedy(tmp_path, damage):
+    from recbole_dlrrec.data.encoder import EncoderCacheError
+
+    make(tmp_path, CountingModel()).encode(["alpha", "beta"])
+    unit5 = np.full(5, 1 / np.sqrt(5), np.float32)
+    if damage == "other width":  # used to crash np.stack with a traceback
+        _craft(tmp_path, "beta", unit5)
+    elif damage == "nan":  # used to raise EncoderError, not an input error
+        _craft(tmp_path, "beta", np.full(8, np.nan, np.float32))
+    elif damage == "zero":
+        _craft(tmp_path, "beta", np.zeros(8, np.float32))
+    elif damage == "not unit":
+        _craft(tmp_path, "beta", np.full(8, 2.0, np.float32))
+    elif damage == "odd bytes":
+        with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+            conn.execute("UPDATE vectors SET vec = ? WHERE key = ?", (b"abc", cache_key("fake-model", "beta")))
+    else:  # every cached row agrees, but with a width the model does not give
+        _craft(tmp_path, "alpha", unit5)
+        _craft(tmp_path, "beta", unit5)
+    texts = ["alpha", "beta"] if damage != "width of the model" else ["alpha", "beta", "gamma"]
+    with pytest.raises(EncoderCacheError) as caught:
+        make(tmp_path, CountingModel()).encode(texts)
+    _one_line_naming_the_cache(tmp_path, caught)
+
+
+def test_a_cache_of_another_schema_is_one_line_in_the_converter(tmp_path, capsys):
+    """A crafted cache whose table has other columns: `convert` used to end in a traceback."""
+    from recbole_dlrrec.data import google_local as gl
+
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+        conn.execute("CREATE TABLE vectors (something TEXT)")
+    fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
+    rc = gl.main(["--quiet", "--reviews", os.path.join(fixtures, "reviews_small.json"),
+                  "--meta", os.path.join(fixtures, "meta_small.json"), "--name", "tiny",
+                  "--out", str(tmp_path / "out"), "--encoder_cache", str(tmp_path / "c.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert str(tmp_path / "c.sqlite") in err and "delete the cache file" in err
+    assert not (tmp_path / "out" / "tiny").exists()

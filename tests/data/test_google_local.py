@@ -529,6 +529,29 @@ def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, re
     assert np.isfinite(results["test_result"]["logloss"])
 
 
+def test_a_split_with_one_label_is_refused_before_training(tmp_path, capsys):
+    """AUC is undefined on a split whose rows all have one label (issue 25 item 7): the run stops
+    with one line naming the dataset and the split, before any model is built."""
+    from conftest import write_tiny_dataset
+    from recbole_dlrrec.cli.train import main as train_main
+    from recbole_dlrrec.errors import InputError
+    from recbole_dlrrec.runtime.quick_start import OneLabelSplitError, build_config, load_splits
+
+    data_path = write_tiny_dataset(str(tmp_path), name="ones")
+    valid = os.path.join(data_path, "ones", "ones.valid.inter")
+    lines = read(os.path.join(data_path, "ones"), "ones.valid.inter").splitlines()
+    with open(valid, "w", encoding="utf-8") as handle:  # label is the third column
+        handle.write(lines[0] + "\n" + "".join("\t".join(l.split("\t")[:2] + ["1"] + l.split("\t")[3:]) + "\n"
+                                             for l in lines[1:]))
+    config = build_config("DLRM", "ones", config_dict={"data_path": data_path})
+    with pytest.raises(OneLabelSplitError, match=r"dataset 'ones': the valid split \(300 rows\) has only label = 1") as caught:
+        load_splits(config)
+    assert isinstance(caught.value, InputError) and "\n" not in str(caught.value)
+    rc = train_main(["--model=DLRM", "--dataset=ones", f"--data_path={data_path}", "--epochs=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "the valid split" in err[-1] and "AUC is undefined" in err[-1]
+
+
 def test_a_nan_feature_is_refused_before_training(tmp_path):
     """A dataset written by hand (or by an older converter) with an all-missing float column:
     the run stops with one line naming the field, before any model sees it."""

@@ -306,3 +306,100 @@ def test_k_core_option_on_generated_data(tmp_path):
     assert "## k-core (k = 5" in read(folder, "REPORT.md")
     total = sum(core["rows_dropped"].values())
     assert report["totals"]["interactions"] + total == report["reviews"]["kept"]
+
+
+# -- one label (issue 25 item 7) ----------------------------------------------------------------
+def test_input_with_one_label_is_refused_in_one_line(tmp_path, capsys):
+    """Every review 5 stars: no negative row anywhere; it used to convert ("48.00:1")."""
+    five = write_lines(tmp_path / "r.json", [l.replace('"rating": ', '"rating": 5, "was": ') for l in lines_of(REVIEWS)])
+    out = tmp_path / "out"
+    rc = gl.main(["--quiet", "--reviews", five, "--meta", META, "--name", "fives", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "r.json" in err and "has label 1" in err and "both labels" in err
+    assert not os.path.exists(out / "fives")
+
+
+def test_a_split_with_one_label_is_a_loud_report_warning(tmp_path):
+    """The small fixture's valid split is one positive row: written, with a warning that training
+    refuses that split (runtime/quick_start.check_both_labels)."""
+    report, folder = run(tmp_path)
+    assert report["splits"]["valid"]["negatives"] == 0
+    assert any(w.startswith("the valid split has 1 row(s), all with label 1") for w in report["warnings"])
+    assert "**WARNING: the valid split has 1 row(s), all with label 1" in read(folder, "REPORT.md")
+
+
+# -- huge lines (issue 25 item 8) ------------------------------------------------------------------
+def _review_line_of(n_bytes):
+    """A valid review line (matching the small fixture's business) of exactly ``n_bytes`` bytes."""
+    base = dict(json.loads(lines_of(REVIEWS)[0]), user_id="huge", time=1600000000500, text="")
+    pad = n_bytes - len(json.dumps(base))
+    return json.dumps(dict(base, text="x" * pad))
+
+
+def test_a_line_over_max_line_bytes_is_a_counted_skip_naming_it(tmp_path):
+    lines = lines_of(REVIEWS)
+    lines.insert(3, _review_line_of(5000))  # line 4
+    reviews = write_lines(tmp_path / "r.json", lines)
+    report, folder = run(tmp_path, reviews=reviews, meta=good_meta(tmp_path), max_line_bytes=1000)
+    tally = report["reviews"]
+    assert tally["dropped"]["line_too_long"] == 1 and tally["long_lines"] == [4]
+    assert tally["lines_read"] == tally["kept"] + tally["dropped_total"]
+    assert report["params"]["max_line_bytes"] == 1000
+    assert "Lines over max_line_bytes=1000 (skipped unread): 4" in read(folder, "REPORT.md")
+    # A line of exactly the cap is read; --strict makes a longer one fatal, naming file:line.
+    lines[3] = _review_line_of(1000)
+    at_cap, _ = run(tmp_path, reviews=write_lines(tmp_path / "r.json", lines), meta=good_meta(tmp_path),
+                    max_line_bytes=1000)
+    assert "line_too_long" not in at_cap["reviews"]["dropped"]
+    lines[3] = _review_line_of(1001)
+    with pytest.raises(gl.ConversionError, match=r"r\.json:4: line of 1001 bytes is longer than max_line_bytes=1000"):
+        run(tmp_path, reviews=write_lines(tmp_path / "r.json", lines), meta=good_meta(tmp_path),
+            max_line_bytes=1000, strict=True)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_huge_line_is_never_held_in_memory(tmp_path, gz):
+    """A 16 MB review line used to be read whole and parsed (27x its size at the peak); now
+    reading it holds about the cap (1 MiB by default), plain or gzip."""
+    import tracemalloc
+
+    lines = lines_of(REVIEWS)
+    lines.insert(0, _review_line_of(16 << 20))
+    path = str(tmp_path / ("r.json.gz" if gz else "r.json"))
+    with (gzip.open(path, "wt", encoding="utf-8") if gz else open(path, "w", encoding="utf-8")) as handle:
+        handle.write("\n".join(lines) + "\n")
+    meta = good_meta(tmp_path)
+    businesses, filtered, _ = gl.read_meta(meta, None, False, False)
+    tracemalloc.start()
+    try:
+        kept, tally = gl.read_reviews(path, businesses, filtered, False, False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tally.dropped["line_too_long"] == 1 and tally.long_lines == [1] and kept
+    assert peak < 4 * gl.DEFAULT_MAX_LINE_BYTES
+
+
+# -- the command line (issue 25 item 8) -------------------------------------------------------------
+def test_ctrl_c_in_convert_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gl, "convert", interrupted)
+    try:
+        rc = gl.main(["--quiet", "--reviews", REVIEWS, "--meta", META, "--name", "x", "--out", str(tmp_path)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main() (a traceback)")
+    err = capsys.readouterr().err
+    assert rc == 130 and err.count("\n") == 1 and err.startswith("interrupted")
+
+
+def test_module_help_names_the_module_it_was_run_as(capsys, monkeypatch):
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["google_local", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("recbole_dlrrec.data.google_local", run_name="__main__")
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: python -m recbole_dlrrec.data.google_local ")

@@ -67,9 +67,9 @@ def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monke
     for k in range(6):  # one user, six train-period reviews of 30 characters, newest last
         lines.append(json.dumps({"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k,
                                  "rating": 5, "text": f"review number {k} " + "x" * 13}))
-    for k in range(6, 10):  # later reviews by others: valid/test
+    for k in range(6, 10):  # later reviews by others: valid/test (both labels: one label is refused)
         lines.append(json.dumps({"user_id": f"v{k}", "gmap_id": "b0", "time": 1_700_000_000_000 + k,
-                                 "rating": 4, "text": "later"}))
+                                 "rating": 4 if k % 2 else 2, "text": "later"}))
     reviews = _write(tmp_path / "reviews.json", lines)
     meta = _write(tmp_path / "meta.json", _meta(6))
     parsed_lines = []

@@ -5,7 +5,8 @@ Command line (recbole_dlrrec/cli/convert.py; ``python -m recbole_dlrrec.data.goo
     python -m recbole_dlrrec.cli.convert --reviews R --meta M --name NAME [--out dataset]
         [--split time|random] [--seed S] [--label_threshold 4] [--category_filter restaurant]
         [--k_core K] [--strict] [--include_leaky_meta] [--encoder_model PATH]
-        [--encoder_cache PATH] [--encoder_batch_size 64] [--encoder_device auto] [--image_encoder none] [--verify]
+        [--encoder_cache PATH] [--encoder_batch_size 64] [--encoder_device auto] [--image_encoder none]
+        [--max_line_bytes 1048576] [--force] [--verify]
 
 or ``convert(reviews_path, meta_path, name, out_dir="dataset", options=ConvertOptions(...))``
 (the options may also be given as keywords) ``-> report dict``.
@@ -58,14 +59,18 @@ Cleaning, one reason per dropped line, every line counted (lines read = kept + d
   line: the field is treated as missing and counted under ``field_anomalies`` (so is a category
   token RecBole could not read back: ``category_token_unreadable``, the token is left out).
 - Any bytes are a counted line: invalid UTF-8, a line nested 100,000 brackets deep
-  (``malformed_json``), never an exception.
+  (``malformed_json``), never an exception. A line longer than ``max_line_bytes`` (default
+  1 MiB, ``--max_line_bytes``; its line break not counted) is skipped without being held in
+  memory (parsing a line takes many times its size) and counted as ``line_too_long`` in either
+  file, its number listed in the report (``long_lines``); with ``--strict`` it is fatal.
 - ``--strict`` makes malformed_json, not_an_object, missing_field and invalid_value fatal,
   with ``file:line``. Filters (duplicates, unknown business, category, null rating) never are.
 - A file that cannot be read, a truncated gzip, an empty file, a UTF-16 file ("re-encode as
   UTF-8"), a file whose first line opens a JSON array, a file without a single JSON object line
   (a CSV), a reviews file given as meta or the reverse ("are --reviews and --meta swapped?"), or
   one with no record carrying the required fields raises ``ConversionError`` naming the file; so
-  does a filter that leaves nothing, and (before any input is read) a bad option, such as a
+  does a filter that leaves nothing, a dataset whose rows all have one label (AUC is undefined
+  on it: "every kept review (48) has label 1"), and (before any input is read) a bad option, such as a
   ``label_threshold`` outside (1, 5] that would leave no positive or no negative row, or an
   output folder that cannot be written. ``ConversionError`` is an ``InputError``: the CLI prints
   one line and exits with status 2.
@@ -81,7 +86,8 @@ in the report.
 Output, all under ``<out>/NAME/`` (built in ``<out>/.NAME.tmp-<pid>-XXXX`` and moved into place at
 the end by ``dataset_folder``, so an interrupted run never leaves a half dataset under the final
 name; an existing ``<out>/NAME`` is replaced only when its REPORT.json names NAME, i.e. this tool
-wrote it; anything else there is refused before any input is read):
+wrote it; anything else there is refused before any input is read, and so is a file inside it
+that the tool did not write (REPORT.json lists what it wrote) unless ``--force`` deletes it):
 
 - ``NAME.{train,valid,test}.inter``: ``user_id:token item_id:token rating:float label:float
   timestamp:float`` (tab-separated; timestamp in ms since epoch as in the input), rows sorted
@@ -114,7 +120,10 @@ wrote it; anything else there is refused before any input is read):
   needs are fetched by pass 2 too (at most a full-profile's worth per distinct row time).
 - ``NAME.yaml``: RecBole settings for this dataset (every key commented).
 - ``REPORT.md`` / ``REPORT.json``: counts read / kept / dropped per reason, per-split users,
-  items, interactions, label balance, share of rows with text, time taken.
+  items, interactions, label balance, share of rows with text, time taken; REPORT.json also
+  lists the files written (``files``), so a rebuild can tell them from files added later. A
+  split whose rows all have one label is written, with a warning at the top of REPORT.md
+  (``warnings`` in REPORT.json): training and evaluation refuse that split.
 
 No leakage, enforced here: the text of a valid/test review feeds nothing; user vectors and
 ``n_train_reviews`` use train rows only; ``pic_count`` counts train pictures only; the meta
@@ -145,10 +154,12 @@ from recbole_dlrrec.data.google_local.pipeline import (
     register_image_encoder,
 )
 from recbole_dlrrec.data.google_local.read import (
+    DEFAULT_MAX_LINE_BYTES,
     MAX_LISTED_LINES,
     Business,
     ConversionError,
     FileTally,
+    LongLine,
     Review,
     Skip,
     category_token,

@@ -13,7 +13,13 @@ from recbole_dlrrec.data import text_build
 from recbole_dlrrec.data.dataset_folder import DatasetFolder
 from recbole_dlrrec.data.google_local import features as feat
 from recbole_dlrrec.data.google_local import write
-from recbole_dlrrec.data.google_local.read import ConversionError, fetch_texts, read_meta, read_reviews
+from recbole_dlrrec.data.google_local.read import (
+    DEFAULT_MAX_LINE_BYTES,
+    ConversionError,
+    fetch_texts,
+    read_meta,
+    read_reviews,
+)
 
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 DEFAULT_LABEL_THRESHOLD = 4.0
@@ -52,6 +58,10 @@ class ConvertOptions:
         encoder_model / encoder_cache / encoder_batch_size / encoder_device: the default
             TextEncoder's settings (device "auto": the GPU when torch sees one, else the CPU).
         image_encoder: a name in IMAGE_ENCODERS ("none": off).
+        max_line_bytes: a longer input line is skipped unread and counted (``line_too_long``),
+            so one huge line cannot take the memory of many.
+        force: delete files the converter did not write inside an existing OUT/NAME of its own
+            (refused by default, naming them; dataset_folder.py).
         show_progress: progress bars.
     """
 
@@ -70,6 +80,8 @@ class ConvertOptions:
     encoder_batch_size: int = 64
     encoder_device: str = "auto"
     image_encoder: str = "none"
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    force: bool = False
     show_progress: bool = True
 
     def validate(self) -> None:
@@ -90,6 +102,8 @@ class ConvertOptions:
         if self.k_core is not None and (isinstance(self.k_core, bool) or not isinstance(self.k_core, int)
                                         or self.k_core < 1):
             raise ConversionError(f"k_core must be a positive integer, got {self.k_core!r}")
+        if isinstance(self.max_line_bytes, bool) or not isinstance(self.max_line_bytes, int) or self.max_line_bytes < 1:
+            raise ConversionError(f"max_line_bytes must be a positive integer, got {self.max_line_bytes!r}")
         if self.encoder_batch_size <= 0:
             raise ConversionError(f"encoder_batch_size must be positive, got {self.encoder_batch_size}")
         if self.encoder_device != "auto":
@@ -110,6 +124,7 @@ class ConvertOptions:
             "user_text_max_chars": self.user_text_max_chars,
             "image_encoder": self.image_encoder,
             "k_core": self.k_core,
+            "max_line_bytes": self.max_line_bytes,
         }
 
 
@@ -140,15 +155,17 @@ def convert(
     opts = dataclasses.replace(options or ConvertOptions(), **option_overrides)
     opts.validate()
     image_fn = IMAGE_ENCODERS[opts.image_encoder]
-    with DatasetFolder(out_dir, name) as folder:
-        businesses, filtered, meta_tally = read_meta(meta_path, opts.category_filter, opts.strict, opts.show_progress)
+    with DatasetFolder(out_dir, name, force=opts.force) as folder:
+        businesses, filtered, meta_tally = read_meta(meta_path, opts.category_filter, opts.strict, opts.show_progress,
+                                                     opts.max_line_bytes)
         meta_tally.check_invariant()
         if not businesses:
             raise ConversionError(
                 f"{meta_path}: no business left after filtering: {meta_tally.dropped.get('category_filter', 0)} "
                 f"dropped by category_filter={opts.category_filter!r}, other drops {dict(meta_tally.dropped)}"
             )
-        reviews, review_tally = read_reviews(reviews_path, businesses, filtered, opts.strict, opts.show_progress)
+        reviews, review_tally = read_reviews(reviews_path, businesses, filtered, opts.strict, opts.show_progress,
+                                             max_line_bytes=opts.max_line_bytes)
         review_tally.check_invariant()
         if not reviews:
             raise ConversionError(
@@ -160,6 +177,7 @@ def convert(
         if opts.k_core is not None:
             parts, core_stats = feat.k_core(parts, opts.k_core)
 
+        check_both_labels(parts, opts.label_threshold, reviews_path)
         feat.check_unique_pairs(parts)  # a (user, item) pair names one row: the history file's key
 
         # Pass 2: the texts (and, for an image encoder, picture links) of the train rows that
@@ -174,7 +192,7 @@ def convert(
         # and memory holds at most that much per fetched review.
         fetch_texts(reviews_path, with_text + history_rows,
                     [r for r in train if r.n_pics] if image_fn is not None else [], opts.show_progress,
-                    keep_chars=opts.user_text_max_chars + 2)
+                    keep_chars=opts.user_text_max_chars + 2, max_line_bytes=opts.max_line_bytes)
 
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})
@@ -198,8 +216,35 @@ def convert(
                              features, written, core_stats, encoder_info, history)
             report["seconds"] = time.perf_counter() - started
             atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report))
-        folder.commit(report)
+        report = folder.commit(report)
     return report
+
+
+def check_both_labels(parts: dict, label_threshold: float, reviews_path: str) -> None:
+    """Refuse (ConversionError) a dataset whose rows all have one label: AUC, the metric that
+    selects models, is undefined on it, and a model trained on one label learns nothing. A
+    single split with one label is warned about in the report instead (``one_label_warnings``),
+    and training refuses that split (runtime/quick_start.py). ``parts``: split -> list of Review."""
+    n_rows = sum(len(rows) for rows in parts.values())
+    positives = sum(1 for rows in parts.values() for r in rows if r.rating >= label_threshold)
+    if n_rows and positives in (0, n_rows):
+        label, compare = (1, ">=") if positives else (0, "<")
+        raise ConversionError(
+            f"{reviews_path}: every kept review ({n_rows}) has label {label} (rating {compare} "
+            f"label_threshold={label_threshold:g}): AUC needs both labels; choose another "
+            "--label_threshold or add reviews"
+        )
+
+
+def one_label_warnings(splits: dict) -> list[str]:
+    """A warning per split (``splits``: name -> the report's split stats) whose rows all have
+    one label: training and evaluation refuse such a split (AUC is undefined on it)."""
+    return [
+        f"the {split} split has {stats['interactions']} row(s), all with label "
+        f"{1 if stats['positives'] else 0}: training and evaluation refuse it (AUC needs both labels)"
+        for split, stats in splits.items()
+        if stats["positives"] in (0, stats["interactions"])
+    ]
 
 
 def _encode_all(encoder: Any, features: feat.TrainFeatures, history: feat.UserHistory, opts: ConvertOptions,
@@ -254,6 +299,7 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
         "numeric_fields_left_out": written["numeric_fields_left_out"],
         "k_core": core_stats,
         "splits": stats,
+        "warnings": one_label_warnings(stats),
         "totals": {
             "interactions": n_all,
             "users": len(users),

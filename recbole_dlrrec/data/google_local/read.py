@@ -27,6 +27,14 @@ from recbole_dlrrec.errors import InputError
 
 #: How many malformed line numbers are listed in the report per file (the count is always full).
 MAX_LISTED_LINES = 1000
+#: Longest line read (bytes, its line break not counted): parsing a line holds it many times
+#: over (bytes, str, the parsed object, cleaned text), so a longer one is skipped unread and
+#: counted as ``line_too_long``. Real Google Local lines stay under a few KB.
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+#: Bytes of a too-long line that are kept (the file-level checks look at a line's start) and
+#: read at a time while the rest of it is skipped.
+_LONG_LINE_HEAD = 200
+_SKIP_CHUNK = 1 << 20
 #: Price strings are normalised to 1-4 '$' signs; these currency signs count as '$'.
 _CURRENCY_SIGNS = set("$€£¥₩₹₽")
 _WHITESPACE = re.compile(r"\s")
@@ -57,6 +65,7 @@ class FileTally:
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
     malformed_lines: list = field(default_factory=list)
+    long_lines: list = field(default_factory=list)  # lines over max_line_bytes (also in `dropped`)
     field_anomalies: Counter = field(default_factory=Counter)
     converted: Counter = field(default_factory=Counter)  # values rewritten, line kept (e.g. time in s)
     objects: int = 0  # lines that parsed as JSON objects
@@ -73,6 +82,7 @@ class FileTally:
             "dropped_total": sum(self.dropped.values()),
             "malformed_lines": self.malformed_lines[:MAX_LISTED_LINES],
             "malformed_lines_listed_max": MAX_LISTED_LINES,
+            "long_lines": self.long_lines[:MAX_LISTED_LINES],
             "field_anomalies": dict(sorted(self.field_anomalies.items())),
             "converted": dict(sorted(self.converted.items())),
         }
@@ -152,8 +162,37 @@ def _open_binary(path: str) -> io.BufferedIOBase:
     return handle  # type: ignore[return-value]
 
 
-def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than the cap, never held whole: its first bytes and its length in bytes
+    (line break not counted)."""
+
+    head: bytes
+    size: int
+
+
+def _capped_lines(handle: io.BufferedIOBase, max_bytes: int) -> Iterator[Union[bytes, LongLine]]:
+    """The lines of ``handle``; one longer than ``max_bytes`` is read in chunks and forgotten,
+    so memory holds at most ``max_bytes`` of any line."""
+    while True:
+        raw = handle.readline(max_bytes + 1)
+        if not raw:
+            return
+        if raw.endswith(b"\n") or len(raw) <= max_bytes:
+            yield raw
+            continue
+        head, size = raw[:_LONG_LINE_HEAD], len(raw)
+        while not raw.endswith(b"\n"):
+            raw = handle.readline(_SKIP_CHUNK)
+            if not raw:
+                break
+            size += len(raw)
+        yield LongLine(head, size - (1 if raw.endswith(b"\n") else 0))
+
+
+def iter_lines(path: str, max_line_bytes: int | None = None) -> Iterator[tuple[int, Union[bytes, LongLine]]]:
     """``(line_number, raw_bytes)`` for every line of a plain or gzip file (1-based numbers).
+    With ``max_line_bytes``, a longer line comes as a :class:`LongLine` instead of its bytes.
 
     Raises ConversionError for an unreadable, truncated or corrupt file, naming it and the
     last line read.
@@ -161,7 +200,7 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
     lineno = 0
     handle = _open_binary(path)
     try:
-        for raw in handle:
+        for raw in handle if max_line_bytes is None else _capped_lines(handle, max_line_bytes):
             lineno += 1
             yield lineno, raw
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -199,35 +238,43 @@ def parse_line(raw: bytes, lineno: int = 2) -> Union[dict, Skip]:
     return obj
 
 
-def _records(path: str, tally: FileTally, strict: bool, show_progress: bool) -> Iterator[tuple[int, dict]]:
-    """Parsed JSON objects with line numbers; blank/malformed/non-object lines are counted."""
+def _long_line_skip(line: LongLine, max_line_bytes: int) -> Skip:
+    return Skip("line_too_long", f"line of {line.size} bytes is longer than max_line_bytes={max_line_bytes} "
+                                 "(raise --max_line_bytes to read it)")
+
+
+def _records(path: str, tally: FileTally, strict: bool, show_progress: bool,
+             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, dict]]:
+    """Parsed JSON objects with line numbers; blank/malformed/non-object/too-long lines are counted."""
     from tqdm.auto import tqdm
 
     first_bad: tuple[int, str] | None = None
     bar = tqdm(desc=f"reading {os.path.basename(path)}", unit=" lines", disable=not show_progress)
     try:
-        for lineno, raw in iter_lines(path):
+        for lineno, raw in iter_lines(path, max_line_bytes):
             tally.lines_read += 1
             bar.update(1)
-            if lineno == 1 and looks_like_utf16(raw):
+            head = raw.head if isinstance(raw, LongLine) else raw
+            if lineno == 1 and looks_like_utf16(head):
                 raise ConversionError(
                     f"{path}: looks like UTF-16 text (byte order mark or NUL bytes): re-encode it as UTF-8 "
                     "(e.g. iconv -f UTF-16 -t UTF-8)"
                 )
-            if tally.objects == 0 and first_bad is None and raw.lstrip().startswith(b"["):
+            if tally.objects == 0 and first_bad is None and head.lstrip().startswith(b"["):
                 raise ConversionError(
                     f"{path}: line {lineno} starts a JSON array; expected JSON lines (one object per line)"
                 )
-            parsed = parse_line(raw, lineno)
+            parsed = _long_line_skip(raw, max_line_bytes) if isinstance(raw, LongLine) else parse_line(raw, lineno)
             if isinstance(parsed, Skip):
                 if strict and parsed.strict_fatal:
                     raise ConversionError(f"{path}:{lineno}: {parsed.detail}")
                 tally.drop(parsed.reason)
+                listed = tally.long_lines if isinstance(raw, LongLine) else tally.malformed_lines
                 if parsed.reason != "blank_line":
-                    if len(tally.malformed_lines) < MAX_LISTED_LINES:  # the count is in `dropped`
-                        tally.malformed_lines.append(lineno)
+                    if len(listed) < MAX_LISTED_LINES:  # the count is in `dropped`
+                        listed.append(lineno)
                     if first_bad is None:
-                        first_bad = (lineno, raw[:60].decode("utf-8", "replace").strip())
+                        first_bad = (lineno, head[:60].decode("utf-8", "replace").strip())
                 continue
             tally.objects += 1
             yield lineno, parsed
@@ -443,9 +490,11 @@ def _swapped(path: str, tally: FileTally, lookalikes: int, other: str) -> None:
 
 
 def read_meta(
-    path: str, category_filter: str | None, strict: bool, show_progress: bool
+    path: str, category_filter: str | None, strict: bool, show_progress: bool,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> tuple[dict[str, Business], set[str], FileTally]:
     """Kept businesses by gmap_id, gmap_ids dropped by the category filter, and the tally.
+    A line over ``max_line_bytes`` is skipped unread (``line_too_long``).
 
     A gmap_id seen again is dropped: ``duplicate`` when the line has the same content as the
     first one, ``duplicate_conflicting`` when it differs; the FIRST line wins either way.
@@ -456,7 +505,7 @@ def read_meta(
     first_seen: dict[str, bytes] = {}
     review_like = 0
     needle = category_filter.casefold() if category_filter else None
-    for lineno, obj in _records(path, tally, strict, show_progress):
+    for lineno, obj in _records(path, tally, strict, show_progress, max_line_bytes):
         review_like += looks_like_review(obj)
         parsed = parse_meta(obj, tally.field_anomalies)
         if isinstance(parsed, Skip):
@@ -486,8 +535,10 @@ def read_reviews(
     strict: bool,
     show_progress: bool,
     keep_pic_urls: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> tuple[list[Review], FileTally]:
     """Kept reviews (one per user-business pair, the earliest) and the tally; pass 1 of 2.
+    A line over ``max_line_bytes`` is skipped unread (``line_too_long``).
 
     Memory grows with the kept reviews, not with the file: a review of a business outside
     ``businesses`` is counted and forgotten, a kept one is held without its text or picture
@@ -499,7 +550,7 @@ def read_reviews(
     user_ids: dict[str, str] = {}
     ratings: dict[float, float] = {}
     meta_like = 0
-    for lineno, obj in _records(path, tally, strict, show_progress):
+    for lineno, obj in _records(path, tally, strict, show_progress, max_line_bytes):
         meta_like += looks_like_meta(obj)
         parsed = parse_review(obj, lineno, tally.field_anomalies, tally.converted, keep_pic_urls=False)
         if isinstance(parsed, Skip):
@@ -553,11 +604,12 @@ def sort_stable_by(rows: list, *fields: str) -> None:
 
 
 def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Review], show_progress: bool,
-                keep_chars: int | None = None) -> None:
+                keep_chars: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
     """Pass 2: set ``text`` on ``with_texts`` and ``pic_urls`` on ``with_pics`` (kept rows of
     :func:`read_reviews`), reading the file once more and parsing only the lines they came from.
     ``keep_chars``: keep only the first ``keep_chars`` characters of each cleaned text
-    (``text_build.clean``); None keeps the text as read.
+    (``text_build.clean``); None keeps the text as read. ``max_line_bytes``: pass 1's cap (a
+    wanted line over it was not there in pass 1: the file changed).
 
     Raises ConversionError when a line no longer holds the review read in pass 1 (the file
     changed between the passes).
@@ -574,12 +626,12 @@ def fetch_texts(path: str, with_texts: Sequence[Review], with_pics: Sequence[Rev
     remaining = len(wanted)
     bar = tqdm(desc=f"texts {os.path.basename(path)}", total=remaining, unit=" lines", disable=not show_progress)
     try:
-        for lineno, raw in iter_lines(path):
+        for lineno, raw in iter_lines(path, max_line_bytes):
             entry = wanted.get(lineno)
             if entry is None:
                 continue
             review, text, pics = entry
-            obj = parse_line(raw, lineno)
+            obj = _long_line_skip(raw, max_line_bytes) if isinstance(raw, LongLine) else parse_line(raw, lineno)
             again = (parse_review(obj, lineno, Counter(), Counter(), keep_pic_urls=pics)
                      if isinstance(obj, dict) else obj)
             if (isinstance(again, Skip) or again.user != review.user or again.item != review.item

@@ -177,6 +177,9 @@ def report_markdown(report: dict) -> str:
         "image encoder: {image_encoder}; k-core: {k_core}".format(**{"k_core": None, **params})
     )
     out.append("")
+    for warning in report.get("warnings") or ():
+        out.append(f"**WARNING: {warning}.**")
+        out.append("")
     for part in ("meta", "reviews"):
         tally = report[part]
         out.append(f"## {part}: {tally['lines_read']} lines read, {tally['kept']} kept, "
@@ -191,6 +194,11 @@ def report_markdown(report: dict) -> str:
         if tally["malformed_lines"]:
             out.append("Malformed lines: " + ", ".join(str(n) for n in tally["malformed_lines"][:50])
                        + (" ..." if len(tally["malformed_lines"]) > 50 else ""))
+            out.append("")
+        if tally.get("long_lines"):
+            out.append(f"Lines over max_line_bytes={params.get('max_line_bytes')} (skipped unread): "
+                       + ", ".join(str(n) for n in tally["long_lines"][:50])
+                       + (" ..." if len(tally["long_lines"]) > 50 else ""))
             out.append("")
         if tally["dropped"].get("duplicate_conflicting"):
             out.append("duplicate_conflicting: the same gmap_id again with different content; "
