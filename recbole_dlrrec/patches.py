@@ -32,10 +32,10 @@ Config that does not re-read the command line).
    a. `_fill_nan` fills missing values with the chained `feat[field].fillna(..., inplace=True)`,
       which on pandas 3 fills a temporary copy: missing floats stay NaN and missing tokens are
       not set to padding, silently. `fill_missing_values` is `_fill_nan` with assignments.
-   b. `_load_feat` fills empty token_seq / float_seq cells the same chained way, then splits each
-      cell as a string: on pandas 3 an empty cell stays NaN and loading fails
-      (`'float' object has no attribute 'split'`). `_seq_cells_read_as_empty` makes the
-      module's `read_csv` return those cells as "" already.
+   b. `_load_feat` fills empty token_seq / float_seq cells the same chained way (pandas 3 fills a
+      copy and warns ChainedAssignmentError), then splits each cell as a string: an empty cell
+      stays NaN and loading fails (`'float' object has no attribute 'split'`).
+      `load_feature_file` is `_load_feat` reading an empty cell as an empty sequence.
    c. RecBole takes per-row sequence lengths with `series.agg(len)` (token_seq remapping,
       float_seq normalization / discretization). pandas 2 applied `len` to each row; pandas 3
       applies it to the whole Series, so the remap splits all ids into one row and fails.
@@ -105,6 +105,11 @@ Config that does not re-read the command line).
    warn_only=True)` (and sets `CUBLAS_WORKSPACE_CONFIG`, which cuBLAS needs for it, unless the
    user did). `reproducibility` is RecBole's key, default true; false gives the old kernels.
 
+12. RecBole's Trainer builds its loss scaler as `torch.cuda.amp.GradScaler(...)` once per training
+   epoch, which torch >= 2.4 deprecates with a FutureWarning printed in every run. RecBole's
+   trainer module gets `torch.amp.GradScaler("cuda", ...)` instead: the same class with the
+   same arguments (the deprecated name only adds the warning), so nothing else changes.
+
 
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
@@ -112,7 +117,7 @@ patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack
 from __future__ import annotations
 
 import os
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 from recbole_dlrrec.atomic import atomic_path
 
@@ -432,43 +437,85 @@ def _fill_nan_by_assignment() -> None:
         Dataset._fill_nan = fill_missing_values
 
 
-def read_feature_file(*args, **kwargs):
-    """Fix 3b: `pandas.read_csv` for RecBole's `Dataset._load_feat`: empty token_seq / float_seq
-    cells come back as "" (what RecBole's chained fillna meant them to be), other columns as read.
+def _feature_fields(self, header: str, source, load_col, unload_col) -> Dict[str, object]:
+    """Fix 3b: the fields of a feature file's header line that `load_col` / `unload_col` (None:
+    no rule) select, as {"name:type" column: FeatureType}, in file order. Records each field's
+    type, source, length and bucket count on the dataset, by RecBole's rules (a "link" file
+    records none)."""
+    from recbole.utils import FeatureSource, FeatureType
 
-    `_load_feat` reads with ``usecols`` of ``name:type`` headers and renames the columns after."""
+    loaded: Dict[str, object] = {}
+    for column in header.split(self.config["field_separator"]):
+        field, type_name = column.split(":")
+        try:
+            ftype = FeatureType(type_name)
+        except ValueError:
+            raise ValueError(f"Type {type_name} from field {field} is not supported.")
+        if (load_col is not None and field not in load_col) or (unload_col is not None and field in unload_col):
+            continue
+        if isinstance(source, FeatureSource) or source != "link":
+            self.field2source[field] = source
+            self.field2type[field] = ftype
+            if not ftype.value.endswith("seq"):
+                self.field2seqlen[field] = 1
+            if "float" in ftype.value:
+                self.field2bucketnum[field] = 2
+        loaded[column] = ftype
+    return loaded
+
+
+def load_feature_file(self, filepath: str, source):
+    """Fix 3b: RecBole's `Dataset._load_feat`, with an empty token_seq / float_seq cell read as
+    an empty sequence directly (RecBole fills it with a chained in-place `fillna`, which pandas 3
+    applies to a copy, warning ChainedAssignmentError, and loading then fails on the NaN).
+
+    Same rules as RecBole's: the fields `load_col` / `unload_col` select, float fields as
+    float64 and the others as strings; a token_seq cell split on `seq_separator` into an array
+    of tokens, a float_seq cell into a float array (empty pieces dropped); a field's seqlen is
+    its longest sequence, or `seq_len[field]` when set, which also cuts longer sequences.
+    Returns the DataFrame, or None when nothing is loaded from the file."""
+    import numpy as np
     import pandas as pd
+    from recbole.utils import FeatureType, set_color
 
-    df = pd.read_csv(*args, **kwargs)
-    for column in df.columns:
-        if str(column).endswith("_seq") and df[column].isna().any():
-            df[column] = df[column].fillna("")
+    self.logger.debug(set_color(f"Loading feature from [{filepath}] (source: [{source}]).", "green"))
+    load_col, unload_col = self._get_load_and_unload_col(source)
+    if load_col == set():
+        return None
+    encoding = self.config["encoding"]
+    with open(filepath, "r", encoding=encoding) as handle:
+        header = handle.readline()[:-1]
+    loaded = _feature_fields(self, header, source, load_col, unload_col)
+    if not loaded:
+        self.logger.warning(f"No columns has been loaded from [{source}]")
+        return None
+    df = pd.read_csv(filepath, delimiter=self.config["field_separator"], usecols=list(loaded), encoding=encoding,
+                     dtype={c: np.float64 if t == FeatureType.FLOAT else str for c, t in loaded.items()},
+                     engine="python")
+    df.columns = [column.split(":")[0] for column in loaded]
+    separator, seq_len = self.config["seq_separator"], self.config["seq_len"] or {}
+    for field, ftype in zip(df.columns, loaded.values()):
+        if ftype not in (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ):
+            continue
+        parse = float if ftype == FeatureType.FLOAT_SEQ else str
+        cells = df[field].fillna("").to_numpy()
+        sequences = [np.array([parse(piece) for piece in cell.split(separator) if piece]) for cell in cells]
+        longest = max(map(len, sequences))
+        if field in seq_len:
+            sequences = [seq[: seq_len[field]] for seq in sequences]
+            longest = min(seq_len[field], longest)
+        df[field] = sequences
+        self.field2seqlen[field] = longest
     return df
 
 
-class _PandasForRecBoleDataset:
-    """The `pd` name in recbole.data.dataset.dataset: pandas itself, but `read_csv` is
-    `read_feature_file` (only `_load_feat` reads files there)."""
+def _load_feat_without_chained_fill() -> None:
+    """Fix 3b: install `load_feature_file` as `Dataset._load_feat` (the original stays as __wrapped__)."""
+    from recbole.data.dataset.dataset import Dataset
 
-    def __init__(self, pandas_module):
-        self.__wrapped__ = pandas_module
-        self.read_csv = read_feature_file
-
-    def __getattr__(self, name):
-        return getattr(self.__wrapped__, name)
-
-
-def _seq_cells_read_as_empty() -> None:
-    """Fix 3b: route RecBole's dataset module's `pd.read_csv` through `read_feature_file`."""
-    from recbole.data.dataset import dataset as dataset_module
-
-    if not isinstance(dataset_module.pd, _PandasForRecBoleDataset):
-        dataset_module.pd = _PandasForRecBoleDataset(dataset_module.pd)
-    chained = getattr(dataset_module.pd.errors, "ChainedAssignmentError", None)
-    if chained is not None:  # pandas 3 warns that RecBole's fill is a no-op; the read filled already
-        import warnings
-
-        warnings.filterwarnings("ignore", category=chained, module=r"recbole\.data\.dataset\.dataset")
+    if getattr(Dataset._load_feat, "__wrapped__", None) is None:
+        load_feature_file.__wrapped__ = Dataset._load_feat
+        Dataset._load_feat = load_feature_file
 
 
 def _called_from_recbole(depth: int) -> bool:
@@ -581,12 +628,37 @@ def _seeding_selects_deterministic_kernels() -> None:
     utils.init_seed = recbole.utils.init_seed = init_seed
 
 
+class _ModuleForRecBole:
+    """A module as one RecBole module sees it (bound to a name there): the module itself, with
+    the given attributes replaced. Only that RecBole module's lookups change."""
+
+    def __init__(self, module, **replaced):
+        self.__wrapped__ = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name):
+        return getattr(self.__wrapped__, name)
+
+
+def _torch_amp_grad_scaler() -> None:
+    """Fix 12: RecBole's trainer module builds `torch.amp.GradScaler("cuda", ...)`, not the
+    deprecated `torch.cuda.amp.GradScaler(...)` (same class and arguments, no FutureWarning)."""
+    import functools
+
+    import torch
+    from recbole.trainer import trainer as trainer_module
+
+    if not isinstance(trainer_module.amp, _ModuleForRecBole):
+        trainer_module.amp = _ModuleForRecBole(
+            trainer_module.amp, GradScaler=functools.partial(torch.amp.GradScaler, "cuda"))
+
+
 # Every fix, in the order apply() installs them. One function per fix; add new ones here.
 PATCHES: List[Callable[[], object]] = [
     omp_passive_wait,  # 4: first, before anything below imports torch
     keep_freed_heap,  # 6
     _fill_nan_by_assignment,  # 3a
-    _seq_cells_read_as_empty,  # 3b
+    _load_feat_without_chained_fill,  # 3b
     _per_row_agg_len,  # 3c
     _numpy_aliases,  # 1
     _weights_only_checkpoints,  # 2
@@ -596,6 +668,9 @@ PATCHES: List[Callable[[], object]] = [
     _distributed_trainer,  # 9
     _gathered_evaluation,  # 10
     _seeding_selects_deterministic_kernels,  # 11
+
+
+    _torch_amp_grad_scaler,  # 12
 ]
 
 

@@ -122,3 +122,24 @@ def test_no_module_swaps_sys_argv():
                 text = open(path, encoding="utf-8").read()
                 offenders += [f"{os.path.relpath(path, ROOT)}" for _ in re.finditer(r"\bsys\.argv\s*=(?!=)", text)]
     assert offenders == []
+
+
+def test_recbole_trainer_builds_torch_amp_grad_scaler():
+    """Fix 12: RecBole's trainer module builds torch.amp's GradScaler on "cuda", with no
+    FutureWarning, as the deprecated torch.cuda.amp name did apart from the warning."""
+    import warnings
+
+    import torch
+    from recbole.trainer import trainer as trainer_module
+
+    from recbole_dlrrec import patches
+
+    patches.apply()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scaler = trainer_module.amp.GradScaler(enabled=False)
+    assert [w for w in caught if issubclass(w.category, FutureWarning)] == []
+    assert isinstance(scaler, torch.amp.GradScaler) and scaler._device == "cuda"
+    assert scaler.is_enabled() is False
+    # Everything else RecBole's module reads from torch.cuda.amp is torch.cuda.amp's own.
+    assert trainer_module.amp.autocast is torch.cuda.amp.autocast

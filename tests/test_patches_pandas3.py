@@ -11,11 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import recbole_dlrrec  # noqa: F401  (applies the patches)
 from recbole_dlrrec import patches
 from tests.conftest import write_tiny_dataset
 
 PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _patched():
+    """Every test here runs with the fixes installed (importing the package installs none)."""
+    patches.apply()
 
 
 def _fake_dataset(feat: pd.DataFrame, field2type: dict):
@@ -112,9 +117,9 @@ def test_dataset_with_missing_cells(gappy_config):
 
 @pytest.mark.skipif(not PANDAS3, reason="RecBole's own code works on pandas 2")
 def test_without_seq_cell_fix_loading_fails(gappy_config, monkeypatch):
-    from recbole.data.dataset import dataset as dataset_module
+    from recbole.data.dataset.dataset import Dataset
 
-    monkeypatch.setattr(dataset_module, "pd", pd)
+    monkeypatch.setattr(Dataset, "_load_feat", Dataset._load_feat.__wrapped__)
     with pytest.raises(AttributeError, match="split"):
         _load(gappy_config)
 
@@ -124,3 +129,48 @@ def test_without_agg_len_fix_remap_fails(gappy_config, monkeypatch):
     monkeypatch.setattr(pd.Series, "agg", pd.Series.agg.__wrapped__)
     with pytest.raises(ValueError):
         _load(gappy_config)
+
+
+
+def test_dataset_loads_without_chained_assignment_warnings(gappy_config):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _load(gappy_config)
+    assert [str(w.message)[:80] for w in caught if w.category.__name__ == "ChainedAssignmentError"] == []
+
+
+def test_feature_file_loads_as_recbole_loads_it(tmp_path, monkeypatch):
+    """Where RecBole's own _load_feat works (no empty sequence cell), load_feature_file gives the
+    same frame and the same field records, seq_len cuts included."""
+    from recbole.data.dataset.dataset import Dataset
+    from recbole.utils import FeatureSource
+
+    from recbole_dlrrec.runtime.quick_start import build_config
+
+    data_path = write_tiny_dataset(tmp_path)
+    item_file = os.path.join(data_path, "tiny", "tiny.item")
+    with open(item_file) as handle:  # a float_seq field beside the token_seq one
+        lines = handle.read().splitlines()
+    lines = [lines[0] + "\tscores:float_seq"] + [f"{line}\t{n % 3 + 0.5} {n}.25" for n, line in enumerate(lines[1:])]
+    with open(item_file, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    config = build_config("DLRM", "tiny", config_dict={"data_path": data_path, "seq_len": {"tags": 1},
+                                                       "load_col": {"item": ["item_id", "tags", "scores", "price_level"]}})
+
+    def loaded(load_feat):
+        fake = types.SimpleNamespace(logger=logging.getLogger("test"), config=config, field2source={}, field2type={},
+                                     field2seqlen={}, field2bucketnum={})
+        fake._get_load_and_unload_col = lambda source: Dataset._get_load_and_unload_col(fake, source)
+        frame = load_feat(fake, item_file, FeatureSource.ITEM)
+        return frame, (fake.field2source, fake.field2type, fake.field2seqlen, fake.field2bucketnum)
+
+    ours, ours_fields = loaded(Dataset._load_feat)
+    theirs, their_fields = loaded(Dataset._load_feat.__wrapped__)
+    assert list(ours.columns) == list(theirs.columns) == ["item_id", "tags", "price_level", "scores"]
+    assert ours_fields == their_fields and ours_fields[2] == {"item_id": 1, "tags": 1, "price_level": 1, "scores": 2}
+    for column in ours.columns:
+        for mine, recbole in zip(ours[column], theirs[column]):
+            np.testing.assert_array_equal(mine, recbole)
+            assert np.asarray(mine).dtype == np.asarray(recbole).dtype
