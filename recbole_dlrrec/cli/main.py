@@ -9,14 +9,23 @@
 
 Each subcommand is the `main(argv) -> exit status` of a module in recbole_dlrrec/cli/; the
 dispatcher only picks it (and imports nothing heavy before), so `--help` stays quick.
+
+RecBole is not among the wheel's requirements (RecBole 1.2.1 declares ray<=2.6.3, which the
+ray[tune] in them excludes), so a plain `pip install` of the wheel leaves it out: every
+subcommand then stops with one line that names the missing step, before importing anything.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Dict, Optional, Sequence, Tuple
 
+from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
+
 PROG = "recbole-dlrrec"
+# The RecBole release the plugin is written for; requirements-recbole.txt pins the same (tested).
+RECBOLE_REQUIREMENT = "recbole==1.2.1"
 
 # name -> (module whose main(argv) runs it, one-line summary)
 COMMANDS: Dict[str, Tuple[str, str]] = {
@@ -37,6 +46,13 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def check_recbole_installed() -> None:
+    """Raise InputError naming the install step when RecBole cannot be imported."""
+    if importlib.util.find_spec("recbole") is None:
+        raise InputError(f"RecBole is not installed: install it without its own dependencies (recbole-dlrrec "
+                         f"brought the ones it uses): pip install --no-deps {RECBOLE_REQUIREMENT}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -51,6 +67,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown subcommand {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    try:
+        check_recbole_installed()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     module = importlib.import_module(COMMANDS[name][0])
     status = module.main(rest)
     return int(status or 0)
