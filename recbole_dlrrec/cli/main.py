@@ -33,7 +33,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "leaderboard": ("recbole_dlrrec.cli.leaderboard", "train many models x seeds and write a leaderboard"),
     "tune": ("recbole_dlrrec.cli.tune", "tune a model's hyperparameters with Ray Tune (ASHA)"),
     "convert": ("recbole_dlrrec.cli.convert", "convert Google Local reviews + meta into a RecBole dataset"),
-    "swing": ("recbole_dlrrec.cli.swing", "build (or load) a dataset's SWING neighbours and audit them"),
+    "swing": ("recbole_dlrrec.cli.swing",
+              "build (or load) a dataset's contrastive neighbours (cl_similarity) and audit them"),
 }
 
 

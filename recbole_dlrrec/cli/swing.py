@@ -1,11 +1,13 @@
-"""Build (or load) the SWING neighbour cache of a dataset's TRAIN split and audit it.
+"""Build (or load) the contrastive neighbour cache of a dataset's TRAIN split and audit it.
 
     python -m recbole_dlrrec.swing --dataset=NAME [--topk K] [--similarity S] [--compare]
                                    [--model M] [--config_files a.yaml b.yaml]
 
-Prints where the cache is and whether it was loaded or computed, per side how many users /
-items have neighbours and the score quantiles, and saves the score histograms as a PNG beside
-the cache file. ``--similarity`` audits another ``cl_similarity``; ``--compare`` also prints, for
+The neighbours are those DLRREC's contrastive heads draw positives from: the model config's
+``cl_similarity`` (swing, itemcf_cosine or jaccard; the model's YAML sets the default), and
+the output names it. Prints where the cache is and whether it was loaded or computed, per side how many
+users / items have neighbours and the score quantiles, and saves the score histograms as a PNG
+beside the cache file. ``--similarity`` audits another ``cl_similarity``; ``--compare`` also prints, for
 every similarity, how often the neighbour pairs share the item's main category and their mean
 text cosine, each beside its chance level (swing/audit.py ``neighbour_agreement``).
 """
@@ -20,11 +22,12 @@ import time
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m recbole_dlrrec.swing",
-        description="Build (or load) the SWING neighbour cache of a dataset's TRAIN split.")
+        description="Build (or load) a dataset's contrastive neighbours (the model's cl_similarity: "
+                    "swing, itemcf_cosine or jaccard) on its TRAIN split and audit them.")
     parser.add_argument("--dataset", required=True, help="RecBole dataset name")
     parser.add_argument("--model", default="DLRREC", help="model whose config is used")
     parser.add_argument("--topk", type=int, default=None, help="overrides swing_topk")
-    parser.add_argument("--similarity", default=None, help="overrides cl_similarity")
+    parser.add_argument("--similarity", default=None, help="overrides the model's cl_similarity")
     parser.add_argument("--compare", action="store_true",
                         help="category / text agreement of the neighbour pairs of every cl_similarity")
     parser.add_argument("--config_files", nargs="+", default=None,
@@ -37,7 +40,7 @@ def audit(args: argparse.Namespace) -> dict:
     Returns summary, cache (path), histogram (path), seconds and loaded."""
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
     from recbole_dlrrec.swing.audit import plot_score_histogram, summarize
-    from recbole_dlrrec.swing.cache import swing_neighbours_and_cache
+    from recbole_dlrrec.swing.cache import similarity_from_config, swing_neighbours_and_cache
 
     config_files = None
     if args.config_files:
@@ -53,8 +56,9 @@ def audit(args: argparse.Namespace) -> dict:
                                                     progress=True)
     elapsed = time.perf_counter() - start
     summary = summarize(neighbours)
-    png = plot_score_histogram(neighbours, os.path.splitext(result.path)[0] + "_hist.png")
-    print(f"SWING for dataset {args.dataset}: {'loaded' if result.loaded else 'computed'} "
+    similarity = similarity_from_config(config)
+    png = plot_score_histogram(neighbours, os.path.splitext(result.path)[0] + "_hist.png", similarity=similarity)
+    print(f"{similarity} neighbours for dataset {args.dataset}: {'loaded' if result.loaded else 'computed'} "
           f"in {elapsed:.2f} s; cache {result.path}")
     for side, info in summary.items():
         quantiles = " ".join(f"{name}={value:.4g}"
@@ -63,7 +67,7 @@ def audit(args: argparse.Namespace) -> dict:
               f"mean {info['mean_neighbours']:.1f} neighbours; scores {quantiles or '(none)'}")
     print(f"  histogram: {png}")
     agreement = compare_similarities(config, dataset, train_data.dataset) if args.compare else None
-    return {"summary": summary, "cache": result.path, "histogram": png, "seconds": elapsed,
+    return {"similarity": similarity, "summary": summary, "cache": result.path, "histogram": png, "seconds": elapsed,
             "loaded": result.loaded, "agreement": agreement}
 
 

@@ -308,7 +308,8 @@ def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] =
     dataset, train_data, _, _ = load_splits(config)
     train = train_data._dataset
     neighbours = swing_for_dataset(config, train, progress=False)
-    paths = {"hist": plot_score_histogram(neighbours, os.path.join(board.out_dir, "swing_hist.png"))}
+    paths = {"hist": plot_score_histogram(neighbours, os.path.join(board.out_dir, "swing_hist.png"),
+                                          similarity=config["cl_similarity"])}
     summary = swing_summary(neighbours)
 
     models = {name: _checkpoint_model(board, name, seed, train_data) for name in ("DLRREC", "DLRREC-noCL")}

@@ -71,8 +71,9 @@ def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, ha
     return result
 
 
-def plot_score_histogram(neighbours: SwingNeighbours, path: str) -> str:
-    """Save a PNG with the kept SWING score histograms of users and items (log-log axes)."""
+def plot_score_histogram(neighbours: SwingNeighbours, path: str, *, similarity: str) -> str:
+    """Save a PNG with the kept neighbour score histograms of users and items (log-log axes);
+    `similarity` (the `cl_similarity` that scored them: swing, jaccard, ...) names the scores."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -88,8 +89,8 @@ def plot_score_histogram(neighbours: SwingNeighbours, path: str) -> str:
             axes.hist(scores, bins=bins, color="tab:blue" if side == "users" else "tab:orange")
             axes.set_xscale("log")
             axes.set_yscale("log")
-        axes.set_title(f"{side[:-1]}-{side[:-1]} SWING, top-{table.k} ({scores.size} scores)")
-        axes.set_xlabel("SWING score")
+        axes.set_title(f"{side[:-1]}-{side[:-1]} {similarity}, top-{table.k} ({scores.size} scores)")
+        axes.set_xlabel(f"{similarity} score")
         axes.set_ylabel("count")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

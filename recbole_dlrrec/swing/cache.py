@@ -117,11 +117,11 @@ def load_or_compute(cache_dir: str, key_params: dict,
                 if _META_KEY not in stored.files or str(stored[_META_KEY]) != meta:
                     raise ValueError("parameters stored in the file do not match")
                 arrays = {name: stored[name] for name in stored.files if name != _META_KEY}
-            _say(logger, "info", f"loaded SWING cache {path}")
+            _say(logger, "info", f"loaded {prefix} cache {path}")
             return CacheResult(arrays, path, True, time.perf_counter() - start)
         except Exception as error:  # noqa: BLE001 - any unreadable file is recomputed
             _say(logger, "warning",
-                 f"SWING cache {path} is unreadable ({type(error).__name__}: {error}); "
+                 f"{prefix} cache {path} is unreadable ({type(error).__name__}: {error}); "
                  "recomputing")
     arrays = compute_fn()
     if not isinstance(arrays, dict) or any(name.startswith("__") for name in arrays):
@@ -131,7 +131,7 @@ def load_or_compute(cache_dir: str, key_params: dict,
         np.savez(tmp, **arrays, **{_META_KEY: np.array(meta)})
         tmp.flush()
         os.fsync(tmp.fileno())
-    _say(logger, "info", f"saved SWING cache {path}")
+    _say(logger, "info", f"saved {prefix} cache {path}")
     return CacheResult(arrays, path, False, time.perf_counter() - start)
 
 

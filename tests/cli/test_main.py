@@ -43,4 +43,8 @@ def test_swing_audits_a_dataset(tiny_data_path, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["swing", "--dataset", "tiny", "--config_files", str(settings)]) == 0
     out = capsys.readouterr().out
-    assert "SWING for dataset tiny" in out and "histogram:" in out
+    # Named after what it audits: DLRREC's default cl_similarity (jaccard), not SWING.
+    assert "jaccard neighbours for dataset tiny" in out and "SWING" not in out and "histogram:" in out
+    assert os.path.basename(out.split("cache ")[1].split()[0]).startswith("jaccard_")
+    assert main(["swing", "--dataset", "tiny", "--config_files", str(settings), "--similarity", "swing"]) == 0
+    assert "swing neighbours for dataset tiny" in capsys.readouterr().out

@@ -51,7 +51,7 @@ def test_cli_builds_then_loads_and_plots(fake_runtime, capsys):
     assert os.path.dirname(first["histogram"]) == os.path.dirname(first["cache"])
     assert first["summary"]["items"]["with_neighbours"] == 3  # items 1, 2, 3
     assert swing_cli.main(["--dataset=fake", "--topk", "3"]) == 0
-    assert "loaded SWING cache" in capsys.readouterr().out
+    assert "loaded swing cache" in capsys.readouterr().out
 
 
 def test_cli_input_error_is_one_line_and_exit_2(fake_runtime, capsys):

@@ -34,7 +34,7 @@ def test_load_or_compute_caches_atomically(tmp_path, capsys):
     assert os.listdir(tmp_path) == [os.path.basename(first.path)]  # no temp file left
     second = load_or_compute(str(tmp_path), params, compute, fingerprint="abc")
     assert second.loaded and calls == [1] and second.path == first.path
-    assert f"loaded SWING cache {first.path}" in capsys.readouterr().out
+    assert f"loaded swing cache {first.path}" in capsys.readouterr().out
     np.testing.assert_array_equal(second.arrays["b"], np.eye(2))
     # Other parameters or other edges: another file.
     assert cache_file_path(str(tmp_path), {**params, "alpha": 2.0}, "abc") != first.path
@@ -55,7 +55,7 @@ def test_load_or_compute_uses_logger(tmp_path):
     compute = lambda: {"x": np.ones(2)}  # noqa: E731
     load_or_compute(str(tmp_path), {"k": 1}, compute, logger=logger)
     load_or_compute(str(tmp_path), {"k": 1}, compute, logger=logger)
-    assert messages[-1].startswith("loaded SWING cache ")
+    assert messages[-1].startswith("loaded swing cache ")
 
 
 def test_edges_fingerprint_ignores_values_and_duplicates():
@@ -87,7 +87,7 @@ def test_swing_for_dataset_computes_then_loads(tmp_path, capsys):
     cache_dir = tmp_path / "swing_cache"
     assert len(list(cache_dir.glob("*.npz"))) == 1
     again = swing_for_dataset(config, dataset, progress=False)
-    assert "loaded SWING cache" in capsys.readouterr().out
+    assert "loaded swing cache" in capsys.readouterr().out
     np.testing.assert_array_equal(again.items.ids, neighbours.items.ids)
     # Changing a parameter or the edges gives a new cache entry.
     swing_for_dataset(fake_config(tmp_path, swing_edges="all"), dataset, progress=False)

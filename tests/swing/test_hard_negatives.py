@@ -136,7 +136,7 @@ def test_cache_is_keyed_by_vectors_edges_and_pool(tmp_path, capsys):
     # (user 2) share a user.
     assert 4 not in tables["item"].ids[1] and 1 not in tables["item"].ids[4]
     again = hard_negatives_for_dataset(config, dataset, ["item"])
-    assert "loaded SWING cache" in capsys.readouterr().out
+    assert "loaded hard_item cache" in capsys.readouterr().out
     np.testing.assert_array_equal(again["item"].ids, tables["item"].ids)
     hard_negatives_for_dataset({**config, "cl_hard_pool": 3}, dataset, ["item"])
     assert len(list(cache_dir.glob("hard_item_*.npz"))) == 2
