@@ -1,8 +1,29 @@
 # Quick start: `make demo` (main job) and `make test`. Both create the venv through `make install`.
-# Python 3.11 (the default python3), 3.12 and 3.13 are supported, each with its own lock and venv:
-#   make test                       # python3 (3.11): .venv, requirements-lock-py311.txt (what CI runs)
-#   PYTHON=python3.12 make test     # .venv-py312, requirements-lock-py312.txt
-#   make test-pythons               # the fast suite on 3.12 and 3.13 (PYTHONS=...)
+# Python 3.11 (the default python3), 3.12 and 3.13 are supported, each with its own lock and venv;
+# every command below runs that venv's interpreter, $(VENV)/bin/python:
+#   Python 3.11: make test                      .venv/bin/python        requirements-lock-py311.txt (what CI runs)
+#   Python 3.12: PYTHON=python3.12 make test    .venv-py312/bin/python  requirements-lock-py312.txt
+#   Python 3.13: PYTHON=python3.13 make test    .venv-py313/bin/python  requirements-lock-py313.txt
+#   make test-pythons                           the fast suite on 3.12 and 3.13 (PYTHONS=...)
+# torch: the 3.11 lock pins the CPU-only build (torch 2.13.0+cpu, a 192 MB wheel, found in pip's
+# find-links folder here). PyPI has no CPU-only torch for Linux x86_64: its torch 2.13.0 is the CUDA
+# build (a 527 MB wheel for 3.12), and the 3.12 / 3.13 locks pin it with the 19 nvidia-*, cuda-* and
+# triton wheels it requires (about 6 GB in all, about 9 minutes to install on this machine, which has no GPU).
+# The CPU-only builds (torch==2.13.0+cpu) are on PyTorch's own wheel index, which this machine cannot
+# reach; where it can, a CPU-only venv is the lock less its torch, nvidia-*, cuda-* and triton lines,
+# plus torch==2.13.0+cpu from that index.
+#
+# Installing the wheel (no checkout, no make): `make wheel` writes dist/recbole_dlrrec-VERSION-py3-none-any.whl.
+# With this Python's lock and requirements-recbole.txt beside it, ONE command installs the wheel and every
+# dependency at the tested versions (here for 3.12; the venv path and the lock follow the Python):
+#   python3.12 -m venv .venv-py312
+#   .venv-py312/bin/pip install --no-deps -r requirements-lock-py312.txt -r requirements-recbole.txt dist/recbole_dlrrec-*.whl
+# --no-deps holds for the whole command: the lock pins every package, dependencies of dependencies
+# included (tests/cli/test_wheel_install.py checks it), which is what lets RecBole 1.2.1 in without its
+# ray<=2.6.3 pin. pip has no --no-deps for one requirement, so no extra (recbole-dlrrec[all]) can carry
+# RecBole: pip would resolve its ray<=2.6.3 against the ray[tune]>=2.60 the wheel needs, and stop.
+# A plain `pip install dist/recbole_dlrrec-*.whl` brings every requirement but RecBole; the command
+# then stops with one line naming the step left: pip install --no-deps recbole==1.2.1.
 PYTHON ?= python3
 # The interpreter's path; a pyenv-installed python3.X that is not the active pyenv version is found too.
 PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || \
@@ -15,7 +36,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_Q := -q --disable-pip-version-check
 
-.PHONY: install demo test test-fast test-pythons docs lock bench gpu-wheels clean
+.PHONY: install wheel demo test test-fast test-pythons docs lock bench gpu-wheels clean
 
 # RecBole 1.2.1 goes in with --no-deps: it declares ray<=2.6.3 (see requirements.txt).
 $(STAMP): $(LOCK) requirements-recbole.txt requirements-dev.txt setup.py
@@ -31,6 +52,11 @@ requirements-lock-py%.txt:
 
 install: $(STAMP)
 
+# The wheel, with properties/ inside and the `recbole-dlrrec` command (installing it: see the top).
+wheel: install
+	$(PY) -m pip wheel $(PIP_Q) --no-deps --no-build-isolation -w dist .
+
+# DLRREC on the bundled restaurants dataset with $(VENV)/bin/python (.venv/bin/python on 3.11).
 demo: install
 	$(PY) run_recbole.py --model=DLRREC --dataset=restaurants
 
