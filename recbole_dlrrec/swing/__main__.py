@@ -1,4 +1,4 @@
-"""``python -m recbole_dlrrec.swing``: the SWING cache audit (recbole_dlrrec/cli/swing.py).
+"""``python -m recbole_dlrrec.swing``: the contrastive neighbour cache audit (recbole_dlrrec/cli/swing.py).
 
 Only run as a program; nothing in the package imports this module, so swing/ itself stays
 below runtime/ and cli/."""

@@ -163,17 +163,21 @@ def wheel_env(tmp_path_factory):
 def _install_wheel(wheel, venv, dependencies: str) -> dict:
     """Install `wheel` alone into a fresh venv at `venv` whose dependencies come from the folder
     `dependencies` (a .pth line); returns the env for subprocesses."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # Nothing of the checkout in view, pip included: a PYTHONPATH naming the checkout (and its
+    # recbole_dlrrec.egg-info, left by a build there) would have pip find the package installed.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "RECBOLE_DLRREC_PROPERTIES")}
+    env["PYTHONNOUSERSITE"] = "1"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300)
+                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300, env=env)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+                             check=True, capture_output=True, text=True, env=env).stdout.strip()
+    assert any(name.startswith("recbole_dlrrec-") for name in os.listdir(purelib)), f"{wheel} not installed in {venv}"
     # Written after the install, so pip saw no recbole-dlrrec already installed.
     with open(os.path.join(purelib, "_test_dependencies.pth"), "w") as handle:
         handle.write(dependencies + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "RECBOLE_DLRREC_PROPERTIES")}
-    env.update(PYTHONNOUSERSITE="1", PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
