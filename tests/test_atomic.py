@@ -114,12 +114,12 @@ def test_savefig_png_lands_at_the_target(tmp_path):
 
 
 def test_callers_use_umask_mode(tmp_path, umask_027):
-    from recbole_dlrrec.experiments import leaderboard
+    from recbole_dlrrec.experiments import cell_rows
     from recbole_dlrrec.runtime import quick_start
     from recbole_dlrrec.data.text_vectors import save_text_vectors
 
     npy = tmp_path / "cell.npy"
-    leaderboard._atomic_save_npy(str(npy), np.eye(2, dtype=np.float32))
+    cell_rows.save(str(npy), cell_rows.CellRows(np.array([1.0, 0.0]), np.array([0.0, 1.0])))
     np.testing.assert_array_equal(np.load(npy), np.eye(2))
     result = tmp_path / "result.json"
     quick_start.atomic_write_json(str(result), {"b": 1, "a": 2})

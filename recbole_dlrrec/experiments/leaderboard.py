@@ -9,8 +9,8 @@ stopping on the dataset's valid_metric) and the seed through config `seed`; one 
 model the same split. A cell's result is saved as soon as it ends:
 
     results/<NAME>/cells/<MODEL>-seed<S>.json   status ok | failed, the run's results or the error
-    results/<NAME>/cells/<MODEL>-seed<S>.npy    float32 2 x n_test: row 0 labels, row 1 scores
-                                                (per-row test predictions, for the bootstrap)
+    results/<NAME>/cells/<MODEL>-seed<S>.npy    per-row test labels, scores, user and item ids
+                                                and train counts (experiments/cell_rows.py)
 
 A rerun skips a cell whose JSON says ok and whose settings fingerprint matches (the fingerprint
 covers everything passed to the run: shared overrides, variant settings, seed); failed cells and
@@ -41,6 +41,7 @@ import numpy as np
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
+from recbole_dlrrec.experiments import board_significance, cell_metrics, cell_rows
 from recbole_dlrrec.errors import InputError
 
 DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu",
@@ -174,6 +175,7 @@ class _TestScoreCapture:
     def __init__(self):
         self.labels: Optional[np.ndarray] = None
         self.scores: Optional[np.ndarray] = None
+        self.row_ids: Optional[dict] = None
         self.trainer = None
 
     def close(self) -> None:
@@ -182,6 +184,7 @@ class _TestScoreCapture:
         recorder = getattr(self.trainer, "evaluator", None)
         self.labels = getattr(recorder, "labels", None)
         self.scores = getattr(recorder, "scores", None)
+        self.row_ids = getattr(recorder, "row_ids", None)
         writer = getattr(self.trainer, "tensorboard", None)
         if writer is not None and hasattr(writer, "close"):
             writer.close()
@@ -197,11 +200,6 @@ atomic_write_text = atomic.write_text
 
 def atomic_write_json(path: str, payload: dict) -> str:
     return atomic.write_json(path, payload, indent=2, sort_keys=True, default=str)
-
-
-def _atomic_save_npy(path: str, array: np.ndarray) -> None:
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array)  # a handle: np.save adds no ".npy" to it
 
 
 class Leaderboard:
@@ -317,15 +315,15 @@ class Leaderboard:
         return bool(record) and record.get("status") == "ok" and self.stale_reason(spec, record) is None
 
     def test_scores(self, spec: CellSpec):
-        """(labels, scores) of a finished cell's test rows, or None when not stored."""
+        """The per-row test file of a finished cell (cell_rows.CellRows: labels, scores and, for
+        cells run since they were kept, ids and train counts), or None when not stored."""
         record = self.records.get(spec.key) or self.load_cell(spec)
         if not record or record.get("status") != "ok" or not record.get("scores_file"):
             return None
         path = os.path.join(self.cells_dir, record["scores_file"])
         if not os.path.isfile(path):
             return None
-        array = np.load(path)
-        return array[0], array[1]
+        return cell_rows.load(path)
 
     # -- running ----------------------------------------------------------------------------
     def run_cells(self, specs: Sequence[CellSpec]) -> List[dict]:
@@ -402,8 +400,9 @@ class Leaderboard:
             return record
         capture.close()
         scores_file = None
-        if capture.scores is not None and capture.labels is not None and capture.scores.size == capture.labels.size:
-            _atomic_save_npy(self.scores_path(spec), np.stack([capture.labels, capture.scores]).astype(np.float32))
+        rows = cell_rows.from_recorder(capture.labels, capture.scores, capture.row_ids)
+        if rows is not None:
+            cell_rows.save(self.scores_path(spec), rows)
             scores_file = os.path.basename(self.scores_path(spec))
         record = {**base, "status": "ok", "error": None, "seconds": round(time.time() - started, 3),
                   "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "scores_file": scores_file,
@@ -716,82 +715,9 @@ def build_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int],
     return [summarize(name, grouped.get(name, []), len(seeds)) for name in models]
 
 
-def significance_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
-                      n_boot: int = 1000, baseline: Optional[str] = None) -> List[dict]:
-    """Every DLRREC-family model with numbers against `baseline`, by default the best baseline
-    by mean VALID AUC."""
-    from recbole_dlrrec.experiments import significance as sig
-
-    by_name = {r.name: r for r in rows}
-    if baseline is None:
-        baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
-    out = []
-    for name in [m for m in models if is_dlrrec_family(m) and by_name.get(m) and by_name[m].has_numbers]:
-        entry = {"model": name, "baseline": baseline}
-        if baseline is None:
-            out.append({**entry, "verdict": "no baseline with results"})
-            continue
-        model_aucs, base_aucs, groups, missing = [], [], [], []
-        for seed in seeds:
-            a = board.records.get(f"{name}-seed{seed}") or board.load_cell(CellSpec(name, name, seed))
-            b = board.records.get(f"{baseline}-seed{seed}") or board.load_cell(CellSpec(baseline, baseline, seed))
-            if not (a and b and a.get("status") == "ok" and b.get("status") == "ok"):
-                continue
-            model_aucs.append(a["result"]["test_result"]["auc"])
-            base_aucs.append(b["result"]["test_result"]["auc"])
-            sa = board.test_scores(CellSpec(name, name, seed))
-            sb = board.test_scores(CellSpec(baseline, baseline, seed))
-            if sa is None or sb is None:
-                missing.append(seed)
-                continue
-            if sa[0].shape != sb[0].shape or not np.array_equal(sa[0], sb[0]):
-                missing.append(seed)
-                continue
-            groups.append((sa[0], sa[1], sb[1]))
-        if not groups:
-            reason = f"no paired per-row test scores (seeds {missing})" if missing else "no seed where both ran"
-            out.append({**entry, "verdict": reason})
-            continue
-        try:
-            result = sig.compare(name, baseline, model_aucs, base_aucs, groups,
-                                 baseline_valid_auc=by_name[baseline].valid_auc, n_boot=n_boot)
-        except sig.SignificanceInputError as exc:
-            out.append({**entry, "verdict": f"not testable: {exc}"})
-            continue
-        record = result.as_dict()
-        if missing:
-            record["verdict"] += f" (bootstrap without seeds {missing}: rows differ or scores missing)"
-        out.append(record)
-    return out
-
-
-def significance_markdown(entries: Sequence[dict]) -> str:
-    if not entries:
-        return "No DLRREC-family model with results to test.\n"
-    headers = ["Model", "Best baseline (by valid AUC)", "Test AUC model", "Test AUC baseline", "Δ AUC", "95% bootstrap CI",
-               "paired t (p, seeds)", "Seeds better", "Significant", "Verdict"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for e in entries:
-        if "diff" not in e:
-            lines.append(f"| {e['model']} | {e.get('baseline') or 'n/a'} | | | | | | | no | {e['verdict']} |")
-            continue
-        t_text = f"t={e['t']:.2f}, p={e['p']:.3f}, n={e['seeds']}" if np.isfinite(e["p"]) else f"n/a (n={e['seeds']})"
-        lines.append(
-            f"| {e['model']} | {e['baseline']} (valid {e['baseline_valid_auc']:.4f}) | {e['model_test_auc']:.4f} | "
-            f"{e['baseline_test_auc']:.4f} | {e['diff']:+.4f} | [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] | {t_text} | "
-            f"{e.get('seeds_better', 0)}/{e['seeds']} | {'yes' if e['significant'] else 'no'} | {e['verdict']} |")
-    return "\n".join(lines) + "\n"
-
-
-def significance_csv(entries: Sequence[dict]) -> str:
-    keys = ["model", "baseline", "baseline_valid_auc", "model_test_auc", "baseline_test_auc", "diff", "ci_low", "ci_high",
-            "level", "n_boot", "n_rows", "t", "p", "seeds", "seeds_better", "significant", "verdict"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(keys)
-    for e in entries:
-        writer.writerow([_csv_value(e.get(k)) if not isinstance(e.get(k), bool) else int(e[k]) for k in keys])
-    return buffer.getvalue()
+# The significance tables live in board_significance.py (kept under these names for callers).
+from recbole_dlrrec.experiments.board_significance import (  # noqa: E402
+    significance_csv, significance_markdown, significance_rows)
 
 
 def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], notes: Sequence[str] = (),
@@ -810,6 +736,7 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
     # The same backbone without text: what the text path and the heads add, whichever baseline wins.
     has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in rows)
     vs_dlrm = significance_rows(board, models, seeds, rows, n_boot=n_boot, baseline="DLRM") if has_dlrm else []
+    method = board_significance.method_lines(board.dataset, board_significance.holm_over_board(sig_entries, vs_dlrm), n_boot)
     out = board.out_dir
     paths = {
         "md": os.path.join(out, "leaderboard.md"),
@@ -823,21 +750,22 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
                                                               if k not in ("show_progress", "state")}, models, notes,
                           per_model=per_model)
     lines += ["", table_markdown(ordered, flags), "", "## Significance (DLRREC family vs the best baseline)", "",
-              "Best baseline = best mean VALID AUC among non-DLRREC models. Δ = mean over seeds of test AUC(model) − AUC(baseline); "
-              "CI: paired bootstrap over test rows (1,000 resamples per seed, averaged over seeds); "
-              "significant when the CI excludes 0. The CI covers test-row sampling with the trained models fixed; the paired "
-              "t-test over seeds (shown beside it) covers training randomness, with little power at a handful of seeds; 'Seeds better' counts the seeds whose test AUC is above the baseline's.", "",
-              significance_markdown(sig_entries), ""]
+              "Best baseline = best mean VALID AUC among non-DLRREC models. The bootstrap CI covers test-set sampling with "
+              "the trained models fixed; the tests over seeds cover training randomness, with little power at a handful of seeds.",
+              "", *method, "", significance_markdown(sig_entries), ""]
     if vs_dlrm:
         lines += ["## DLRREC family vs DLRM (the same backbone without text)", "",
                   "The same tests against DLRM, whatever its validation rank: what the text path and the "
                   "contrastive heads add to the backbone they share.", "", significance_markdown(vs_dlrm), ""]
+    lines += [cell_metrics.metrics_section(board, models, seeds), ""]
     lines += [f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
     for section in sections:
         lines += ["", section]
     atomic_write_text(paths["md"], "\n".join(lines) + "\n")
     atomic_write_text(paths["csv"], table_csv(ordered, flags))
-    atomic_write_text(paths["significance_md"], f"# Significance: {board.dataset}\n\n" + significance_markdown(sig_entries))
+    atomic_write_text(paths["significance_md"], f"# Significance: {board.dataset}\n\n" + "\n".join(method) + "\n\n"
+                      + significance_markdown(sig_entries)
+                      + (f"\n## Against DLRM\n\n{significance_markdown(vs_dlrm)}" if vs_dlrm else ""))
     atomic_write_text(paths["significance_csv"], significance_csv(sig_entries))
     plots.auc_bar_chart(ordered, paths["png"], title=f"{title or 'Leaderboard'}: {board.dataset} (test AUC, mean ± std over {len(seeds)} seed(s))")
     return paths
@@ -1171,13 +1099,14 @@ def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, 
     board = Leaderboard(dataset, results_dir=results_dir, out_name=tuned_out_name(dataset), overrides=overrides,
                         force=force, log=log, threads=threads)
     tuned = [tune_model(board, model, spaces[model], budget, retune=retune, search=search) for model in models]
-    settings = {t.model: t.params for t in tuned if t.status == "ok"}
+    settings = {t.model: {**t.params, **cell_metrics.VALID_THRESHOLD} for t in tuned if t.status == "ok"}
     for t in tuned:
         if t.status != "ok":  # no config to run: its cells say why (and run once a search succeeds)
             for seed in seeds:
                 board.record_failed(CellSpec(t.model, t.model, seed), f"tuning failed: {t.record.get('error')}")
     board.run_cells(cells([t.model for t in tuned if t.status == "ok"], seeds, settings))
-    paths = write_leaderboard(board, models, seeds, notes=[*tuned_header_notes(dataset, budget, spaces, results_dir), *notes],
+    paths = write_leaderboard(board, models, seeds, notes=[*tuned_header_notes(dataset, budget, spaces, results_dir),
+                                                          cell_metrics.THRESHOLD_NOTE, *notes],
                               title="Tuned leaderboard", sections=[tuned_configs_markdown(tuned)],
                               per_model=sorted({k for space in spaces.values() for k in space.params}))
     log(f"tuned leaderboard written: {paths['md']}")

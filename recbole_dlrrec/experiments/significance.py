@@ -1,23 +1,34 @@
-"""Is a model's AUC gain over a baseline real? Two tests, on the leaderboard's own cells.
+"""Is a model's AUC gain over a baseline real? Three tests, on the leaderboard's own cells.
 
-1. Paired t-test over seeds (scipy.stats.ttest_rel): seed s trains both models on the same split,
-   so the per-seed test AUCs form pairs. With a handful of seeds it has little power; it is reported, not
-   relied on alone.
-2. Paired bootstrap over test rows: for each replicate, every seed's test rows are resampled
-   with replacement (the same resample for both models, so the pairing is kept), the AUC
-   difference A - B is computed per seed and averaged over seeds. The percentile interval of
-   those replicates is the confidence interval of the mean AUC difference; the gain is called
-   significant when the interval excludes 0.
+1. Paired bootstrap over clusters of test rows, one resample per replicate shared by every seed.
+   The unit is what the rows cluster on: whole users on a warm board (a user's rows share that
+   user's taste), whole items on a cold board (every test row sits on one of a few held-out items),
+   single rows where a cell stored no ids. Each replicate draws K clusters with replacement from
+   the K clusters seen in any seed's test rows; every seed weights its rows by how often their
+   cluster was drawn (the same draw for every seed, and for model A and B, so both pairings are
+   kept), computes AUC(A) - AUC(B) and the replicate is the mean over seeds. The percentile
+   interval of those replicates is the confidence interval of the mean AUC difference; the
+   bootstrap p-value is the two-sided share of replicates on the other side of 0.
+   Drawing each seed's rows afresh would count the rows of five seeds as five times the test set.
+2. Paired t-test over seeds (scipy.stats.ttest_rel): seed s trains both models on the same split,
+   so the per-seed test AUCs form pairs; it covers training randomness, with little power at a
+   handful of seeds.
+3. Exact two-sided sign test over seeds: how many seeds the model beats the baseline on, against
+   a fair coin (ties dropped).
 
-Resampling is done with per-row weights (how often each row was drawn), and the AUC of a
-weighted sample is computed from one sort of the scores, so 1,000 replicates over 10,000 rows
+Over a board's comparisons the p-values of each test are Holm-adjusted (`holm`: step-down,
+monotone), and a comparison is called significant when its Holm-adjusted bootstrap p is below
+`ALPHA`.
+
+Resampling is done with per-row weights (how often each row's cluster was drawn), and the AUC of
+a weighted sample is computed from one sort of the scores, so 1,000 replicates over 10,000 rows
 take well under a second per model.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,6 +89,12 @@ def auc(labels, scores) -> float:
     return float(_SortedScores(y, s).auc(np.ones((1, y.size)))[0])
 
 
+UNIT_ROWS = "rows"
+UNIT_USERS = "users"
+UNIT_ITEMS = "items"
+ALPHA = 0.05  # family-wise error rate of a board's Holm-adjusted comparisons
+
+
 @dataclass
 class BootstrapResult:
     diff: float  # mean over seeds of AUC(A) - AUC(B) on the full test rows
@@ -87,6 +104,8 @@ class BootstrapResult:
     n_boot: int
     n_rows: int  # test rows summed over seeds
     share_not_above_zero: float  # fraction of replicates with diff <= 0 (one-sided check)
+    n_clusters: int = 0  # clusters the replicates draw from (distinct ids over the seeds' rows)
+    p: float = float("nan")  # two-sided bootstrap p-value (`bootstrap_p`)
 
     @property
     def significant(self) -> bool:
@@ -94,17 +113,84 @@ class BootstrapResult:
         return bool(self.ci_low > 0 or self.ci_high < 0)
 
 
+@dataclass
+class _Seed:
+    """One seed's rows, sorted once per model, and the cluster index (0..K-1) of each row."""
+
+    a: _SortedScores
+    b: _SortedScores
+    cluster_index: np.ndarray  # n
+    diff: float
+
+
+def _seeds(groups) -> Tuple[List[_Seed], int, int]:
+    """Checked seeds, the number of clusters K over all of them, and the rows summed over seeds.
+    A group is (labels, scores_a, scores_b) or (labels, scores_a, scores_b, cluster_ids); without
+    cluster ids, the row's position is its cluster, so seeds share draws position by position."""
+    checked, cluster_ids = [], []
+    for group in groups:
+        if len(group) not in (3, 4):
+            raise SignificanceInputError("a group is (labels, scores_a, scores_b[, cluster_ids])")
+        y, a = _as_arrays(group[0], group[1])
+        _, b = _as_arrays(group[0], group[2])
+        if a.shape != b.shape:
+            raise SignificanceInputError(f"models scored different rows ({a.size} vs {b.size})")
+        if y.min() == y.max():
+            raise SignificanceInputError("a seed's test rows hold only one class; AUC is undefined")
+        ids = np.arange(y.size) if len(group) == 3 or group[3] is None else np.asarray(group[3]).ravel()
+        if ids.shape != y.shape:
+            raise SignificanceInputError(f"cluster ids ({ids.size}) and rows ({y.size}) differ in length")
+        checked.append((y, a, b))
+        cluster_ids.append(ids)
+    if not checked:
+        raise SignificanceInputError("no (labels, scores_a, scores_b) groups to bootstrap")
+    if len({ids.dtype.kind in "iuf" for ids in cluster_ids}) > 1:
+        raise SignificanceInputError("cluster ids of the seeds have different kinds (numbers and text)")
+    universe, inverse = np.unique(np.concatenate(cluster_ids), return_inverse=True)
+    bounds = np.cumsum([0] + [ids.size for ids in cluster_ids])
+    seeds = []
+    for (y, a, b), start, stop in zip(checked, bounds[:-1], bounds[1:]):
+        sa, sb = _SortedScores(y, a), _SortedScores(y, b)
+        full = np.ones((1, y.size))
+        seeds.append(_Seed(sa, sb, inverse[start:stop], float(sa.auc(full)[0] - sb.auc(full)[0])))
+    return seeds, int(universe.size), int(bounds[-1])
+
+
+def replicate_differences(seeds: Sequence[_Seed], draws: np.ndarray) -> np.ndarray:
+    """Mean over seeds of AUC(A) - AUC(B) under each row of `draws` (R x K cluster indices drawn
+    with replacement, shared by every seed) -> R values (nan where a seed lost a class)."""
+    n_clusters = int(draws.shape[1])
+    offsets = (np.arange(draws.shape[0]) * n_clusters)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=draws.shape[0] * n_clusters)
+    counts = counts.reshape(draws.shape[0], n_clusters).astype(np.float64)
+    total = np.zeros(draws.shape[0])
+    for seed in seeds:
+        weights = counts[:, seed.cluster_index]  # R x n: each row weighs as often as its cluster was drawn
+        total += seed.a.auc(weights) - seed.b.auc(weights)
+    return total / len(seeds)
+
+
+def bootstrap_p(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of 'no difference': twice the smaller share of replicates at or
+    beyond 0 on either side, each counted as (hits + 1) / (R + 1) so that it is never 0."""
+    r = np.asarray(replicates, dtype=np.float64)
+    below = (np.sum(r <= 0) + 1) / (r.size + 1)
+    above = (np.sum(r >= 0) + 1) / (r.size + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
 def bootstrap_auc_difference(
-    groups: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]],
+    groups: Sequence[Tuple[np.ndarray, ...]],
     n_boot: int = DEFAULT_BOOTSTRAP,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
 ) -> BootstrapResult:
-    """Paired bootstrap CI of the mean (over groups) AUC difference A - B.
+    """Paired cluster bootstrap CI of the mean (over seeds) AUC difference A - B (module doc).
 
     Args:
-        groups: one (labels, scores_a, scores_b) per seed; each holds that seed's test rows, the
-            same rows for A and B.
+        groups: one (labels, scores_a, scores_b[, cluster_ids]) per seed, each n rows: that seed's
+            test rows, the same rows for A and B; cluster_ids (n, e.g. the user of each row) name
+            the resampling unit, the same id meaning the same cluster in every seed.
         n_boot: replicates; level: two-sided confidence level; seed: the resampling RNG seed.
     """
     if not groups:
@@ -113,35 +199,21 @@ def bootstrap_auc_difference(
         raise SignificanceInputError(f"n_boot must be >= 10, got {n_boot}")
     if not 0 < level < 1:
         raise SignificanceInputError(f"level must be in (0, 1), got {level}")
+    seeds, n_clusters, n_rows = _seeds(groups)
     rng = np.random.default_rng(seed)
-    replicate_diffs = np.zeros(int(n_boot))
-    point, n_rows = [], 0
-    for labels, scores_a, scores_b in groups:
-        y, a = _as_arrays(labels, scores_a)
-        _, b = _as_arrays(labels, scores_b)
-        if a.shape != b.shape:
-            raise SignificanceInputError(f"models scored different rows ({a.size} vs {b.size})")
-        if y.min() == y.max():
-            raise SignificanceInputError("a seed's test rows hold only one class; AUC is undefined")
-        sa, sb = _SortedScores(y, a), _SortedScores(y, b)
-        n = y.size
-        n_rows += n
-        full = np.ones((1, n))
-        point.append(float(sa.auc(full)[0] - sb.auc(full)[0]))
-        for start in range(0, int(n_boot), _CHUNK):
-            size = min(_CHUNK, int(n_boot) - start)
-            draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-            weights = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
-            replicate_diffs[start:start + size] += sa.auc(weights) - sb.auc(weights)
-    replicate_diffs /= len(groups)
-    finite = replicate_diffs[np.isfinite(replicate_diffs)]
+    replicates = np.empty(int(n_boot))
+    for start in range(0, int(n_boot), _CHUNK):
+        size = min(_CHUNK, int(n_boot) - start)
+        replicates[start:start + size] = replicate_differences(seeds, rng.integers(0, n_clusters, size=(size, n_clusters)))
+    finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         raise SignificanceInputError("every bootstrap replicate lost a class; too few test rows")
     tail = (1 - level) / 2
     low, high = np.quantile(finite, [tail, 1 - tail])
     return BootstrapResult(
-        diff=float(np.mean(point)), ci_low=float(low), ci_high=float(high), level=float(level),
-        n_boot=int(finite.size), n_rows=int(n_rows), share_not_above_zero=float(np.mean(finite <= 0)),
+        diff=float(np.mean([s.diff for s in seeds])), ci_low=float(low), ci_high=float(high), level=float(level),
+        n_boot=int(finite.size), n_rows=n_rows, share_not_above_zero=float(np.mean(finite <= 0)),
+        n_clusters=n_clusters, p=bootstrap_p(finite),
     )
 
 
@@ -175,8 +247,44 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTTest:
 
 
 @dataclass
+class SignTest:
+    wins: int  # seeds where a > b
+    losses: int  # seeds where a < b (ties are dropped)
+    p: float  # exact two-sided p under a fair coin; nan with no untied seed
+
+
+def sign_test(a: Sequence[float], b: Sequence[float]) -> SignTest:
+    """Exact two-sided sign test of a - b over seeds: p = min(1, 2 P(X <= min(wins, losses)))
+    for X ~ Binomial(wins + losses, 1/2)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        raise SignificanceInputError(f"sign test needs equal lengths, got {x.size} and {y.size}")
+    wins, losses = int(np.sum(x > y)), int(np.sum(x < y))
+    n = wins + losses
+    if n == 0:
+        return SignTest(wins, losses, float("nan"))
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return SignTest(wins, losses, float(min(1.0, 2 * tail)))
+
+
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm's step-down adjusted p-values, in the input order: the i-th smallest of the m finite
+    p-values becomes max over j <= i of min(1, (m - j + 1) p_(j)), so adjusted values keep the
+    order of the raw ones. nan stays nan and does not count in m."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="mergesort")]
+    m, running = order.size, 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return [float(v) for v in adjusted]
+
+
+@dataclass
 class Comparison:
-    """DLRREC (model) against a baseline: the numbers the significance table shows."""
+    """A model against a baseline: the numbers the significance table shows."""
 
     model: str
     baseline: str
@@ -185,16 +293,24 @@ class Comparison:
     baseline_test_auc: float
     seeds: int
     t: float
-    p: float
+    p: float  # paired t-test over seeds
     diff: float
     ci_low: float
     ci_high: float
     level: float
     n_boot: int
     n_rows: int
-    significant: bool
+    significant: bool  # the CI excludes 0; after `apply_holm`: the Holm-adjusted bootstrap p < ALPHA
     verdict: str
     seeds_better: int = 0  # seeds whose test AUC is above the baseline's (the "4 of 5 seeds agree" check)
+    unit: str = UNIT_ROWS  # what the bootstrap resampled
+    n_clusters: int = 0
+    boot_p: float = float("nan")
+    sign_p: float = float("nan")
+    seeds_worse: int = 0
+    boot_p_holm: float = float("nan")
+    t_p_holm: float = float("nan")
+    sign_p_holm: float = float("nan")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -205,27 +321,45 @@ def compare(
     baseline: str,
     model_aucs: Sequence[float],
     baseline_aucs: Sequence[float],
-    groups: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]],
+    groups: Sequence[Tuple[np.ndarray, ...]],
     baseline_valid_auc: float = float("nan"),
     n_boot: int = DEFAULT_BOOTSTRAP,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
+    unit: str = UNIT_ROWS,
 ) -> Comparison:
-    """Both tests for `model` against `baseline`; significance is decided by the bootstrap CI
-    (the t-test is reported beside it)."""
+    """The bootstrap (over `unit`, named by the groups' cluster ids) and the seed-level tests for
+    `model` against `baseline`. Before `apply_holm`, significance is the unadjusted CI's."""
     ttest = paired_t_test(model_aucs, baseline_aucs)
+    signs = sign_test(model_aucs, baseline_aucs)
     boot = bootstrap_auc_difference(groups, n_boot=n_boot, level=level, seed=seed)
-    if boot.significant:
-        verdict = f"{model} {'better' if boot.diff > 0 else 'worse'} (CI excludes 0)"
-    else:
-        verdict = "no significant difference (CI includes 0)"
-    return Comparison(
+    comparison = Comparison(
         model=model, baseline=baseline, baseline_valid_auc=float(baseline_valid_auc),
         model_test_auc=float(np.mean(model_aucs)), baseline_test_auc=float(np.mean(baseline_aucs)),
         seeds=ttest.n, t=ttest.t, p=ttest.p, diff=boot.diff, ci_low=boot.ci_low, ci_high=boot.ci_high,
-        level=boot.level, n_boot=boot.n_boot, n_rows=boot.n_rows, significant=boot.significant,
-        verdict=verdict, seeds_better=int(np.sum(np.asarray(model_aucs) > np.asarray(baseline_aucs))),
+        level=boot.level, n_boot=boot.n_boot, n_rows=boot.n_rows, significant=boot.significant, verdict="",
+        seeds_better=signs.wins, seeds_worse=signs.losses, unit=unit, n_clusters=boot.n_clusters, boot_p=boot.p,
+        sign_p=signs.p,
     )
+    comparison.verdict = _verdict(comparison, "CI")
+    return comparison
+
+
+def _verdict(c: Comparison, by: str) -> str:
+    if c.significant:
+        return f"{c.model} {'better' if c.diff > 0 else 'worse'} ({by})"
+    return f"no significant difference ({by})"
+
+
+def apply_holm(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> None:
+    """Holm-adjust the bootstrap, t-test and sign-test p-values over `comparisons` (a board's
+    family) in place; `significant` becomes: Holm-adjusted bootstrap p < alpha."""
+    for source, target in (("boot_p", "boot_p_holm"), ("p", "t_p_holm"), ("sign_p", "sign_p_holm")):
+        for comparison, value in zip(comparisons, holm([getattr(c, source) for c in comparisons])):
+            setattr(comparison, target, value)
+    for comparison in comparisons:
+        comparison.significant = bool(comparison.boot_p_holm < alpha)
+        comparison.verdict = _verdict(comparison, f"Holm-adjusted bootstrap p {'<' if comparison.significant else '>='} {alpha:g}")
 
 
 def select_best_baseline(valid_auc: dict, exclude_prefix: str = "DLRREC") -> Optional[str]:

@@ -4,7 +4,11 @@
 predicted probabilities against the 0/1 labels after thresholding them at `cls_threshold`
 (default 0.5, see properties/overall.yaml). They are VALUE metrics, like AUC and LogLoss, so
 they sit in the same `metrics:` list of a labeled (CTR-style) config. `prauc` (average precision,
-the area under the precision-recall curve) is a threshold-free value metric beside AUC.
+the area under the precision-recall curve) is a threshold-free value metric beside AUC; `ece`
+(expected calibration error, ECE_BINS equal-width bins) says how far the predicted
+probabilities are from the observed positive shares. `group_auc` (GAUC: per-user AUC weighted by
+the user's rows) needs each row's user, which RecBole's collector does not hand a value metric:
+the boards compute it from a cell's per-row file (experiments/cell_metrics.py).
 
 `cls_threshold: auto` chooses the threshold on the VALIDATION predictions of the trained model
 (`choose_threshold`: the F1-optimal one, or with `cls_threshold_target_fpr` the lowest one whose
@@ -144,7 +148,76 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(np.sum(recall_gain * precision))
 
 
-METRICS = (Accuracy, FPR, Cls_Precision, Cls_Recall, F1, PRAUC)
+ECE_BINS = 10  # equal-width probability bins of the expected calibration error
+
+
+class ECE(LossMetric):
+    """Expected calibration error over ECE_BINS equal-width bins of the predicted probability
+    (`expected_calibration_error`); smaller is better. Reported as `ece`."""
+
+    smaller = True
+
+    def calculate_metric(self, dataobject):
+        return self.output_metric("ece", dataobject)
+
+    def metric_info(self, preds, trues):
+        return expected_calibration_error(np.asarray(trues) > 0.5, np.asarray(preds, dtype=np.float64))
+
+
+def expected_calibration_error(labels, scores, bins: int = ECE_BINS) -> float:
+    """sum over bins b of (rows in b / N) * |positive share in b - mean score in b|, the bins
+    splitting [0, 1] into `bins` equal widths (bin k holds k/bins <= score < (k+1)/bins; a score of
+    1 falls in the last). labels, scores: N each; scores are probabilities. nan for no rows."""
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    p = np.asarray(scores, dtype=np.float64).ravel()
+    if y.size == 0:
+        return float("nan")
+    which = np.clip(np.floor(p * bins).astype(np.int64), 0, bins - 1)
+    rows = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, weights=y, minlength=bins) - np.bincount(which, weights=p, minlength=bins))
+    return float(gap.sum() / y.size)  # rows_b / N * |sum_y / rows_b - sum_p / rows_b| = |sum_y - sum_p| / N
+
+
+@dataclass(frozen=True)
+class GroupAUC:
+    """Per-user AUC averaged over users, each weighted by its rows (RecBole's GAUC weighting)."""
+
+    value: float  # nan when no user has both classes
+    users: int  # users with both classes (averaged)
+    users_skipped: int  # users with one class only (no AUC), left out
+    rows_skipped: int
+
+
+def group_auc(labels, scores, users) -> GroupAUC:
+    """GAUC of `scores` (N) for 0/1 `labels` (N) grouped by `users` (N ids): sum over users with
+    both classes of rows_u * AUC_u, over the sum of their rows (AUC with ties counted 1/2)."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels, dtype=np.float64).ravel() > 0.5
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    u = np.asarray(users).ravel()
+    order = np.lexsort((s, u))  # by user, then score
+    y, s, u = y[order], s[order], u[order]
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    ends = np.r_[starts[1:], u.size]
+    total = weight = 0.0
+    used = skipped = rows_skipped = 0
+    for start, end in zip(starts, ends):
+        pos = int(y[start:end].sum())
+        neg = (end - start) - pos
+        if pos == 0 or neg == 0:
+            skipped += 1
+            rows_skipped += end - start
+            continue
+        ranks = rankdata(s[start:end])  # average ranks: ties count 1/2
+        auc = (ranks[y[start:end]].sum() - pos * (pos + 1) / 2) / (pos * neg)
+        total += (end - start) * auc
+        weight += end - start
+        used += 1
+    return GroupAUC(total / weight if weight else float("nan"), used, skipped, rows_skipped)
+
+
+METRICS = (Accuracy, FPR, Cls_Precision, Cls_Recall, F1, PRAUC, ECE)
 
 
 # -- cls_threshold: auto -----------------------------------------------------------------------

@@ -298,7 +298,8 @@ def run(
         evaluate_test: False skips the test split (tuning selects on validation only).
         config: a prebuilt Config (skips build_config).
         record_predictions: the trainer keeps the last evaluation's per-row labels and scores
-            (`trainer.evaluator.labels` / `.scores`, see training.PredictionRecorder); an epoch
+            (`trainer.evaluator.labels` / `.scores`, see training.PredictionRecorder), and after
+            the test evaluation each test row's ids and train counts (`.row_ids`); an epoch
             callback gets the trainer.
     Returns:
         dict with model, dataset, seed, best_valid_score, best_epoch, valid_result,
@@ -348,6 +349,8 @@ def run(
         test_started = time.time()
         test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
         test_seconds = time.time() - test_started
+        if record_predictions:
+            trainer.evaluator.keep_row_ids(train_data.dataset, test_data.dataset)
 
     bigger = config["valid_metric_bigger"]
     best = max(history, key=lambda h: h["valid_score"] if bigger else -h["valid_score"]) if history else None

@@ -95,13 +95,15 @@ class PredictionRecorder:
     [rows]) and then lets RecBole's evaluator compute the metrics as usual, so the results are
     unchanged. After `trainer.evaluate(test_data)` the arrays are the test split's (the
     leaderboard's significance tests use them). `labels` / `scores` are None before the first
-    call, or when the struct holds no labels (e.g. a ranking evaluation).
+    call, or when the struct holds no labels (e.g. a ranking evaluation); `row_ids` is None until
+    `keep_row_ids` names the rows of the last call.
     """
 
     def __init__(self, evaluator):
         self.evaluator = evaluator
         self.labels: Optional[np.ndarray] = None
         self.scores: Optional[np.ndarray] = None
+        self.row_ids: Optional[dict] = None  # keep_row_ids: who each recorded row was
 
     def evaluate(self, struct):
         try:
@@ -109,7 +111,32 @@ class PredictionRecorder:
             self.scores = struct.get("rec.score").detach().cpu().numpy().astype(np.float32).ravel()
         except (IndexError, KeyError, AttributeError):
             self.labels = self.scores = None
+        self.row_ids = None
         return self.evaluator.evaluate(struct)
+
+    def keep_row_ids(self, train_dataset, eval_dataset) -> bool:
+        """After evaluating `eval_dataset`: keep each recorded row's user_id, item_id (RecBole's
+        internal ids) and how many train rows that user and item have (user_train_rows,
+        item_train_rows; int64 arrays of the recorded rows' length), for the boards' clustered
+        bootstrap and segment metrics. Labeled evaluation scores the rows in file order; the
+        ids are kept only when the dataset's labels match the recorded ones row for row (so a
+        loader that reorders rows keeps none). Returns whether they were kept."""
+        self.row_ids = None
+        inter = eval_dataset.inter_feat
+        uid, iid, label = eval_dataset.uid_field, eval_dataset.iid_field, eval_dataset.label_field
+        if self.labels is None or inter is None or not uid or not iid or label not in inter:
+            return False
+        labels = inter[label].detach().cpu().numpy().astype(np.float32).ravel()
+        if labels.shape != self.labels.shape or not np.array_equal(labels, self.labels):
+            return False
+        users = inter[uid].detach().cpu().numpy().astype(np.int64).ravel()
+        items = inter[iid].detach().cpu().numpy().astype(np.int64).ravel()
+        train = train_dataset.inter_feat
+        user_counts = np.bincount(train[uid].detach().cpu().numpy().ravel(), minlength=int(users.max(initial=0)) + 1)
+        item_counts = np.bincount(train[iid].detach().cpu().numpy().ravel(), minlength=int(items.max(initial=0)) + 1)
+        self.row_ids = {"user_id": users, "item_id": items, "user_train_rows": user_counts[users].astype(np.int64),
+                        "item_train_rows": item_counts[items].astype(np.int64)}
+        return True
 
     def __getattr__(self, name):  # anything else RecBole reads from its evaluator
         return getattr(self.evaluator, name)

@@ -13,6 +13,7 @@ import pytest
 from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.experiments import paper as experiments
 from recbole_dlrrec.experiments import leaderboard
+from recbole_dlrrec.experiments import cell_rows
 from recbole_dlrrec.experiments import significance as sig
 from recbole_dlrrec.experiments.leaderboard import CellSpec, Leaderboard, Row, best_flags, table_csv, table_markdown
 
@@ -83,14 +84,18 @@ def test_cli_writes_tables_chart_resumes_and_forces(data_path, tmp_path, capsys)
         assert note in md
     # DLRREC against the best baseline by validation, and against DLRM (its backbone without text).
     vs_dlrm = md.split("## DLRREC family vs DLRM")[1]
-    assert "| DLRREC | DLRM (valid " in vs_dlrm and "Seeds better" in md
+    assert "| DLRREC | DLRM (0." in vs_dlrm and "sign test: seeds better/worse" in md
     with open(os.path.join(folder, "leaderboard_auc.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     # Per-row test predictions are stored next to the cell and reproduce its test AUC.
+    # Each row also names its user and item, so the bootstrap can resample whole users.
     cell = _cell(out, "DLRM-seed2020")
-    scores = np.load(os.path.join(folder, "cells", cell["scores_file"]))
-    assert scores.shape[0] == 2 and scores.dtype == np.float32
-    assert sig.auc(scores[0], scores[1]) == pytest.approx(cell["result"]["test_result"]["auc"], abs=1e-4)
+    rows = cell_rows.load(os.path.join(folder, "cells", cell["scores_file"]))
+    assert rows.has_ids and rows.user_ids.size == rows.labels.size and rows.user_train_rows.min() >= 0
+    assert sig.auc(rows.labels, rows.scores) == pytest.approx(cell["result"]["test_result"]["auc"], abs=1e-4)
+    significance = open(os.path.join(folder, "significance.md")).read()
+    assert "whole **users**" in significance and "Holm correction over this board's 2 comparisons" in significance
+    assert "## Against DLRM" in significance and "(users: " in significance
     assert "[1/3]" in capsys.readouterr().err  # progress lines
 
     # Resume: nothing is rerun.

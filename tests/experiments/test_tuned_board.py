@@ -336,10 +336,14 @@ def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path)
     assert rows["LR"]["status"] == "failed" and "tuning failed" in rows["LR"]["error"]
     assert rows["FM"]["status"] == "ok"
     cell = board.load_cell(leaderboard.CellSpec("FM", "FM", 2020))
-    assert cell["settings"] == tuned[1].params  # the cells run the chosen config
+    # The cells run the chosen config, with Accuracy / FPR / F1 at the threshold chosen on validation.
+    assert cell["settings"] == {**tuned[1].params, "cls_threshold": "auto"}
     for key, value in tuned[1].params.items():
         assert cell["result"]["config"][key] == value
+    assert cell["result"]["cls_threshold"]["rule"] == "max_f1"
     text = open(paths["md"]).read()
+    assert "threshold chosen on VALIDATION" in text and "## Per-user, calibration and segment metrics" in text
+    assert "| FM | " in text.split("## Per-user, calibration and segment metrics")[1]
     assert "# Tuned leaderboard: tiny" in text and "Tuning budget" in text and "## Tuned configurations" in text
     assert "properties/tune/shared.yaml" in text and "Defaults board" in text and "(not run yet: run_leaderboard.py --dataset=tiny without --tune)" in text
 
@@ -385,7 +389,7 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
             assert config[key] == value
             assert json.dumps(value) == best[key] or str(value) == best[key]
         cell = json.load(open(os.path.join(board_dir, "cells", f"{model}-seed2020.json")))
-        assert cell["status"] == "ok" and cell["settings"] == record["params"]
+        assert cell["status"] == "ok" and cell["settings"] == {**record["params"], "cls_threshold": "auto"}
         chosen[model] = record
     text = open(os.path.join(board_dir, "leaderboard.md")).read()
     assert "# Tuned leaderboard: tiny" in text and "2 trials per model" in text and "grace period of 1" in text

@@ -31,6 +31,10 @@ def test_prauc_is_nan_without_positives_and_registered_as_a_value_metric():
     from recbole.evaluator import register
     from recbole.utils import EvaluatorType
 
+    from recbole_dlrrec import patches
+
+    patches.apply()  # registers the plugin's metrics (idempotent); this file alone must not rely on another's call
+
     assert register.metric_types["prauc"] == EvaluatorType.VALUE
     assert "prauc" not in register.smaller_metrics
     assert m.resolve_metric_names(["PRAUC", "Precision"]) == ["PRAUC", "cls_precision"]
@@ -152,3 +156,42 @@ def test_fixed_threshold_is_reported_and_nothing_is_rescored(monkeypatch, tiny_c
     results, structs = _capturing_run(monkeypatch, tiny_config, tmp_path)
     assert results["cls_threshold"] == 0.5
     assert len(structs) == 2  # valid after the epoch, test
+
+
+# -- GAUC and ECE ------------------------------------------------------------------------------
+def test_ece_hand_computed_on_equal_width_bins():
+    # 10 bins: 0.05 and 0.08 share bin 0 (one positive: |0.5 - 0.065| = 0.435, weight 2/5);
+    # 0.55 alone in bin 5 (|1 - 0.55| = 0.45); 0.95 and 1.0 share bin 9 (|0.5 - 0.975| = 0.475).
+    labels = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.05, 0.08, 0.55, 0.95, 1.0])
+    want = 2 / 5 * 0.435 + 1 / 5 * 0.45 + 2 / 5 * 0.475
+    assert m.expected_calibration_error(labels, scores) == pytest.approx(want)
+    assert m.expected_calibration_error(labels, scores, bins=1) == pytest.approx(abs(3 / 5 - scores.mean()))
+    assert m.expected_calibration_error([1, 0], [1.0, 0.0]) == 0.0
+    assert np.isnan(m.expected_calibration_error([], []))
+
+
+def test_ece_is_registered_as_a_smaller_is_better_value_metric():
+    from recbole.evaluator import register
+    from recbole.utils import EvaluatorType
+
+    from recbole_dlrrec import patches
+
+    patches.apply()  # registers the plugin's metrics (idempotent)
+    assert register.metric_types["ece"] == EvaluatorType.VALUE and "ece" in register.smaller_metrics
+    metric = m.ECE.__new__(m.ECE)
+    assert metric.metric_info(np.array([0.2, 0.9]), np.array([0.0, 1.0])) == pytest.approx((0.2 + 0.1) / 2)
+
+
+def test_gauc_weights_users_by_rows_and_skips_one_class_users():
+    users = np.array([1, 1, 1, 2, 2, 2, 2, 3, 3])
+    labels = np.array([1, 0, 0, 1, 1, 0, 0, 1, 1])
+    # user 1: the positive beats one of two negatives -> 0.5; user 2: 3 of 4 pairs plus a tie
+    # (0.6 vs 0.6) -> 3.5 / 4; user 3: positives only, skipped.
+    scores = np.array([0.5, 0.9, 0.1, 0.6, 0.8, 0.6, 0.2, 0.3, 0.4])
+    result = m.group_auc(labels, scores, users)
+    assert result.value == pytest.approx((3 * 0.5 + 4 * 0.875) / 7)
+    assert (result.users, result.users_skipped, result.rows_skipped) == (2, 1, 2)
+    assert result.value == pytest.approx(np.average([skm.roc_auc_score(labels[users == u], scores[users == u])
+                                                     for u in (1, 2)], weights=[3, 4]))
+    assert np.isnan(m.group_auc([1, 1], [0.1, 0.2], [5, 6]).value)

@@ -169,3 +169,23 @@ def test_recorded_predictions_are_the_last_evaluations_rows(tiny_config):
     expected = torch.cat([batch[config["LABEL_FIELD"]] for batch in batches]).numpy()
     assert labels.tolist() == expected.tolist() and len(labels) == len(test.dataset)
     assert scores.tolist() == pytest.approx(predicted.tolist(), abs=1e-6)
+    # Each test row's ids and its user's and item's train rows, in the order the rows were scored.
+    assert recording.evaluate(test, load_best_model=False) == recorded  # a plain evaluator: nothing kept
+    recording.evaluator = training.PredictionRecorder(recording.evaluator)
+    recording.evaluate(test, load_best_model=False)
+    assert recording.evaluator.keep_row_ids(train.dataset, test.dataset)
+    ids = recording.evaluator.row_ids
+    users = torch.cat([batch[config["USER_ID_FIELD"]] for batch in batches]).numpy()
+    items = torch.cat([batch[config["ITEM_ID_FIELD"]] for batch in batches]).numpy()
+    assert ids["user_id"].tolist() == users.tolist() and ids["item_id"].tolist() == items.tolist()
+    train_users = train.dataset.inter_feat[config["USER_ID_FIELD"]].numpy().tolist()
+    train_items = train.dataset.inter_feat[config["ITEM_ID_FIELD"]].numpy().tolist()
+    assert ids["user_train_rows"].tolist() == [train_users.count(u) for u in users.tolist()]
+    assert ids["item_train_rows"].tolist() == [train_items.count(i) for i in items.tolist()]
+    # Rows that do not match the dataset's labels (another order) keep no ids; a new evaluation drops them.
+    recording.evaluator.labels = recording.evaluator.labels.copy()
+    recording.evaluator.labels[0] = 1 - recording.evaluator.labels[0]
+    assert not recording.evaluator.keep_row_ids(train.dataset, test.dataset) and recording.evaluator.row_ids is None
+    recording.evaluator.keep_row_ids(train.dataset, test.dataset)
+    recording.evaluate(valid, load_best_model=False)
+    assert recording.evaluator.row_ids is None

@@ -1,0 +1,204 @@
+"""The cluster bootstrap (against brute force), one resample shared by every seed, Holm, the sign
+test, the per-row cell files and the board's choice of resampling unit."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from recbole_dlrrec.experiments import board_significance as bs
+from recbole_dlrrec.experiments import cell_rows
+from recbole_dlrrec.experiments import significance as sig
+
+
+def _naive_auc(labels, scores) -> float:
+    """AUC by comparing every positive with every negative (ties 1/2); nan without both classes."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    if not pos or not neg:
+        return float("nan")
+    return sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+# Two seeds over the same three users (ids 7, 3, 9), with different rows per seed, as a random split gives.
+TINY = [
+    (np.array([1, 0, 1, 0, 1, 0, 0]), np.array([.9, .2, .6, .6, .4, .5, .1]), np.array([.7, .3, .2, .6, .8, .1, .4]),
+     np.array([7, 7, 3, 3, 3, 9, 9])),
+    (np.array([0, 1, 1, 0, 1]), np.array([.3, .8, .4, .5, .7]), np.array([.6, .5, .9, .5, .2]),
+     np.array([9, 3, 7, 7, 9])),
+]
+
+
+def _brute_force(groups, draw):
+    """Mean over seeds of the AUC difference when the drawn clusters' rows are repeated as drawn."""
+    universe = sorted({int(c) for g in groups for c in g[3]})
+    drawn = [universe[i] for i in draw]
+    diffs = []
+    for labels, a, b, clusters in groups:
+        rows = [r for cluster in drawn for r in range(len(labels)) if clusters[r] == cluster]
+        diffs.append(_naive_auc(labels[rows], a[rows]) - _naive_auc(labels[rows], b[rows]))
+    return float(np.mean(diffs))
+
+
+def test_cluster_bootstrap_matches_brute_force_on_every_draw():
+    seeds, n_clusters, n_rows = sig._seeds(TINY)
+    assert (n_clusters, n_rows) == (3, 12)
+    draws = np.array(list(itertools.product(range(3), repeat=3)))  # all 27 equally likely ordered draws
+    vectorised = sig.replicate_differences(seeds, draws)
+    reference = np.array([_brute_force(TINY, d) for d in draws])
+    assert np.array_equal(np.isnan(vectorised), np.isnan(reference))
+    assert np.allclose(vectorised[~np.isnan(reference)], reference[~np.isnan(reference)], atol=1e-12)
+
+
+def test_monte_carlo_bootstrap_follows_the_exact_bootstrap_distribution():
+    draws = np.array(list(itertools.product(range(3), repeat=3)))
+    exact = np.array([_brute_force(TINY, d) for d in draws])
+    exact = exact[np.isfinite(exact)]
+    result = sig.bootstrap_auc_difference(TINY, n_boot=20000, seed=3)
+    assert result.n_clusters == 3 and result.n_rows == 12
+    assert result.diff == pytest.approx(np.mean([_naive_auc(g[0], g[1]) - _naive_auc(g[0], g[2]) for g in TINY]))
+    seeds, _, _ = sig._seeds(TINY)
+    replicates = sig.replicate_differences(seeds, np.random.default_rng(3).integers(0, 3, size=(20000, 3)))
+    replicates = replicates[np.isfinite(replicates)]
+    for value in np.unique(exact):  # the replicate CDF at every atom of the exact distribution
+        assert np.mean(replicates <= value + 1e-12) == pytest.approx(np.mean(exact <= value + 1e-12), abs=0.02)
+    # The interval's ends are atoms of the exact distribution: its 2.5% and 97.5% quantiles.
+    low, high = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
+    assert (result.ci_low, result.ci_high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+
+
+def test_one_resample_is_shared_by_every_seed():
+    """Two seeds with identical rows: a shared draw gives each seed the same replicate, so the
+    CI of the mean is the CI of one seed (independent draws per seed would narrow it)."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.5).astype(float)
+    a, b = rng.normal(size=300) + labels, rng.normal(size=300) + 0.8 * labels
+    users = rng.integers(0, 40, size=300)
+    one = sig.bootstrap_auc_difference([(labels, a, b, users)], n_boot=400, seed=5)
+    two = sig.bootstrap_auc_difference([(labels, a, b, users)] * 2, n_boot=400, seed=5)
+    assert (two.ci_low, two.ci_high, two.p) == (one.ci_low, one.ci_high, one.p)
+    assert two.n_rows == 600 and two.n_clusters == one.n_clusters == len(np.unique(users))
+    rows_one = sig.bootstrap_auc_difference([(labels, a, b)], n_boot=400, seed=5)
+    rows_two = sig.bootstrap_auc_difference([(labels, a, b)] * 2, n_boot=400, seed=5)
+    assert (rows_two.ci_low, rows_two.ci_high) == (rows_one.ci_low, rows_one.ci_high)
+
+
+def test_clustered_rows_widen_the_interval():
+    """A model whose scores carry a per-user offset (good for some users' rows, bad for others'):
+    rows within a user are not independent, and only the user bootstrap sees it."""
+    rng = np.random.default_rng(1)
+    users = np.repeat(np.arange(20), 60)
+    labels = (rng.random(users.size) < 0.5).astype(float)
+    base = rng.normal(size=users.size) + labels
+    offset = rng.normal(scale=1.0, size=20)[users] * (labels - 0.5)
+    model = base + offset
+    by_rows = sig.bootstrap_auc_difference([(labels, model, base)], n_boot=500, seed=2)
+    by_users = sig.bootstrap_auc_difference([(labels, model, base, users)], n_boot=500, seed=2)
+    assert by_users.ci_high - by_users.ci_low > 1.5 * (by_rows.ci_high - by_rows.ci_low)
+
+
+def test_bootstrap_input_checks():
+    labels, a = np.array([0, 1, 0, 1]), np.array([.1, .9, .3, .7])
+    with pytest.raises(sig.SignificanceInputError, match="cluster ids"):
+        sig.bootstrap_auc_difference([(labels, a, a, np.arange(3))])
+    with pytest.raises(sig.SignificanceInputError, match="different kinds"):
+        sig.bootstrap_auc_difference([(labels, a, a, np.arange(4)), (labels, a, a, np.array(list("abcd")))])
+
+
+def test_bootstrap_p_is_two_sided_and_never_zero():
+    assert sig.bootstrap_p(np.full(99, 0.01)) == pytest.approx(0.02)
+    assert sig.bootstrap_p(np.r_[np.full(49, -1.0), np.full(50, 1.0)]) == 1.0
+    assert sig.bootstrap_p(np.r_[np.full(9, -1.0), np.full(90, 1.0)]) == pytest.approx(0.2)
+
+
+def test_holm_matches_hand_computed_values():
+    # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> 0.06 (monotone)
+    assert sig.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = sig.holm([0.02, float("nan"), 0.5])  # nan is not a comparison: m = 2
+    assert adjusted[0] == pytest.approx(0.04) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.5)
+    assert sig.holm([0.6, 0.7]) == [1.0, 1.0]
+    assert sig.holm([]) == []
+
+
+def test_sign_test_exact_values():
+    from scipy import stats
+
+    assert sig.sign_test([5, 5, 5, 5, 5], [1, 1, 1, 1, 1]).p == pytest.approx(0.0625)  # 2 / 2**5
+    four = sig.sign_test([1, 1, 1, 1, 0], [0, 0, 0, 0, 1])
+    assert (four.wins, four.losses, four.p) == (4, 1, pytest.approx(0.375))  # 2 * 6 / 32
+    assert sig.sign_test([1, 1, 1, 0, 0], [0, 0, 0, 1, 1]).p == 1.0
+    tied = sig.sign_test([1, 1, 1, 0.5], [0, 0, 0, 0.5])  # the tie is dropped: 3 of 3
+    assert (tied.wins, tied.losses, tied.p) == (3, 0, pytest.approx(0.25))
+    assert tied.p == pytest.approx(stats.binomtest(3, 3).pvalue)
+    assert math.isnan(sig.sign_test([1.0], [1.0]).p)
+
+
+def _comparison(p_boot, diff=0.01):
+    c = sig.compare("DLRREC", "FM", [0.8, 0.81], [0.79, 0.8], [TINY[0][:3]], n_boot=50)
+    c.boot_p, c.diff = p_boot, diff
+    return c
+
+
+def test_holm_decides_significance_over_a_board():
+    comparisons = [_comparison(0.01), _comparison(0.04), _comparison(0.03)]
+    assert bs.holm_over_board(comparisons[:2], [comparisons[2], {"model": "x", "verdict": "no rows"}]) == 3
+    assert [c.boot_p_holm for c in comparisons] == pytest.approx([0.03, 0.06, 0.06])
+    assert [c.significant for c in comparisons] == [True, False, False]
+    assert "Holm-adjusted bootstrap p < 0.05" in comparisons[0].verdict and "better" in comparisons[0].verdict
+
+
+# -- the board: per-row files and the resampling unit ---------------------------------------------
+def _rows(labels, scores, users=None, items=None):
+    if users is None:
+        return cell_rows.CellRows(np.asarray(labels, float), np.asarray(scores, float))
+    n = len(labels)
+    return cell_rows.CellRows(np.asarray(labels, float), np.asarray(scores, float), np.asarray(users), np.asarray(items),
+                              np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+
+
+def test_cell_rows_round_trip_and_old_files_stay_readable(tmp_path):
+    new = _rows([1, 0, 1], [.9, .1, .5], users=[2**40, 3, 5], items=[1, 1, 4])
+    cell_rows.save(str(tmp_path / "new.npy"), new)
+    back = cell_rows.load(str(tmp_path / "new.npy"))
+    assert back.has_ids and back.user_ids.tolist() == [2**40, 3, 5] and back.item_train_rows.tolist() == [0, 0, 0]
+    np.save(tmp_path / "old.npy", np.stack([[1, 0], [.7, .2]]).astype(np.float32))  # a cell from before ids
+    old = cell_rows.load(str(tmp_path / "old.npy"))
+    labels, scores = old
+    assert not old.has_ids and labels.tolist() == [1, 0] and scores.tolist() == pytest.approx([.7, .2])
+    np.save(tmp_path / "bad.npy", np.zeros((3, 4)))
+    with pytest.raises(cell_rows.CellRowsError, match="bad.npy"):
+        cell_rows.load(str(tmp_path / "bad.npy"))
+    partial = cell_rows.from_recorder([1, 0], [.5, .4], {"user_id": [1, 2], "item_id": [1], "user_train_rows": [0, 0],
+                                                         "item_train_rows": [0, 0]})
+    assert not partial.has_ids  # ids that do not cover the rows are not kept
+
+
+def test_board_unit_is_items_on_cold_boards_users_elsewhere_and_rows_without_ids():
+    assert bs.resampling_unit("ml-100k-cold") == sig.UNIT_ITEMS
+    assert bs.resampling_unit("google-local-hi-ms") == sig.UNIT_USERS
+    a = _rows([1, 0, 1, 0], [.9, .1, .6, .4], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
+    b = _rows([1, 0, 1, 0], [.5, .5, .7, .3], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
+    groups, unit = bs.paired_groups([(a, b)], sig.UNIT_ITEMS)
+    assert unit == sig.UNIT_ITEMS and groups[0][3].tolist() == [5, 6, 5, 6]
+    groups, unit = bs.paired_groups([(a, b)], sig.UNIT_USERS)
+    assert groups[0][3].tolist() == [1, 1, 2, 2]
+    old = _rows([1, 0, 1, 0], [.5, .5, .7, .3])
+    groups, unit = bs.paired_groups([(a, b), (a, old)], sig.UNIT_USERS)
+    assert unit == "rows (cells without ids)" and all(len(g) == 3 for g in groups)
+    other = _rows([1, 0, 1, 0], [.5, .5, .7, .3], users=[1, 2, 2, 2], items=[5, 6, 5, 6])
+    assert bs.paired_groups([(a, other)], sig.UNIT_USERS)[1].startswith("rows (the two models")
+
+
+def test_significance_table_names_unit_seed_tests_and_holm():
+    c = sig.compare("DLRREC", "FM", [0.8, 0.81, 0.82], [0.79, 0.8, 0.83], [TINY[0], TINY[1]], n_boot=100,
+                    unit=sig.UNIT_USERS)
+    bs.holm_over_board([c])
+    text = bs.significance_markdown([c, {"model": "DLRREC-noCL", "baseline": "FM", "verdict": "no seed where both ran"}])
+    assert "(users: 3)" in text and "2/1 of 3" in text and "paired t over seeds" in text and "(Holm)" in text
+    assert "| DLRREC-noCL | FM |" in text
+    lines = bs.method_lines("ml-100k-cold", 7)
+    assert any("whole **items**" in line for line in lines) and any("7 comparisons" in line for line in lines)
+    csv_text = bs.significance_csv([c])
+    assert csv_text.splitlines()[0].split(",") == list(bs.CSV_KEYS) and ",users,3," in csv_text
