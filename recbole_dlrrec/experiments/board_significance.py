@@ -128,7 +128,7 @@ def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP)
         "every seed and both models weigh their rows by that draw, so the rows of several seeds never count as a larger "
         "test set. A row marked 'rows (...)' resampled single rows instead, for the reason given.",
         "- Beside it, over seeds: the paired t-test and the exact two-sided sign test (seeds better / worse).",
-        f"- Holm correction over this board's {family} comparisons (both tables): each test's p-values are step-down "
+        f"- Holm correction over this board's {family} comparisons (every table of the board): each test's p-values are step-down "
         f"adjusted (shown as 'Holm'); **Significant** = Holm-adjusted bootstrap p < {sig.ALPHA:g}. The CI itself is "
         "not adjusted.",
     ]

@@ -349,8 +349,9 @@ def run(
         test_started = time.time()
         test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
         test_seconds = time.time() - test_started
-        if record_predictions:
-            trainer.evaluator.keep_row_ids(train_data.dataset, test_data.dataset)
+        keep_row_ids = getattr(trainer.evaluator, "keep_row_ids", None) if record_predictions else None
+        if keep_row_ids is not None:  # a PredictionRecorder: name the test rows it just recorded
+            keep_row_ids(train_data.dataset, test_data.dataset)
 
     bigger = config["valid_metric_bigger"]
     best = max(history, key=lambda h: h["valid_score"] if bigger else -h["valid_score"]) if history else None
