@@ -111,10 +111,19 @@ def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: 
 
 
 def holm_over_board(*tables: Sequence[Entry]) -> int:
-    """Holm-adjust every tested comparison of a board's tables as one family; returns its size."""
-    comparisons = [e for table in tables for e in table if isinstance(e, sig.Comparison)]
-    sig.apply_holm(comparisons)
-    return len(comparisons)
+    """Holm-adjust every tested comparison of a board's tables as one family; returns its size.
+    A model-baseline pair shown in two tables (the best baseline is DLRM) counts once."""
+    pairs: Dict[Tuple[str, str], List[sig.Comparison]] = {}
+    for table in tables:
+        for entry in table:
+            if isinstance(entry, sig.Comparison):
+                pairs.setdefault((entry.model, entry.baseline), []).append(entry)
+    sig.apply_holm([same[0] for same in pairs.values()])
+    for first, *others in pairs.values():
+        for other in others:
+            for key in ("boot_p_holm", "t_p_holm", "sign_p_holm", "significant", "verdict"):
+                setattr(other, key, getattr(first, key))
+    return len(pairs)
 
 
 def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP) -> List[str]:

@@ -135,18 +135,24 @@ def test_sign_test_exact_values():
     assert math.isnan(sig.sign_test([1.0], [1.0]).p)
 
 
-def _comparison(p_boot, diff=0.01):
-    c = sig.compare("DLRREC", "FM", [0.8, 0.81], [0.79, 0.8], [TINY[0][:3]], n_boot=50)
+def _comparison(p_boot, diff=0.01, model="DLRREC"):
+    c = sig.compare(model, "FM", [0.8, 0.81], [0.79, 0.8], [TINY[0][:3]], n_boot=50)
     c.boot_p, c.diff = p_boot, diff
     return c
 
 
 def test_holm_decides_significance_over_a_board():
-    comparisons = [_comparison(0.01), _comparison(0.04), _comparison(0.03)]
+    comparisons = [_comparison(0.01), _comparison(0.04, model="DLRREC-noCL"), _comparison(0.03, model="DLRREC-V0")]
     assert bs.holm_over_board(comparisons[:2], [comparisons[2], {"model": "x", "verdict": "no rows"}]) == 3
     assert [c.boot_p_holm for c in comparisons] == pytest.approx([0.03, 0.06, 0.06])
     assert [c.significant for c in comparisons] == [True, False, False]
     assert "Holm-adjusted bootstrap p < 0.05" in comparisons[0].verdict and "better" in comparisons[0].verdict
+    # The same pair in two tables (the best baseline is DLRM) is one comparison of the family.
+    twice, other = _comparison(0.02), _comparison(0.04)
+    other.baseline = "DLRM"
+    copy = _comparison(0.02)
+    assert bs.holm_over_board([twice, other], [copy]) == 2
+    assert twice.boot_p_holm == copy.boot_p_holm == pytest.approx(0.04) and copy.significant
 
 
 # -- the board: per-row files and the resampling unit ---------------------------------------------
@@ -202,3 +208,40 @@ def test_significance_table_names_unit_seed_tests_and_holm():
     assert any("whole **items**" in line for line in lines) and any("7 comparisons" in line for line in lines)
     csv_text = bs.significance_csv([c])
     assert csv_text.splitlines()[0].split(",") == list(bs.CSV_KEYS) and ",users,3," in csv_text
+
+
+# -- a whole board, from cells a fake runner records ----------------------------------------------
+def _fake_runner(model, dataset, config_dict, epoch_callbacks=(), **kwargs):
+    """Ten items x 40 rows per seed; DLRREC scores better than FM; the recorder holds ids."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(config_dict["seed"])
+    items = np.repeat(np.arange(10), 40)
+    users = rng.integers(0, 30, size=items.size)
+    labels = (rng.random(items.size) < 0.5).astype(np.float32)
+    noise = np.random.default_rng(config_dict["seed"] + (0 if model == "FM" else 1)).normal(size=items.size)
+    scores = (1 / (1 + np.exp(-(noise + (2.0 if model != "FM" else 0.3) * (labels - 0.5))))).astype(np.float32)
+    recorder = SimpleNamespace(labels=labels, scores=scores, row_ids={
+        "user_id": users, "item_id": items, "user_train_rows": users % 3, "item_train_rows": np.zeros_like(items)})
+    for callback in epoch_callbacks:
+        callback(0, 0.5, SimpleNamespace(evaluator=recorder))
+    value = sig.auc(labels, scores)
+    return {"test_result": {"auc": value}, "valid_result": {"auc": value}, "best_valid_score": value, "best_epoch": 0,
+            "timings": {"seconds_per_epoch": 0.1}}
+
+
+def test_cold_board_resamples_items_and_states_holm(tmp_path):
+    from recbole_dlrrec.experiments import leaderboard
+
+    board = leaderboard.Leaderboard("toy-cold", results_dir=str(tmp_path), runner=_fake_runner, log=lambda m: None)
+    seeds = [2020, 2021, 2022]
+    board.run_cells(leaderboard.cells(["DLRREC", "FM"], seeds))
+    rows = board.test_scores(leaderboard.CellSpec("FM", "FM", 2020))
+    assert rows.has_ids and rows.item_ids.tolist() == np.repeat(np.arange(10), 40).tolist()
+    paths = leaderboard.write_leaderboard(board, ["DLRREC", "FM"], seeds, n_boot=200)
+    text = open(paths["significance_md"]).read()
+    assert "whole **items**" in text and "Holm correction over this board's 1 comparisons" in text
+    assert "(items: 10)" in text and "3/0 of 3, p=0.250" in text
+    board_md = open(paths["md"]).read()
+    assert "(items: 10)" in board_md and "## Per-user, calibration and segment metrics" in board_md
+    assert "| DLRREC | " in board_md.split("## Per-user, calibration and segment metrics")[1]
