@@ -8,7 +8,11 @@ Readers never see half a file, and a writer that fails leaves the old file (or n
   to a name that lacks it (``np.save`` -> ``.npy``, ``np.savez`` -> ``.npz``) write exactly the
   temporary file. On success the file gets the permissions a plain ``open()`` would give
   (``0o666 & ~umask``; ``mkstemp`` alone gives 0600) and replaces the target; on any exception
-  it is removed and the exception re-raised.
+  it is removed and the exception re-raised. ``mode`` gives the file other permissions (0600
+  for a secret: the temporary file is 0600 from the start, so the secret is never readable by
+  others, not even for a moment); ``replace=False`` publishes with a hard link instead of a
+  rename, which fails with ``FileExistsError`` when the target exists, even one another process
+  created a moment ago.
 - :func:`write_bytes`, :func:`write_text` and :func:`write_json` are the common cases on top.
 """
 from __future__ import annotations
@@ -44,12 +48,15 @@ def default_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str, suffix: Optional[str] = None) -> Iterator[str]:
+def atomic_path(path: str, suffix: Optional[str] = None, mode: Optional[int] = None,
+                replace: bool = True) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
     ``suffix`` ends the temporary name (default: the target's extension, e.g. ``.npy``; ``""``
     for none). The parent folder is created. The temporary file already exists (empty) when
-    the path is yielded; writers open it by name and overwrite it.
+    the path is yielded; writers open it by name and overwrite it. ``mode``: the file's
+    permissions (default: those of a plain ``open()``). ``replace=False``: raise
+    ``FileExistsError`` instead of replacing an existing ``path`` (the temporary file is removed).
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -60,17 +67,22 @@ def atomic_path(path: str, suffix: Optional[str] = None) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        os.chmod(tmp, default_file_mode() if mode is None else mode)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and refuses an existing target (os.replace would not)
+            os.remove(tmp)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
 
 
-def write_bytes(path: str, data: bytes) -> str:
-    """Write ``data`` to ``path`` atomically; returns ``path``."""
-    with atomic_path(path) as tmp:
+def write_bytes(path: str, data: bytes, mode: Optional[int] = None, replace: bool = True) -> str:
+    """Write ``data`` to ``path`` atomically (``mode`` and ``replace`` as in :func:`atomic_path`);
+    returns ``path``."""
+    with atomic_path(path, mode=mode, replace=replace) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
     return path

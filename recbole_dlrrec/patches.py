@@ -369,7 +369,8 @@ def _gathered_evaluation() -> None:
             checkpoint_file = model_file or self.saved_model_file
             other = [None]
             if dist.get_rank() == 0:
-                checkpoint = torch.load(checkpoint_file, map_location=self.device)
+                # fix 2 writes checkpoints that load as plain tensors and numbers: nothing to unpickle
+                checkpoint = torch.load(checkpoint_file, map_location=self.device, weights_only=True)
                 self.model.load_state_dict(checkpoint["state_dict"])
                 other = [checkpoint.get("other_parameter")]
                 self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")

@@ -129,3 +129,25 @@ def test_callers_use_umask_mode(tmp_path, umask_027):
     for path in (npy, result, vectors):
         assert _mode(path) == umask_027
     assert sorted(os.listdir(tmp_path)) == ["cell.npy", "d.itemvec.npz", "result.json"]
+
+
+def test_a_private_mode_holds_from_the_first_byte(tmp_path):
+    target = tmp_path / "secret"
+    old = os.umask(0)
+    try:
+        with atomic.atomic_path(str(target), mode=0o600) as tmp:
+            assert _mode(tmp) == 0o600  # the temporary file is private too, while it is written
+            with open(tmp, "w") as handle:
+                handle.write("s")
+    finally:
+        os.umask(old)
+    assert _mode(target) == 0o600 and target.read_text() == "s"
+
+
+def test_replace_false_keeps_an_existing_file_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "token"
+    atomic.write_bytes(str(target), b"new", replace=False)  # no file yet: written
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileExistsError):
+        atomic.write_bytes(str(target), b"other", replace=False)
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["token"]

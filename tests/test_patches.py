@@ -143,3 +143,23 @@ def test_recbole_trainer_builds_torch_amp_grad_scaler():
     assert scaler.is_enabled() is False
     # Everything else RecBole's module reads from torch.cuda.amp is torch.cuda.amp's own.
     assert trainer_module.amp.autocast is torch.cuda.amp.autocast
+
+
+def test_every_torch_load_refuses_pickled_objects():
+    """Fix 2 makes checkpoints that load as tensors and numbers, so no load in the package needs
+    the unpickler that runs arbitrary code: each says weights_only=True, whatever torch's default."""
+    import ast
+
+    loose = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "recbole_dlrrec")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                    flag = next((k.value for k in node.keywords if k.arg == "weights_only"), None)
+                    if not (isinstance(flag, ast.Constant) and flag.value is True):
+                        loose.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    assert loose == []

@@ -31,3 +31,19 @@ def test_results_name_the_run_s_own_checkpoint(tiny_data_path, tmp_path):
     files = [r["saved_model_file"] for r in results]
     assert files[0] != files[1] and all(os.path.isfile(f) for f in files)
     assert all(f"-seed{r['seed']}-pid{os.getpid()}-" in f for r, f in zip(results, files))
+
+
+def test_a_run_s_checkpoint_loads_without_unpickling_objects(tiny_data_path, tmp_path, tiny_config):
+    """What patches.py fix 2 writes is what the gathered evaluation (fix 10) reads back with
+    weights_only=True: the state dict restores the model, RecBole's own keys are plain values."""
+    import torch
+
+    result = run("DLRM", "tiny", config_dict={"data_path": tiny_data_path, "epochs": 1},
+                 result_file=str(tmp_path / "r.json"))
+    checkpoint = torch.load(result["saved_model_file"], map_location="cpu", weights_only=True)
+    assert checkpoint["config"]["model"] == "DLRM" and isinstance(checkpoint["epoch"], int)
+    config = tiny_config("DLRM")
+    _, train_data, _, _ = load_splits(config)
+    model = build_model(config, train_data)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
