@@ -5,6 +5,7 @@
     recbole-dlrrec tune --model=DLRREC --dataset=restaurants --num_samples=20
     recbole-dlrrec convert --reviews R.json.gz --meta M.json.gz --name NAME
     recbole-dlrrec swing --dataset=restaurants
+    recbole-dlrrec ray-token
     recbole-dlrrec SUBCOMMAND --help
 
 Each subcommand is the `main(argv) -> exit status` of a module in recbole_dlrrec/cli/; the
@@ -35,6 +36,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "convert": ("recbole_dlrrec.cli.convert", "convert Google Local reviews + meta into a RecBole dataset"),
     "swing": ("recbole_dlrrec.cli.swing",
               "build (or load) a dataset's contrastive neighbours (cl_similarity) and audit them"),
+    "ray-token": ("recbole_dlrrec.cli.ray_token", "make the Ray auth token a Ray cluster in token mode needs (0600)"),
 }
 
 

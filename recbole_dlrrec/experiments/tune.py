@@ -74,6 +74,7 @@ from typing import Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.errors import InputError
+from recbole_dlrrec.experiments import ray_auth
 from recbole_dlrrec.experiments.tune_space import SearchSpace, default_space_file, load_space
 
 TUNE_ROOT = os.path.join("results", "tune")
@@ -540,8 +541,10 @@ def _ray_trial(params: dict, *, model: str, dataset: str, config_files: List[str
 
 
 # -- Ray adapter ------------------------------------------------------------------------------
-def _ray_import():
-    for key, value in RAY_ENV.items():
+def _ray_import(local: bool):
+    """Import Ray with this module's settings; `local`: a Ray started here, on 127.0.0.1 only
+    (Ray reads that switch when it is imported, so a Ray imported earlier keeps its own)."""
+    for key, value in {**RAY_ENV, **(ray_auth.LOCAL_RAY_ENV if local else {})}.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
     # ASHA takes percentiles over rungs where a failed trial reported NaN; NaN is meant to be ignored.
@@ -603,7 +606,8 @@ def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
     if address:
         try:
             ray.init(address=address, **common)
-        except ConnectionError as exc:  # the head went away after check_ray_address
+        except (ConnectionError, ray.exceptions.AuthenticationError) as exc:  # the head went away after
+            # check_ray_address, or it wants a token this driver does not have (RAY_AUTH_MODE unset here)
             raise TuneRunError(f"--address={address}: cannot join the Ray cluster ({str(exc).splitlines()[0]})") from None
         try:
             yield
@@ -618,8 +622,9 @@ def _ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
     previous = signal.getsignal(signal.SIGTERM)
     try:
+        ray_auth.give_local_ray_a_token()
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                 _temp_dir=temp_dir, **common)
+                 _temp_dir=temp_dir, _node_ip_address=ray_auth.LOCAL_HOST, **common)
         if in_main_thread:  # after ray.init, whose C++ core installs a SIGTERM handler that aborts
             signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
         yield
@@ -903,6 +908,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     # 1. checks that need no data (the cluster, the model, the space file, its keys and values)
     if request.address:
         check_ray_address(request.address)
+        ray_auth.check_driver_token(request.address)
     stack = ConfigStack(request.model, request.dataset, request.config_files, request.fixed)
     stack.check()  # every fixed value and file, before any data or Ray
     model_name = stack.model_name
@@ -936,7 +942,7 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
 
     # 3. the search
-    ray, tune = _ray_import()
+    ray, tune = _ray_import(local=not request.address)
     record_path = finished_record_path(out_dir)
     finished = read_finished(record_path) if request.resume else {}
     if finished:
