@@ -16,6 +16,8 @@ import functools
 import sys
 from typing import Dict, List
 
+from recbole_dlrrec.cli.main import prog
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 
 
@@ -57,14 +59,14 @@ def parse_overrides(parser, items: List[str]) -> dict:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("train"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", "-m", default="DLRREC", help="model name (default DLRREC)")
     parser.add_argument("--dataset", "-d", default=None, help="dataset name (default restaurants)")
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files")
     parser.add_argument("--result_file", default=None, help="where to write the results JSON")
     parser.add_argument("--show-config", "--show_config", dest="show_config", action="store_true",
                         help="print each final config key, its value and where it was set, then exit")
-    # Distributed training (runtime/distributed.py), RecBole's run_recbole.py arguments.
+    # Distributed training (runtime/launcher.py), RecBole's run_recbole.py arguments.
     parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (default 1)")
     parser.add_argument("--world_size", type=int, default=-1, help="processes over all machines (default: nproc)")
     parser.add_argument("--ip", default="localhost", help="address of the machine that runs rank 0")
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
 
     patches.apply()  # before torch is imported (patches.py, fix 4)
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
-    from recbole_dlrrec.runtime.distributed import Launch, launch_run
+    from recbole_dlrrec.runtime.launcher import Launch, launch_run
 
     launch = Launch(args.nproc, args.world_size, args.ip, args.port, args.offset)
     try:
@@ -113,6 +115,3 @@ def main(argv=None) -> int:
     print(results["result_file"])
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -169,7 +169,8 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
                         valid_share: float, seed: int, keep_user_text: bool, provenance: dict):
     """Read the source, split it, write everything into ``folder`` and commit it; returns
     (cold items, items, row indices per split)."""
-    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, build_config
+    from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
+    from recbole_dlrrec.runtime.quick_start import build_config
 
     overrides = {"data_path": data_path} if data_path else {}
     config = build_config("DLRM", dataset, config_dict=overrides)

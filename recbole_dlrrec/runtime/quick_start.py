@@ -18,15 +18,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic, patches
 from recbole_dlrrec.config.registry import get_model_class
-from recbole_dlrrec.config.stack import (  # noqa: F401  (re-exported: callers import them from here)
-    DEFAULT_DATA_PATH, DEFAULT_DATASET, PROPERTIES_DIR, ConfigFileError, ConfigStack, dataset_config_files,
-    plugin_config_files, read_yaml,
-)
+from recbole_dlrrec.config.stack import ConfigStack
 from recbole_dlrrec.errors import FeatureError, InputError, ResultFileError
 from recbole_dlrrec.runtime import distributed
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
-
-_read_yaml = read_yaml  # the old private name
 
 # Datasets the plugin can build on first use: name -> "module:function(data_path)".
 DATASET_BUILDERS: Dict[str, str] = {
@@ -62,7 +57,7 @@ def check_dataset(dataset: str, data_path: str) -> None:
         raise DatasetNotFoundError(
             f"unknown dataset {dataset!r}: no atomic files in {folder}; "
             f"available: {', '.join(available_datasets(data_path))} "
-            "(make one with python -m recbole_dlrrec.data.google_local)"
+            "(make one with recbole-dlrrec convert)"
         )
 
 

@@ -45,7 +45,8 @@ def _no_experiment(out_root):
 def restaurants_search(tmp_path_factory):
     """3 trials x 2 epochs of DLRREC on restaurants with the default space (shared by tests).
     The timing leaves out the one-off generation of the bundled dataset."""
-    from recbole_dlrrec.runtime.quick_start import DEFAULT_DATA_PATH, prepare_dataset
+    from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
+    from recbole_dlrrec.runtime.quick_start import prepare_dataset
 
     prepare_dataset(DATASET, DEFAULT_DATA_PATH)
     out_root = tmp_path_factory.mktemp("tune")
@@ -190,7 +191,7 @@ def test_unknown_fixed_override_fails_before_any_trial(tmp_path, tiny_data_path)
 
 
 def test_shipped_spaces_parse_and_match_their_models():
-    from recbole_dlrrec.runtime.quick_start import PROPERTIES_DIR, plugin_config_files
+    from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
     from recbole_dlrrec.experiments.tune_space import default_space_file, load_space
 
     dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))

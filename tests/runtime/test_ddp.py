@@ -1,5 +1,5 @@
-"""Distributed training through RecBole's DDP path (runtime/distributed.py, patches.py fixes 7-8):
-per-rank shards of the fast loader, the gathered evaluation, 2-process gloo runs, bad launches."""
+"""Distributed training through RecBole's DDP path (runtime/launcher.py, runtime/distributed.py,
+patches.py fixes 7-8): per-rank shards of the fast loader, the gathered evaluation, 2-process gloo runs, bad launches."""
 from __future__ import annotations
 
 import glob
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import recbole_dlrrec  # noqa: F401
-from recbole_dlrrec.runtime.distributed import Launch, LaunchError, check_devices, check_launch
+from recbole_dlrrec.runtime.launcher import Launch, LaunchError, check_devices, check_launch
 from recbole_dlrrec.runtime.fast_loader import FastEvalDataLoader, FastTrainDataLoader, RankShard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
