@@ -1,8 +1,8 @@
 """Convert Google Local reviews + meta (JSON lines, plain or .gz) into a RecBole dataset.
 
-    python -m recbole_dlrrec.cli.convert --reviews R --meta M --name NAME [--out dataset] [...]
+    recbole-dlrrec convert --reviews R --meta M --name NAME [--out dataset] [...]
 
-(also ``python -m recbole_dlrrec.data.google_local``). What it does and what it promises:
+What it does and what it promises:
 recbole_dlrrec/data/google_local/__init__.py. Bad input (a file, a line with --strict, an option,
 an output path) is one line on stderr and exit status 2; a written dataset is printed as its
 report, and with ``--verify`` loaded with RecBole.
@@ -14,17 +14,16 @@ import logging
 import sys
 from typing import Optional, Sequence
 
+from recbole_dlrrec.cli.main import prog
 from recbole_dlrrec.cli.train import exit_on_interrupt
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data import text_build
 from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
 
-PROG = "python -m recbole_dlrrec.cli.convert"
 
-
-def build_arg_parser(prog: str = PROG) -> argparse.ArgumentParser:
+def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog,
+        prog=prog("convert"),
         description="Convert Google Local reviews + meta (JSON lines, plain or .gz) into a RecBole dataset.",
     )
     p.add_argument("--reviews", required=True, help="reviews JSON-lines file (.json or .json.gz)")
@@ -90,12 +89,11 @@ def options_from_args(args: argparse.Namespace) -> "gl.ConvertOptions":
 
 @exit_on_interrupt("interrupted; no dataset written (an earlier one under OUT/NAME is unchanged); "
                    "rerun the same command to convert again")
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
-    """Run the command line; ``prog`` is the command named in ``--help`` and usage errors."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
     from recbole_dlrrec import patches
 
     patches.apply()  # before torch is imported (patches.py); --verify loads the result with RecBole
-    args = build_arg_parser(prog).parse_args(argv)
+    args = build_arg_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:
@@ -109,6 +107,3 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
         return EXIT_INPUT_ERROR
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

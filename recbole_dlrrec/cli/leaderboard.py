@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recbole_dlrrec.cli.main import prog
 from recbole_dlrrec.cli.train import exit_on_interrupt, parse_overrides
 
 SCENARIOS = ("cold_items",)
@@ -34,7 +35,7 @@ SCENARIOS = ("cold_items",)
 def parse_args(argv):
     from recbole_dlrrec.experiments.leaderboard import DEFAULT_MODELS, DEFAULT_RESULTS_DIR, DEFAULT_SEED_COUNT
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("leaderboard"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines)")
@@ -170,6 +171,3 @@ def main(argv=None) -> int:
     print(paths["md"])
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

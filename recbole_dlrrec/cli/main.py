@@ -9,7 +9,9 @@
     recbole-dlrrec SUBCOMMAND --help
 
 Each subcommand is the `main(argv) -> exit status` of a module in recbole_dlrrec/cli/; the
-dispatcher only picks it (and imports nothing heavy before), so `--help` stays quick.
+dispatcher only picks it (and imports nothing heavy before), so `--help` stays quick. This is the
+one spelling of each command; run_recbole.py, run_tune.py and run_leaderboard.py are the same
+`main`s as RecBole-style scripts.
 
 RecBole is not among the wheel's requirements (RecBole 1.2.1 declares ray<=2.6.3, which the
 ray[tune] in them excludes), so a plain `pip install` of the wheel leaves it out: every
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -38,6 +41,13 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
               "build (or load) a dataset's contrastive neighbours (cl_similarity) and audit them"),
     "ray-token": ("recbole_dlrrec.cli.ray_token", "make the Ray auth token a Ray cluster in token mode needs (0600)"),
 }
+
+
+def prog(command: str) -> str:
+    """The program name a subcommand's usage shows: the run_*.py script that started it (RecBole's
+    own spelling), else `recbole-dlrrec COMMAND`."""
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return script if script.startswith("run_") and script.endswith(".py") else f"{PROG} {command}"
 
 
 def usage() -> str:

@@ -14,9 +14,11 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from recbole_dlrrec.cli.main import prog
+
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="recbole-dlrrec ray-token", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("ray-token"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="replace an existing token (the cluster must be "
                         "restarted with the new one)")
     return parser.parse_args(argv)

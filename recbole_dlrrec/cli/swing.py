@@ -1,7 +1,7 @@
 """Build (or load) the contrastive neighbour cache of a dataset's TRAIN split and audit it.
 
-    python -m recbole_dlrrec.swing --dataset=NAME [--topk K] [--similarity S] [--compare]
-                                   [--model M] [--config_files a.yaml b.yaml]
+    recbole-dlrrec swing --dataset=NAME [--topk K] [--similarity S] [--compare]
+                         [--model M] [--config_files a.yaml b.yaml]
 
 The neighbours are those DLRREC's contrastive heads draw positives from: the model config's
 ``cl_similarity`` (swing, itemcf_cosine or jaccard; the model's YAML sets the default), and
@@ -18,10 +18,12 @@ import os
 import sys
 import time
 
+from recbole_dlrrec.cli.main import prog
+
 
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m recbole_dlrrec.swing",
+        prog=prog("swing"),
         description="Build (or load) a dataset's contrastive neighbours (the model's cl_similarity: "
                     "swing, itemcf_cosine or jaccard) on its TRAIN split and audit them.")
     parser.add_argument("--dataset", required=True, help="RecBole dataset name")
@@ -126,6 +128,3 @@ def main(argv=None) -> int:
         return EXIT_INPUT_ERROR
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

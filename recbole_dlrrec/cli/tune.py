@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recbole_dlrrec.cli.main import prog
 from recbole_dlrrec.cli.train import EXIT_INTERRUPTED, exit_on_interrupt, parse_overrides
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog("tune"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", "-m", default=None, help="model name (default DLRREC; on --resume, the run's)")
     parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
     parser.add_argument("--num_samples", type=int, default=None, help="number of trials (required unless --resume)")
@@ -78,6 +79,3 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

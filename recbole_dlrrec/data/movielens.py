@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import recbole
 
+from recbole_dlrrec.data.side_files import ITEM_VEC_SUFFIX, USER_VEC_SUFFIX, side_file_name
 from recbole_dlrrec.data.text_vectors import save_text_vectors
 
 NAME = "ml-100k"
@@ -56,8 +57,8 @@ def user_texts(source_dir: Optional[str] = None) -> Tuple[List[str], List[str]]:
 
 def ensure_ml100k_vectors(out_dir: str = os.path.join("dataset", NAME), encoder=None, force: bool = False) -> str:
     """Build the item and user vector side files unless they exist. Returns out_dir."""
-    item_path = os.path.join(out_dir, f"{NAME}.itemvec.npz")
-    user_path = os.path.join(out_dir, f"{NAME}.uservec.npz")
+    item_path = os.path.join(out_dir, side_file_name(NAME, ITEM_VEC_SUFFIX))
+    user_path = os.path.join(out_dir, side_file_name(NAME, USER_VEC_SUFFIX))
     if not force and os.path.isfile(item_path) and os.path.isfile(user_path):
         return out_dir
     if encoder is None:

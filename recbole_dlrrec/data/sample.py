@@ -94,6 +94,7 @@ import numpy as np
 
 from recbole_dlrrec.atomic import atomic_path
 from recbole_dlrrec.data.dataset_folder import DatasetFolderError, read_report
+from recbole_dlrrec.data.side_files import ITEM_VEC_SUFFIX, USER_VEC_SUFFIX, side_file_name
 from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
 
 logger = logging.getLogger(__name__)
@@ -641,8 +642,8 @@ def _provenance(seed: int, sizes: dict) -> dict:
 
 
 def _is_built(ds_dir: str, name: str, provenance: dict) -> bool:
-    needed = [f"{name}.{s}" for s in ("train.inter", "valid.inter", "test.inter", "item", "user", "yaml",
-                                      "itemvec.npz", "uservec.npz")]
+    needed = [f"{name}.{s}" for s in ("train.inter", "valid.inter", "test.inter", "item", "user", "yaml")]
+    needed += [side_file_name(name, suffix) for suffix in (ITEM_VEC_SUFFIX, USER_VEC_SUFFIX)]
     report = read_report(ds_dir, name)
     return (report is not None and report.get("source") == provenance
             and all(os.path.isfile(os.path.join(ds_dir, f)) for f in needed))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from recbole_dlrrec.atomic import atomic_path
-from recbole_dlrrec.data.google_local.write import USER_HIST_SUFFIX
+from recbole_dlrrec.data.side_files import USER_HIST_SUFFIX, side_file_name
 from recbole_dlrrec.errors import InputError
 
 SIDES = {"item": ("ITEM_ID_FIELD", "item_text_vec"), "user": ("USER_ID_FIELD", "user_text_vec")}
@@ -137,7 +137,7 @@ class UserHistory:
 
 def user_history_path(config) -> str:
     """Where the user history file of this config's dataset is (it may not exist)."""
-    return os.path.join(side_data_path(config), f"{config['dataset']}.{USER_HIST_SUFFIX}.npz")
+    return os.path.join(side_data_path(config), side_file_name(config["dataset"], USER_HIST_SUFFIX))
 
 
 def _history_arrays(path: str):

@@ -8,4 +8,4 @@
     sampler.py  SwingSampler: SWING positives and random negatives on the device
     hard_negatives.py   text-close ids with no shared interaction: table and sampler (cl_negatives: hard)
 
-The audit CLI is recbole_dlrrec/cli/swing.py (``python -m recbole_dlrrec.swing``)."""
+The audit command is ``recbole-dlrrec swing`` (recbole_dlrrec/cli/swing.py)."""

@@ -16,7 +16,7 @@ def test_each_subcommand_has_its_own_help(name, capsys):
         main([name, "--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage:") and "--help" in out
+    assert out.startswith(f"usage: recbole-dlrrec {name} ") and "--help" in out  # one spelling per command
 
 
 def test_convert_reports_bad_input_in_one_line(tmp_path, capsys):

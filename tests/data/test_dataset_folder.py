@@ -10,6 +10,7 @@ import pytest
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.data import dataset_folder as dsf
+from recbole_dlrrec.cli import convert as cli_convert
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
 from recbole_dlrrec.errors import InputError
@@ -25,7 +26,7 @@ def convert(out, name="tiny", reviews=REVIEWS, meta=META, **kwargs):
 
 
 def cli(capsys, *args):
-    rc = gl.main(["--quiet", *args])
+    rc = cli_convert.main(["--quiet", *args])
     err = capsys.readouterr().err
     return rc, err
 

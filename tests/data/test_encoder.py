@@ -294,14 +294,14 @@ def test_a_damaged_or_crafted_cache_is_one_line_naming_it_and_the_remedy(tmp_pat
 
 def test_a_cache_of_another_schema_is_one_line_in_the_converter(tmp_path, capsys):
     """A crafted cache whose table has other columns: `convert` used to end in a traceback."""
-    from recbole_dlrrec.data import google_local as gl
+    from recbole_dlrrec.cli import convert as cli_convert
 
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
         conn.execute("CREATE TABLE vectors (something TEXT)")
     fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
-    rc = gl.main(["--quiet", "--reviews", os.path.join(fixtures, "reviews_small.json"),
-                  "--meta", os.path.join(fixtures, "meta_small.json"), "--name", "tiny",
-                  "--out", str(tmp_path / "out"), "--encoder_cache", str(tmp_path / "c.sqlite")])
+    rc = cli_convert.main(["--quiet", "--reviews", os.path.join(fixtures, "reviews_small.json"),
+                           "--meta", os.path.join(fixtures, "meta_small.json"), "--name", "tiny",
+                           "--out", str(tmp_path / "out"), "--encoder_cache", str(tmp_path / "c.sqlite")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert str(tmp_path / "c.sqlite") in err and "delete the cache file" in err

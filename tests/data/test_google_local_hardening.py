@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recbole_dlrrec.cli import convert as cli_convert
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
 from recbole_dlrrec.errors import InputError
@@ -79,7 +80,7 @@ def test_verify_reports_a_dataset_recbole_cannot_load_as_one_line(tmp_path, caps
         return report
 
     monkeypatch.setattr(gl, "convert", convert_then_damage)
-    rc = gl.main(["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path), "--quiet", "--verify"])
+    rc = cli_convert.main(["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path), "--quiet", "--verify"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "RecBole cannot load it" in err and "Traceback" not in err
 
@@ -187,7 +188,7 @@ def test_absurd_times_are_dropped_as_invalid(tmp_path, stamp):
 def test_label_threshold_leaving_one_class_is_refused_before_reading(tmp_path, threshold, capsys):
     with pytest.raises(gl.ConversionError, match=r"label_threshold must be in \(1, 5\]"):
         run(tmp_path, reviews=NO_INPUT, label_threshold=threshold)
-    rc = gl.main(["--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "x", "--out", str(tmp_path),
+    rc = cli_convert.main(["--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "x", "--out", str(tmp_path),
                   "--quiet", "--label_threshold", str(threshold)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "label_threshold" in err
@@ -313,7 +314,7 @@ def test_input_with_one_label_is_refused_in_one_line(tmp_path, capsys):
     """Every review 5 stars: no negative row anywhere; it used to convert ("48.00:1")."""
     five = write_lines(tmp_path / "r.json", [l.replace('"rating": ', '"rating": 5, "was": ') for l in lines_of(REVIEWS)])
     out = tmp_path / "out"
-    rc = gl.main(["--quiet", "--reviews", five, "--meta", META, "--name", "fives", "--out", str(out)])
+    rc = cli_convert.main(["--quiet", "--reviews", five, "--meta", META, "--name", "fives", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "r.json" in err and "has label 1" in err and "both labels" in err
     assert not os.path.exists(out / "fives")
@@ -387,19 +388,17 @@ def test_ctrl_c_in_convert_is_one_line_and_exit_130(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(gl, "convert", interrupted)
     try:
-        rc = gl.main(["--quiet", "--reviews", REVIEWS, "--meta", META, "--name", "x", "--out", str(tmp_path)])
+        rc = cli_convert.main(["--quiet", "--reviews", REVIEWS, "--meta", META, "--name", "x", "--out", str(tmp_path)])
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped main() (a traceback)")
     err = capsys.readouterr().err
     assert rc == 130 and err.count("\n") == 1 and err.startswith("interrupted")
 
 
-def test_module_help_names_the_module_it_was_run_as(capsys, monkeypatch):
-    import runpy
-    import sys
+def test_help_names_the_command_it_was_run_as(capsys):
+    from recbole_dlrrec.cli.main import main
 
-    monkeypatch.setattr(sys, "argv", ["google_local", "--help"])
     with pytest.raises(SystemExit) as done:
-        runpy.run_module("recbole_dlrrec.data.google_local", run_name="__main__")
+        main(["convert", "--help"])  # the one spelling; the converter has no `python -m` module of its own
     assert done.value.code == 0
-    assert capsys.readouterr().out.startswith("usage: python -m recbole_dlrrec.data.google_local ")
+    assert capsys.readouterr().out.startswith("usage: recbole-dlrrec convert ")

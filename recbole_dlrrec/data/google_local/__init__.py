@@ -1,8 +1,8 @@
 """Google Local 2021 reviews + business metadata -> a RecBole benchmark dataset.
 
-Command line (recbole_dlrrec/cli/convert.py; ``python -m recbole_dlrrec.data.google_local`` too)::
+Command line (recbole_dlrrec/cli/convert.py)::
 
-    python -m recbole_dlrrec.cli.convert --reviews R --meta M --name NAME [--out dataset]
+    recbole-dlrrec convert --reviews R --meta M --name NAME [--out dataset]
         [--split time|random] [--seed S] [--label_threshold 4] [--category_filter restaurant]
         [--k_core K] [--strict] [--include_leaky_meta] [--encoder_model PATH]
         [--encoder_cache PATH] [--encoder_batch_size 64] [--encoder_device auto] [--image_encoder none]
@@ -141,8 +141,6 @@ and returns either a caption (appended to the item text as "Photos: ...") or a f
 """
 from __future__ import annotations
 
-from typing import Any
-
 from recbole_dlrrec.data.google_local.features import SPLITS, TrainFeatures, k_core, split_reviews, train_features
 from recbole_dlrrec.data.google_local.pipeline import (
     DEFAULT_CATEGORY_FILTER,
@@ -186,13 +184,3 @@ from recbole_dlrrec.data.google_local.write import (
     report_markdown,
     save_npz,
 )
-
-
-def __getattr__(attr: str) -> Any:
-    # The command line lives in recbole_dlrrec.cli.convert (cli sits above data); these names
-    # stay importable from here for old callers, resolved on first use only.
-    if attr in ("main", "build_arg_parser"):
-        from recbole_dlrrec.cli import convert as cli_convert
-
-        return getattr(cli_convert, attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -12,15 +12,9 @@ import numpy as np
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.data.google_local.read import Review
+from recbole_dlrrec.data.side_files import ITEM_IMAGE_VEC_SUFFIX, ITEM_VEC_SUFFIX, USER_HIST_SUFFIX, USER_VEC_SUFFIX
 
 SPLITS = ("train", "valid", "test")
-#: Suffixes of the side files with text vectors; also written into NAME.yaml for the loader.
-ITEM_VEC_SUFFIX = "itemvec"
-USER_VEC_SUFFIX = "uservec"
-ITEM_IMAGE_VEC_SUFFIX = "itemimgvec"
-#: Suffix of the per-train-row history text vectors (NAME.userhist.npz). Not named in NAME.yaml
-#: (the yaml stays what it was): the model looks for the file beside NAME.uservec.npz.
-USER_HIST_SUFFIX = "userhist"
 
 INTER_HEADER = ("user_id:token", "item_id:token", "rating:float", "label:float", "timestamp:float")
 ITEM_HEADER = (
