@@ -36,7 +36,7 @@ knowledge / autoencoder loaders, or a Dataset class whose `join` or
 `__getitem__` differs from RecBole's base `Dataset`. `quick_start.load_splits` calls it when
 `fast_dataloader` is true (properties/overall.yaml: off; DLRM.yaml / DLRREC.yaml: on).
 
-Distributed runs (several processes, RecBole's DDP path; runtime/distributed.py): every rank
+Distributed runs (several processes, RecBole's DDP path; runtime/launcher.py): every rank
 joins the whole table and takes its own rows, as torch's DistributedSampler does for RecBole's
 loaders. Training: each epoch's order is `randperm(N)` from a generator seeded with
 `seed + epoch` (the same order on every rank), padded to a multiple of the world size by
