@@ -68,7 +68,8 @@ def _read_token(path: str) -> Optional[str]:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RayTokenError(f"{path}: cannot read the Ray auth token ({getattr(exc, 'strerror', None) or exc})") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise RayTokenError(f"{path}: cannot read the Ray auth token ({reason})") from None
 
 
 def token_source() -> Optional[str]:

@@ -80,7 +80,8 @@ def test_verify_reports_a_dataset_recbole_cannot_load_as_one_line(tmp_path, caps
         return report
 
     monkeypatch.setattr(gl, "convert", convert_then_damage)
-    rc = cli_convert.main(["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path), "--quiet", "--verify"])
+    rc = cli_convert.main(["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path),
+                           "--quiet", "--verify"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "RecBole cannot load it" in err and "Traceback" not in err
 

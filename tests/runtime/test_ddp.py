@@ -1,5 +1,6 @@
 """Distributed training through RecBole's DDP path (runtime/launcher.py, runtime/distributed.py,
-patches.py fixes 7-8): per-rank shards of the fast loader, the gathered evaluation, 2-process gloo runs, bad launches."""
+patches.py fixes 7-8): per-rank shards of the fast loader, the gathered evaluation, 2-process gloo
+runs, bad launches."""
 from __future__ import annotations
 
 import glob
