@@ -15,6 +15,15 @@ from typing import Dict, List, Set
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "recbole_dlrrec"
 
+# Loops known and being removed, each with the work that removes it. A new loop fails the test,
+# and so does an entry whose loop is gone (delete it then), so the list only shrinks.
+KNOWN_LOOPS = {
+    # board_significance and cell_metrics import CellSpec, is_dlrrec_family and _csv_value back
+    # from leaderboard inside functions: the split of experiments/ by job moves those below.
+    frozenset({"recbole_dlrrec.experiments.leaderboard", "recbole_dlrrec.experiments.board_significance",
+               "recbole_dlrrec.experiments.cell_metrics"}),
+}
+
 
 def package_modules(root: str, package: str) -> Dict[str, str]:
     """Dotted module name -> file, for every .py file of `package` under `root`."""
@@ -78,6 +87,11 @@ def import_graph(modules: Dict[str, str]) -> Dict[str, Set[str]]:
 
 def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
     """One loop (a path that returns to its start) per strongly connected group of modules."""
+    return [_loop_through(group, graph) for group in strongly_connected(graph)]
+
+
+def strongly_connected(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """The groups of two or more modules that each reach the others through imports."""
     index: Dict[str, int] = {}
     low: Dict[str, int] = {}
     stack: List[str] = []
@@ -108,7 +122,7 @@ def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
     for node in sorted(graph):
         if node not in index:
             connect(node)
-    return [_loop_through(group, graph) for group in groups]
+    return groups
 
 
 def _loop_through(group: List[str], graph: Dict[str, Set[str]]) -> List[str]:
@@ -132,8 +146,11 @@ def _loop_through(group: List[str], graph: Dict[str, Set[str]]) -> List[str]:
 def test_the_package_has_no_import_cycle():
     modules = package_modules(ROOT, PACKAGE)
     assert f"{PACKAGE}.runtime.quick_start" in modules  # the walker sees the package
-    loops = [" -> ".join(loop) for loop in cycles(import_graph(modules))]
-    assert loops == []
+    graph = import_graph(modules)
+    groups = {frozenset(group) for group in strongly_connected(graph)}
+    new = [" -> ".join(_loop_through(sorted(group), graph)) for group in groups - KNOWN_LOOPS]
+    assert new == []
+    assert [sorted(gone) for gone in KNOWN_LOOPS - groups] == [], "loop gone: delete it from KNOWN_LOOPS"
 
 
 def test_the_walker_finds_a_loop_hidden_in_a_function(tmp_path):
