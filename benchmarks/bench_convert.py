@@ -140,7 +140,7 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     """Runs in a fresh process: convert with HashEncoder, time the two passes, peak RSS."""
     from recbole_dlrrec.data import google_local as gl
     from recbole_dlrrec.data.encoder import HashEncoder
-    from recbole_dlrrec.data.google_local import pipeline
+    from recbole_dlrrec.data.convert import pipeline
 
     assert os.path.dirname(os.path.dirname(os.path.abspath(__file__))) in gl.__file__, gl.__file__
 

@@ -13,6 +13,8 @@ import yaml
 
 from recbole_dlrrec.cli import convert as cli_convert
 from recbole_dlrrec.data import google_local as gl
+from recbole_dlrrec.data.convert import features as convert_features
+from recbole_dlrrec.data.convert import write as convert_write
 from recbole_dlrrec.data.encoder import HashEncoder
 from recbole_dlrrec.errors import InputError
 
@@ -177,13 +179,13 @@ def test_text_of_valid_and_test_reviews_cannot_influence_any_output(tmp_path):
 def test_features_are_given_the_train_rows_and_nothing_else(tmp_path, monkeypatch):
     """The leakage boundary is a function boundary: train_features receives the train rows only."""
     given = []
-    original = gl.features.train_features
+    original = convert_features.train_features
 
     def spy(train, *args, **kwargs):
         given.append(list(train))
         return original(train, *args, **kwargs)
 
-    monkeypatch.setattr(gl.features, "train_features", spy)
+    monkeypatch.setattr(convert_features, "train_features", spy)
     _, folder = run(tmp_path)
     assert len(given) == 1
     rows = [(r.user, r.item, str(r.time)) for r in given[0]]
@@ -397,7 +399,7 @@ def test_interrupted_run_leaves_the_old_dataset_and_no_half_one(tmp_path, monkey
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(gl.write, "save_npz", crash)
+    monkeypatch.setattr(convert_write, "save_npz", crash)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, split="random")
     assert os.listdir(os.path.dirname(folder)) == ["tiny"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from recbole_dlrrec.data import google_local as gl
+from recbole_dlrrec.data.convert import split as splitting
 from recbole_dlrrec.data import text_build
 from recbole_dlrrec.data.encoder import HashEncoder
 
@@ -179,8 +180,8 @@ def test_duplicate_pairs_fail_loudly():
     rows = [gl.Review(T0, "u", "b", 5.0, None, 0, None, 1), gl.Review(T0 + 1, "v", "b", 5.0, None, 0, None, 2)]
     parts = {"train": rows, "valid": [gl.Review(T0 + 2, "u", "b", 4.0, None, 0, None, 3)], "test": []}
     with pytest.raises(gl.ConversionError, match=r"user 'u' and business 'b' occur in more than one row"):
-        gl.features.check_unique_pairs(parts)
-    gl.features.check_unique_pairs({"train": rows, "valid": [], "test": []})
+        splitting.check_unique_pairs(parts)
+    splitting.check_unique_pairs({"train": rows, "valid": [], "test": []})
 
 
 @pytest.mark.parametrize("k_core", [None, 3])

@@ -9,6 +9,7 @@ import tracemalloc
 import pytest
 
 from recbole_dlrrec.data import google_local as gl
+from recbole_dlrrec.data.convert import history, records
 from recbole_dlrrec.data.encoder import HashEncoder
 
 BIG_TEXT = 40_000  # characters of each review text that no feature may need
@@ -87,9 +88,9 @@ def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monke
     train_rows = [r for r in gl.read_reviews(reviews, *gl.read_meta(meta, None, False, False)[:2], False, False)[0]
                   if r.user == "u"]
     # Train = the 6 rows of "u"; 70 characters hold the two newest (31 + 1 + 31), not a third.
-    assert sorted(r.lineno for r in gl.features.user_text_rows(train_rows, 70)) == [5, 6]
+    assert sorted(r.lineno for r in history.user_text_rows(train_rows, 70)) == [5, 6]
     # The history of row k holds rows k-1 and k-2: every train text but the newest.
-    assert sorted(r.lineno for r in gl.features.history_text_rows(train_rows, 70)) == [1, 2, 3, 4, 5]
+    assert sorted(r.lineno for r in history.history_text_rows(train_rows, 70)) == [1, 2, 3, 4, 5]
     assert sorted(second_pass) == [1, 2, 3, 4, 5, 6]  # no valid/test line (7-10)
     assert encoder.calls[1] == ["review number 5 " + "x" * 13 + "\nreview number 4 " + "x" * 13]
 
@@ -121,5 +122,5 @@ def test_stable_sorts_per_field_give_the_key_tuple_order():
     rows = [gl.Review(rng.choice((1, 2, 3)), rng.choice("abc"), rng.choice("xyz"), 5.0, None, 0, None, k)
             for k in range(300)]
     expected = sorted(rows, key=lambda r: (r.user, r.item, r.time))  # ties keep the line order
-    gl.read.sort_stable_by(rows, "user", "item", "time")
+    records.sort_stable_by(rows, "user", "item", "time")
     assert [r.lineno for r in rows] == [r.lineno for r in expected]

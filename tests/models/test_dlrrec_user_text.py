@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_dlrrec.data.google_local.write import save_npz
+from recbole_dlrrec.data.convert.write import save_npz
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
 from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
 from conftest import write_tiny_dataset

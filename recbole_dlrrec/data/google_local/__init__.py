@@ -1,6 +1,7 @@
 """Google Local 2021 reviews + business metadata -> a RecBole benchmark dataset.
 
-Command line (recbole_dlrrec/cli/convert.py)::
+Command line (recbole_dlrrec/cli/convert.py; every flag is a field of
+``recbole_dlrrec.data.convert.options.ConvertOptions``)::
 
     recbole-dlrrec convert --reviews R --meta M --name NAME [--out dataset]
         [--split time|random] [--seed S] [--label_threshold 4] [--category_filter restaurant]
@@ -11,21 +12,22 @@ Command line (recbole_dlrrec/cli/convert.py)::
 or ``convert(reviews_path, meta_path, name, out_dir="dataset", options=ConvertOptions(...))``
 (the options may also be given as keywords) ``-> report dict``.
 
-Modules, in the order the data goes through them: ``read`` (lines -> cleaned Business / Review
-records + tallies), ``features`` (the split, the k-core, and every feature from TRAIN rows only),
-``write`` (atomic files, NAME.yaml, report), ``verify`` (``--verify``: load with RecBole),
-``pipeline`` (``convert`` and ``ConvertOptions``). The output folder is written by
+Here: ``read`` (Google Local's JSON objects -> the neutral ``Business`` / ``Review`` records of
+``recbole_dlrrec.data.convert.records``, or a counted ``Skip``; its ``SOURCE``). Every later step
+(the two passes over the reviews, the split, the k-core, user history, features from TRAIN rows
+only, encoding, writing, ``--verify``) is ``recbole_dlrrec.data.convert``'s, shared with the other
+sources (``recbole_dlrrec.data.yelp``). The output folder is written by
 ``recbole_dlrrec.data.dataset_folder``.
 
 Memory grows with the KEPT interactions, not with the file (real state files run to tens of
-GB): the reviews file is read twice. Pass 1 (``read.read_reviews``) keeps each kept review
+GB): the reviews file is read twice. Pass 1 (``convert.reading.read_reviews``) keeps each kept review
 without its text or picture links (ids, time, rating, line number, picture count, whether it
 has text and the length of its cleaned text; ids shared, one string per user and business);
 lines that are dropped are counted and forgotten, and exact duplicates and re-reviews are found
 by sorting the kept rows, not by a set of every line. After the split, pass 2
-(``read.fetch_texts``) parses only the lines of the TRAIN rows whose text goes into a user text
-(``features.user_text_rows``: newest first, up to ``user_text_max_chars`` per user, chosen from
-the lengths alone) or into a later train row's history text (``features.history_text_rows``,
+(``convert.reading.fetch_texts``) parses only the lines of the TRAIN rows whose text goes into a user text
+(``convert.history.user_text_rows``: newest first, up to ``user_text_max_chars`` per user, chosen from
+the lengths alone) or into a later train row's history text (``convert.history.history_text_rows``,
 the same rule over the reviews before each row) and, with an image encoder, of the train rows
 with pictures. A line that no
 longer holds the review pass 1 read is a ``ConversionError`` (the file changed in between).
@@ -141,46 +143,31 @@ and returns either a caption (appended to the item text as "Photos: ...") or a f
 """
 from __future__ import annotations
 
-from recbole_dlrrec.data.google_local.features import SPLITS, TrainFeatures, k_core, split_reviews, train_features
-from recbole_dlrrec.data.google_local.pipeline import (
-    DEFAULT_CATEGORY_FILTER,
+from recbole_dlrrec.data.convert import pipeline
+from recbole_dlrrec.data.convert.options import (
     DEFAULT_LABEL_THRESHOLD,
     DEFAULT_RATIOS,
     IMAGE_ENCODERS,
     ConvertOptions,
-    convert,
     register_image_encoder,
 )
+from recbole_dlrrec.data.convert.records import MAX_LISTED_LINES, Business, ConversionError, FileTally, Review, Skip
+from recbole_dlrrec.data.convert.split import SPLITS, k_core, split_reviews
+from recbole_dlrrec.data.convert.verify import check_loads_in_recbole
+from recbole_dlrrec.data.convert.jsonl import DEFAULT_MAX_LINE_BYTES, LongLine, iter_lines, parse_line
+from recbole_dlrrec.data.convert.values import category_token, readable_token
 from recbole_dlrrec.data.google_local.read import (
-    DEFAULT_MAX_LINE_BYTES,
-    MAX_LISTED_LINES,
-    Business,
-    ConversionError,
-    FileTally,
-    LongLine,
-    Review,
-    Skip,
-    category_token,
-    iter_lines,
+    SOURCE,
     normalise_price,
     normalise_time,
-    parse_line,
     parse_meta,
     parse_review,
     read_meta,
     read_reviews,
-    readable_token,
 )
-from recbole_dlrrec.data.google_local.verify import check_loads_in_recbole
-from recbole_dlrrec.data.google_local.write import (
-    INTER_HEADER,
-    ITEM_HEADER,
-    ITEM_IMAGE_VEC_SUFFIX,
-    ITEM_VEC_SUFFIX,
-    LEAKY_ITEM_HEADER,
-    USER_HEADER,
-    USER_HIST_SUFFIX,
-    USER_VEC_SUFFIX,
-    report_markdown,
-    save_npz,
-)
+
+DEFAULT_CATEGORY_FILTER = SOURCE.default_category_filter
+
+
+convert = pipeline.converter(SOURCE)
+

@@ -11,10 +11,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.data.google_local.read import Review
+from recbole_dlrrec.data.convert.records import Business, Review
+from recbole_dlrrec.data.convert.source import Source
+from recbole_dlrrec.data.convert.split import SPLITS
 from recbole_dlrrec.data.side_files import ITEM_IMAGE_VEC_SUFFIX, ITEM_VEC_SUFFIX, USER_HIST_SUFFIX, USER_VEC_SUFFIX
-
-SPLITS = ("train", "valid", "test")
 
 INTER_HEADER = ("user_id:token", "item_id:token", "rating:float", "label:float", "timestamp:float")
 ITEM_HEADER = (
@@ -90,6 +90,7 @@ def _drop_constant_numeric(
 
 
 def _yaml_text(
+    source: Source,
     name: str,
     item_header: Sequence[str],
     user_header: Sequence[str],
@@ -100,7 +101,7 @@ def _yaml_text(
     user_cols = _field_names(user_header)
     numeric = _field_names(item_header, "float") + _field_names(user_header, "float")
     leaky_note = (
-        "\n# LEAKY: avg_rating and num_of_reviews are Google's all-time figures (valid/test included);"
+        f"\n# LEAKY: avg_rating and num_of_reviews are {source.leaky_owner} all-time figures (valid/test included);"
         "\n# this dataset was built with --include_leaky_meta for experiments only."
         if include_leaky_meta
         else ""
@@ -110,12 +111,12 @@ def _yaml_text(
         if has_image_vectors
         else ""
     )
-    return f"""# RecBole settings for dataset '{name}', written by recbole_dlrrec.data.google_local.
+    return f"""# RecBole settings for dataset '{name}', written by {source.module}.
 # Rebuild with the converter instead of editing by hand.{leaky_note}
 field_separator: "\\t"           # (str) Atomic files are tab-separated.
 seq_separator: " "              # (str) categories (token_seq) holds space-separated tokens.
-USER_ID_FIELD: user_id          # (str) User token = Google user_id.
-ITEM_ID_FIELD: item_id          # (str) Item token = Google gmap_id.
+USER_ID_FIELD: user_id          # (str) User token = {source.user_token}.
+ITEM_ID_FIELD: item_id          # (str) Item token = {source.item_token}.
 LABEL_FIELD: label              # (str) 1 if rating >= the converter's label_threshold, else 0 (precomputed).
 TIME_FIELD: timestamp           # (str) ms since epoch; in the .inter files but not loaded (the split is fixed).
 threshold: ~                    # (dict) Labels are already in the files: RecBole must not derive them.
@@ -134,7 +135,7 @@ train_neg_sample_args: ~        # (dict) Negatives are real low ratings, not sam
 metrics: [AUC, PRAUC, LogLoss, Accuracy, FPR, Precision, Recall, F1]  # (list) Value metrics (precision/recall are the classification ones; PRAUC = average precision).
 valid_metric: AUC               # (str) Early stopping and model selection use validation AUC.
 eval_batch_size: 4096           # (int) Rows per evaluation batch.
-item_text_vec: {ITEM_VEC_SUFFIX}           # (str) Side file {name}.{ITEM_VEC_SUFFIX}.npz: item text vectors (name, categories, price, description, MISC).
+item_text_vec: {ITEM_VEC_SUFFIX}           # (str) Side file {name}.{ITEM_VEC_SUFFIX}.npz: item text vectors ({source.item_text_parts}).
 user_text_vec: {USER_VEC_SUFFIX}           # (str) Side file {name}.{USER_VEC_SUFFIX}.npz: user text vectors (own TRAIN reviews only).
 {image_line}"""
 
@@ -160,7 +161,7 @@ def _split_stats(rows: list[Review], threshold: float, train_users: set, train_i
     }
 
 
-def report_markdown(report: dict) -> str:
+def report_markdown(report: dict, source: Source) -> str:
     out = [f"# Conversion report: {report['name']}", ""]
     out.append(f"Reviews: `{report['reviews']['path']}`  ")
     out.append(f"Meta: `{report['meta']['path']}`  ")
@@ -195,7 +196,7 @@ def report_markdown(report: dict) -> str:
                        + (" ..." if len(tally["long_lines"]) > 50 else ""))
             out.append("")
         if tally["dropped"].get("duplicate_conflicting"):
-            out.append("duplicate_conflicting: the same gmap_id again with different content; "
+            out.append(f"duplicate_conflicting: the same {source.item_field} again with different content; "
                        "the first line is kept (as for exact duplicates).")
             out.append("")
         if tally.get("converted"):
@@ -261,7 +262,8 @@ def inter_rows(rows: Sequence[Review], label_threshold: float) -> Iterator[tuple
     )
 
 
-def item_rows(items: Sequence[str], businesses: dict, pic_count: dict, include_leaky_meta: bool) -> list[list[str]]:
+def item_rows(items: Sequence[str], businesses: dict[str, Business], pic_count: dict,
+              include_leaky_meta: bool) -> list[list[str]]:
     """Rows of NAME.item (ITEM_HEADER order, + LEAKY_ITEM_HEADER with include_leaky_meta)."""
     out = []
     for item in items:
@@ -276,6 +278,7 @@ def item_rows(items: Sequence[str], businesses: dict, pic_count: dict, include_l
 
 def write_dataset(
     folder,
+    source: Source,
     name: str,
     parts: dict,
     businesses: dict,
@@ -323,7 +326,7 @@ def write_dataset(
                  vectors=np.stack(features.image_vectors))
     atomic.write_text(
         path("yaml"),
-        _yaml_text(name, item_header, user_header, include_leaky_meta, bool(features.image_vectors)),
+        _yaml_text(source, name, item_header, user_header, include_leaky_meta, bool(features.image_vectors)),
     )
     return {"splits": stats, "numeric_fields_left_out": {**item_left_out, **user_left_out}, "dim": dim}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from recbole_dlrrec.data.google_local.read import ConversionError
+from recbole_dlrrec.data.convert.records import ConversionError
 
 
 def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict:
