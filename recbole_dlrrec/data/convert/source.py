@@ -80,6 +80,21 @@ class Source:
         return self.parsers.looks_like_meta(obj)
 
 
+def business_id_and_name(obj: dict, id_field: str) -> Union[tuple[str, str], Skip]:
+    """(item token, name) of a business object, or the Skip of a missing id, a missing or empty
+    name, or an id RecBole would not read back, checked in that order."""
+    business_id = obj.get(id_field)
+    if business_id is None:
+        return Skip(f"missing_field:{id_field}", f"missing field '{id_field}'")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return Skip("missing_field:name", "missing or empty field 'name'")
+    token = as_token(business_id)
+    if token is None:
+        return Skip(f"invalid_value:{id_field}", f"invalid {id_field} {business_id!r}")
+    return token, name
+
+
 def review_ids(obj: dict, fields: tuple[str, ...], user_field: str, item_field: str,
                rating_field: str) -> Union[tuple[str, str], Skip]:
     """(user, item) tokens of a review object, or the Skip of the first of ``fields`` that is

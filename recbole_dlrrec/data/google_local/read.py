@@ -13,11 +13,10 @@ from typing import Any, Union
 
 from recbole_dlrrec.data.convert import reading
 from recbole_dlrrec.data.convert.records import Business, Review, Skip
-from recbole_dlrrec.data.convert.source import Source, review_ids, review_rating, review_text
+from recbole_dlrrec.data.convert.source import Source, business_id_and_name, review_ids, review_rating, review_text
 from recbole_dlrrec.data.convert.values import (
     TIME_MS_MAX,
     TIME_MS_MIN,
-    as_token,
     category_tokens,
     number,
     number_field,
@@ -66,15 +65,10 @@ def looks_like_meta(obj: dict) -> bool:
 
 def parse_meta(obj: dict, anomalies: Counter) -> Union[Business, Skip]:
     """One meta object -> a Business (categories not yet filtered), or a Skip."""
-    gmap_id = obj.get("gmap_id")
-    if gmap_id is None:
-        return Skip("missing_field:gmap_id", "missing field 'gmap_id'")
-    name = obj.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return Skip("missing_field:name", "missing or empty field 'name'")
-    gmap_token = as_token(gmap_id)
-    if gmap_token is None:
-        return Skip("invalid_value:gmap_id", f"invalid gmap_id {gmap_id!r}")
+    id_and_name = business_id_and_name(obj, "gmap_id")
+    if isinstance(id_and_name, Skip):
+        return id_and_name
+    gmap_token, name = id_and_name
     cats = obj.get("category")
     if isinstance(cats, str):
         anomalies["category_not_a_list"] += 1

@@ -40,7 +40,7 @@ malformed or incomplete lines fatal with ``file:line``.
 from __future__ import annotations
 
 from recbole_dlrrec.data.convert import pipeline
-from recbole_dlrrec.data.yelp.read import SOURCE, parse_meta, parse_review, read_businesses, read_reviews
+from recbole_dlrrec.data.yelp.read import SOURCE, parse_meta, parse_review
 
 DEFAULT_CATEGORY_FILTER = SOURCE.default_category_filter
 convert = pipeline.converter(SOURCE)

@@ -2,26 +2,23 @@
 
 The parsers are pure (a record or a :class:`Skip`, never an exception, whatever the object);
 reading the files, duplicates, the category filter and the two passes over the reviews are
-``recbole_dlrrec.data.convert.reading``'s, bound here to :data:`SOURCE`.
+``recbole_dlrrec.data.convert.reading``'s, given :data:`SOURCE`.
 """
 from __future__ import annotations
 
 import ast
 import calendar
-import functools
 import sys
 import re
 from collections import Counter
 from datetime import datetime
 from typing import Any, Union
 
-from recbole_dlrrec.data.convert import reading
 from recbole_dlrrec.data.convert.records import Business, Review, Skip
-from recbole_dlrrec.data.convert.source import Source, review_ids, review_rating, review_text
+from recbole_dlrrec.data.convert.source import Source, business_id_and_name, review_ids, review_rating, review_text
 from recbole_dlrrec.data.convert.values import (
     TIME_MS_MAX,
     TIME_MS_MIN,
-    as_token,
     category_tokens,
     number_field,
     typed_field,
@@ -101,15 +98,10 @@ def attribute_facts(attributes: dict) -> dict:
 
 def parse_meta(obj: dict, anomalies: Counter) -> Union[Business, Skip]:
     """One business.json object -> a Business (categories not yet filtered), or a Skip."""
-    business_id = obj.get("business_id")
-    if business_id is None:
-        return Skip("missing_field:business_id", "missing field 'business_id'")
-    name = obj.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return Skip("missing_field:name", "missing or empty field 'name'")
-    token = as_token(business_id)
-    if token is None:
-        return Skip("invalid_value:business_id", f"invalid business_id {business_id!r}")
+    id_and_name = business_id_and_name(obj, "business_id")
+    if isinstance(id_and_name, Skip):
+        return id_and_name
+    token, name = id_and_name
     raw_categories = typed_field(obj, "categories", str, "categories_not_a_string", anomalies)
     cats = [c.strip() for c in (raw_categories or "").split(",") if c.strip()]
     attributes = typed_field(obj, "attributes", dict, "attributes_not_an_object", anomalies) or {}
@@ -176,6 +168,3 @@ SOURCE = Source(
     default_category_filter="Restaurants",
     parsers=sys.modules[__name__],
 )
-read_businesses = functools.partial(reading.read_meta, SOURCE)
-read_reviews = functools.partial(reading.read_reviews, SOURCE)
-fetch_texts = functools.partial(reading.fetch_texts, SOURCE)
