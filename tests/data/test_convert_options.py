@@ -45,6 +45,8 @@ def test_each_flag_sets_its_option():
         "encoder_batch_size": (8, ["--encoder_batch_size", "8"]),
         "encoder_device": ("cpu", ["--encoder_device", "cpu"]),
         "image_encoder": ("none", ["--image_encoder", "none"]),
+        "max_line_bytes": (4096, ["--max_line_bytes", "4096"]),
+        "force": (True, ["--force"]),
         "show_progress": (False, ["--quiet"]),
     }
     assert set(changed) == {f.name for f in dataclasses.fields(ConvertOptions)}  # a new option needs a line here
