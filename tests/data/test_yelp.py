@@ -83,6 +83,7 @@ BUSINESS_LINES = [
     {k: v for k, v in BUSINESSES[2].items() if k != "business_id"},  # missing_field:business_id
     BUSINESSES[2], BUSINESSES[4],
 ]
+GOOD_BUSINESS_LINES = [b for i, b in enumerate(BUSINESS_LINES, 1) if i not in (4, 6)]  # no bad line
 
 T0 = 1546336800000  # 2019-01-01 10:00:00 UTC in ms
 HEADER = "user_id:token\titem_id:token\trating:float\tlabel:float\ttimestamp:float\n"
@@ -204,13 +205,12 @@ def test_report_counts_every_line_and_names_the_bad_ones(tmp_path):
 def test_strict_makes_bad_lines_fatal_with_file_and_line(tmp_path):
     with pytest.raises(ConversionError, match=r"yelp_academic_dataset_business.json:4: malformed JSON"):
         run(tmp_path, strict=True)
-    good_businesses = [b for i, b in enumerate(BUSINESS_LINES, 1) if i not in (4, 6)]
-    files = yelp_files(tmp_path, businesses=good_businesses)
+    files = yelp_files(tmp_path, businesses=GOOD_BUSINESS_LINES)
     with pytest.raises(ConversionError, match=r"yelp_academic_dataset_review.json:3: malformed JSON"):
         run(tmp_path, files, strict=True)
     no_malformed = [line for i, line in enumerate(REVIEW_LINES, 1) if i not in (3, 6)]
     with pytest.raises(ConversionError, match=r"review.json:6: invalid stars 7.0"):
-        run(tmp_path, yelp_files(tmp_path, no_malformed, good_businesses), strict=True)
+        run(tmp_path, yelp_files(tmp_path, no_malformed, GOOD_BUSINESS_LINES), strict=True)
 
 
 def test_text_of_valid_and_test_reviews_cannot_influence_any_output(tmp_path):
@@ -411,3 +411,24 @@ def test_offline_encoder_end_to_end(tmp_path):
     assert report["vectors"]["encoded"] == 8 and report["user_history"]["encoded"] == 4
     again, _ = run(tmp_path, encoder=None, encoder_cache=cache)
     assert again["vectors"]["cached"] == 8 and again["vectors"]["encoded"] == 0
+
+
+def test_a_huge_line_is_a_counted_skip_naming_it(tmp_path):
+    lines = list(REVIEW_LINES)
+    lines.insert(1, review(97, U2, B2, 4.0, "x" * 5000, "2019-01-01 11:00:00"))  # line 2
+    report, folder = run(tmp_path, yelp_files(tmp_path, lines), max_line_bytes=1000)
+    tally = report["reviews"]
+    assert tally["dropped"]["line_too_long"] == 1 and tally["long_lines"] == [2]
+    assert tally["lines_read"] == tally["kept"] + tally["dropped_total"]
+    assert read(folder, "yelp.train.inter") == EXPECTED_TRAIN
+    with pytest.raises(ConversionError, match=r"review\.json:2: line of \d+ bytes is longer than max_line_bytes=1000"):
+        run(tmp_path, yelp_files(tmp_path, lines, GOOD_BUSINESS_LINES), max_line_bytes=1000, strict=True)
+
+
+def test_input_with_one_label_is_refused_and_a_one_label_split_is_warned(tmp_path):
+    fives = [dict(r, stars=5.0) if isinstance(r, dict) and isinstance(r.get("stars"), float) and r["stars"] <= 5
+             else r for r in REVIEW_LINES]
+    with pytest.raises(ConversionError, match=r"review\.json: every kept review \(12\) has label 1"):
+        run(tmp_path / "a", yelp_files(tmp_path, fives))
+    report, _ = run(tmp_path / "b")  # the valid split is one positive row: written, with a warning
+    assert any(w.startswith("the valid split has 1 row(s), all with label 1") for w in report["warnings"])
