@@ -37,7 +37,8 @@ def convert(
     """Convert ``source``'s two files into ``<out_dir>/<name>/`` and return the report dict.
 
     ``options`` (default ``ConvertOptions()``) may be given field by field as keywords
-    (``convert(r, m, "x", split="random")``). ``encoder`` may be any object with
+    (``convert(source, r, m, "x", split="random")``; each source's package has this function
+    bound to its source: ``google_local.convert(r, m, "x", ...)``). ``encoder`` may be any object with
     ``encode(list[str]) -> float32 [n, dim]``; by default a TextEncoder over
     ``options.encoder_model`` with its cache at ``options.encoder_cache`` (default
     ``<out_dir>/.encoder_cache/vectors.sqlite``). ``provenance`` (e.g. the generator and seed of

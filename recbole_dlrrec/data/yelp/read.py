@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ast
 import calendar
-import sys
 import re
+import sys
 from collections import Counter
 from datetime import datetime
 from typing import Any, Union
