@@ -152,10 +152,10 @@ from recbole_dlrrec.data.convert.options import (
     register_image_encoder,
 )
 from recbole_dlrrec.data.convert.records import MAX_LISTED_LINES, Business, ConversionError, FileTally, Review, Skip
-from recbole_dlrrec.data.convert.split import SPLITS, k_core, split_reviews
-from recbole_dlrrec.data.convert.verify import check_loads_in_recbole
 from recbole_dlrrec.data.convert.jsonl import DEFAULT_MAX_LINE_BYTES, LongLine, iter_lines, parse_line
+from recbole_dlrrec.data.convert.split import SPLITS, k_core, split_reviews
 from recbole_dlrrec.data.convert.values import category_token, readable_token
+from recbole_dlrrec.data.convert.verify import check_loads_in_recbole
 from recbole_dlrrec.data.google_local.read import (
     SOURCE,
     normalise_price,
@@ -167,7 +167,5 @@ from recbole_dlrrec.data.google_local.read import (
 )
 
 DEFAULT_CATEGORY_FILTER = SOURCE.default_category_filter
-
-
 convert = pipeline.converter(SOURCE)
 
