@@ -52,6 +52,22 @@ RECBOLE_RULES: Dict[str, str] = {
 }
 
 
+# Keys that no property file declares and that a file may still set on purpose, each with the
+# note (grammar above) its values are checked against. Every other key of a user's or a dataset's
+# file must be declared in RecBole's or the plugin's property files: a typo is refused, not run.
+UNDECLARED_KEYS: Dict[str, str] = {
+    # Written by the Google Local converter into NAME.yaml when it encodes images (and kept by
+    # the cold-item copy of a dataset); no model reads it yet.
+    "item_image_vec": "str or null",
+    # Read by RecBole's own code, declared in none of its property files: its models (KD_DAGFM:
+    # cin, feature_num; AutoInt: has_residual; DiffRec: norm; FEARec: contrast, sim, use_filter),
+    # data (encoding, eta, token_num_threshold), metrics (tail_ratio) and trainer
+    # (xgb_early_stopping_rounds). Any value: RecBole gives them no type.
+    **{name: "" for name in ("cin", "contrast", "encoding", "eta", "feature_num", "has_residual", "norm", "sim",
+                             "tail_ratio", "token_num_threshold", "use_filter", "xgb_early_stopping_rounds")},
+}
+
+
 class ConfigKeyError(InputError, ValueError):
     """A config value names a key no config file defines, or gives it a value of the wrong type
     or outside the key's valid values."""
@@ -147,8 +163,8 @@ def _merge(old: Optional[KeySpec], new: KeySpec) -> KeySpec:
 
 
 def known_keys(plugin_properties: str, extra_files: Iterable[str] = ()) -> Dict[str, KeySpec]:
-    """Every key of RecBole's property files, the plugin's, and `extra_files` (merged by
-    `_merge`), with RECBOLE_RULES applied to RecBole's keys."""
+    """Every key of RecBole's property files, UNDECLARED_KEYS, the plugin's, and `extra_files`
+    (merged by `_merge`), with RECBOLE_RULES applied to RecBole's keys."""
     specs: Dict[str, KeySpec] = {}
     recbole_properties = os.path.join(os.path.dirname(recbole.__file__), "properties")
     for path in _yaml_files(recbole_properties):
@@ -158,6 +174,8 @@ def known_keys(plugin_properties: str, extra_files: Iterable[str] = ()) -> Dict[
         source = specs[name].source if name in specs else __file__
         ruled = parse_note(name, rule, source, "0")
         specs[name] = KeySpec(name, ruled.types, source, ruled.choices, ruled.rules, False)
+    for name, note in UNDECLARED_KEYS.items():
+        specs[name] = _merge(specs.get(name), parse_note(name, note, __file__))
     for path in [*_yaml_files(plugin_properties), *extra_files]:
         for name, spec in read_key_specs(path).items():
             specs[name] = _merge(specs.get(name), spec)
@@ -214,11 +232,13 @@ def value_problem(value, spec: KeySpec, rules: bool = True) -> Optional[str]:
     return None
 
 
-def unknown_key_message(key: str, specs: Dict[str, KeySpec]) -> str:
+def unknown_key_message(key: str, specs: Dict[str, KeySpec], where: str = "") -> str:
+    """One line naming `key` (and `where`, e.g. ' in my.yaml'), the closest known keys and where
+    the known ones are declared."""
     close = difflib.get_close_matches(key, list(specs), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return (
-        f"unknown config key {key!r}.{hint} ({len(specs)} keys are known: the plugin's, with "
+        f"unknown config key {key!r}{where}.{hint} ({len(specs)} keys are known: the plugin's, with "
         "their meaning, in properties/overall.yaml, properties/swing.yaml and properties/model/*.yaml; "
         "RecBole's in recbole/properties/)"
     )

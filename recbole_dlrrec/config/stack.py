@@ -34,9 +34,11 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import yaml
+
 from recbole_dlrrec.config.paths import properties_dir
 from recbole_dlrrec.config.keys import (
-    ConfigKeyError, KeySpec, known_keys, parse_flag_value, read_key_specs, unknown_key_message, value_problem,
+    ConfigKeyError, KeySpec, known_keys, parse_flag_value, unknown_key_message, value_problem,
 )
 from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
 from recbole_dlrrec.errors import InputError
@@ -67,21 +69,66 @@ _FLOAT = re.compile(
 )
 
 
-def safe_yaml_loader():
-    """yaml.SafeLoader plus RecBole's float resolver (on a subclass: the global SafeLoader is untouched)."""
-    import yaml
+#: Most values a YAML document may expand to through its aliases (`*name` repeats the value
+#: anchored `&name`). A "billion laughs" file nests aliases so that a few hundred bytes expand to
+#: 10^9 values: composing it is cheap (aliases share nodes), but anything that walks the value
+#: afterwards (RecBole's logger, json) does not end. No config needs a fraction of this.
+MAX_EXPANDED_VALUES = 100_000
 
+
+class YAMLExpansionError(yaml.MarkedYAMLError):
+    """A YAML document whose aliases expand past MAX_EXPANDED_VALUES values or into themselves."""
+
+
+_TOO_LARGE = (f"it expands to more than {MAX_EXPANDED_VALUES:,} values with its aliases repeated "
+              "(a YAML \"billion laughs\"?); a config file needs far fewer")
+_RECURSIVE = "an alias refers to a value that holds it (the value would be infinite)"
+
+
+def check_expansion(root) -> None:
+    """Raise YAMLExpansionError (marked at the node where it shows) when the composed document
+    `root` expands, with its aliases repeated, to more than MAX_EXPANDED_VALUES values or holds
+    itself (`&a [*a]`). Linear in the distinct nodes: each node's expanded size is counted once."""
+    sizes: Dict[int, int] = {}
+    open_nodes: set = set()
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise YAMLExpansionError(problem=_RECURSIVE, problem_mark=node.start_mark)
+        open_nodes.add(id(node))
+        total = 1
+        for child in node.value if isinstance(node.value, list) else []:
+            for part in child if isinstance(child, tuple) else (child,):  # a mapping holds (key, value) pairs
+                total += size(part)
+                if total > MAX_EXPANDED_VALUES:
+                    raise YAMLExpansionError(problem=_TOO_LARGE, problem_mark=node.start_mark)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def safe_yaml_loader():
+    """yaml.SafeLoader plus RecBole's float resolver (on a subclass: the global SafeLoader is
+    untouched), refusing a document whose aliases expand past MAX_EXPANDED_VALUES values or into
+    themselves (YAMLExpansionError naming the line, before any value is built)."""
     class _Loader(yaml.SafeLoader):
-        pass
+        def compose_document(self):
+            root = super().compose_document()
+            if root is not None:
+                check_expansion(root)
+            return root
 
     _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     return _Loader
 
 
 def load_yaml_text(text: str, source: str):
-    """Parse YAML text safely; a syntax error or an unsafe tag is a one-line ConfigFileError."""
-    import yaml
-
+    """Parse YAML text safely; a syntax error, an unsafe tag or runaway aliases are a one-line
+    ConfigFileError."""
     try:
         return yaml.load(text, Loader=safe_yaml_loader())
     except yaml.constructor.ConstructorError as exc:
@@ -89,12 +136,16 @@ def load_yaml_text(text: str, source: str):
         tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "tag"
         line = f", line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise ConfigFileError(f"{source}{line}: refused {tag} (a safe loader reads plain values only)") from None
+    except YAMLExpansionError as exc:
+        raise ConfigFileError(f"{source}, line {exc.problem_mark.line + 1}: refused: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"{source} is not valid YAML: {exc}".splitlines()[0]) from None
 
 
 def read_yaml(path: str) -> dict:
     """A config file's top-level mapping, read safely ({} for an empty file)."""
+    if os.path.isdir(path):
+        raise ConfigFileError(f"config file {path} is a directory, not a YAML file")
     if not os.path.isfile(path):
         raise ConfigFileError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as handle:
@@ -151,7 +202,6 @@ class Layer:
 
     source: str
     values: Dict[str, object]
-    user_named: bool = False  # flags and variant settings: every key must be a known one
 
 
 def variant_name(model: str) -> Optional[str]:
@@ -211,10 +261,10 @@ class ConfigStack:
     def _variant_layers(self) -> List[Layer]:
         if not self.variant:
             return []
-        return [Layer(f"variant {self.variant}", dict(self.variant_settings), user_named=True)]
+        return [Layer(f"variant {self.variant}", dict(self.variant_settings))]
 
     def _flag_layer(self) -> Layer:
-        return Layer(self.flag_source, self.flags, user_named=True)
+        return Layer(self.flag_source, self.flags)
 
     def layers(self) -> List[Layer]:
         """Layers 2-8 of the module docstring, lowest first (layer 1 is RecBole's own)."""
@@ -234,26 +284,23 @@ class ConfigStack:
         return values, provenance
 
     def key_specs(self) -> Dict[str, KeySpec]:
-        """The declared keys, plus keys that only the dataset's or the user's files name (they
-        define them; a file cannot retype a key RecBole or the plugin declares)."""
-        specs = dict(base_key_specs())
-        for path in [*self.dataset_files(), *self.config_files]:
-            for name, spec in read_key_specs(path).items():
-                specs.setdefault(name, spec)
-        return specs
+        """The declared keys: RecBole's and the plugin's property files, and the few keys a
+        file may set without a declaration (keys.UNDECLARED_KEYS). A user's or a dataset's file
+        defines no key: one it names that is none of these is refused (`check`)."""
+        return base_key_specs()
 
     # -- checks ----------------------------------------------------------------------------
     def check(self) -> None:
-        """Raise ConfigKeyError for an unknown flag or variant key, a value of the wrong type in
-        any layer, or a final value outside its key's rules; each message names the layer."""
+        """Raise ConfigKeyError for an unknown key in any layer but the plugin's own files (a
+        flag, a variant's setting, a key of a dataset's or a user's file: the message names the
+        file), a value of the wrong type in any layer, or a final value outside its key's rules;
+        each message names the layer."""
         specs = self.key_specs()
-        layers = self.layers()
-        for layer in layers:
+        for layer in self.layers():
             for key, value in layer.values.items():
-                if key not in specs:
-                    if layer.user_named:
-                        raise ConfigKeyError(unknown_key_message(key, specs))
-                    continue
+                if key not in specs:  # never a key of the plugin's files: they declare them
+                    where = "" if layer.source == self.flag_source else f" in {layer.source}"
+                    raise ConfigKeyError(unknown_key_message(key, specs, where))
                 problem = value_problem(value, specs[key], rules=False)
                 if problem:
                     raise ConfigKeyError(f"config key {key!r} {problem} (set by {layer.source})")

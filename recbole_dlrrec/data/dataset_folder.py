@@ -117,8 +117,9 @@ def _existing_ancestor(path: str) -> str:
                 raise DatasetFolderError(f"{path}: symlink loop at {current}") from None
             raise DatasetFolderError(f"{path}: {exc.strerror or exc}") from None
         if not os.path.isdir(current):
-            where = "is" if current == os.path.abspath(path) else f"is below the file {current}; that"
-            raise DatasetFolderError(f"{path} {where} a file, not a folder")
+            if current == os.path.abspath(path):
+                raise DatasetFolderError(f"{path} is a file, not a folder")
+            raise DatasetFolderError(f"{path} is below {current}, which is a file, not a folder")
         return current
 
 
