@@ -178,6 +178,8 @@ def known_keys(plugin_properties: str, extra_files: Iterable[str] = ()) -> Dict[
         specs[name] = _merge(specs.get(name), parse_note(name, note, __file__))
     for path in [*_yaml_files(plugin_properties), *extra_files]:
         for name, spec in read_key_specs(path).items():
+            if name in specs and not spec.types:
+                continue  # a line without a note sets a value; it declares nothing (DLRREC.yaml over DLRM.yaml)
             specs[name] = _merge(specs.get(name), spec)
     return specs
 

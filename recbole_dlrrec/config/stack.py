@@ -6,7 +6,7 @@ Lowest first, each layer overriding the ones before it:
     1. RecBole defaults                  (RecBole's own property files; "RecBole default")
     2. properties/overall.yaml
     3. properties/swing.yaml
-    4. properties/model/<MODEL>.yaml
+    4. properties/model/<MODEL>.yaml     after its base model's file (DLRM.yaml under DLRREC.yaml)
     5. dataset settings                  properties/dataset/<NAME>.yaml when it exists, else the
                                          converter's <data_path>/<NAME>/<NAME>.yaml
     6. a variant's settings              registry.MODEL_VARIANTS, e.g. "variant DLRREC-V0"
@@ -32,7 +32,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -158,11 +158,27 @@ def read_yaml(path: str) -> dict:
 
 
 # -- which files ---------------------------------------------------------------------------
-def plugin_config_files(model_name: str) -> List[str]:
-    """Layers 2-4: the plugin's files for a model class name (those that exist)."""
-    files = [os.path.join(PROPERTIES_DIR, "overall.yaml"), os.path.join(PROPERTIES_DIR, "swing.yaml")]
-    files.append(os.path.join(PROPERTIES_DIR, "model", f"{model_name}.yaml"))
+def model_config_files(model_class: type) -> List[str]:
+    """The plugin's model files of `model_class`, base class first: a model's YAML holds only
+    what it adds to or changes from its base model's (DLRREC extends DLRM, so DLRREC.yaml is
+    layered over DLRM.yaml). [] for RecBole's models."""
+    files = [os.path.join(PROPERTIES_DIR, "model", f"{cls.__name__}.yaml") for cls in reversed(model_class.__mro__)]
     return [f for f in files if os.path.isfile(f)]
+
+
+def plugin_config_files(model: Union[str, type]) -> List[str]:
+    """Layers 2-4: the plugin's files for a model (a name or a class; those that exist)."""
+    model_class = resolve_model(model)[0] if isinstance(model, str) else model
+    files = [os.path.join(PROPERTIES_DIR, "overall.yaml"), os.path.join(PROPERTIES_DIR, "swing.yaml")]
+    return [f for f in files if os.path.isfile(f)] + model_config_files(model_class)
+
+
+def plugin_defaults(model: Union[str, type]) -> dict:
+    """Layers 2-4 alone, merged: the value of every key the plugin's files give `model`."""
+    values: dict = {}
+    for path in plugin_config_files(model):
+        values.update(read_yaml(path))
+    return values
 
 
 def dataset_config_files(dataset: str, data_path: str) -> List[str]:
@@ -248,7 +264,7 @@ class ConfigStack:
         return str(self._named("data_path") or DEFAULT_DATA_PATH)
 
     def plugin_files(self) -> List[str]:
-        return plugin_config_files(self.model_name)
+        return plugin_config_files(self.model_class)
 
     def dataset_files(self) -> List[str]:
         return dataset_config_files(self.dataset, self.data_path)

@@ -4,7 +4,7 @@
     float fields (numerical_features) --DenseArch--> B x D -+--> interaction --> OverArch --> logit
     extra feature vectors (subclasses, e.g. DLRREC's text) B x F_x x D --+
 
-Backbone switches (BackboneOptions): `interaction` dot (DLRM's pairwise dots) | dot_concat (the
+Backbone switches (DLRMOptions): `interaction` dot (DLRM's pairwise dots) | dot_concat (the
 vectors too) | dcn (a DCN-V2 cross network, `dcn_layers`, `dcn_low_rank`); `top_dropout` on the
 top MLP's input; `embedding_l2`, an L2 penalty on the batch's embedding rows added to the loss;
 `weight_decay` is RecBole's (its optimizer reads it; checked here).
@@ -14,9 +14,8 @@ the logit, plus the embedding penalty) is computed in `calculate_loss`, outside 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
@@ -24,7 +23,8 @@ from recbole.utils import FeatureSource, FeatureType, InputType
 from torch import nn
 
 from recbole_dlrrec import patches
-from recbole_dlrrec.nn.layers import INTERACTIONS, DenseArch, FirstOrderArch, OverArch, SparseArch, interaction_arch
+from recbole_dlrrec.config.options import build_options
+from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, OverArch, SparseArch, interaction_arch
 
 
 @dataclass
@@ -67,84 +67,39 @@ class FeatureFields:
         return out
 
 
-def resolve_pos_weight(value, dataset, label_field: str) -> float:
-    """`pos_weight` config value -> the weight of positive rows in the BCE loss.
-
-    'auto' balances the classes from the TRAIN labels: n_negative / n_positive.
-    """
-    if value is None:
-        return 1.0
+def resolve_pos_weight(value: Union[float, str], dataset, label_field: str) -> float:
+    """`pos_weight` (checked by the options: a number > 0 or 'auto') -> the weight of positive
+    rows in the BCE loss. 'auto' balances the classes from the TRAIN labels: n_negative / n_positive."""
     if isinstance(value, str):
-        if value.lower() != "auto":
-            raise ValueError(f"pos_weight must be a positive number or 'auto', got {value!r}")
         labels = dataset.inter_feat[label_field]
         positives = float((labels > 0.5).sum())
         negatives = float(len(labels)) - positives
         if positives == 0 or negatives == 0:
             return 1.0
         return negatives / positives
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"pos_weight must be > 0, got {value}")
-    return value
-
-
-def checked_number(config, key: str, default: float, low: float, high: float = math.inf,
-                   high_open: bool = False) -> float:
-    """config[key] as a float in [low, high] (or [low, high)); None (key absent) -> default.
-    Raises ValueError naming the key."""
-    value = config[key]
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or math.isnan(number) or number < low or number > high or (high_open and number == high):
-        bound = f"in [{low}, {high})" if high_open else (f">= {low}" if high == math.inf else f"in [{low}, {high}]")
-        raise ValueError(f"{key} must be {bound}, got {value!r}")
-    return number
-
-
-def checked_count(config, key: str, default: Optional[int], allow_none: bool = False) -> Optional[int]:
-    """config[key] as an int >= 1; None -> default (or None when allow_none). Raises ValueError
-    naming the key."""
-    value = config[key]
-    if value is None:
-        return None if allow_none else default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        suffix = " or null" if allow_none else ""
-        raise ValueError(f"{key} must be an integer >= 1{suffix}, got {value!r}")
-    return int(value)
+    return float(value)
 
 
 @dataclass(frozen=True)
-class BackboneOptions:
-    """The backbone switches of DLRM and DLRREC, read and checked from the Config. Each
-    default (also the value when a key is absent) is the backbone as it was before the switch
-    existed, so old configs give the same numbers."""
+class DLRMOptions:
+    """The config keys DLRM reads, typed and checked (config/options.py build_options: values
+    and their defaults come from the config and properties/model/DLRM.yaml, never from here).
 
-    interaction: str = "dot"
-    dcn_layers: int = 2
-    dcn_low_rank: Optional[int] = None
-    top_dropout: float = 0.0
-    embedding_l2: float = 0.0
-    weight_decay: float = 0.0
+    Backbone switches: `interaction`, `dcn_layers`, `dcn_low_rank`, `top_dropout`,
+    `embedding_l2`; `weight_decay` is RecBole's (its optimizer reads it)."""
 
-    @classmethod
-    def from_config(cls, config) -> "BackboneOptions":
-        """Raises ValueError naming the key of an invalid value."""
-        interaction = config["interaction"] or cls.interaction
-        if interaction not in INTERACTIONS:
-            raise ValueError(f"interaction must be one of {INTERACTIONS}, got {interaction!r}")
-        return cls(
-            interaction=interaction,
-            dcn_layers=checked_count(config, "dcn_layers", cls.dcn_layers),
-            dcn_low_rank=checked_count(config, "dcn_low_rank", None, allow_none=True),
-            top_dropout=checked_number(config, "top_dropout", 0.0, 0.0, 1.0, high_open=True),
-            embedding_l2=checked_number(config, "embedding_l2", 0.0, 0.0),
-            weight_decay=checked_number(config, "weight_decay", 0.0, 0.0),
-        )
+    embedding_size: int
+    bottom_mlp: List[int]
+    top_mlp: List[int]
+    first_order: bool
+    dropout_prob: float
+    pos_weight: Union[float, str]
+    interaction: str
+    dcn_layers: int
+    dcn_low_rank: Optional[int]
+    top_dropout: float
+    embedding_l2: float
+    weight_decay: float
 
 
 class DLRM(ContextRecommender):
@@ -157,11 +112,13 @@ class DLRM(ContextRecommender):
         num_extra_vectors: feature vectors a subclass adds to the interaction (B x D each,
             returned by its `extra_vectors`); the interaction is sized for them here, so a
             subclass passes the count it will produce (DLRREC: one per text side).
+        options: the subclass's options (a DLRMOptions subclass) when it has built them; else
+            DLRM builds its own from `config`.
     """
 
     input_type = InputType.POINTWISE
 
-    def __init__(self, config, dataset, num_extra_vectors: int = 0):
+    def __init__(self, config, dataset, num_extra_vectors: int = 0, options: Optional[DLRMOptions] = None):
         patches.apply()  # a cheap guard for callers that built the Config themselves
         # ContextRecommender.__init__ builds RecBole's own embedding tables, which DLRM does not
         # use; skip it so parameter counts are honest, and keep its type / input_type.
@@ -169,15 +126,15 @@ class DLRM(ContextRecommender):
         self.config = config
         self.device = config["device"]
         self.LABEL = config["LABEL_FIELD"]
-        self.embedding_size = config["embedding_size"]
+        self.options = options if options is not None else build_options(DLRMOptions, config, type(self))
+        self.embedding_size = self.options.embedding_size
         self.fields = FeatureFields.from_dataset(config, dataset)
-        self.options = BackboneOptions.from_config(config)
-        dropout = config["dropout_prob"] or 0.0
+        dropout = self.options.dropout_prob
         self.num_extra_vectors = int(num_extra_vectors)
 
         self.sparse_arch = SparseArch(self.fields.token_dims, self.fields.token_seq_dims, self.embedding_size)
         self.dense_arch = (
-            DenseArch(len(self.fields.dense), config["bottom_mlp"], self.embedding_size, dropout)
+            DenseArch(len(self.fields.dense), self.options.bottom_mlp, self.embedding_size, dropout)
             if self.fields.dense
             else None
         )
@@ -189,16 +146,16 @@ class DLRM(ContextRecommender):
         )
         dense_dim = self.embedding_size if self.dense_arch else 0
         self.over_arch = OverArch(
-            self.interaction_arch.output_dim(dense_dim), config["top_mlp"], dropout,
+            self.interaction_arch.output_dim(dense_dim), self.options.top_mlp, dropout,
             input_dropout=self.options.top_dropout,
         )
         self.first_order_arch = (
             FirstOrderArch(self.fields.token_dims, self.fields.token_seq_dims, len(self.fields.dense))
-            if config["first_order"]
+            if self.options.first_order
             else None
         )
 
-        self.pos_weight = resolve_pos_weight(config["pos_weight"], dataset, self.LABEL)
+        self.pos_weight = resolve_pos_weight(self.options.pos_weight, dataset, self.LABEL)
         self.rec_loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight))
 
     # -- feature vectors -------------------------------------------------------------------

@@ -56,8 +56,8 @@ Defaults: properties/model/DLRREC.yaml.
 from __future__ import annotations
 
 import logging
-import math
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -65,25 +65,48 @@ import torch
 from torch import nn
 
 from recbole_dlrrec.config.keys import ConfigKeyError
+from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.data.text_vectors import (
     SIDES, TextTable, TextVectorsMissingError, UserHistory, load_text_table, load_user_history, user_history_path,
 )
-from recbole_dlrrec.models.dlrm import DLRM, checked_number
+from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
-from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS, RowHistoryLookup, TextTower
-from recbole_dlrrec.swing.sampler import NEGATIVE_DISTS as CL_NEGATIVE_DISTS
-from recbole_dlrrec.swing.sampler import NEGATIVE_POOLS as CL_NEGATIVE_POOLS
+from recbole_dlrrec.nn.text import RowHistoryLookup, TextTower
 
-CL_REPRS = ("fused", "text", "id", "text_vs_id")
-CL_NEGATIVES = ("random", "in_batch", "shared", "hard")
-CL_PROJECTIONS = ("none", "mlp")
 # cl_repr text_vs_id: probability that the anchor's positive is its own ID embedding rather than
 # a SWING neighbour's. Half and half: the text learns to point at its own id's row and at its
 # SWING neighbourhood's in equal measure.
 TEXT_VS_ID_SELF_POSITIVE = 0.5
-USER_TEXTS = ("auto", "full", "before_row", "none")
-NO_HISTORY = ("zero", "learned")
 _LOGGED_AUTO: set = set()  # 'auto' choices already logged in this process (one line per dataset)
+
+
+@dataclass(frozen=True)
+class DLRRECOptions(DLRMOptions):
+    """The config keys DLRREC reads beyond DLRM's, typed and checked (config/options.py
+    build_options: values and defaults from the config and properties/model/DLRREC.yaml, valid
+    values from the keys' notes there; nothing is defaulted or re-checked here)."""
+
+    reduction: str
+    reduction_dim: int
+    reduction_adapter: str
+    reduction_hidden: List[int]
+    reduction_dropout: float
+    reduction_norm: Optional[str]
+    text_dropout: float
+    w1: float
+    w2: float
+    tau: float
+    cl_repr: str
+    cl_negatives: str
+    cl_num_negatives: int
+    cl_max_anchors: Optional[int]
+    cl_projection: str
+    cl_negative_pool: str
+    cl_negative_dist: str
+    cl_mask_neighbours: bool
+    collapse_sample: int
+    user_text: str
+    no_history: str
 
 
 class DLRREC(DLRM):
@@ -97,27 +120,26 @@ class DLRREC(DLRM):
     """
 
     def __init__(self, config, dataset):
-        self._validate(config)
-        self.reduction_adapter, self.text_dropout = self._text_options(config)
+        options = build_options(DLRRECOptions, config, type(self))
+        self.reduction_adapter, self.text_dropout = self._text_options(options)
         tables = self._load_text(config, dataset)
-        self.user_text = self._resolve_user_text(config, tables)
+        self.user_text = self._resolve_user_text(config, tables, options.user_text)
         history = load_user_history(config, dataset, tables["user"].dim) if self.user_text == "before_row" else None
-        super().__init__(config, dataset, num_extra_vectors=len(tables))
-        self.no_history = config["no_history"] or "learned"
-        self.reduction = config["reduction"]
+        super().__init__(config, dataset, num_extra_vectors=len(tables), options=options)
+        self.no_history = options.no_history
+        self.reduction = options.reduction
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
-        self.tau = float(config["tau"])
-        self.w1, self.w2 = float(config["w1"]), float(config["w2"])
-        self.cl_repr = config["cl_repr"]
-        self.cl_negatives = config["cl_negatives"]
-        self.cl_num_negatives = int(config["cl_num_negatives"])
-        self.cl_max_anchors = config["cl_max_anchors"]
-        # Absent keys (a Config built before they existed) mean the heads as they were.
-        self.cl_projection = config["cl_projection"] or "none"
-        self.cl_negative_pool = config["cl_negative_pool"] or "all"
-        self.cl_negative_dist = config["cl_negative_dist"] or "uniform"
-        self.cl_mask_neighbours = bool(config["cl_mask_neighbours"])
+        self.tau = options.tau
+        self.w1, self.w2 = options.w1, options.w2
+        self.cl_repr = options.cl_repr
+        self.cl_negatives = options.cl_negatives
+        self.cl_num_negatives = options.cl_num_negatives
+        self.cl_max_anchors = options.cl_max_anchors
+        self.cl_projection = options.cl_projection
+        self.cl_negative_pool = options.cl_negative_pool
+        self.cl_negative_dist = options.cl_negative_dist
+        self.cl_mask_neighbours = options.cl_mask_neighbours
         if self.cl_repr == "text" and not tables and (self.w1 or self.w2):
             raise ConfigKeyError("cl_repr='text' needs text vectors, but reduction is 'none'")
         if self.cl_repr == "text_vs_id":
@@ -140,7 +162,7 @@ class DLRREC(DLRM):
         self.samplers = self._build_samplers(config, dataset)
         self._configure_negatives(dataset)
         self.collapse_history: List[Dict[str, float]] = []
-        self._collapse_ids = self._fixed_sample(dataset, int(config["collapse_sample"]), int(config["seed"]))
+        self._collapse_ids = self._fixed_sample(dataset, options.collapse_sample, int(config["seed"]))
         # Built last, and only when asked for: every other parameter keeps its initial values
         # (the global RNG draws them first) and the state_dict stays what it was without them.
         if self.cl_projection == "mlp":
@@ -148,52 +170,16 @@ class DLRREC(DLRM):
 
     # -- set-up --------------------------------------------------------------------------
     @staticmethod
-    def _validate(config) -> None:
-        """Last guard: the config stack (config/stack.py) checks these rules, from the keys' YAML
-        comments, before any data loads; a Config built another way is checked here."""
-        if config["reduction"] not in REDUCTIONS:
-            raise ConfigKeyError(f"reduction must be one of {REDUCTIONS}, got {config['reduction']!r}")
-        if config["cl_repr"] not in CL_REPRS:
-            raise ConfigKeyError(f"cl_repr must be one of {CL_REPRS}, got {config['cl_repr']!r}")
-        if config["cl_negatives"] not in CL_NEGATIVES:
-            raise ConfigKeyError(f"cl_negatives must be one of {CL_NEGATIVES}, got {config['cl_negatives']!r}")
-        for key, choices in (("cl_projection", CL_PROJECTIONS), ("cl_negative_pool", CL_NEGATIVE_POOLS),
-                             ("cl_negative_dist", CL_NEGATIVE_DISTS)):
-            value = config[key] if key in config else None  # absent: the head as it was
-            if value is not None and value not in choices:
-                raise ConfigKeyError(f"{key} must be one of {choices}, got {value!r}")
-        tau = config["tau"]
-        if tau is None or not float(tau) > 0:
-            raise ConfigKeyError(f"tau must be > 0, got {tau!r}")
-        for key in ("w1", "w2"):
-            if config[key] is None or float(config[key]) < 0 or math.isnan(float(config[key])):
-                raise ConfigKeyError(f"{key} must be >= 0, got {config[key]!r}")
-        if int(config["reduction_dim"]) < 1:
-            raise ConfigKeyError(f"reduction_dim must be >= 1, got {config['reduction_dim']!r}")
-        if int(config["cl_num_negatives"]) < 1:
-            raise ConfigKeyError(f"cl_num_negatives must be >= 1, got {config['cl_num_negatives']!r}")
-        anchors = config["cl_max_anchors"]
-        if anchors is not None and int(anchors) < 2:
-            raise ConfigKeyError(f"cl_max_anchors must be >= 2 or null, got {anchors!r}")
-        for key, allowed in (("user_text", USER_TEXTS), ("no_history", NO_HISTORY)):
-            value = config[key] if key in config else None  # absent (a bare dict): the default
-            if value is not None and value not in allowed:
-                raise ConfigKeyError(f"{key} must be one of {allowed}, got {value!r}")
-
-    @staticmethod
-    def _text_options(config):
-        """(reduction_adapter, text_dropout) from the Config; ValueError naming the key(s). An
-        absent key means the text path as it was before the switch (linear adapter, no
-        dropout)."""
-        adapter = config["reduction_adapter"] or "linear"
-        if adapter not in ADAPTERS:
-            raise ValueError(f"reduction_adapter must be one of {ADAPTERS}, got {adapter!r}")
-        if adapter == "none" and int(config["reduction_dim"]) != int(config["embedding_size"]):
-            raise ValueError(
+    def _text_options(options: DLRRECOptions):
+        """(reduction_adapter, text_dropout); ConfigKeyError when reduction_adapter 'none' meets a
+        reduction_dim other than embedding_size (a rule between two keys, which the keys' notes
+        cannot state)."""
+        if options.reduction_adapter == "none" and options.reduction_dim != options.embedding_size:
+            raise ConfigKeyError(
                 f"reduction_adapter: none needs reduction_dim == embedding_size, got reduction_dim="
-                f"{config['reduction_dim']} and embedding_size={config['embedding_size']}"
+                f"{options.reduction_dim} and embedding_size={options.embedding_size}"
             )
-        return adapter, checked_number(config, "text_dropout", 0.0, 0.0, 1.0, high_open=True)
+        return options.reduction_adapter, options.text_dropout
 
     def _load_text(self, config, dataset) -> Dict[str, TextTable]:
         if config["reduction"] == "none":
@@ -216,10 +202,9 @@ class DLRREC(DLRM):
         return tables
 
     @staticmethod
-    def _resolve_user_text(config, tables: Dict[str, TextTable]) -> str:
+    def _resolve_user_text(config, tables: Dict[str, TextTable], mode: str) -> str:
         """user_text -> 'full' | 'before_row' | 'none' (drops the user table for 'none'). 'auto'
         is before_row when {dataset}.userhist.npz exists, else full (logged once per dataset)."""
-        mode = config["user_text"] or "auto"
         if mode == "none" or "user" not in tables:
             tables.pop("user", None)
             if mode == "before_row" and config["reduction"] != "none":
@@ -250,8 +235,8 @@ class DLRREC(DLRM):
             missing = torch.cat([~table.has_vector, torch.zeros(len(vectors) - len(table.vectors), dtype=torch.bool)])
         return TextTower(
             vectors, self.reduction, config["reduction_dim"], self.embedding_size,
-            hidden=config["reduction_hidden"] or [], dropout=config["reduction_dropout"] or 0.0,
-            norm=config["reduction_norm"], vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
+            hidden=self.options.reduction_hidden, dropout=self.options.reduction_dropout,
+            norm=self.options.reduction_norm, vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
             adapter=self.reduction_adapter, text_dropout=self.text_dropout, missing=missing,
         )
 

@@ -1,7 +1,7 @@
 """SWING neighbours of a RecBole TRAIN split, cached on disk.
 
 :func:`swing_for_dataset` reads the ``swing_*`` config keys (:func:`swing_params_from_config`,
-defaults :data:`DEFAULTS`), builds the edge matrix (:func:`~recbole_dlrrec.swing.graph.swing_edges_matrix`),
+defaults in ``properties/swing.yaml``), builds the edge matrix (:func:`~recbole_dlrrec.swing.graph.swing_edges_matrix`),
 and loads or computes both similarities (:func:`load_or_compute`): the ``.npz`` file name hashes
 the parameters, the edge structure (:func:`edges_fingerprint`) and :data:`CACHE_FORMAT_VERSION`.
 ``cl_similarity`` picks the similarity: ``swing`` (default; its cache key and file names are
@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from recbole_dlrrec.atomic import atomic_path
 from recbole_dlrrec.config.keys import ConfigKeyError
+from recbole_dlrrec.config.stack import PROPERTIES_DIR, read_yaml
 from recbole_dlrrec.swing.graph import (
     SWING_EDGE_CHOICES,
     SwingNeighbours,
@@ -35,16 +36,6 @@ from recbole_dlrrec.swing.graph import (
 from recbole_dlrrec.swing.kernels import item_similarity, user_similarity
 from recbole_dlrrec.swing.similarity import SIMILARITIES, similarity_tables
 
-#: Defaults of the SWING config keys; ``properties/swing.yaml`` carries the same values (tested).
-DEFAULTS = {
-    "swing_alpha": 1.0,
-    "swing_topk": 50,
-    "swing_max_users_per_item": 1000,
-    "swing_max_items_per_user": 1000,
-    "swing_edges": "positive",
-    "swing_sample_mode": "score",
-    "cl_similarity": "swing",
-}
 #: Bump when the algorithm or the cached layout changes: old cache files then stop matching.
 CACHE_FORMAT_VERSION = 1
 _META_KEY = "__swing_meta__"
@@ -136,7 +127,11 @@ def load_or_compute(cache_dir: str, key_params: dict,
 
 
 def _config_value(config, key: str):
-    return config[key] if key in config else DEFAULTS.get(key)
+    """``config[key]``; a key the config lacks (a Config or dict built without the plugin's
+    files) takes its value in ``properties/swing.yaml``, the one place of these defaults."""
+    if key in config:
+        return config[key]
+    return read_yaml(os.path.join(PROPERTIES_DIR, "swing.yaml")).get(key)
 
 
 def swing_params_from_config(config) -> dict:
@@ -234,7 +229,7 @@ def swing_for_dataset(config, train_dataset, logger=None, progress: bool = True)
     ``cl_similarity`` the config names.
 
     Reads ``swing_alpha``, ``swing_topk``, ``swing_max_users_per_item``,
-    ``swing_max_items_per_user``, ``swing_edges``, ``cl_similarity`` and ``seed`` from ``config`` (defaults: :data:`DEFAULTS`), builds the edge matrix from
+    ``swing_max_items_per_user``, ``swing_edges``, ``cl_similarity`` and ``seed`` from ``config`` (defaults: ``properties/swing.yaml``), builds the edge matrix from
     ``train_dataset.inter_feat`` (``user_num x item_num``) and caches the result in
     :func:`swing_cache_dir`. Only the train split must be passed, or labels leak.
     """

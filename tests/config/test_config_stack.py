@@ -19,6 +19,7 @@ from recbole_dlrrec.errors import InputError
 OVERALL = os.path.join(PROPERTIES_DIR, "overall.yaml")
 SWING = os.path.join(PROPERTIES_DIR, "swing.yaml")
 DLRREC_YAML = os.path.join(PROPERTIES_DIR, "model", "DLRREC.yaml")
+DLRM_YAML = os.path.join(PROPERTIES_DIR, "model", "DLRM.yaml")
 
 
 @pytest.fixture
@@ -44,7 +45,8 @@ def test_one_precedence_rule_and_provenance(layered):
     expected = {
         "stopping_step": (5, OVERALL),  # overall.yaml only
         "swing_topk": (50, SWING),  # swing.yaml only
-        "fast_dataloader": (True, DLRREC_YAML),  # model file over overall.yaml (false)
+        "fast_dataloader": (True, DLRM_YAML),  # base model file over overall.yaml (false)
+        "interaction": ("dcn", DLRREC_YAML),  # model file over its base model's (dot)
         "reduction_dim": (8, dataset_yaml),  # dataset file over the model file (32)
         "w1": (0.0, "variant DLRREC-noCL"),  # variant over the dataset file (0.5)
         "w2": (0.3, file1),  # a user file over the variant (0.0)

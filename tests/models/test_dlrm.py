@@ -38,22 +38,24 @@ def test_field_rows_address_the_id_field_in_the_shared_table(dlrm_parts):
     assert torch.equal(model.sparse_arch.field_rows(field, ids), model.sparse_arch.token_rows(token_ids)[:, field])
 
 
-# -- backbone switches (BackboneOptions) -------------------------------------------------------
+# -- backbone switches (DLRMOptions) -----------------------------------------------------------
 NEW_KEYS = ("interaction", "dcn_layers", "dcn_low_rank", "top_dropout", "embedding_l2", "weight_decay")
 
 
 def test_default_backbone_is_the_one_before_the_switches(dlrm_parts):
-    """The YAML defaults, and a config that lacks the new keys, build the old backbone: DLRM's
-    dot interaction, no input dropout, no penalty; same weights, same logits, same checkpoint keys."""
+    """The YAML defaults, and a config that lacks the new keys (they then come from DLRM.yaml,
+    never from the code), build the old backbone: DLRM's dot interaction, no input dropout, no
+    penalty; same weights, same logits, same checkpoint keys."""
     from recbole.utils import init_seed
 
-    from recbole_dlrrec.models.dlrm import BackboneOptions
     from recbole_dlrrec.nn.layers import InteractionArch
 
+    old_backbone = {"interaction": "dot", "dcn_layers": 2, "dcn_low_rank": None, "top_dropout": 0.0,
+                    "embedding_l2": 0.0, "weight_decay": 0.0}
     config, dataset, batch = dlrm_parts
     init_seed(7, True)
     model = DLRM(config, dataset).eval()
-    assert model.options == BackboneOptions()
+    assert {key: getattr(model.options, key) for key in NEW_KEYS} == old_backbone
     assert type(model.interaction_arch) is InteractionArch
     assert isinstance(model.over_arch.input_dropout, torch.nn.Identity)
     assert not any("input_dropout" in k or "cross" in k for k in model.state_dict())
@@ -69,7 +71,7 @@ def test_default_backbone_is_the_one_before_the_switches(dlrm_parts):
         del config.final_config_dict[key]
     init_seed(7, True)
     old = DLRM(config, dataset).eval()
-    assert old.options == BackboneOptions()
+    assert old.options == model.options
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), old.state_dict().values()))
     assert torch.equal(old(batch), model(batch))
 
@@ -97,16 +99,17 @@ def test_bad_backbone_values_are_refused_by_the_config_stack(tiny_config, overri
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("interaction", "attention", "interaction must be one of"),
-        ("dcn_layers", 0, "dcn_layers must be an integer >= 1"),
-        ("dcn_low_rank", 0, "dcn_low_rank must be an integer >= 1 or null"),
-        ("top_dropout", 1.0, "top_dropout must be in"),
-        ("embedding_l2", -1e-4, "embedding_l2 must be >= 0"),
-        ("weight_decay", -0.1, "weight_decay must be >= 0"),
+        ("interaction", "attention", "config key 'interaction' must be one of dot|dot_concat|dcn"),
+        ("dcn_layers", 0, "config key 'dcn_layers' must be >= 1"),
+        ("dcn_low_rank", 0, "config key 'dcn_low_rank' must be >= 1 or null"),
+        ("top_dropout", 1.0, "config key 'top_dropout' must be >= 0 and < 1"),
+        ("embedding_l2", -1e-4, "config key 'embedding_l2' must be >= 0"),
+        ("weight_decay", -0.1, "config key 'weight_decay' must be >= 0"),
     ],
 )
 def test_the_model_guards_its_backbone_values_too(tiny_config, key, value, message):
-    """A Config built around the stack (by hand) still meets the model's own last guard."""
+    """A Config built around the stack (by hand) still meets the keys' rules: the options object
+    checks them against the same notes (config/options.py)."""
     config = tiny_config("DLRM", interaction="dcn")
     _, train, _, _ = load_splits(config)
     config.final_config_dict[key] = value
@@ -182,7 +185,7 @@ def test_pos_weight_auto_balances_the_train_labels(tiny_config):
     assert model.pos_weight == pytest.approx((len(labels) - positives) / positives)
     assert float(model.rec_loss.pos_weight) == pytest.approx(model.pos_weight)
     config.final_config_dict["pos_weight"] = "balanced"  # past the stack, which refuses it
-    with pytest.raises(ValueError, match="pos_weight must be a positive number or 'auto'"):
+    with pytest.raises(ValueError, match="config key 'pos_weight' must be one of auto, got 'balanced'"):
         DLRM(config, train._dataset)
 
 

@@ -11,11 +11,12 @@ import yaml
 from swing_reference import FakeDataset, edges_of, fake_config, reference_swing, rowwise_topk
 
 from recbole_dlrrec.swing.cache import (
-    DEFAULTS,
     cache_file_path,
     edges_fingerprint,
     load_or_compute,
+    similarity_from_config,
     swing_for_dataset,
+    swing_params_from_config,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -106,10 +107,17 @@ def test_swing_for_dataset_config_errors(tmp_path):
         swing_for_dataset(config, dataset, progress=False)
 
 
-def test_defaults_match_properties_yaml():
+def test_absent_keys_take_properties_yaml_values():
+    """properties/swing.yaml is the one place of the SWING defaults: a config without the keys
+    gets its values, no constant in the code."""
     with open(os.path.join(REPO, "properties", "swing.yaml"), encoding="utf-8") as handle:
         text = handle.read()
-    assert yaml.safe_load(text) == DEFAULTS
+    declared = yaml.safe_load(text)
+    assert swing_params_from_config({"seed": 0}) == {
+        "alpha": declared["swing_alpha"], "topk": declared["swing_topk"],
+        "max_users_per_item": declared["swing_max_users_per_item"],
+        "max_items_per_user": declared["swing_max_items_per_user"], "edges": declared["swing_edges"], "seed": 0}
+    assert similarity_from_config({}) == declared["cl_similarity"]
     for line in text.splitlines():
         if line and not line.startswith("#"):
             assert "# (" in line, f"key line without a '(type) comment': {line}"

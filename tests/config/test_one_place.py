@@ -1,0 +1,108 @@
+"""One place per config fact: each plugin key is declared (type, valid values) in one property
+file; a model's file holds only what it adds to or changes from its base model's; the typed
+options objects take every default from the YAML files and hold none themselves; and where code
+must name the valid values itself (the nn / swing / training registries that implement them), or
+reuse a YAML default as a constant, a test here fails when the two disagree."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from recbole_dlrrec.config.keys import ConfigKeyError, read_key_specs
+from recbole_dlrrec.config.options import build_options
+from recbole_dlrrec.config.stack import (
+    PROPERTIES_DIR, ConfigStack, base_key_specs, model_config_files, plugin_config_files, plugin_defaults, read_yaml,
+)
+from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
+from recbole_dlrrec.models.dlrrec import DLRREC, DLRRECOptions
+
+PLUGIN_FILES = [os.path.join(PROPERTIES_DIR, name) for name in ("overall.yaml", "swing.yaml")] + sorted(
+    os.path.join(PROPERTIES_DIR, "model", name) for name in os.listdir(os.path.join(PROPERTIES_DIR, "model"))
+)
+OPTIONS = [(DLRM, DLRMOptions), (DLRREC, DLRRECOptions)]
+
+
+def test_every_plugin_key_is_declared_in_one_file():
+    """A key's `(type: choices, rules)` note appears once over overall.yaml, swing.yaml and the
+    model files; other files that set the key give a value and a plain comment."""
+    declared = {}
+    for path in PLUGIN_FILES:
+        for key, spec in read_key_specs(path).items():
+            if spec.types:
+                assert key not in declared, f"{key} is declared in {declared.get(key)} and in {path}"
+                declared[key] = path
+
+
+def test_the_stack_layers_a_model_file_over_its_base_models():
+    dlrm, dlrrec = (os.path.join(PROPERTIES_DIR, "model", f"{name}.yaml") for name in ("DLRM", "DLRREC"))
+    assert model_config_files(DLRREC) == [dlrm, dlrrec]
+    assert plugin_config_files("DLRREC-V0")[-2:] == [dlrm, dlrrec]
+    values, source = ConfigStack("DLRREC", "ml-100k").merged()
+    assert (values["first_order"], source["first_order"]) == (True, dlrm)  # inherited, not repeated
+    assert (values["interaction"], source["interaction"]) == ("dcn", dlrrec)  # DLRREC's change
+
+
+@pytest.mark.parametrize("model", [DLRM, DLRREC])
+def test_a_model_file_holds_only_what_it_adds_or_changes(model):
+    """Every key of a model's file that a lower layer (overall, swing, the base model's file)
+    also sets has another value there: a repeated value would be a second place for it."""
+    files = plugin_config_files(model)
+    below: dict = {}
+    for path in files[:-1]:
+        below.update(read_yaml(path))
+    repeated = {key: value for key, value in read_yaml(files[-1]).items() if key in below and below[key] == value}
+    assert not repeated, f"{files[-1]} repeats {repeated}"
+
+
+@pytest.mark.parametrize("model, options_class", OPTIONS)
+def test_options_hold_no_default_of_their_own(model, options_class):
+    assert all(field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+               for field in dataclasses.fields(options_class))
+
+
+@pytest.mark.parametrize("model, options_class", OPTIONS)
+def test_options_of_an_empty_config_are_the_stacks_defaults(model, options_class):
+    """A config that lacks every key gives the options the stack resolves from the YAML files:
+    the two layers cannot disagree on a default."""
+    values, _ = ConfigStack(model.__name__, "restaurants").merged()
+    assert build_options(options_class, {}, model) == build_options(options_class, values, model)
+    for field in dataclasses.fields(options_class):
+        assert getattr(build_options(options_class, {}, model), field.name) == plugin_defaults(model)[field.name]
+
+
+def test_options_check_values_with_the_stacks_message():
+    with pytest.raises(ConfigKeyError, match=r"^config key 'tau' must be > 0, got 0$"):
+        build_options(DLRRECOptions, {"tau": 0}, DLRREC)
+    with pytest.raises(ConfigKeyError, match="^config key 'cl_repr' must be one of fused|text|id|text_vs_id"):
+        build_options(DLRRECOptions, {"cl_repr": "txt"}, DLRREC)
+    with pytest.raises(ConfigKeyError, match="^config key 'reduction_hidden' must not be null"):
+        build_options(DLRRECOptions, {"reduction_hidden": None}, DLRREC)
+    typed = build_options(DLRRECOptions, {"w1": 1, "cl_max_anchors": None}, DLRREC)
+    assert (type(typed.w1), typed.w1, typed.cl_max_anchors) == (float, 1.0, None)
+
+
+def test_code_registries_implement_exactly_the_declared_choices():
+    """nn/, swing/ and runtime/ name what they implement (they sit below the config and take
+    plain arguments); each list is the key's declared choices."""
+    from recbole_dlrrec.nn.layers import INTERACTIONS
+    from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS
+    from recbole_dlrrec.runtime.training import PRECISIONS
+    from recbole_dlrrec.swing.graph import SWING_EDGE_CHOICES
+    from recbole_dlrrec.swing.sampler import NEGATIVE_DISTS, NEGATIVE_POOLS, SAMPLE_MODES
+    from recbole_dlrrec.swing.similarity import SIMILARITIES
+
+    specs = base_key_specs()
+    implemented = {"interaction": INTERACTIONS, "reduction": REDUCTIONS, "reduction_adapter": ADAPTERS,
+                   "train_precision": PRECISIONS, "swing_edges": SWING_EDGE_CHOICES, "cl_negative_pool": NEGATIVE_POOLS,
+                   "cl_negative_dist": NEGATIVE_DISTS, "swing_sample_mode": SAMPLE_MODES, "cl_similarity": SIMILARITIES}
+    for key, names in implemented.items():
+        assert set(specs[key].choices) == set(names), key
+
+
+def test_constants_that_reuse_a_yaml_default_agree_with_it():
+    """The leaderboard gives every model DLRM's embedding size."""
+    from recbole_dlrrec.experiments.leaderboard import SHARED_DEFAULTS
+
+    assert SHARED_DEFAULTS["embedding_size"] == plugin_defaults("DLRM")["embedding_size"]
