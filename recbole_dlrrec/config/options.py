@@ -22,6 +22,7 @@ import typing
 from typing import Any, Dict, Optional, Type, TypeVar, Union
 
 from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, value_problem
+from recbole_dlrrec.config.stack import base_key_specs, plugin_defaults
 
 T = TypeVar("T")
 
@@ -55,8 +56,6 @@ def build_options(options_class: Type[T], config, model: Union[str, type],
 
     Raises ConfigKeyError naming the key for a value of the wrong type or outside its rules, or
     for a field no property file of `model` gives a default and the config lacks."""
-    from recbole_dlrrec.config.stack import base_key_specs, plugin_defaults
-
     specs = base_key_specs() if specs is None else specs
     hints = typing.get_type_hints(options_class)
     defaults: Optional[dict] = None
@@ -68,7 +67,7 @@ def build_options(options_class: Type[T], config, model: Union[str, type],
         else:
             defaults = plugin_defaults(model) if defaults is None else defaults
             if key not in defaults:
-                raise ConfigKeyError(f"config key {key!r} is not set and the property files of {model!r} give no default")
+                raise ConfigKeyError(f"config key {key!r} is not set, and no property file of {model!r} sets it")
             value = defaults[key]
         problem = value_problem(value, specs[key]) if key in specs else None
         if value is None and not _optional(hints[key]):

@@ -16,15 +16,19 @@ Lowest first, each layer overriding the ones before it:
 So a variant's defining settings (DLRREC-noCL's w1 = w2 = 0) sit above the model's and the
 dataset's defaults and under anything the user names for the run.
 
-Every value of every layer is checked against its key's declared type (config/keys.py: the
-YAML comments), and the final merged values against the keys' rules (`(float, > 0)`,
-`(str: mlp|linear|pca|none)`), before any data is loaded. `provenance()` says which layer set
+Every key of every layer but the plugin's own files must be a declared one (config/keys.py:
+RecBole's and the plugin's property files, plus the short list keys.UNDECLARED_KEYS): a typo in
+a user's or a dataset's file is refused, naming the file, as a typo'd flag is. Every value of
+every layer is checked against its key's declared type (config/keys.py: the YAML comments), and
+the final merged values against the keys' rules (`(float, > 0)`, `(str: mlp|linear|pca|none)`),
+before any data is loaded. `provenance()` says which layer set
 each key (a file path, "--key=value flag" or "variant DLRREC-V0").
 
-Every YAML the plugin reads goes through `read_yaml`, a safe loader (no `!!python/...` tags)
-that reads `1e-3` as a float as RecBole does. RecBole's Config is then handed the merged dict
-only (`StackConfig`): it never opens the user's files with its own FullLoader, never eval()s
-their strings, and never re-parses sys.argv.
+Every YAML the plugin reads goes through `read_yaml` (tuning spaces: `safe_yaml_loader`), a
+safe loader (no `!!python/...` tags) that reads `1e-3` as a float as RecBole does and refuses a
+document whose aliases expand past MAX_EXPANDED_VALUES values (a "billion laughs"). RecBole's
+Config is then handed the merged dict only (`StackConfig`): it never opens the user's files
+with its own FullLoader, never eval()s their strings, and never re-parses sys.argv.
 """
 from __future__ import annotations
 
@@ -201,6 +205,20 @@ def dataset_settings(dataset: str, data_path: str) -> dict:
 def base_key_specs() -> Dict[str, KeySpec]:
     """The keys RecBole's and the plugin's property files declare."""
     return known_keys(PROPERTIES_DIR)
+
+
+def declared_default(key: str):
+    """The value of a plugin key in the one property file that declares it (its `(type)` note):
+    what code below the models (swing/) uses when handed a config that lacks the key.
+
+    Raises:
+        KeyError: no file of the plugin's properties declares `key`.
+    """
+    spec = base_key_specs().get(key)
+    properties = os.path.abspath(PROPERTIES_DIR)
+    if spec is None or os.path.commonpath([os.path.abspath(spec.source), properties]) != properties:
+        raise KeyError(f"{key!r} is declared in none of the plugin's property files ({PROPERTIES_DIR})")
+    return read_yaml(spec.source)[key]
 
 
 def parse_flags(raw: Dict[str, str]) -> dict:

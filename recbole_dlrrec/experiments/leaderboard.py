@@ -122,7 +122,7 @@ _RUN_CODE = tuple(os.path.join("config", name) for name in ("__init__.py", "stac
     "runtime", "patches.py")
 # ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code and the
 # reader of the text side files (RecBole's models never read those).
-_MODEL_CODE = ("nn", "models", "swing", os.path.join("data", "text_vectors.py"))
+_MODEL_CODE = ("nn", "models", "swing", os.path.join("config", "options.py"), os.path.join("data", "text_vectors.py"))
 
 
 def _source_digest(entries) -> str:

@@ -7,6 +7,7 @@ each, written as a one-key mapping::
     dropout_prob: {uniform: [0.0, 0.5]}   # uniform real in [low, high]
     swing_topk: {quniform: [10, 100, 10]} # uniform in [low, high], rounded to a multiple of q
     reduction_dim: {choice: [16, 32, 64]} # one of the listed values (any YAML values, lists too)
+    interaction: {choice: declared}       # one of the values the key's note declares, in its order
 
 Everything is checked before any data is loaded or any trial starts, and every error is one
 line naming the file, the line and the key: the distribution name and its arguments, that the
@@ -37,6 +38,7 @@ from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, check_overrides,
 from recbole_dlrrec.errors import InputError
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform")
+DECLARED = "declared"  # `key: {choice: declared}`: every value the key's YAML note declares
 SHARED_SPACE_FILE = "shared.yaml"  # beside the model files: the ranges every model shares
 
 # Keys the tuning driver owns: the budget, where data lives, what is selected on.
@@ -262,6 +264,10 @@ def _parse_entries(space: SearchSpace, path: str, data: dict, lines: Dict[str, i
             )
         spec = (specs or {}).get(key)
         int_only = bool(spec and spec.types == frozenset({"int"}))
+        if dist == "choice" and args == DECLARED:  # the key's valid values stay listed in one place
+            if not (spec and spec.choices):
+                raise SpaceError(f"{where}: {key}: choice: {DECLARED} needs a key whose note lists its values")
+            args = list(spec.choices)
         args = _check_args(where, key, dist, args, int_only)
         space.params[key] = Param(key, dist, args, lines.get(key, 0), as_int=int_only, source=source)
 

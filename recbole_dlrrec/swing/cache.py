@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from recbole_dlrrec.atomic import atomic_path
 from recbole_dlrrec.config.keys import ConfigKeyError
-from recbole_dlrrec.config.stack import PROPERTIES_DIR, read_yaml
+from recbole_dlrrec.config.stack import declared_default
 from recbole_dlrrec.swing.graph import (
     SWING_EDGE_CHOICES,
     SwingNeighbours,
@@ -128,10 +128,8 @@ def load_or_compute(cache_dir: str, key_params: dict,
 
 def _config_value(config, key: str):
     """``config[key]``; a key the config lacks (a Config or dict built without the plugin's
-    files) takes its value in ``properties/swing.yaml``, the one place of these defaults."""
-    if key in config:
-        return config[key]
-    return read_yaml(os.path.join(PROPERTIES_DIR, "swing.yaml")).get(key)
+    files) takes its value in the property file that declares it (``properties/swing.yaml``)."""
+    return config[key] if key in config else declared_default(key)
 
 
 def swing_params_from_config(config) -> dict:

@@ -30,13 +30,12 @@ from typing import Dict, Iterable, Optional, Union
 import numpy as np
 import torch
 
+from recbole_dlrrec.config.stack import declared_default
 from recbole_dlrrec.swing.graph import NeighbourTable, _check_count, binarize
 from recbole_dlrrec.swing.sampler import default_rank, rank_seed
 
-__all__ = ["DEFAULT_POOL", "HardNegativeSampler", "hard_negative_table", "hard_negatives_for_dataset"]
+__all__ = ["HardNegativeSampler", "hard_negative_table", "hard_negatives_for_dataset"]
 
-#: Default ``cl_hard_pool``: hard ids kept per anchor.
-DEFAULT_POOL = 50
 #: Cosines per chunk (rows x n): 2^24 float32 = 64 MB, plus one partition copy of it.
 CHUNK_ELEMENTS = 1 << 24
 
@@ -180,8 +179,10 @@ def _vectors_digest(vectors: np.ndarray, has_vector: np.ndarray) -> str:
 
 
 def hard_pool_from_config(config) -> int:
+    """``cl_hard_pool``, checked; a config without the key (or with null) gets the value of the
+    property file that declares it (properties/model/DLRREC.yaml)."""
     pool = config["cl_hard_pool"] if "cl_hard_pool" in config else None
-    return _check_count(DEFAULT_POOL if pool is None else pool, "cl_hard_pool", allow_none=False)
+    return _check_count(declared_default("cl_hard_pool") if pool is None else pool, "cl_hard_pool", allow_none=False)
 
 
 def hard_negatives_for_dataset(config, train_dataset, sides: Iterable[str], logger=None) -> Dict[str, NeighbourTable]:

@@ -106,3 +106,33 @@ def test_constants_that_reuse_a_yaml_default_agree_with_it():
     from recbole_dlrrec.experiments.leaderboard import SHARED_DEFAULTS
 
     assert SHARED_DEFAULTS["embedding_size"] == plugin_defaults("DLRM")["embedding_size"]
+
+
+def test_search_spaces_read_the_declared_choices(tmp_path):
+    """`key: {choice: declared}` in a space file searches the key's declared values, so a new
+    interaction is searched without touching properties/tune/."""
+    from recbole_dlrrec.experiments.tune_space import SpaceError, model_key_specs, parse_space
+
+    specs = model_key_specs(PROPERTIES_DIR, plugin_config_files("DLRREC"))
+    for model in ("DLRM", "DLRREC"):
+        space = parse_space(os.path.join(PROPERTIES_DIR, "tune", f"{model}.yaml"), specs)
+        assert space.params["interaction"].args == specs["interaction"].choices == ("dot", "dot_concat", "dcn")
+    untyped = tmp_path / "space.yaml"
+    untyped.write_text("top_mlp: {choice: declared}\n")
+    with pytest.raises(SpaceError, match=f"{untyped}:1: top_mlp: choice: declared needs a key whose note lists"):
+        parse_space(str(untyped), specs)
+
+
+def test_code_below_the_models_reads_a_missing_key_from_its_declaring_file():
+    """swing/ takes plain configs (dicts in its tests): a key they lack gets the value of the
+    one file that declares it, not a constant of its own."""
+    from recbole_dlrrec.config.stack import declared_default
+    from recbole_dlrrec.swing.cache import similarity_from_config
+    from recbole_dlrrec.swing.hard_negatives import hard_pool_from_config
+
+    swing = read_yaml(os.path.join(PROPERTIES_DIR, "swing.yaml"))
+    dlrrec = read_yaml(os.path.join(PROPERTIES_DIR, "model", "DLRREC.yaml"))
+    assert declared_default("cl_similarity") == swing["cl_similarity"] == similarity_from_config({})
+    assert declared_default("cl_hard_pool") == dlrrec["cl_hard_pool"] == hard_pool_from_config({})
+    with pytest.raises(KeyError, match="learning_rate"):
+        declared_default("learning_rate")  # RecBole's own key
