@@ -91,7 +91,7 @@ def compare_similarities(config, dataset, train_dataset) -> list:
     texts = {side: load_text_table(config, train_dataset, side) if SIDES[side][1] in config else None
              for side in ("user", "item")}
     rows = []
-    original = config["cl_similarity"] if "cl_similarity" in config else "swing"
+    original = config["cl_similarity"]  # build_config's configs always hold it (swing.yaml)
     try:
         for similarity in SIMILARITIES:
             config["cl_similarity"] = similarity
