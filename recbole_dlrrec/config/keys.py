@@ -41,10 +41,10 @@ _RULE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _NULL_WORDS = {"null", "none", "~"}
 
-# Value rules for RecBole's own keys (its YAML comments carry types only): the budget and step
-# sizes a run cannot do anything useful with when they are zero or negative.
+# Value rules for RecBole's own keys (its YAML comments carry types only): the step sizes a run
+# cannot do anything useful with when they are zero or negative. (`epochs`, >= 1, is declared
+# in properties/overall.yaml, which sets the plugin's budget.)
 RECBOLE_RULES: Dict[str, str] = {
-    "epochs": "int, >= 1",  # 0 epochs trains nothing and would report an untrained model
     "learning_rate": "float, > 0",
     "train_batch_size": "int, >= 1",
     "eval_batch_size": "int, >= 1",

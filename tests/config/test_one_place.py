@@ -44,6 +44,15 @@ def test_the_stack_layers_a_model_file_over_its_base_models():
     assert (values["interaction"], source["interaction"]) == ("dcn", dlrrec)  # DLRREC's change
 
 
+def test_a_rule_for_a_recbole_key_lives_in_one_place():
+    """keys.RECBOLE_RULES rules RecBole's keys that no plugin file declares again."""
+    from recbole_dlrrec.config.keys import RECBOLE_RULES
+
+    for path in PLUGIN_FILES:
+        for key, spec in read_key_specs(path).items():
+            assert not (spec.types and key in RECBOLE_RULES), f"{key}: declared in {path} and in keys.RECBOLE_RULES"
+
+
 @pytest.mark.parametrize("model", [DLRM, DLRREC])
 def test_a_model_file_holds_only_what_it_adds_or_changes(model):
     """Every key of a model's file that a lower layer (overall, swing, the base model's file)
