@@ -6,7 +6,7 @@ A tuned board is only fair when every model's search may turn the knobs that hol
 regularisers a model applies are read from its source, not listed by hand: every quoted config
 key whose name says regulariser (`reg_weight`, `weight_decay`, `*dropout*`, `*l2*`) in the source
 of each class of the model (for RecBole's models, each class of its MRO; for the plugin's, the
-whole module of each class, since its options are read by module-level helpers), plus
+whole module of each class, and the fields of its typed options object), plus
 `weight_decay`, which RecBole's Trainer hands to every model's optimizer. Each such key is
 either searched (in properties/tune/<MODEL>.yaml over shared.yaml) or listed in
 DELIBERATELY_FIXED with the reason; `audit` names every key that is neither, and the test of
@@ -20,6 +20,7 @@ retunes that model on the board's next run).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import inspect
 import json
@@ -92,8 +93,10 @@ def regulariser_keys(model: str) -> Tuple[str, ...]:
     from recbole_dlrrec.config.registry import resolve_model
 
     model_class, _ = resolve_model(model)
-    found = {key for text in _source_texts(model_class) for key in _QUOTED_KEY.findall(text)
-             if _REGULARISER_NAME.search(key)}
+    options = getattr(model_class, "options_class", None)  # the plugin's models: their typed options
+    keys = [key for text in _source_texts(model_class) for key in _QUOTED_KEY.findall(text)]
+    keys += [field.name for field in dataclasses.fields(options)] if options else []
+    found = {key for key in keys if _REGULARISER_NAME.search(key)}
     return tuple(sorted(found | set(TRAINER_REGULARISERS)))
 
 

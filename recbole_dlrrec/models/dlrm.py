@@ -15,7 +15,7 @@ the logit, plus the embedding penalty) is computed in `calculate_loss`, outside 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import ClassVar, List, Optional, Union
 
 import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
@@ -117,6 +117,7 @@ class DLRM(ContextRecommender):
     """
 
     input_type = InputType.POINTWISE
+    options_class: ClassVar[type] = DLRMOptions  # the keys the model reads (config/options.py)
 
     def __init__(self, config, dataset, num_extra_vectors: int = 0, options: Optional[DLRMOptions] = None):
         patches.apply()  # a cheap guard for callers that built the Config themselves
@@ -126,7 +127,7 @@ class DLRM(ContextRecommender):
         self.config = config
         self.device = config["device"]
         self.LABEL = config["LABEL_FIELD"]
-        self.options = options if options is not None else build_options(DLRMOptions, config, type(self))
+        self.options = options if options is not None else build_options(self.options_class, config, type(self))
         self.embedding_size = self.options.embedding_size
         self.fields = FeatureFields.from_dataset(config, dataset)
         dropout = self.options.dropout_prob

@@ -119,8 +119,10 @@ class DLRREC(DLRM):
     arches, then the text towers (parameters registered in that order).
     """
 
+    options_class = DLRRECOptions
+
     def __init__(self, config, dataset):
-        options = build_options(DLRRECOptions, config, type(self))
+        options = build_options(self.options_class, config, type(self))
         self.reduction_adapter, self.text_dropout = self._text_options(options)
         tables = self._load_text(config, dataset)
         self.user_text = self._resolve_user_text(config, tables, options.user_text)

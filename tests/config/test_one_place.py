@@ -21,7 +21,7 @@ from recbole_dlrrec.models.dlrrec import DLRREC, DLRRECOptions
 PLUGIN_FILES = [os.path.join(PROPERTIES_DIR, name) for name in ("overall.yaml", "swing.yaml")] + sorted(
     os.path.join(PROPERTIES_DIR, "model", name) for name in os.listdir(os.path.join(PROPERTIES_DIR, "model"))
 )
-OPTIONS = [(DLRM, DLRMOptions), (DLRREC, DLRRECOptions)]
+OPTIONS = [(DLRM, DLRM.options_class), (DLRREC, DLRREC.options_class)]
 
 
 def test_every_plugin_key_is_declared_in_one_file():
@@ -67,6 +67,7 @@ def test_a_model_file_holds_only_what_it_adds_or_changes(model):
 
 @pytest.mark.parametrize("model, options_class", OPTIONS)
 def test_options_hold_no_default_of_their_own(model, options_class):
+    assert issubclass(DLRRECOptions, DLRMOptions) and DLRREC.options_class is DLRRECOptions
     assert all(field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
                for field in dataclasses.fields(options_class))
 

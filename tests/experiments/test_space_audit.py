@@ -27,7 +27,7 @@ def test_regularisers_are_read_from_the_model_source(audits):
     assert "reg_weight" in audits["DCNV2"].regularisers and "reg_weight" in audits["PNN"].regularisers
     assert "reg_weight" in audits["xDeepFM"].regularisers and "dropout_probs" in audits["AutoInt"].regularisers
     assert "dropout_prob" not in audits["FM"].regularisers  # FM has no dropout
-    # The plugin's: read through module-level helpers (checked_number), found all the same.
+    # The plugin's: the fields of their typed options objects (DLRMOptions, DLRRECOptions).
     assert {"embedding_l2", "top_dropout", "dropout_prob"} <= set(audits["DLRM"].regularisers)
     assert {"reduction_dropout", "text_dropout"} <= set(audits["DLRREC"].regularisers)
     assert all("weight_decay" in a.regularisers for a in audits.values())  # the Trainer's, for every model
