@@ -56,8 +56,8 @@ RECBOLE_RULES: Dict[str, str] = {
 # note (grammar above) its values are checked against. Every other key of a user's or a dataset's
 # file must be declared in RecBole's or the plugin's property files: a typo is refused, not run.
 UNDECLARED_KEYS: Dict[str, str] = {
-    # Written by the Google Local converter into NAME.yaml when it encodes images (and kept by
-    # the cold-item copy of a dataset); no model reads it yet.
+    # Written by the converter (data/convert/write.py) into NAME.yaml when it encodes images
+    # (and kept by the cold-item copy of a dataset); no model reads it yet.
     "item_image_vec": "str or null",
     # Read by RecBole's own code, declared in none of its property files: its models (KD_DAGFM:
     # cin, feature_num; AutoInt: has_residual; DiffRec: norm; FEARec: contrast, sim, use_filter),
