@@ -455,6 +455,7 @@ def test_image_slot_vectors_go_to_a_side_file(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_encoder_end_to_end(tmp_path):
     report, folder = run(tmp_path, encoder=None, encoder_cache=str(tmp_path / "cache.sqlite"))
     with np.load(os.path.join(folder, "tiny.itemvec.npz")) as z:
@@ -502,6 +503,7 @@ def test_item_text_flattens_misc_and_skips_missing_parts():
 
 
 # -- real data: numeric fields that would be NaN ------------------------------------------------
+@pytest.mark.slow
 def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, real_data_slice):
     """The real subset has no coordinates and no pictures: those columns would be NaN after
     RecBole's min-max scaling and stop every model at the first batch; they are left out and

@@ -43,6 +43,7 @@ def _write(path, lines):
     return str(path)
 
 
+@pytest.mark.slow
 def test_peak_memory_stays_far_below_the_file_when_texts_are_not_needed(tmp_path):
     reviews = _write(tmp_path / "reviews.json", _bulky_reviews())
     meta = _write(tmp_path / "meta.json", _meta(10))

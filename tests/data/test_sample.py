@@ -66,6 +66,7 @@ def test_default_sizes_meet_the_floors(default_build):
     assert report["totals"]["interactions"] >= 60000
 
 
+@pytest.mark.slow
 def test_label_ratio_is_about_seven_to_one(default_build):
     world = sample.simulate()
     assert (world.rev_rating >= 4).mean() == pytest.approx(0.875, abs=0.002)
@@ -75,6 +76,7 @@ def test_label_ratio_is_about_seven_to_one(default_build):
         assert 0.85 <= report["splits"][split]["positive_share"] <= 0.9
 
 
+@pytest.mark.slow
 def test_every_cleaning_rule_fires(default_build):
     report = default_build[0]
     for reason in (
@@ -112,6 +114,7 @@ def chi_square(groups: dict) -> tuple[float, int]:
     return float(stat), len(names) - 1
 
 
+@pytest.mark.slow
 def test_item_attributes_in_the_files_predict_the_label(default_build):
     _, folder, _, _ = default_build
     with open(os.path.join(folder, "restaurants.item"), encoding="utf-8") as handle:

@@ -70,6 +70,7 @@ def test_cli_on_restaurants_ci_sized(tmp_path):
     assert "ETA" in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_tables_chart_resumes_and_forces(data_path, tmp_path, capsys):
     out = str(tmp_path / "results")
     assert run_leaderboard.main(_argv(data_path, out, "--models", "DLRREC,DLRM,DeepFM")) == 0
@@ -213,6 +214,7 @@ def test_cells_recorded_before_a_new_key_are_judged_by_what_they_ran(tmp_path):
     assert "fused_optimizer, train_precision" in board.stale_reason(dlrrec, dlrrec_record)
 
 
+@pytest.mark.slow
 def test_failing_model_is_recorded_and_others_continue(data_path, tmp_path):
     out = str(tmp_path / "results")
     # reduction_dim=64 exceeds the tiny text vectors' 24 dims: DLRREC fails, DLRM does not use it.

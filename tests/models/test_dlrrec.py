@@ -88,6 +88,7 @@ def test_zero_weights_give_exactly_the_no_contrastive_loss(model_and_batch):
     assert off.samplers == {}  # no SWING work when the heads are off
 
 
+@pytest.mark.slow
 def test_pca_reduction_is_frozen_during_training(tiny_config):
     from recbole.utils import get_trainer
 
@@ -130,6 +131,7 @@ def test_save_load_round_trip_weights_only(model_and_batch):
     assert torch.equal(model.predict(batch), fresh.predict(batch))
 
 
+@pytest.mark.slow
 def test_two_epoch_run_reports_all_metrics_and_collapse(tiny_config, tmp_path):
     results = run("DLRREC", config=tiny_config("DLRREC", epochs=2), result_file=str(tmp_path / "r.json"))
     assert len(results["epochs"]) == 2

@@ -33,6 +33,7 @@ def _run(data_path, tmp_path, **overrides):
     return run("DLRM", "tiny", config_dict=settings, result_file=str(tmp_path / "result.json"))
 
 
+@pytest.mark.slow
 def test_planted_cache_pickles_never_run_by_default(tmp_path):
     data_path = write_tiny_dataset(tmp_path / "data")
     saved = os.path.join(data_path, "saved")  # the tiny dataset's checkpoint_dir
@@ -51,6 +52,7 @@ def test_planted_cache_pickles_never_run_by_default(tmp_path):
     assert not any(os.path.exists(marker) for marker in markers.values())
 
 
+@pytest.mark.slow
 def test_trusted_caches_are_loaded(tmp_path, monkeypatch):
     import recbole.data.utils as data_utils
 

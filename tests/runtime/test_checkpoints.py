@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import recbole.trainer.trainer as recbole_trainer
 
 from recbole_dlrrec.runtime.quick_start import build_model, load_splits, run
@@ -25,6 +27,7 @@ def test_trainers_built_in_the_same_second_get_different_files(tiny_config, monk
         assert f"-seed{config['seed']}-pid{os.getpid()}-" in name
 
 
+@pytest.mark.slow
 def test_results_name_the_run_s_own_checkpoint(tiny_data_path, tmp_path):
     settings = {"data_path": tiny_data_path, "epochs": 1}
     results = [run("DLRM", "tiny", config_dict=settings, result_file=str(tmp_path / f"r{i}.json")) for i in range(2)]
