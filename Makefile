@@ -36,7 +36,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_Q := -q --disable-pip-version-check
 
-.PHONY: install wheel demo test test-fast test-pythons docs lock bench gpu-wheels clean
+.PHONY: install wheel demo test test-fast lint format test-pythons docs lock bench gpu-wheels clean
 
 # RecBole 1.2.1 goes in with --no-deps: it declares ray<=2.6.3 (see requirements.txt).
 $(STAMP): $(LOCK) requirements-recbole.txt requirements-dev.txt setup.py
@@ -63,9 +63,22 @@ demo: install
 test: install
 	$(PY) -m pytest -q tests
 
-# The inner loop: everything not marked slow (under a minute on the 2-core machine).
+# The inner loop: the checks and everything not marked slow (under a minute on the 2-core machine).
+# The tests run on one thread (tests/conftest.py), so the type check runs beside them.
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	@$(MAKE) --no-print-directory lint & lint=$$!; \
+	$(PY) -m pytest -q -m "not slow" tests; tests=$$?; wait $$lint; lint=$$?; \
+	test $$tests -eq 0 && test $$lint -eq 0
+
+# ruff (lint, and the format check) and mypy: ruff.toml, mypy.ini. `make format` rewrites in place.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # The user guide: results pages generated from results/ (docs/results/boards/, not in git), then the
 # site built strictly into site/ (a broken link or anchor fails the build).
