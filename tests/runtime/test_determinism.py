@@ -1,6 +1,6 @@
 """Same seed, same numbers: a model trained twice, at the same time, gives byte-identical scores.
 
-The runs train on two threads with batches large enough for torch's parallel CPU kernels (a
+A RecBole baseline (DeepFM) is checked beside the plugin models. The runs train on two threads with batches large enough for torch's parallel CPU kernels (a
 backward of an indexed read accumulates with atomic adds across threads once the gradient has
 32768 elements or more): the nondeterminism a user meets on a real dataset.
 """
@@ -48,7 +48,7 @@ def train_twice_at_once(model: str, data_path: str, tmp_path) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["DLRREC", "DLRM"])
+@pytest.mark.parametrize("model", ["DLRREC", "DLRM", "DeepFM"])
 def test_two_runs_at_once_give_the_same_score_bytes(model, tiny_data_path, tmp_path):
     first, second = train_twice_at_once(model, tiny_data_path, tmp_path)
     assert len(first) > 128  # a real array of scores, not an empty file
