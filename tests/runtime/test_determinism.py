@@ -1,8 +1,9 @@
 """Same seed, same numbers: a model trained twice, at the same time, gives byte-identical scores.
 
-A RecBole baseline (DeepFM) is checked beside the plugin models. The runs train on two threads with batches large enough for torch's parallel CPU kernels (a
+The runs train on two threads with batches large enough for torch's parallel CPU kernels (a
 backward of an indexed read accumulates with atomic adds across threads once the gradient has
-32768 elements or more): the nondeterminism a user meets on a real dataset.
+32768 elements or more): the nondeterminism a user meets on a real dataset. A RecBole baseline
+(DeepFM) is checked beside the plugin models.
 """
 from __future__ import annotations
 
