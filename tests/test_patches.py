@@ -42,7 +42,8 @@ import recbole.config, recbole.trainer, recbole.evaluator, recbole.data  # RecBo
 states = {"recbole": snapshot()}
 import recbole_dlrrec, recbole_dlrrec.runtime.quick_start, recbole_dlrrec.models.dlrrec, recbole_dlrrec.models.dlrm
 import recbole_dlrrec.runtime.training, recbole_dlrrec.runtime.metrics, recbole_dlrrec.cli.main
-import recbole_dlrrec.experiments.leaderboard, recbole_dlrrec.swing.cache, recbole_dlrrec.swing.kernels, recbole_dlrrec.data.google_local
+import recbole_dlrrec.experiments.board_report, recbole_dlrrec.experiments.tuned_board, recbole_dlrrec.experiments.tune
+import recbole_dlrrec.swing.cache, recbole_dlrrec.swing.kernels, recbole_dlrrec.data.google_local
 states["imported"] = snapshot()
 from recbole_dlrrec import patches
 patches.apply()

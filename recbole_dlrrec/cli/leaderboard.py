@@ -33,7 +33,7 @@ SCENARIOS = ("cold_items",)
 
 
 def parse_args(argv):
-    from recbole_dlrrec.experiments.leaderboard import DEFAULT_MODELS, DEFAULT_RESULTS_DIR, DEFAULT_SEED_COUNT
+    from recbole_dlrrec.experiments.board_cells import DEFAULT_MODELS, DEFAULT_RESULTS_DIR, DEFAULT_SEED_COUNT
 
     parser = argparse.ArgumentParser(prog=prog("leaderboard"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
@@ -120,21 +120,21 @@ def main(argv=None) -> int:
     use_threads(args.threads)
 
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
-    from recbole_dlrrec.experiments import leaderboard
+    from recbole_dlrrec.experiments import board_cells, board_report, tuned_board
     if args.experiments:
         from recbole_dlrrec.experiments import paper as experiments  # imported now: the run may outlast edits to the source
     for module in ("recbole", "torch", "pandas"):  # RecBole 1.2.1's own deprecation noise, once per cell
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
 
-    budget = None if args.tune is None else leaderboard.TuneBudget(
+    budget = None if args.tune is None else tuned_board.TuneBudget(
         trials=args.tune, max_epochs=args.epochs,
-        grace_period=leaderboard.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
+        grace_period=tuned_board.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
         cpus_per_trial=float(args.threads), num_cpus=args.tune_cpus, allow_short_grace=args.allow_short_grace)
     try:
         check_inputs(models, args.dataset, overrides)
         if budget is not None:  # the budget, the dataset, every model's space file: before any work
-            leaderboard.check_tuned_inputs(args.dataset, models, overrides, budget)
+            tuned_board.check_tuned_inputs(args.dataset, models, overrides, budget)
         dataset = args.dataset
         notes = list(args.note)
         if args.scenario == "cold_items":
@@ -142,25 +142,25 @@ def main(argv=None) -> int:
 
             data_path = overrides.get("data_path")
             dataset = make_cold_items_dataset(args.dataset, data_path=data_path, out_data_path=data_path,
-                                              fraction=args.cold_fraction, log=leaderboard._default_log)
+                                              fraction=args.cold_fraction, log=board_cells.default_log)
             notes.insert(0, f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
                             "have all their rows in test and none in train/valid; the other rows are split at random into "
                             "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).")
         if budget is not None:
-            board, paths, _ = leaderboard.run_tuned_leaderboard(
+            board, paths, _ = tuned_board.run_tuned_leaderboard(
                 dataset, models, args.seeds, budget, overrides=overrides, force=args.force, retune=args.retune,
                 results_dir=args.results_dir, notes=notes, threads=args.threads)
         else:
             notes.insert(0, f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
                             f"search budget for every model: run_leaderboard.py --tune N) goes to "
-                            f"`{leaderboard.tuned_out_name(dataset)}/`.")
-            board, paths = leaderboard.run_leaderboard(
+                            f"`{tuned_board.tuned_out_name(dataset)}/`.")
+            board, paths = board_report.run_leaderboard(
                 dataset, models, args.seeds, overrides=overrides, force=args.force, results_dir=args.results_dir,
                 notes=notes, title="Cold-item leaderboard (defaults)" if args.scenario else "Leaderboard (defaults)",
                 threads=args.threads)
         if args.experiments:
-            seeds = leaderboard.seeds_for(args.seeds)
-            extra = leaderboard.seeds_for(args.experiment_seeds) if args.experiment_seeds else None
+            seeds = board_cells.seeds_for(args.seeds)
+            extra = board_cells.seeds_for(args.experiment_seeds) if args.experiment_seeds else None
             if extra:
                 notes = [*notes, f"Reduction-size and matched-V0 cells use {len(extra)} seed(s) ({', '.join(map(str, extra))}) "
                                  "to fit the time budget; the other tables use every leaderboard seed."]

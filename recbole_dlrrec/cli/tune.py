@@ -7,8 +7,10 @@
 The space comes from properties/tune/<MODEL>.yaml unless --space names another file (format in
 that file's header). Any other --key=value is a fixed override for every trial, as in
 run_recbole.py. Trials select on validation only; the best config is then re-trained once and
-evaluated on test. Outputs: results/tune/<dataset>/<run>/ (trials.csv, best_config.yaml,
-best_test_result.json, PNGs); see recbole_dlrrec/tune.py.
+evaluated on test (not with --no_test). Outputs: results/tune/<dataset>/<run>/ (trials.csv,
+best_config.yaml, best_test_result.json, PNGs); see recbole_dlrrec/experiments/tune.py.
+--resume continues a run with every option it was started with (its run_spec.json); an option
+given again with another value is refused (one line, exit 2).
 """
 from __future__ import annotations
 
@@ -29,11 +31,12 @@ def parse_args(argv):
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files, as run_recbole.py")
     parser.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto or HOST:6379); default: start Ray here")
     parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)")
-    parser.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs per trial (default 1)")
-    parser.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs per trial (default 0)")
+    parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default 1)")
+    parser.add_argument("--gpus_per_trial", type=float, default=None, help="GPUs per trial (default 0)")
     parser.add_argument("--grace_period", type=int, default=None, help="ASHA: epochs before a trial can be stopped (default 1)")
     parser.add_argument("--reduction_factor", type=float, default=None, help="ASHA: keep 1/this at each rung (default 3)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run --name")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run --name with the options it was started with")
     parser.add_argument("--name", default=None, help="run name (default <MODEL>-<time>)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every trial and of the sampler (default: the config's seed)")
     parser.add_argument("--no_test", action="store_true", help="skip re-training the best config and its test evaluation")
@@ -42,8 +45,6 @@ def parse_args(argv):
     fixed = parse_overrides(parser, rest)
     if args.num_samples is None and not args.resume:
         parser.error("--num_samples is required (unless --resume)")
-    if args.resume and (fixed or args.space or args.config_files):
-        parser.error("--resume continues a run as it was started: no --space, --config_files or --key=value")
     files = args.config_files.replace(",", " ").split() if args.config_files else []
     return args, files, fixed
 
@@ -57,16 +58,17 @@ def main(argv=None) -> int:
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.experiments import tune
 
+    # Options not given stay None: a new run takes the defaults, a resumed one its own values.
     request = tune.TuneRequest(
-        model=args.model or "DLRREC", dataset=args.dataset, num_samples=args.num_samples or 0,
+        model=args.model, dataset=args.dataset, num_samples=args.num_samples,
         max_epochs=args.max_epochs, space_file=args.space, fixed=fixed, config_files=files,
         address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         resume=args.resume, name=args.name, seed=args.seed, num_cpus=args.num_cpus,
-        grace_period=args.grace_period or tune.DEFAULT_GRACE_PERIOD,
-        reduction_factor=args.reduction_factor or tune.DEFAULT_REDUCTION_FACTOR,
-        evaluate_best=not args.no_test, out_root=args.out_root or tune.TUNE_ROOT,
+        grace_period=args.grace_period, reduction_factor=args.reduction_factor,
+        evaluate_best=False if args.no_test else None, out_root=args.out_root or tune.TUNE_ROOT,
     )
     try:
+        request = tune.with_run_name(request)  # named here: a Ctrl-C line names the run to resume
         outcome = tune.run_search(request)
     except KeyboardInterrupt:  # before or after Ray's own Ctrl-C handling of the search
         print(tune.interrupted_line(request), file=sys.stderr)

@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from recbole_dlrrec.experiments import significance as sig
+from recbole_dlrrec.experiments.board_cells import CellSpec, is_dlrrec_family
+from recbole_dlrrec.experiments.board_tables import csv_value
 
 Entry = Union[sig.Comparison, dict]
 _ROWS_NO_IDS = "rows (cells without ids)"
@@ -56,7 +58,6 @@ def paired_groups(pairs: Sequence[Tuple[object, object]], unit: str) -> Tuple[Li
 
 def _seed_cells(board, name: str, baseline: str, seeds: Sequence[int]):
     """Per seed where both ran: test AUCs, and the per-row pairs where both files hold the same rows."""
-    from recbole_dlrrec.experiments.leaderboard import CellSpec
 
     model_aucs, base_aucs, pairs, missing = [], [], [], []
     for seed in seeds:
@@ -80,7 +81,6 @@ def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: 
     """Every DLRREC-family model with numbers against `baseline` (default: the best baseline by mean
     VALID AUC): a significance.Comparison each, or a dict with the reason it could not be tested.
     Holm's adjustment is left to `holm_over_board`, over every table of the board."""
-    from recbole_dlrrec.experiments.leaderboard import is_dlrrec_family
 
     by_name = {r.name: r for r in rows}
     if baseline is None:
@@ -174,12 +174,11 @@ CSV_KEYS = ("model", "baseline", "baseline_valid_auc", "model_test_auc", "baseli
 
 
 def significance_csv(entries: Sequence[Entry]) -> str:
-    from recbole_dlrrec.experiments.leaderboard import _csv_value
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_KEYS)
     for entry in entries:
         e: Dict[str, object] = entry.as_dict() if isinstance(entry, sig.Comparison) else entry
-        writer.writerow([int(e[k]) if isinstance(e.get(k), bool) else _csv_value(e.get(k)) for k in CSV_KEYS])
+        writer.writerow([int(e[k]) if isinstance(e.get(k), bool) else csv_value(e.get(k)) for k in CSV_KEYS])
     return buffer.getvalue()

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from recbole_dlrrec.experiments.board_cells import CellSpec
 from recbole_dlrrec.experiments.cell_rows import CellRows
 from recbole_dlrrec.runtime.metrics import ECE_BINS, expected_calibration_error, group_auc
 
@@ -101,7 +102,6 @@ def metrics_rows(per_cell: Dict[str, List[Dict[str, float]]]) -> List[str]:
 
 def metrics_section(board, models: Sequence[str], seeds: Sequence[int]) -> str:
     """The leaderboard's section: one row per model, from its cells' per-row files."""
-    from recbole_dlrrec.experiments.leaderboard import CellSpec
 
     per_cell: Dict[str, List[Dict[str, float]]] = {}
     for model in models:

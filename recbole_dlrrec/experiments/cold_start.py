@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -165,27 +165,25 @@ def make_cold_items_dataset(
     return name
 
 
-def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_path: Optional[str], fraction: float,
-                        valid_share: float, seed: int, keep_user_text: bool, provenance: dict):
-    """Read the source, split it, write everything into ``folder`` and commit it; returns
-    (cold items, items, row indices per split)."""
-    from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
-    from recbole_dlrrec.runtime.quick_start import build_config
-
-    overrides = {"data_path": data_path} if data_path else {}
-    config = build_config("DLRM", dataset, config_dict=overrides)
-    item_field, user_field = config["ITEM_ID_FIELD"], config["USER_ID_FIELD"]
+def _read_source(config) -> Tuple[List[str], List[str], np.ndarray, np.ndarray]:
+    """The source dataset's .inter rows: (header, rows, item id per row, user id per row)."""
     sources = _source_inter_files(config)
     header = _read_header(sources[0])
     for path in sources[1:]:
         if _read_header(path) != header:
             raise ColdSplitError(f"{path}: header differs from {sources[0]}")
-    item_col = _column(header, item_field, sources[0])
-    user_col = _column(header, user_field, sources[0])
+    item_col = _column(header, config["ITEM_ID_FIELD"], sources[0])
+    user_col = _column(header, config["USER_ID_FIELD"], sources[0])
     rows = [row for path in sources for row in _read_rows(path)]
     items = np.array([row.split("\t")[item_col] for row in rows])
     users = np.array([row.split("\t")[user_col] for row in rows])
+    return header, rows, items, users
 
+
+def _split_rows(items: np.ndarray, dataset: str, fraction: float, valid_share: float,
+                seed: int) -> Tuple[np.ndarray, int, Dict[str, np.ndarray]]:
+    """Draw the cold items and split the rows: every row of a cold item goes to test, the
+    others at random to train / valid. Returns (cold items, distinct items, row indices per split)."""
     rng = np.random.default_rng(int(seed))
     distinct = np.unique(items)
     n_cold = max(1, int(round(float(fraction) * distinct.size)))
@@ -201,58 +199,84 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
         "valid": np.sort(warm_rows[:n_valid]),
         "test": np.flatnonzero(is_cold),
     }
+    return cold_items, int(distinct.size), parts
 
+
+def _write_side_files(config, tmp: str, name: str, users_in_train: np.ndarray, keep_user_text: bool) -> None:
+    """The source's .item file, its .user file (only train users' text kept), and links to its
+    text vector files (the user vectors only with `keep_user_text`)."""
+    src_folder, src_name = config["data_path"], config["dataset"]
+    item_file = os.path.join(src_folder, f"{src_name}.item")
+    if os.path.isfile(item_file):
+        _copy(item_file, os.path.join(tmp, f"{name}.item"))
+    user_file = os.path.join(src_folder, f"{src_name}.user")
+    if os.path.isfile(user_file):
+        _write_user_file(user_file, os.path.join(tmp, f"{name}.user"), config["USER_ID_FIELD"], users_in_train)
+    side = config["side_data_path"] or src_folder
+    vectors = {"item_text_vec": config["item_text_vec"]}
+    if keep_user_text:
+        vectors["user_text_vec"] = config["user_text_vec"]
+    for suffix in vectors.values():
+        if suffix:
+            source_vec = os.path.join(side, f"{src_name}.{suffix}.npz")
+            if not os.path.isfile(source_vec):
+                raise ColdSplitError(f"text vector file not found: {source_vec}")
+            _link(source_vec, os.path.join(tmp, f"{name}.{suffix}.npz"))
+
+
+def _write_settings(config, tmp: str, name: str, dataset: str, data_path: Optional[str], seed: int, n_cold: int,
+                    keep_user_text: bool) -> dict:
+    """The cold dataset's YAML: the source's settings on the fixed benchmark files. Returns them."""
+    import yaml
+
+    from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
+
+    settings = _source_settings(dataset, data_path or DEFAULT_DATA_PATH)
+    if not settings:
+        raise ColdSplitError(f"no dataset settings (YAML) found for {dataset!r} under {data_path or DEFAULT_DATA_PATH}")
+    eval_args = dict(settings.get("eval_args") or {})
+    eval_args.pop("split", None)
+    settings.update({
+        "benchmark_filename": list(SPLITS),
+        "eval_args": eval_args,
+        "side_data_path": None,
+        "item_text_vec": config["item_text_vec"],
+        "user_text_vec": config["user_text_vec"] if keep_user_text else None,
+    })
+    settings.pop("data_path", None)
+    note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
+            f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
+            "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
+            "editing by hand. User text vectors: "
+            f"{'kept' if keep_user_text else 'dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)'}.\n")
+    atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
+    return settings
+
+
+def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_path: Optional[str], fraction: float,
+                        valid_share: float, seed: int, keep_user_text: bool, provenance: dict):
+    """Read the source, split it, write everything into ``folder`` and commit it; returns
+    (cold items, items, row indices per split)."""
+    from recbole_dlrrec.runtime.quick_start import build_config
+
+    overrides = {"data_path": data_path} if data_path else {}
+    config = build_config("DLRM", dataset, config_dict=overrides)
+    header, rows, items, users = _read_source(config)
+    cold_items, n_items, parts = _split_rows(items, dataset, fraction, valid_share, seed)
+    n_cold = int(cold_items.size)
     tmp = folder.path
     with folder.writing():
         head = "\t".join(header) + "\n"
         for part, index in parts.items():
             atomic.write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
-        src_folder, src_name = config["data_path"], config["dataset"]
-        item_file = os.path.join(src_folder, f"{src_name}.item")
-        if os.path.isfile(item_file):
-            _copy(item_file, os.path.join(tmp, f"{name}.item"))
-        user_file = os.path.join(src_folder, f"{src_name}.user")
-        if os.path.isfile(user_file):
-            _write_user_file(user_file, os.path.join(tmp, f"{name}.user"), user_field, users[parts["train"]])
-        side = config["side_data_path"] or src_folder
-        vectors = {"item_text_vec": config["item_text_vec"]}
-        if keep_user_text:
-            vectors["user_text_vec"] = config["user_text_vec"]
-        for suffix in vectors.values():
-            if suffix:
-                source_vec = os.path.join(side, f"{src_name}.{suffix}.npz")
-                if not os.path.isfile(source_vec):
-                    raise ColdSplitError(f"text vector file not found: {source_vec}")
-                _link(source_vec, os.path.join(tmp, f"{name}.{suffix}.npz"))
-
-        settings = _source_settings(dataset, data_path or DEFAULT_DATA_PATH)
-        if not settings:
-            raise ColdSplitError(f"no dataset settings (YAML) found for {dataset!r} under {data_path or DEFAULT_DATA_PATH}")
-        eval_args = dict(settings.get("eval_args") or {})
-        eval_args.pop("split", None)
-        settings.update({
-            "benchmark_filename": list(SPLITS),
-            "eval_args": eval_args,
-            "side_data_path": None,
-            "item_text_vec": config["item_text_vec"],
-            "user_text_vec": config["user_text_vec"] if keep_user_text else None,
-        })
-        settings.pop("data_path", None)
-        import yaml
-
-        note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
-                f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
-                "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
-                "editing by hand. User text vectors: "
-                f"{'kept' if keep_user_text else 'dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)'}.\n")
-        atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
-
+        _write_side_files(config, tmp, name, users[parts["train"]], keep_user_text)
+        settings = _write_settings(config, tmp, name, dataset, data_path, seed, n_cold, keep_user_text)
         labels = _labels(header, rows, settings)
         report = {
             "provenance": provenance,
             "dataset": name,
-            "items": int(distinct.size),
-            "cold_items": int(n_cold),
+            "items": n_items,
+            "cold_items": n_cold,
             "rows": {part: int(index.size) for part, index in parts.items()},
             "positive_share": {part: (float(labels[index].mean()) if labels is not None and index.size else None)
                                for part, index in parts.items()},
@@ -262,7 +286,7 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
         atomic.write_json(os.path.join(tmp, f"{name}.cold_split.json"), report, indent=2)
     # Links were made relative to the temp folder's parent, which is also the final one's.
     folder.commit(report)
-    return int(n_cold), int(distinct.size), parts
+    return n_cold, n_items, parts
 
 
 def _labels(header: List[str], rows: List[str], settings: dict) -> Optional[np.ndarray]:

@@ -27,10 +27,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from recbole_dlrrec import atomic
 from recbole_dlrrec.experiments import plots
-from recbole_dlrrec.experiments.leaderboard import (
-    CellSpec, Column, Leaderboard, Row, _fmt, atomic_write_text, best_flags, cells, summarize,
-    table_csv, table_markdown,
+from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard, cells
+from recbole_dlrrec.experiments.board_tables import (
+    Column, Row, best_flags, format_number, summarize, table_csv, table_markdown,
 )
 
 ABLATION = (
@@ -70,8 +71,8 @@ def _write_table(board: Leaderboard, stem: str, header: List[str], rows: Sequenc
                  after: Sequence[str] = ()) -> Dict[str, str]:
     flags = best_flags(rows)
     paths = {"md": os.path.join(board.out_dir, f"{stem}.md"), "csv": os.path.join(board.out_dir, f"{stem}.csv")}
-    atomic_write_text(paths["md"], "\n".join(header) + "\n" + table_markdown(rows, flags, extra) + "\n" + "\n".join(after) + "\n")
-    atomic_write_text(paths["csv"], table_csv(rows, flags, extra))
+    atomic.write_text(paths["md"], "\n".join(header) + "\n" + table_markdown(rows, flags, extra) + "\n" + "\n".join(after) + "\n")
+    atomic.write_text(paths["csv"], table_csv(rows, flags, extra))
     return paths
 
 
@@ -123,7 +124,7 @@ def reduction_size(board: Leaderboard, seeds: Sequence[int], sizes: Sequence[int
     extra = [Column("reduction_dim", "reduction_dim", lambda r: int(r.name[2:])),
              Column("bottleneck min(R, D)", "bottleneck", lambda r: min(int(r.name[2:]), embedding[r.name]) if r.name in embedding else None,
                     lambda v: "-" if v is None else str(v)),
-             Column("Train s (total)", "train_seconds_mean", lambda r: train_seconds[r.name], lambda v: _fmt(v, 1))]
+             Column("Train s (total)", "train_seconds_mean", lambda r: train_seconds[r.name], lambda v: format_number(v, 1))]
     header = _experiment_header(board, "Reduction size", seeds, notes, [
         "DLRREC with the text reduction (text vector -> R) for R in " + ", ".join(map(str, sizes)) +
         " (everything else as the leaderboard's DLRREC"
@@ -295,9 +296,73 @@ def pair_cosines(model, side: str, table, n_nodes: int, seed: int = RANDOM_PAIRS
             "cos_random": float(rand.mean()), "gap": float(swing.mean() - rand.mean())}
 
 
-def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] = ()) -> Dict[str, str]:
-    from sklearn.manifold import TSNE
+SWING_QUANTILE_KEYS = ("q0", "q5", "q25", "q50", "q75", "q95", "q100")
 
+
+def _tsne_panels(models: Dict[str, object], item_ids: np.ndarray, seed: int) -> Dict[str, np.ndarray]:
+    """Panel title -> n_items x 2 t-SNE of each model's item representations."""
+    import torch
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    panels = {}
+    for name, model in models.items():
+        reps = _normalised(model, "item", item_ids)
+        perplexity = float(min(30.0, max(2.0, (item_ids.size - 1) / 3.0)))
+        with threadpool_limits(limits=torch.get_num_threads()):  # t-SNE's OpenMP follows the run's thread budget
+            panels[f"{name} ({'with' if name == 'DLRREC' else 'without'} L_ii/L_uu)"] = TSNE(
+                n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reps)
+    return panels
+
+
+def _swing_audit_intro(config, seed: int, summary: dict, cl_repr: str, n_items: int, field) -> List[str]:
+    """swing_audit.md's text above the cosine table: SWING's settings and its neighbour counts."""
+    quantile_keys = SWING_QUANTILE_KEYS
+    intro = [
+        f"SWING on the TRAIN split of seed {seed} (swing_topk={config['swing_topk']}, swing_alpha={config['swing_alpha']}, "
+        f"swing_edges={config['swing_edges']}). Histogram: `swing_hist.png`.", "",
+        "| Side | Nodes | With neighbours | Mean neighbours | " + " | ".join(quantile_keys) + " |",
+        "|---|---|---|---|" + "---|" * len(quantile_keys),
+    ]
+    for side, info in summary.items():
+        quantiles = info.get("score_quantiles") or {}
+        intro.append(f"| {side} | {info['nodes']} | {info['with_neighbours']} | {info['mean_neighbours']:.1f} | "
+                     + " | ".join(f"{quantiles[k]:.4g}" if k in quantiles else "n/a" for k in quantile_keys) + " |")
+    intro += ["",
+              f"Cosine of the contrasted representation (cl_repr = {cl_repr}) from each model's best checkpoint: all kept "
+              "SWING neighbour pairs (and top-1 only) against as many random pairs from the same anchors. A contrastive "
+              "effect shows as a larger gap with L_ii/L_uu than without. t-SNE: `tsne_items.png` "
+              f"({n_items} items, coloured by the first token of `{field}`)."]
+    return intro
+
+
+def _write_swing_audit_tables(board: Leaderboard, seed: int, notes: Sequence[str], intro: List[str],
+                              cosine_rows: List[dict], summary: dict) -> Dict[str, str]:
+    """swing_audit.md / .csv (the cosine table) and swing_summary.csv (neighbour counts)."""
+    quantile_keys = SWING_QUANTILE_KEYS
+    paths = {}
+    lines = ["| Model | Contrastive | Side | Pairs | cos SWING pairs | cos top-1 | cos random pairs | Gap |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in cosine_rows:
+        lines.append(f"| {r['model']} | {r['contrastive']} | {r['side']} | {r['pairs']} | {r['cos_swing']:.4f} | "
+                     f"{r['cos_top1']:.4f} | {r['cos_random']:.4f} | {r['gap']:+.4f} |")
+    header = _experiment_header(board, "SWING audit", [seed], notes, intro)
+    paths["md"] = atomic.write_text(os.path.join(board.out_dir, "swing_audit.md"), "\n".join(header + lines) + "\n")
+    keys = ["model", "contrastive", "side", "pairs", "cos_swing", "cos_top1", "cos_random", "gap"]
+    csv_lines = [",".join(keys)] + [",".join(str(round(r[k], 6)) if isinstance(r[k], float) else str(r[k]) for k in keys)
+                                    for r in cosine_rows]
+    paths["csv"] = atomic.write_text(os.path.join(board.out_dir, "swing_audit.csv"), "\n".join(csv_lines) + "\n")
+    summary_lines = ["side,nodes,with_neighbours,mean_neighbours," + ",".join(quantile_keys)]
+    for side, info in summary.items():
+        quantiles = info.get("score_quantiles") or {}
+        summary_lines.append(f"{side},{info['nodes']},{info['with_neighbours']},{info['mean_neighbours']:.4f},"
+                             + ",".join(f"{quantiles[k]:.6g}" if k in quantiles else "" for k in quantile_keys))
+    paths["summary_csv"] = atomic.write_text(os.path.join(board.out_dir, "swing_summary.csv"),
+                                             "\n".join(summary_lines) + "\n")
+    return paths
+
+
+def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] = ()) -> Dict[str, str]:
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
     from recbole_dlrrec.swing.audit import plot_score_histogram, summarize as swing_summary
     from recbole_dlrrec.swing.cache import swing_for_dataset
@@ -323,56 +388,15 @@ def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] =
     item_ids = np.arange(1, train.item_num)
     if item_ids.size > TSNE_MAX_POINTS:
         item_ids = np.sort(np.random.default_rng(seed).choice(item_ids, TSNE_MAX_POINTS, replace=False))
-    panels = {}
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    for name, model in models.items():
-        reps = _normalised(model, "item", item_ids)
-        perplexity = float(min(30.0, max(2.0, (item_ids.size - 1) / 3.0)))
-        with threadpool_limits(limits=torch.get_num_threads()):  # t-SNE's OpenMP follows the run's thread budget
-            panels[f"{name} ({'with' if name == 'DLRREC' else 'without'} L_ii/L_uu)"] = TSNE(
-                n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reps)
+    panels = _tsne_panels(models, item_ids, seed)
     cl_repr = models["DLRREC"].cl_repr
     paths["tsne"] = plots.tsne_chart(panels, categories[item_ids], os.path.join(board.out_dir, "tsne_items.png"),
                                      title=f"t-SNE of item representations ({cl_repr}), {board.dataset}, seed {seed}; "
                                            f"colour: main {field or 'category'}")
     paths["cosine_png"] = plots.cosine_gap_chart(cosine_rows, os.path.join(board.out_dir, "swing_cosine.png"),
                                                  title=f"Mean cosine of {cl_repr} representations: SWING pairs vs random pairs")
-
-    quantile_keys = ("q0", "q5", "q25", "q50", "q75", "q95", "q100")
-    intro = [
-        f"SWING on the TRAIN split of seed {seed} (swing_topk={config['swing_topk']}, swing_alpha={config['swing_alpha']}, "
-        f"swing_edges={config['swing_edges']}). Histogram: `swing_hist.png`.", "",
-        "| Side | Nodes | With neighbours | Mean neighbours | " + " | ".join(quantile_keys) + " |",
-        "|---|---|---|---|" + "---|" * len(quantile_keys),
-    ]
-    for side, info in summary.items():
-        quantiles = info.get("score_quantiles") or {}
-        intro.append(f"| {side} | {info['nodes']} | {info['with_neighbours']} | {info['mean_neighbours']:.1f} | "
-                     + " | ".join(f"{quantiles[k]:.4g}" if k in quantiles else "n/a" for k in quantile_keys) + " |")
-    intro += ["",
-              f"Cosine of the contrasted representation (cl_repr = {cl_repr}) from each model's best checkpoint: all kept "
-              "SWING neighbour pairs (and top-1 only) against as many random pairs from the same anchors. A contrastive "
-              "effect shows as a larger gap with L_ii/L_uu than without. t-SNE: `tsne_items.png` "
-              f"({item_ids.size} items, coloured by the first token of `{field}`)."]
-    lines = ["| Model | Contrastive | Side | Pairs | cos SWING pairs | cos top-1 | cos random pairs | Gap |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in cosine_rows:
-        lines.append(f"| {r['model']} | {r['contrastive']} | {r['side']} | {r['pairs']} | {r['cos_swing']:.4f} | "
-                     f"{r['cos_top1']:.4f} | {r['cos_random']:.4f} | {r['gap']:+.4f} |")
-    header = _experiment_header(board, "SWING audit", [seed], notes, intro)
-    paths["md"] = atomic_write_text(os.path.join(board.out_dir, "swing_audit.md"), "\n".join(header + lines) + "\n")
-    keys = ["model", "contrastive", "side", "pairs", "cos_swing", "cos_top1", "cos_random", "gap"]
-    csv_lines = [",".join(keys)] + [",".join(str(round(r[k], 6)) if isinstance(r[k], float) else str(r[k]) for k in keys)
-                                    for r in cosine_rows]
-    paths["csv"] = atomic_write_text(os.path.join(board.out_dir, "swing_audit.csv"), "\n".join(csv_lines) + "\n")
-    summary_lines = ["side,nodes,with_neighbours,mean_neighbours," + ",".join(quantile_keys)]
-    for side, info in summary.items():
-        quantiles = info.get("score_quantiles") or {}
-        summary_lines.append(f"{side},{info['nodes']},{info['with_neighbours']},{info['mean_neighbours']:.4f},"
-                             + ",".join(f"{quantiles[k]:.6g}" if k in quantiles else "" for k in quantile_keys))
-    paths["summary_csv"] = atomic_write_text(os.path.join(board.out_dir, "swing_summary.csv"), "\n".join(summary_lines) + "\n")
+    intro = _swing_audit_intro(config, seed, summary, cl_repr, item_ids.size, field)
+    paths.update(_write_swing_audit_tables(board, seed, notes, intro, cosine_rows, summary))
     return paths
 
 
@@ -403,7 +427,7 @@ def run_all(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] = (),
         except Exception as exc:  # keep the other experiments going
             message = " ".join(str(exc).split()) or type(exc).__name__
             board.log(f"experiment {name} FAILED: {type(exc).__name__}: {message}")
-            atomic_write_text(os.path.join(board.out_dir, f"{name}.md"),
+            atomic.write_text(os.path.join(board.out_dir, f"{name}.md"),
                               f"# {name}: {board.dataset}\n\nFailed: {type(exc).__name__}: {message}\n\n```\n"
                               f"{traceback.format_exc()[-3000:]}```\n")
             out[name] = {"error": f"{type(exc).__name__}: {message}"}

@@ -1,15 +1,21 @@
-"""PNG charts of the leaderboard and the paper's experiments (matplotlib, Agg; no display).
+"""PNG charts of the leaderboards, the paper's experiments and the searches (matplotlib, Agg; no display).
 
 Every function takes already-computed numbers and a path, writes the PNG atomically (temp file,
 then os.replace) and returns the path.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+import math
+import os
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from recbole_dlrrec import atomic
+from recbole_dlrrec.experiments.search_records import TrialRecord, is_number, metric_column
+
+if TYPE_CHECKING:
+    from recbole_dlrrec.experiments.tune_space import SearchSpace
 
 DLRREC_COLOUR = "tab:red"
 BASELINE_COLOUR = "tab:blue"
@@ -172,3 +178,52 @@ def save_bars(names: Sequence[str], values: Sequence[float], errors: Optional[Se
     axes.set_title(title, fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     return _save(figure, path)
+
+
+def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace, metric: str,
+                title: str, best: Optional[TrialRecord]) -> List[str]:
+    """One scatter per tuned numeric key: best validation metric of each trial against the
+    key's value (log x axis for loguniform keys). Failed trials have no score: counted in the
+    title. Returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    scored = [r for r in records if r.best_score is not None and math.isfinite(r.best_score)]
+    failed = sum(r.status == "failed" for r in records)
+    styles = {"completed": dict(color="C0", marker="o"), "pruned": dict(color="0.55", marker="v"),
+              "interrupted": dict(color="C1", marker="s")}
+    for param in space.params.values():
+        if not param.numeric:
+            continue
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for status, style in styles.items():
+            points = [(float(r.params[param.key]), r.best_score) for r in scored
+                      if r.status == status and is_number(r.params.get(param.key))]
+            if points:
+                xs, ys = zip(*points)
+                ax.scatter(xs, ys, label=f"{status} ({len(points)})", alpha=0.8, **style)
+        if best is not None and is_number(best.params.get(param.key)):
+            ax.scatter([float(best.params[param.key])], [best.best_score], marker="*", s=220,
+                       color="C3", zorder=3, label=f"best ({best.trial_id})")
+        if param.log_scale:
+            ax.set_xscale("log")
+            ax.set_xlim(param.args[0] / 1.25, param.args[1] * 1.25)  # the whole searched range
+        elif param.dist != "choice":
+            margin = 0.04 * (param.args[1] - param.args[0])
+            ax.set_xlim(param.args[0] - margin, param.args[1] + margin)
+        ax.set_xlabel(f"{param.key} ({param.describe()})")
+        ax.set_ylabel(f"best validation {metric}")
+        ax.set_title(title + (f"\n{failed} failed trial(s) not shown" if failed else ""), fontsize=9)
+        ax.grid(True, alpha=0.3)
+        if scored:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"{metric_column(metric)}_vs_{param.key}.png")
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,6 +1,6 @@
 """Stop the local Ray of a tuning driver when that driver ends, however it ends.
 
-    python ray_reaper.py RAY_TEMP_DIR RAY_PACKAGE_DIR DRIVER_PID    # started by experiments/tune.py
+    python ray_reaper.py RAY_TEMP_DIR RAY_PACKAGE_DIR DRIVER_PID    # started by experiments/ray_backend.py
 
 Ray's head processes (gcs_server, raylet, ...) die with the driver that started them, but not
 all of them: after a ``kill -9`` of the driver, Ray 2.6's dashboard agent (a child of the raylet)

@@ -23,7 +23,7 @@ file may not set a shared key again (refused, naming the line); a model that has
 leaves it out with ``key: ~`` (e.g. LR has no dropout), and the space records what it left out.
 A space file outside that folder stands alone.
 
-This module never imports ray: the Ray adapter (``recbole_dlrrec.experiments.tune``) turns a
+This module never imports ray: the Ray adapter (``recbole_dlrrec.experiments.ray_backend``) turns a
 :class:`SearchSpace` into Ray's own distributions.
 """
 from __future__ import annotations

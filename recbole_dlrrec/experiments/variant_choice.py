@@ -32,7 +32,7 @@ import yaml
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.experiments.tune import read_trials_csv
+from recbole_dlrrec.experiments.search_records import read_trials_csv
 
 
 class BoardMissingError(InputError, FileNotFoundError):

@@ -54,7 +54,7 @@ def test_every_input_error_is_an_input_error():
     from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
     from recbole_dlrrec.errors import FeatureError
     from recbole_dlrrec.experiments.significance import SignificanceInputError
-    from recbole_dlrrec.experiments.tune import TuneRunError
+    from recbole_dlrrec.experiments.search_records import TuneRunError
     from recbole_dlrrec.experiments.tune_space import SpaceError
     from recbole_dlrrec.runtime.quick_start import DatasetNotFoundError
 

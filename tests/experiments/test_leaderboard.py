@@ -12,10 +12,10 @@ import pytest
 
 from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.experiments import paper as experiments
-from recbole_dlrrec.experiments import leaderboard
-from recbole_dlrrec.experiments import cell_rows
+from recbole_dlrrec.experiments import board_cells, board_tables, cell_rows, code_digest
 from recbole_dlrrec.experiments import significance as sig
-from recbole_dlrrec.experiments.leaderboard import CellSpec, Leaderboard, Row, best_flags, table_csv, table_markdown
+from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard
+from recbole_dlrrec.experiments.board_tables import Row, best_flags, table_csv, table_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -140,12 +140,12 @@ def test_changed_model_code_reruns_the_cell(tmp_path, monkeypatch):
         return {"test_result": {"auc": 0.5}, "best_epoch": 0, "timings": {"seconds_per_epoch": 0.1}}
 
     board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
-    specs = leaderboard.cells(["DLRM", "FM"], [2020])
+    specs = board_cells.cells(["DLRM", "FM"], [2020])
     board.run_cells(specs)
     assert board.load_cell(specs[0])["code_version"].startswith("plugin-")
     assert board.load_cell(specs[1])["code_version"].startswith("recbole-")
-    fm_version = leaderboard.code_version("FM")
-    monkeypatch.setattr(leaderboard, "code_version", lambda model: "edited" if model == "DLRM" else fm_version)
+    fm_version = code_digest.code_version("FM")
+    monkeypatch.setattr(board_cells, "code_version", lambda model: "edited" if model == "DLRM" else fm_version)
     board.run_cells(specs)
     assert calls == ["DLRM", "FM", "DLRM"]  # only the plugin model whose code changed
 
@@ -160,14 +160,14 @@ def test_code_version_covers_every_module_that_can_change_a_result(tmp_path, mon
     package = os.path.dirname(recbole_dlrrec.__file__)
     copy = tmp_path / "recbole_dlrrec"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(leaderboard, "__file__", str(copy / "experiments" / "leaderboard.py"))
-    before = {m: leaderboard.code_version(m) for m in ("DLRM", "FM")}
+    monkeypatch.setattr(code_digest, "__file__", str(copy / "experiments" / "code_digest.py"))
+    before = {m: code_digest.code_version(m) for m in ("DLRM", "FM")}
     for module, changes in (("runtime/training.py", {"DLRM", "FM"}), ("runtime/fast_loader.py", {"DLRM", "FM"}),
                             ("config/stack.py", {"DLRM", "FM"}), ("patches.py", {"DLRM", "FM"}),
                             ("models/dlrrec.py", {"DLRM"}), ("swing/sampler.py", {"DLRM"})):
         with open(copy / module, "a", encoding="utf-8") as handle:
             handle.write("\n# edited\n")
-        after = {m: leaderboard.code_version(m) for m in ("DLRM", "FM")}
+        after = {m: code_digest.code_version(m) for m in ("DLRM", "FM")}
         assert {m for m in after if after[m] != before[m]} == changes, module
         before = after
 
@@ -236,7 +236,7 @@ def test_runner_exception_is_captured(tmp_path):
         return {"test_result": {"auc": 0.7}, "best_epoch": 1, "timings": {"seconds_per_epoch": 0.1}}
 
     board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
-    records = board.run_cells(leaderboard.cells(["DLRM", "FM"], [2020, 2021]))
+    records = board.run_cells(board_cells.cells(["DLRM", "FM"], [2020, 2021]))
     assert [r["status"] for r in records] == ["failed", "ok", "failed", "ok"]
     assert records[0]["error"] == "RuntimeError: boom second line"
 
@@ -287,7 +287,7 @@ def test_best_values_are_marked():
 
 def test_sort_puts_failed_last_and_orders_by_auc():
     rows = [Row("F", "failed", 0, 1), _row("low", 0.6, 0.5, 0.3, 1), _row("high", 0.9, 0.5, 0.3, 1)]
-    assert [r.name for r in leaderboard.sort_rows(rows)] == ["high", "low", "F"]
+    assert [r.name for r in board_tables.sort_rows(rows)] == ["high", "low", "F"]
 
 
 # -- significance ----------------------------------------------------------------------------

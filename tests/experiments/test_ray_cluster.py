@@ -166,9 +166,9 @@ def test_search_joins_a_started_head_and_the_head_is_stopped(tmp_path, tiny_data
 LISTENERS = """
 import json, os, sys
 import psutil
-from recbole_dlrrec.experiments import tune
-ray, _ = tune._ray_import(local=True)
-with tune._ray_session(ray, None, 1):
+from recbole_dlrrec.experiments import ray_backend
+ray, _ = ray_backend.import_ray(local=True)
+with ray_backend.ray_session(ray, None, 1):
     ray.get(ray.remote(lambda: 0).remote())  # a worker too
     mine = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
     found = [(c.laddr.ip, psutil.Process(c.pid).name()) for c in psutil.net_connections(kind="inet")

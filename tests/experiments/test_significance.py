@@ -231,14 +231,14 @@ def _fake_runner(model, dataset, config_dict, epoch_callbacks=(), **kwargs):
 
 
 def test_cold_board_resamples_items_and_states_holm(tmp_path):
-    from recbole_dlrrec.experiments import leaderboard
+    from recbole_dlrrec.experiments import board_cells, board_report
 
-    board = leaderboard.Leaderboard("toy-cold", results_dir=str(tmp_path), runner=_fake_runner, log=lambda m: None)
+    board = board_cells.Leaderboard("toy-cold", results_dir=str(tmp_path), runner=_fake_runner, log=lambda m: None)
     seeds = [2020, 2021, 2022]
-    board.run_cells(leaderboard.cells(["DLRREC", "FM"], seeds))
-    rows = board.test_scores(leaderboard.CellSpec("FM", "FM", 2020))
+    board.run_cells(board_cells.cells(["DLRREC", "FM"], seeds))
+    rows = board.test_scores(board_cells.CellSpec("FM", "FM", 2020))
     assert rows.has_ids and rows.item_ids.tolist() == np.repeat(np.arange(10), 40).tolist()
-    paths = leaderboard.write_leaderboard(board, ["DLRREC", "FM"], seeds, n_boot=200)
+    paths = board_report.write_leaderboard(board, ["DLRREC", "FM"], seeds, n_boot=200)
     text = open(paths["significance_md"]).read()
     assert "whole **items**" in text and "Holm correction over this board's 1 comparisons" in text
     assert "(items: 10)" in text and "3/0 of 3, p=0.250" in text

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from recbole_dlrrec.experiments import tune
+from recbole_dlrrec.errors import InputError
+from recbole_dlrrec.experiments import search_records, tune
 from recbole_dlrrec.experiments.tune_space import SpaceError, parse_space
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -275,23 +276,84 @@ def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_dat
     assert any(s in ("interrupted", "not_started") for s in statuses), statuses
     assert "--resume" in "".join(lines)
 
-    resumed = subprocess.run(base + ["--name=r", "--resume", "--no_test"], cwd=str(tmp_path),
+    # No option given again: the run continues with its own (--no_test included: no test evaluation).
+    resumed = subprocess.run(base + ["--name=r", "--resume"], cwd=str(tmp_path),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = _rows(out_dir / "trials.csv")
     assert len(rows) == 3 and all(r["status"] in ("completed", "pruned") for r in rows), rows
     assert (out_dir / "best_config.yaml").is_file()
+    assert not (out_dir / "best_test_result.json").exists() and "evaluating it on test" not in resumed.stdout
+
+
+def _started_run(out_root, **changes):
+    """The folder of run "r" on tiny as run_search leaves it once started: its run_spec.json."""
+    out_dir = os.path.join(str(out_root), "tiny", "r")
+    spec = {"model": "DLRREC", "model_class": "DLRREC", "dataset": "tiny", "name": "r", "num_samples": 3,
+            "max_epochs": 4, "space_file": os.path.join(str(out_root), "space.yaml"), "fixed": {"data_path": "/data"},
+            "config_files": [], "seed": 1, "cpus_per_trial": 2.0, "gpus_per_trial": 0.0, "grace_period": 1,
+            "reduction_factor": 3, "valid_metric": "AUC", "valid_metric_bigger": True, "evaluate_best": False,
+            "scheduler": "ASHA", "created": "2026-01-01 00:00:00", **changes}
+    search_records.write_run_spec(os.path.join(out_dir, "run_spec.json"), spec)
+    return out_dir, spec
+
+
+def test_resume_takes_every_option_from_the_run(tmp_path):
+    out_dir, spec = _started_run(tmp_path)
+    spec_path = os.path.join(out_dir, "run_spec.json")
+    request = tune.TuneRequest(model=None, dataset="tiny", name="r", resume=True, out_root=str(tmp_path))
+    resumed = tune.resumed_request(request, spec, spec_path)
+    for attr, (key, _) in tune.RUN_OPTIONS.items():
+        if attr != "space_file":
+            assert getattr(resumed, attr) == spec[key], attr
+    assert resumed.space_file == os.path.join(out_dir, "space.yaml")  # the merged copy of the run's space
+    assert request.evaluate_best is None and request.num_samples is None  # the request given is left as it was
+    same = tune.TuneRequest(model="DLRREC", dataset="tiny", name="r", resume=True, num_samples=3, seed=1,
+                            fixed={"data_path": "/data"}, evaluate_best=False, out_root=str(tmp_path))
+    assert tune.resumed_request(same, spec, spec_path).max_epochs == 4  # the same values again: accepted
+    # A run_spec.json from before evaluate_best was recorded: the request says, else the default.
+    del spec["evaluate_best"]
+    assert tune.resumed_request(request, spec, spec_path).evaluate_best is True
+    assert tune.resumed_request(same, spec, spec_path).evaluate_best is False
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--num_samples=5"], "was started with --num_samples=3, not with --num_samples=5"),
+    (["--model=DeepFM"], "was started with --model=DLRREC, not with --model=DeepFM"),
+    (["--seed=2"], "was started with --seed=1, not with --seed=2"),
+    (["--max_epochs=9"], "was started with --max_epochs=4, not with --max_epochs=9"),
+    (["--cpus_per_trial=1"], "was started with --cpus_per_trial=2.0, not with --cpus_per_trial=1.0"),
+    (["--grace_period=2"], "was started with --grace_period=1, not with --grace_period=2"),
+    (["--learning_rate=0.5"], "was started with --data_path=/data, not with --learning_rate=0.5"),
+    (["--config_files=a.yaml"], "was started without --config_files, not with --config_files="),
+])
+def test_resume_refuses_an_option_the_run_was_not_started_with(tmp_path, capsys, options, message):
+    from recbole_dlrrec.cli import tune as run_tune
+
+    _started_run(tmp_path)
+    assert run_tune.main(["--dataset=tiny", "--name=r", "--resume", *options, f"--out_root={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err and "run_spec.json" in err, err
+
+
+def test_resume_refuses_no_test_on_a_run_started_with_test(tmp_path, capsys):
+    from recbole_dlrrec.cli import tune as run_tune
+
+    _started_run(tmp_path, evaluate_best=True)
+    assert run_tune.main(["--dataset=tiny", "--name=r", "--resume", "--no_test", f"--out_root={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "was started without --no_test, not with --no_test" in err, err
 
 
 @pytest.mark.slow
 def test_run_name_taken_and_resume_without_run(tmp_path, tiny_data_path):
     out_root = str(tmp_path / "out")
-    with pytest.raises(tune.TuneRunError, match="nothing to resume"):
+    with pytest.raises(search_records.TuneRunError, match="nothing to resume"):
         tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=0, name="nope",
                                          resume=True, out_root=out_root))
     os.makedirs(os.path.join(out_root, "tiny", "taken"))
-    tune.write_run_spec(os.path.join(out_root, "tiny", "taken", "run_spec.json"), {"dataset": "tiny"})
-    with pytest.raises(tune.TuneRunError, match="run taken exists"):
+    search_records.write_run_spec(os.path.join(out_root, "tiny", "taken", "run_spec.json"), {"dataset": "tiny"})
+    with pytest.raises(search_records.TuneRunError, match="run taken exists"):
         tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=1, name="taken",
                                          fixed={"data_path": tiny_data_path}, out_root=out_root))
 
@@ -354,19 +416,20 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
     import psutil
 
     out_root = tmp_path / "out"
-    record = out_root / "tiny" / "k" / tune.FINISHED_FILE
+    record = out_root / "tiny" / "k" / search_records.FINISHED_FILE
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
     start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=2", "--name=k", "--seed=1",
                     f"--space={_space(tmp_path, PAPER_KNOBS)}",
                     "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     first_log = tmp_path / "first.log"
-    proc, seen = _run_watched(start, str(tmp_path), first_log, until=lambda: bool(tune.read_finished(str(record))))
+    proc, seen = _run_watched(start, str(tmp_path), first_log,
+                              until=lambda: bool(search_records.read_finished(str(record))))
     _descendants(proc.pid, seen)
     assert proc.poll() is None, "the search ended before it could be killed:\n" + first_log.read_text()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     before = record.read_text()
-    kept = tune.read_finished(str(record))
+    kept = search_records.read_finished(str(record))
     temp_dirs = _ray_temp_dirs(seen)
     assert temp_dirs and any(p.name().startswith(("raylet", "gcs_server")) for p in seen.values() if p.is_running())
     _assert_all_gone(seen, first_log)
@@ -386,12 +449,12 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
     # lines are untouched, and the outputs carry the recorded scores.
     assert record.read_text().startswith(before)
     lines = record.read_text().splitlines()
-    assert len(lines) == 3 and len(tune.read_finished(str(record))) == 3, lines
+    assert len(lines) == 3 and len(search_records.read_finished(str(record))) == 3, lines
     rows = _rows(out_root / "tiny" / "k" / "trials.csv")
     assert len(rows) == 3 and all(r["status"] in ("completed", "pruned") for r in rows), rows
-    by_params = {tune.params_key({k: float(r[k]) for k in ("w1", "w2", "tau")}): r for r in rows}
+    by_params = {search_records.params_key({k: float(r[k]) for k in ("w1", "w2", "tau")}): r for r in rows}
     for entry in kept.values():
-        row = by_params[tune.params_key({k: float(entry["params"][k]) for k in ("w1", "w2", "tau")})]
+        row = by_params[search_records.params_key({k: float(entry["params"][k]) for k in ("w1", "w2", "tau")})]
         assert float(row["valid_auc_best"]) == entry["best_score"] and row["status"] == entry["status"]
         assert int(row["epochs"]) == entry["epochs"]
     if ray_state == "lost":  # the new search drew the recorded values again and replayed them
@@ -400,26 +463,28 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
 
 # -- the record of finished trials and the Ray reaper (no Ray started) ------------------------------
 def test_finished_record_round_trip_and_matching(tmp_path):
-    path = str(tmp_path / tune.FINISHED_FILE)
-    assert tune.read_finished(path) == {}
+    path = str(tmp_path / search_records.FINISHED_FILE)
+    assert search_records.read_finished(path) == {}
     params = {"w1": 0.1234567891234, "tau": 0.2}
-    record = tune.record_from_result("a_00000", "pruned", params,
-                                     {"epoch": 2, "valid_score": 0.61, "best_valid_score": 0.62, "best_epoch": 1,
-                                      "trial_seconds": 3.5, "last": False})
-    tune.append_finished(path, tune.finished_entry(record, [0.62, 0.61], False))
-    tune.append_finished(path, tune.finished_entry(
-        tune.record_from_result("a_00001", "failed", {"w1": 0.5, "tau": 0.2}, {"epoch": 0, "failed": "ValueError: x"}), [], True))
-    finished = tune.read_finished(path)
+    record = search_records.record_from_result("a_00000", "pruned", params,
+                                               {"epoch": 2, "valid_score": 0.61, "best_valid_score": 0.62,
+                                                "best_epoch": 1, "trial_seconds": 3.5, "last": False})
+    search_records.append_finished(path, search_records.finished_entry(record, [0.62, 0.61], False))
+    failed = search_records.record_from_result("a_00001", "failed", {"w1": 0.5, "tau": 0.2},
+                                               {"epoch": 0, "failed": "ValueError: x"})
+    search_records.append_finished(path, search_records.finished_entry(failed, [], True))
+    finished = search_records.read_finished(path)
     assert list(finished) == ["a_00000", "a_00001"]
-    assert tune.record_from_entry(finished["a_00000"]) == record  # floats round-trip exactly
-    assert tune.record_from_entry(finished["a_00001"]).error == "ValueError: x"
-    assert tune.match_finished(finished, "a_00000", params)["curve"] == [0.62, 0.61]
-    assert tune.match_finished(finished, "b_00007", params)["trial_id"] == "a_00000"  # drawn again under a new id
-    assert tune.match_finished(finished, "a_00000", {**params, "tau": 0.3}) is None  # same id, other values
+    assert search_records.record_from_entry(finished["a_00000"]) == record  # floats round-trip exactly
+    assert search_records.record_from_entry(finished["a_00001"]).error == "ValueError: x"
+    assert search_records.match_finished(finished, "a_00000", params)["curve"] == [0.62, 0.61]
+    # drawn again under a new id
+    assert search_records.match_finished(finished, "b_00007", params)["trial_id"] == "a_00000"
+    assert search_records.match_finished(finished, "a_00000", {**params, "tau": 0.3}) is None  # same id, other values
     with open(path, "a") as handle:
         handle.write("{not json\n")
-    with pytest.raises(tune.TuneRunError, match=r"finished_trials.jsonl:3: not a finished-trial record"):
-        tune.read_finished(path)
+    with pytest.raises(search_records.TuneRunError, match=r"finished_trials.jsonl:3: not a finished-trial record"):
+        search_records.read_finished(path)
 
 
 @pytest.mark.slow
@@ -458,13 +523,14 @@ def test_reaper_stops_what_a_killed_driver_left(tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
-    record = out_root / "tiny" / "t" / tune.FINISHED_FILE
+    record = out_root / "tiny" / "t" / search_records.FINISHED_FILE
     cmd = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}",
            "--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=t", "--seed=1", "--cpus_per_trial=2",
            f"--space={_space(tmp_path, PAPER_KNOBS)}",
            "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
     log = tmp_path / "run.log"
-    proc, seen = _run_watched(cmd, str(tmp_path), log, until=lambda: bool(tune.read_finished(str(record))))
+    proc, seen = _run_watched(cmd, str(tmp_path), log,
+                              until=lambda: bool(search_records.read_finished(str(record))))
     _descendants(proc.pid, seen)
     assert proc.poll() is None, log.read_text()
     proc.terminate()
@@ -478,13 +544,14 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data
 
 
 def test_trials_csv_reads_back_what_it_wrote(tmp_path):
-    records = [tune.TrialRecord("t_0", "completed", {"w1": 0.1234567890123, "top_mlp": [64, 32], "interaction": "dcn"},
-                                epochs=9, last_score=0.7, best_score=0.71, best_epoch=6, seconds=12.5),
-               tune.TrialRecord("t_1", "failed", {"w1": 1e-05, "top_mlp": [128], "interaction": "dot"}, error="boom")]
+    trial = search_records.TrialRecord
+    records = [trial("t_0", "completed", {"w1": 0.1234567890123, "top_mlp": [64, 32], "interaction": "dcn"},
+                     epochs=9, last_score=0.7, best_score=0.71, best_epoch=6, seconds=12.5),
+               trial("t_1", "failed", {"w1": 1e-05, "top_mlp": [128], "interaction": "dot"}, error="boom")]
     path = str(tmp_path / "trials.csv")
-    tune.write_trials_csv(path, records, ["w1", "top_mlp", "interaction"], "AUC")
-    assert tune.read_trials_csv(path) == records
+    search_records.write_trials_csv(path, records, ["w1", "top_mlp", "interaction"], "AUC")
+    assert search_records.read_trials_csv(path) == records
     with open(path, "w") as handle:
         handle.write("trial_id,score\nt_0,0.5\n")
-    with pytest.raises(tune.InputError, match="not a trials.csv"):
-        tune.read_trials_csv(path)
+    with pytest.raises(InputError, match="not a trials.csv"):
+        search_records.read_trials_csv(path)

@@ -14,7 +14,7 @@ import pytest
 from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
-from recbole_dlrrec.experiments import leaderboard
+from recbole_dlrrec.experiments import board_cells, board_report, code_digest, tuned_board
 from recbole_dlrrec.experiments.tune_space import (SHARED_SPACE_FILE, SpaceError, load_space, model_space,
                                                    parse_space)
 
@@ -31,7 +31,7 @@ def _space(model):
 
 
 # -- the search spaces -------------------------------------------------------------------------
-@pytest.mark.parametrize("model", leaderboard.DEFAULT_MODELS)
+@pytest.mark.parametrize("model", board_cells.DEFAULT_MODELS)
 def test_every_board_model_has_a_space_that_parses_against_it(model):
     space = _space(model)  # raises SpaceError naming file and line for a bad key or value
     assert space.params, model
@@ -45,7 +45,7 @@ def test_shared_ranges_are_identical_across_models():
     shared = parse_space(os.path.join(TUNE_DIR, SHARED_SPACE_FILE))
     assert set(shared.params) == set(SHARED_KEYS)
     ranges = {k: (p.dist, p.args) for k, p in shared.params.items()}
-    for model in leaderboard.DEFAULT_MODELS:
+    for model in board_cells.DEFAULT_MODELS:
         space = _space(model)
         for key in SHARED_KEYS:
             if key in space.params:
@@ -137,7 +137,7 @@ def test_missing_or_malformed_space_file_is_one_line(data_path, tmp_path, capsys
     (tune_dir / SHARED_SPACE_FILE).write_text(open(os.path.join(TUNE_DIR, SHARED_SPACE_FILE)).read())
     if text is not None:
         (tune_dir / "DLRM.yaml").write_text(text)
-    real = leaderboard.board_space
+    real = tuned_board.board_space
 
     def board_space_from(model, dataset, overrides=None):
         from recbole_dlrrec.experiments import tune_space
@@ -149,7 +149,7 @@ def test_missing_or_malformed_space_file_is_one_line(data_path, tmp_path, capsys
         finally:
             monkeypatch.setattr(tune_space, "default_space_file", original)
 
-    monkeypatch.setattr(leaderboard, "board_space", board_space_from)
+    monkeypatch.setattr(tuned_board, "board_space", board_space_from)
     out = tmp_path / "out"
     assert run_leaderboard.main(_argv(data_path, str(out), "--tune", "2", "--models", "DLRM")) == 2
     _one_error_line(capsys, part, "DLRM.yaml")
@@ -175,77 +175,78 @@ class FakeSearch:
         self.fail_for = set(fail_for)
 
     def __call__(self, request):
-        from recbole_dlrrec.experiments import tune
+        from recbole_dlrrec.experiments import search_records, tune
 
         self.requests.append(request)
         if request.model in self.fail_for:
             raise RuntimeError("every trial died")
         space = parse_space(request.space_file)
         values = [dict(zip(space.keys, v)) for v in zip(*[p.sample_values() for p in space.params.values()])]
-        trials = [tune.TrialRecord(f"t{i}", "completed", params, epochs=2, last_score=0.6 + i / 100,
-                                   best_score=0.6 + i / 100, best_epoch=2) for i, params in enumerate(values)]
+        trials = [search_records.TrialRecord(f"t{i}", "completed", params, epochs=2, last_score=0.6 + i / 100,
+                                             best_score=0.6 + i / 100, best_epoch=2) for i, params in enumerate(values)]
         out_dir = os.path.join(request.out_root, request.dataset, request.name)
         os.makedirs(out_dir)
-        tune.write_trials_csv(os.path.join(out_dir, "trials.csv"), trials, space.keys, "AUC")
-        best = tune.select_best(trials, True)
-        tune.write_best_config(os.path.join(out_dir, "best_config.yaml"),
-                               tune.best_config_values(best.params, request.fixed, request.max_epochs, request.seed),
-                               request.model, request.dataset, "fake")
+        search_records.write_trials_csv(os.path.join(out_dir, "trials.csv"), trials, space.keys, "AUC")
+        best = search_records.select_best(trials, True)
+        search_records.write_best_config(
+            os.path.join(out_dir, "best_config.yaml"),
+            search_records.best_config_values(best.params, request.fixed, request.max_epochs, request.seed),
+            request.model, request.dataset, "fake")
         return tune.TuneOutcome(out_dir=out_dir, experiment_dir=out_dir, metric="AUC", bigger=True, trials=trials,
                                 best=best, best_config_file=None, test_result_file=None, retrain=None, plots=[],
                                 interrupted=False, summary="")
 
 
 def _board(data_path, out):
-    return leaderboard.Leaderboard("tiny", results_dir=str(out), out_name="tiny-tuned",
+    return board_cells.Leaderboard("tiny", results_dir=str(out), out_name="tiny-tuned",
                                    overrides={"data_path": data_path, "epochs": 2}, log=lambda message: None)
 
 
 def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     board = _board(data_path, tmp_path)
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2, grace_period=3)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=3)
     search = FakeSearch()
-    first = leaderboard.tune_model(board, "FM", space, budget, search=search)
+    first = tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert first.status == "ok" and not first.reused and len(search.requests) == 1
     request = search.requests[0]
     assert (request.num_samples, request.max_epochs, request.grace_period, request.evaluate_best) == (2, 2, 3, False)
     assert "epochs" not in request.fixed and "checkpoint_dir" not in request.fixed
-    folder = leaderboard.tuning_dir(board.out_dir, "FM")
+    folder = tuned_board.tuning_dir(board.out_dir, "FM")
     assert sorted(os.listdir(folder)) == ["best_config.yaml", "space.yaml", "trials.csv", "tuning.json"]
     kept = open(os.path.join(folder, "best_config.yaml")).read()  # its comment names itself, not the run folder
     assert f"--config_files={os.path.relpath(os.path.join(folder, 'best_config.yaml'))}" in kept
 
-    again = leaderboard.tune_model(board, "FM", space, budget, search=search)
+    again = tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert again.reused and again.params == first.params and len(search.requests) == 1
-    leaderboard.tune_model(board, "FM", space, budget, retune=True, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, retune=True, search=search)
     assert len(search.requests) == 2
-    for changed in (leaderboard.TuneBudget(trials=3, max_epochs=2), leaderboard.TuneBudget(trials=2, max_epochs=3),
-                    leaderboard.TuneBudget(trials=2, max_epochs=2, grace_period=4)):
-        leaderboard.tune_model(board, "FM", space, changed, search=search)
-        leaderboard.tune_model(board, "FM", space, changed, search=search)  # the new search is reused
+    for changed in (tuned_board.TuneBudget(trials=3, max_epochs=2), tuned_board.TuneBudget(trials=2, max_epochs=3),
+                    tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=4)):
+        tuned_board.tune_model(board, "FM", space, changed, search=search)
+        tuned_board.tune_model(board, "FM", space, changed, search=search)  # the new search is reused
     assert len(search.requests) == 5
     narrower = space.without(["weight_decay"], "test")
-    leaderboard.tune_model(board, "FM", narrower, leaderboard.TuneBudget(trials=2, max_epochs=3), search=search)
+    tuned_board.tune_model(board, "FM", narrower, tuned_board.TuneBudget(trials=2, max_epochs=3), search=search)
     assert len(search.requests) == 6
 
 
 def test_changed_dataset_files_retune(tmp_path):
     own_data = write_tiny_dataset(str(tmp_path / "data"))
     board = _board(own_data, tmp_path / "out")
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch()
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 1
     inter = os.path.join(own_data, "tiny", "tiny.train.inter")
     os.utime(inter, (1, 1))  # rebuilt byte for byte (a later session's conversion): still the same data
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 1
     with open(inter, "a") as handle:
         handle.write("u1\ti1\t1\t99999\n")  # different data
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 2
 
 
@@ -253,22 +254,22 @@ def test_a_new_side_file_retunes_only_the_plugin_models(tmp_path):
     """RecBole's models never read the text side files: a new .npz keeps their searches."""
     own_data = write_tiny_dataset(str(tmp_path / "data"))
     folder = os.path.join(own_data, "tiny")
-    before = {side: leaderboard._data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
+    before = {side: tuned_board.data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
     with open(os.path.join(folder, "tiny.userhist.npz"), "wb") as handle:
         handle.write(b"new side file")
-    after = {side: leaderboard._data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
+    after = {side: tuned_board.data_files_digest("tiny", own_data, side_files=side) for side in (True, False)}
     assert after[False] == before[False] and after[True] != before[True]
-    assert not leaderboard._is_plugin_model("FM") and leaderboard._is_plugin_model("DLRREC")
+    assert not code_digest.is_plugin_model("FM") and code_digest.is_plugin_model("DLRREC")
 
 
 def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     board = _board(data_path, tmp_path)
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch()
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
-    monkeypatch.setattr(leaderboard, "code_version", lambda model: "other")
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
+    monkeypatch.setattr(tuned_board, "code_version", lambda model: "other")
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 2
 
 
@@ -276,66 +277,66 @@ def test_a_changed_default_the_space_does_not_search_retunes(data_path, tmp_path
     """A default held fixed by every trial (a head switch in DLRREC.yaml) changes what the search
     trained; a default the space searches is overridden by every trial, so it does not matter."""
     board = _board(data_path, tmp_path)
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch()
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
-    real = leaderboard.Leaderboard.expected_defaults
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
+    real = board_cells.Leaderboard.expected_defaults
     searched = space.keys[0]
-    monkeypatch.setattr(leaderboard.Leaderboard, "expected_defaults",
+    monkeypatch.setattr(board_cells.Leaderboard, "expected_defaults",
                         lambda self, spec: {**real(self, spec), searched: "another value"})
-    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+    assert tuned_board.tune_model(board, "FM", space, budget, search=search).reused
     messages = []
     board.log = messages.append
-    monkeypatch.setattr(leaderboard.Leaderboard, "expected_defaults",
+    monkeypatch.setattr(board_cells.Leaderboard, "expected_defaults",
                         lambda self, spec: {**real(self, spec), "a_head_switch": "new"})
-    assert not leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+    assert not tuned_board.tune_model(board, "FM", space, budget, search=search).reused
     assert len(search.requests) == 2
     assert any("defaults in properties/ (a_head_switch)" in m for m in messages)
-    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused  # the new search stands
+    assert tuned_board.tune_model(board, "FM", space, budget, search=search).reused  # the new search stands
 
 
 def test_a_search_recorded_before_defaults_were_tracked_is_judged_without_them(data_path, tmp_path):
     board = _board(data_path, tmp_path)
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch()
-    leaderboard.tune_model(board, "FM", space, budget, search=search)
-    path = os.path.join(leaderboard.tuning_dir(board.out_dir, "FM"), "tuning.json")
+    tuned_board.tune_model(board, "FM", space, budget, search=search)
+    path = os.path.join(tuned_board.tuning_dir(board.out_dir, "FM"), "tuning.json")
     with open(path) as handle:
         record = json.load(handle)
     del record["inputs"]["defaults"]
-    record["fingerprint"] = leaderboard._digest(record["inputs"])
+    record["fingerprint"] = tuned_board.digest(record["inputs"])
     with open(path, "w") as handle:
         json.dump(record, handle)
-    assert leaderboard.tune_model(board, "FM", space, budget, search=search).reused
+    assert tuned_board.tune_model(board, "FM", space, budget, search=search).reused
 
 
 def test_failed_search_is_recorded_and_tried_again(data_path, tmp_path):
     board = _board(data_path, tmp_path)
-    space = leaderboard.board_space("FM", "tiny", board.overrides)
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch(fail_for={"FM"})
-    failed = leaderboard.tune_model(board, "FM", space, budget, search=search)
+    failed = tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert failed.status == "failed" and "every trial died" in failed.record["error"]
-    with open(os.path.join(leaderboard.tuning_dir(board.out_dir, "FM"), "tuning.json")) as handle:
+    with open(os.path.join(tuned_board.tuning_dir(board.out_dir, "FM"), "tuning.json")) as handle:
         assert json.load(handle)["status"] == "failed"
     search.fail_for.clear()
-    assert leaderboard.tune_model(board, "FM", space, budget, search=search).status == "ok"
+    assert tuned_board.tune_model(board, "FM", space, budget, search=search).status == "ok"
     assert len(search.requests) == 2
 
 
 @pytest.mark.slow
 def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path):
-    budget = leaderboard.TuneBudget(trials=2, max_epochs=2, grace_period=1, allow_short_grace=True)
-    board, paths, tuned = leaderboard.run_tuned_leaderboard(
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=1, allow_short_grace=True)
+    board, paths, tuned = tuned_board.run_tuned_leaderboard(
         "tiny", ["LR", "FM"], 1, budget, overrides={"data_path": data_path}, results_dir=str(tmp_path),
         log=lambda message: None, search=FakeSearch(fail_for={"LR"}))
     assert [t.status for t in tuned] == ["failed", "ok"]
     rows = {r["model"]: r for r in csv.DictReader(open(paths["csv"]))}
     assert rows["LR"]["status"] == "failed" and "tuning failed" in rows["LR"]["error"]
     assert rows["FM"]["status"] == "ok"
-    cell = board.load_cell(leaderboard.CellSpec("FM", "FM", 2020))
+    cell = board.load_cell(board_cells.CellSpec("FM", "FM", 2020))
     # The cells run the chosen config, with Accuracy / FPR / F1 at the threshold chosen on validation.
     assert cell["settings"] == {**tuned[1].params, "cls_threshold": "auto"}
     for key, value in tuned[1].params.items():
@@ -422,10 +423,10 @@ def test_run_code_hash_covers_every_config_module_but_the_registry():
     """A new module in config/ must join the hash RecBole's cells are keyed by, or the plugin
     models' hash when only they read it (the typed options), or be named here as not affecting
     their numbers, as the name -> class registry is."""
-    package = os.path.dirname(os.path.abspath(leaderboard.__file__)).rsplit(os.sep, 1)[0]
+    package = os.path.dirname(os.path.abspath(code_digest.__file__)).rsplit(os.sep, 1)[0]
     modules = {os.path.join("config", f) for f in os.listdir(os.path.join(package, "config")) if f.endswith(".py")}
-    hashed = set(leaderboard._RUN_CODE) | set(leaderboard._MODEL_CODE)
-    assert os.path.join("config", "options.py") in leaderboard._MODEL_CODE
+    hashed = set(code_digest.RUN_CODE) | set(code_digest.MODEL_CODE)
+    assert os.path.join("config", "options.py") in code_digest.MODEL_CODE
     assert modules - hashed == {os.path.join("config", "registry.py")}
 
 
@@ -444,9 +445,9 @@ def test_tuned_board_prepares_a_bundled_dataset_where_its_side_files_live(monkey
         raise Stop
 
     monkeypatch.setattr(quick_start, "prepare_dataset", fake_prepare)
-    monkeypatch.setattr(leaderboard, "check_tuned_inputs", lambda *args: {})
+    monkeypatch.setattr(tuned_board, "check_tuned_inputs", lambda *args: {})
     with pytest.raises(Stop):
-        leaderboard.run_tuned_leaderboard("ml-100k", ["FM"], 1, leaderboard.TuneBudget(trials=2, max_epochs=2),
+        tuned_board.run_tuned_leaderboard("ml-100k", ["FM"], 1, tuned_board.TuneBudget(trials=2, max_epochs=2),
                                           results_dir=str(tmp_path), log=lambda message: None)
     assert prepared == [("ml-100k", "dataset/ml-100k")]
 
@@ -461,9 +462,9 @@ def test_the_header_names_models_that_trained_to_the_epoch_cap():
     flat = [0.7] * 12
     records = [record("LR", rising), record("LR", rising[:6]), record("FM", flat), record("DLRM", rising[:5]),
                record("NFM", rising, status="failed")]
-    note = leaderboard.cap_note(records, 12)
+    note = board_report.cap_note(records, 12)
     assert note == ("Trained to the 12-epoch cap without stopping early: FM (1 of 1 seeds; validation gained at most "
                     "0.0000 over the last 10 epochs), LR (1 of 2 seeds; validation gained at most 0.1000 over the last 10 epochs).")
-    assert leaderboard.cap_note(records, 50) == ""
+    assert board_report.cap_note(records, 50) == ""
     # The header reads the cap from the cells' config.
-    assert f"- {note}" in leaderboard.header_notes("tiny", [2020], records, {}, ["LR", "FM", "DLRM"])
+    assert f"- {note}" in board_report.header_notes("tiny", [2020], records, {}, ["LR", "FM", "DLRM"])

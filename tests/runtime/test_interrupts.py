@@ -13,7 +13,7 @@ import pytest
 from recbole_dlrrec.cli import leaderboard as run_leaderboard
 from recbole_dlrrec.cli import train as run_recbole
 from recbole_dlrrec.cli import tune as run_tune
-from recbole_dlrrec.experiments import leaderboard, tune
+from recbole_dlrrec.experiments import board_report, search_records, tune
 from recbole_dlrrec.runtime import quick_start
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,7 +38,7 @@ def test_run_recbole_interrupted(monkeypatch, capsys, tiny_data_path):
 
 
 def test_run_leaderboard_interrupted(monkeypatch, capsys):
-    monkeypatch.setattr(leaderboard, "run_leaderboard", _ctrl_c)
+    monkeypatch.setattr(board_report, "run_leaderboard", _ctrl_c)
     code = run_leaderboard.main(["--dataset=restaurants", "--models=DLRM", "--seeds=1"])
     assert code == 130
     assert _one_line(capsys) == "interrupted; rerun the same command to continue (finished cells are kept)"
@@ -48,7 +48,7 @@ def test_run_tune_interrupted_names_the_run_to_resume(monkeypatch, capsys, tmp_p
     def started_then_ctrl_c(request):
         request.name = "r1"  # run_search names the run and writes its spec before any trial
         out_dir = tune.run_dirs(request.out_root, request.dataset, request.name)[0]
-        tune.write_run_spec(os.path.join(out_dir, "run_spec.json"), {"dataset": request.dataset})
+        search_records.write_run_spec(os.path.join(out_dir, "run_spec.json"), {"dataset": request.dataset})
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tune, "run_search", started_then_ctrl_c)
