@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_train import machine_info  # noqa: E402
+from bench_common import machine_info  # noqa: E402
 
 from recbole_dlrrec import atomic  # noqa: E402
 

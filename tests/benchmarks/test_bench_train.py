@@ -15,7 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BENCH = os.path.join(ROOT, "benchmarks", "bench_train.py")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-import bench_train  # noqa: E402
+import bench_train_data  # noqa: E402
+import bench_train_runs  # noqa: E402
+import bench_train_workers  # noqa: E402
 
 
 def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
@@ -34,7 +36,7 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
 
     (session,) = report["sessions"]
     runs = session["batches"]["256"]["runs"]
-    for name in bench_train.MAIN_RUNS:
+    for name in bench_train_runs.MAIN_RUNS:
         rec = runs[name]
         assert "error" not in rec, rec.get("error")
         assert rec["samples_per_s"] > 0 and rec["epoch_s_full"] > 0 and rec["peak_rss_mib"] > 0
@@ -47,7 +49,7 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
     assert all(r["median"] > 0 and r["target"] for r in (ratios[k] for k in ratios) if r["target"] is not None)
 
     (fresh,) = report["fresh"]  # the headline pair again, each run in its own process
-    assert {p["run"] for p in fresh["points"]} == set(bench_train.FRESH_RUNS)
+    assert {p["run"] for p in fresh["points"]} == set(bench_train_runs.FRESH_RUNS)
     assert all("error" not in p and p["samples_per_s"] > 0 for p in fresh["points"])
     assert fresh["ratio"]["median"] > 0 and "fresh processes" in proc.stdout
 
@@ -62,7 +64,7 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
 
 
 def test_generated_dataset_has_the_converter_layout_and_is_reused(tmp_path):
-    name = bench_train.write_generated_dataset(str(tmp_path), 3000, dim=40)
+    name = bench_train_data.write_generated_dataset(str(tmp_path), 3000, dim=40)
     assert name == "bench-3k"
     folder = tmp_path / name
     header = lambda f: (folder / f).read_text().splitlines()[0].split("\t")  # noqa: E731
@@ -79,7 +81,7 @@ def test_generated_dataset_has_the_converter_layout_and_is_reused(tmp_path):
         assert item["vectors"].shape[1] == 40
         assert np.allclose(np.linalg.norm(item["vectors"], axis=1), 1.0, atol=1e-5)
     stamp = (folder / f"{name}.train.inter").stat().st_mtime_ns
-    assert bench_train.write_generated_dataset(str(tmp_path), 3000, dim=40) == name
+    assert bench_train_data.write_generated_dataset(str(tmp_path), 3000, dim=40) == name
     assert (folder / f"{name}.train.inter").stat().st_mtime_ns == stamp  # same parameters: not rewritten
 
 
@@ -87,21 +89,21 @@ def test_fresh_ratio_pairs_runs_within_a_round():
     points = [{"round": 0, "run": "A", "samples_per_s": 120.0}, {"round": 0, "run": "B", "samples_per_s": 100.0},
               {"round": 1, "run": "B", "samples_per_s": 50.0}, {"round": 1, "run": "A", "samples_per_s": 40.0},
               {"round": 2, "run": "A", "samples_per_s": 90.0}]  # round 2 lost B: left out of the ratios
-    ratio = bench_train.fresh_ratio(points, "A", "B")
+    ratio = bench_train_runs.fresh_ratio(points, "A", "B")
     assert ratio["rounds"] == 2 and ratio["min"] == pytest.approx(0.8) and ratio["max"] == pytest.approx(1.2)
     assert ratio["median"] == pytest.approx(1.0)
     assert ratio["rates"]["A"] == pytest.approx(90.0) and ratio["rates"]["B"] == pytest.approx(75.0)
-    assert bench_train.fresh_ratio([{"round": 0, "run": "A", "error": "x"}], "A", "B") is None
+    assert bench_train_runs.fresh_ratio([{"round": 0, "run": "A", "error": "x"}], "A", "B") is None
 
 
 def test_variants_expand_only_the_fast_headline_runs():
-    runs = bench_train.expand_runs(["DeepFM standard", "DLRREC fast", "DeepFM fast"], ["plain", "fused+cudagraphs"])
+    runs = bench_train_runs.expand_runs(["DeepFM standard", "DLRREC fast", "DeepFM fast"], ["plain", "fused+cudagraphs"])
     labels = [label for label, _, _ in runs]
     assert labels == ["DeepFM standard", "DLRREC fast", "DeepFM fast", "DLRREC fast [fused+cudagraphs]",
                       "DeepFM fast [fused+cudagraphs]"]
     assert runs[-1][2] == {"fused_adam": True, "compile": "reduce-overhead"}
     with pytest.raises(SystemExit):
-        bench_train.variant_options("fused+turbo")
+        bench_train_runs.variant_options("fused+turbo")
 
 
 def test_ratios_are_medians_of_per_round_ratios():
@@ -109,7 +111,7 @@ def test_ratios_are_medians_of_per_round_ratios():
         "DeepFM fast": {"rounds": {0: 1.0, 1: 2.0, 2: 1.0}, "rows_per_epoch": 100},
         "DeepFM standard": {"rounds": {0: 3.0, 1: 4.0, 2: 4.0}, "rows_per_epoch": 100},
     }
-    ratio = bench_train.paired_ratios(records)["DeepFM fast / DeepFM standard"]
+    ratio = bench_train_runs.paired_ratios(records)["DeepFM fast / DeepFM standard"]
     assert ratio["median"] == pytest.approx(3.0) and ratio["min"] == pytest.approx(2.0)
     assert ratio["max"] == pytest.approx(4.0) and ratio["met"] is True and ratio["rounds"] == 3
 
@@ -125,8 +127,8 @@ def test_limited_loader_caps_batches_and_extrapolates_rows():
         def __len__(self):
             return 10
 
-    limited = bench_train.LimitedLoader(Loader(), 3)
+    limited = bench_train_workers.LimitedLoader(Loader(), 3)
     assert len(list(limited)) == 3 and len(limited) == 3 and limited.rows_per_pass() == 30
     assert limited.first_at is not None and limited.step == 10
-    full = bench_train.LimitedLoader(Loader(), None)
+    full = bench_train_workers.LimitedLoader(Loader(), None)
     assert len(list(full)) == 10 and full.rows_per_pass() == 95
