@@ -78,6 +78,42 @@ def _draw_interactions(rng: np.random.Generator, rows: int, n_users: int, n_item
     return user_f, item_f, users, items, rating, label, timestamp
 
 
+def _write_side_files(rng: np.random.Generator, tmp: str, name: str, item_f: np.ndarray, user_f: np.ndarray,
+                      train_items: np.ndarray, train_users: np.ndarray, dim: int) -> None:
+    """The .item file (categories and price derived from the item factors), the .user file and
+    the item and user text vectors (noisy projections of the factors), drawn from `rng`."""
+    from recbole_dlrrec.data.text_vectors import save_text_vectors
+
+    n_items, n_users, k = len(item_f), len(user_f), item_f.shape[1]
+    n_cat = 30
+    cat_scores = item_f @ rng.normal(size=(k, n_cat)).astype(np.float32)
+    top = np.argsort(-cat_scores, axis=1)[:, :3]
+    n_cats = rng.integers(1, 4, n_items)
+    price = np.clip(np.round(2.5 + item_f[:, 0]), 1, 4).astype(int)
+    price_known = rng.random(n_items) >= 0.08
+    lat, lon = 42 + rng.normal(0, 0.2, n_items), -76 + rng.normal(0, 0.2, n_items)
+    pics = np.bincount(train_items, minlength=n_items) * 0.08
+    with open(os.path.join(tmp, f"{name}.item"), "w", encoding="utf-8") as f:
+        f.write("item_id:token\tprice:token\tcategories:token_seq\tlatitude:float\tlongitude:float\tpic_count:float\n")
+        for i in range(n_items):
+            cats = " ".join(f"c{c}" for c in top[i, :n_cats[i]])
+            p = "$" * price[i] if price_known[i] else "unknown"
+            f.write(f"{i}\t{p}\t{cats}\t{lat[i]:.5f}\t{lon[i]:.5f}\t{pics[i]:.0f}\n")
+    reviews = np.bincount(train_users, minlength=n_users)
+    with open(os.path.join(tmp, f"{name}.user"), "w", encoding="utf-8") as f:
+        f.write("user_id:token\tn_train_reviews:float\n")
+        np.savetxt(f, np.stack([np.arange(n_users), reviews], 1), fmt="%d", delimiter="\t")
+    projection = rng.normal(size=(k, dim)).astype(np.float32)
+
+    def text(factors, noise):
+        vec = factors @ projection + noise * rng.normal(size=(len(factors), dim)).astype(np.float32)
+        return vec / np.linalg.norm(vec, axis=1, keepdims=True)
+
+    save_text_vectors(os.path.join(tmp, f"{name}.itemvec.npz"), np.arange(n_items), text(item_f, 2.0))
+    with_text = np.flatnonzero(reviews > 0)  # like the converter: users without train text get no row
+    save_text_vectors(os.path.join(tmp, f"{name}.uservec.npz"), with_text, text(user_f[with_text], 3.0))
+
+
 def write_generated_dataset(data_path: str, rows: int, seed: int = 0, dim: int = TEXT_DIM) -> str:
     """Write `<data_path>/<generated_name(rows)>/` unless the same version/rows/seed/dim is there.
 
@@ -86,8 +122,6 @@ def write_generated_dataset(data_path: str, rows: int, seed: int = 0, dim: int =
     noisy projections of those factors, the item categories and price are derived from them.
     Label = rating >= 4 (about 85% positive). Time-ordered 80/10/10 split. Returns the name.
     """
-    from recbole_dlrrec.data.text_vectors import save_text_vectors
-
     name = generated_name(rows)
     folder = os.path.join(data_path, name)
     stamp = {"version": GENERATOR_VERSION, "rows": rows, "seed": seed, "dim": dim}
@@ -108,34 +142,7 @@ def write_generated_dataset(data_path: str, rows: int, seed: int = 0, dim: int =
                 f.write("user_id:token\titem_id:token\trating:float\tlabel:float\ttimestamp:float\n")
                 block = np.stack([users[lo:hi], items[lo:hi], rating[lo:hi], label[lo:hi], timestamp[lo:hi]], 1)
                 np.savetxt(f, block, fmt="%d", delimiter="\t")
-        n_cat = 30
-        cat_scores = item_f @ rng.normal(size=(k, n_cat)).astype(np.float32)
-        top = np.argsort(-cat_scores, axis=1)[:, :3]
-        n_cats = rng.integers(1, 4, n_items)
-        price = np.clip(np.round(2.5 + item_f[:, 0]), 1, 4).astype(int)
-        price_known = rng.random(n_items) >= 0.08
-        lat, lon = 42 + rng.normal(0, 0.2, n_items), -76 + rng.normal(0, 0.2, n_items)
-        train_items, train_users = items[:cuts[1]], users[:cuts[1]]
-        pics = np.bincount(train_items, minlength=n_items) * 0.08
-        with open(os.path.join(tmp, f"{name}.item"), "w", encoding="utf-8") as f:
-            f.write("item_id:token\tprice:token\tcategories:token_seq\tlatitude:float\tlongitude:float\tpic_count:float\n")
-            for i in range(n_items):
-                cats = " ".join(f"c{c}" for c in top[i, :n_cats[i]])
-                p = "$" * price[i] if price_known[i] else "unknown"
-                f.write(f"{i}\t{p}\t{cats}\t{lat[i]:.5f}\t{lon[i]:.5f}\t{pics[i]:.0f}\n")
-        reviews = np.bincount(train_users, minlength=n_users)
-        with open(os.path.join(tmp, f"{name}.user"), "w", encoding="utf-8") as f:
-            f.write("user_id:token\tn_train_reviews:float\n")
-            np.savetxt(f, np.stack([np.arange(n_users), reviews], 1), fmt="%d", delimiter="\t")
-        projection = rng.normal(size=(k, dim)).astype(np.float32)
-
-        def text(factors, noise):
-            vec = factors @ projection + noise * rng.normal(size=(len(factors), dim)).astype(np.float32)
-            return vec / np.linalg.norm(vec, axis=1, keepdims=True)
-
-        save_text_vectors(os.path.join(tmp, f"{name}.itemvec.npz"), np.arange(n_items), text(item_f, 2.0))
-        with_text = np.flatnonzero(reviews > 0)  # like the converter: users without train text get no row
-        save_text_vectors(os.path.join(tmp, f"{name}.uservec.npz"), with_text, text(user_f[with_text], 3.0))
+        _write_side_files(rng, tmp, name, item_f, user_f, items[:cuts[1]], users[:cuts[1]], dim)
         with open(os.path.join(tmp, f"{name}.yaml"), "w", encoding="utf-8") as f:
             f.write(DATASET_YAML)
         with open(os.path.join(tmp, "GENERATED.json"), "w", encoding="utf-8") as f:

@@ -186,6 +186,40 @@ def _loader_rate(loader, max_batches: Optional[int]) -> float:
     return full / (t1 - t0)
 
 
+class _EpochTimer:
+    """Wraps a trainer's _train_epoch and _valid_epoch: seconds per training epoch (a partial
+    pass of a LimitedLoader extrapolated to a full epoch from its steady rate after the epoch's
+    set-up, e.g. drawing the permutation), eval seconds (into rec["eval_times"]) and valid AUCs."""
+
+    def __init__(self, trainer, device: str, full_rows: int, rec: dict):
+        self.device, self.full_rows, self.rec = device, full_rows, rec
+        self.epoch_times: List[float] = []  # measured, or extrapolated to a full epoch
+        self.valid_aucs: List[Optional[float]] = []
+        self._train_epoch, self._valid_epoch = trainer._train_epoch, trainer._valid_epoch
+        trainer._train_epoch, trainer._valid_epoch = self.timed, self.timed_valid
+
+    def timed(self, train_data, epoch_idx, *args, **kwargs):
+        sync(self.device)
+        t0 = time.perf_counter()
+        result = self._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        sync(self.device)
+        t1 = time.perf_counter()
+        rows = train_data.rows_per_pass()
+        if rows < self.full_rows and train_data.first_at is not None and t1 > train_data.first_at:
+            # the steady rate after the epoch's set-up (drawing the permutation), over a full epoch
+            self.epoch_times.append((train_data.first_at - t0) + self.full_rows * (t1 - train_data.first_at) / rows)
+        else:
+            self.epoch_times.append(t1 - t0)
+        return result
+
+    def timed_valid(self, valid_data, *args, **kwargs):
+        t0 = time.perf_counter()
+        score, result = self._valid_epoch(valid_data, *args, **kwargs)
+        self.rec.setdefault("eval_times", []).append(time.perf_counter() - t0)
+        self.valid_aucs.append(_auc(result))
+        return score, result
+
+
 def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
     """Train `run` once (fresh model, seed-reset loaders) and add its timings to `rec`."""
     import torch
@@ -221,38 +255,13 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
             torch.cuda.reset_peak_memory_stats()
         limited = LimitedLoader(tr, spec["max_batches"])
         full_rows = len(tr._dataset)
-        epoch_times: List[float] = []  # measured, or extrapolated to a full epoch
-        valid_aucs: List[Optional[float]] = []
-        train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
-
-        def timed(train_data, epoch_idx, *args, **kwargs):
-            sync(device)
-            t0 = time.perf_counter()
-            result = train_epoch(train_data, epoch_idx, *args, **kwargs)
-            sync(device)
-            t1 = time.perf_counter()
-            rows = train_data.rows_per_pass()
-            if rows < full_rows and train_data.first_at is not None and t1 > train_data.first_at:
-                # the steady rate after the epoch's set-up (drawing the permutation), over a full epoch
-                epoch_times.append((train_data.first_at - t0) + full_rows * (t1 - train_data.first_at) / rows)
-            else:
-                epoch_times.append(t1 - t0)
-            return result
-
-        def timed_valid(valid_data, *args, **kwargs):
-            t0 = time.perf_counter()
-            score, result = valid_epoch(valid_data, *args, **kwargs)
-            rec.setdefault("eval_times", []).append(time.perf_counter() - t0)
-            valid_aucs.append(_auc(result))
-            return score, result
-
-        trainer._train_epoch, trainer._valid_epoch = timed, timed_valid
+        timer = _EpochTimer(trainer, device, full_rows, rec)
         evaluate = round_idx == 0 or spec.get("seed_per_round")
         with PeakRSS() as rss:
             trainer.fit(limited, va if evaluate else None, saved=False, show_progress=False)
             test_result = trainer.evaluate(te, load_best_model=False) if evaluate else None
-        rec["epoch_s"].extend(epoch_times)
-        rec["rounds"][round_idx] = statistics.median(epoch_times)
+        rec["epoch_s"].extend(timer.epoch_times)
+        rec["rounds"][round_idx] = statistics.median(timer.epoch_times)
         rec["rows_per_epoch"], rec["rows_timed"] = full_rows, limited.rows_per_pass()
         rec["eval_rows"] = len(va._dataset)
         rec["peak_rss_mib"] = max(rec.get("peak_rss_mib", 0.0), rss.peak / 2**20)
@@ -260,7 +269,7 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
             rec["cuda_max_alloc_mib"] = max(rec.get("cuda_max_alloc_mib", 0.0),
                                             torch.cuda.max_memory_allocated() / 2**20)
         if evaluate:
-            rec.setdefault("valid_auc_rounds", []).append(valid_aucs[-1] if valid_aucs else None)
+            rec.setdefault("valid_auc_rounds", []).append(timer.valid_aucs[-1] if timer.valid_aucs else None)
             rec.setdefault("valid_auc_best_rounds", []).append(_auc(trainer.best_valid_result))
             rec.setdefault("test_auc_rounds", []).append(_auc(test_result))
             rec["num_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
