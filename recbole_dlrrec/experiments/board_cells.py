@@ -13,9 +13,10 @@ model the same split. A cell's result is saved as soon as it ends:
                                                 and train counts (experiments/cell_rows.py)
 
 A rerun skips a cell whose JSON says ok and whose settings fingerprint matches (the fingerprint
-covers everything passed to the run: shared overrides, variant settings, seed); failed cells and
-cells run with other settings are run again; `force` reruns everything. Checkpoints go to
-saved/leaderboard/<NAME>/<cell>/ (kept for the t-SNE audit of experiments.py).
+covers everything passed to the run: shared overrides, variant settings, seed), whose
+code_version (code_digest.py) is today's and whose recorded config still has today's defaults;
+failed cells and cells run with other settings or code are run again; `force` reruns everything.
+Checkpoints go to saved/leaderboard/<NAME>/<cell>/ (kept for the t-SNE audit of paper.py).
 
 The config itself is layered by config/stack.py (its one rule: variant < --key=value). The board
 just does not hand a cell a shared override of a key its variant defines (registry.MODEL_VARIANTS,

@@ -293,6 +293,8 @@ def new_request(request: TuneRequest) -> TuneRequest:
     from recbole_dlrrec.config.registry import resolve_model
     from recbole_dlrrec.config.stack import PROPERTIES_DIR
 
+    if request.num_samples is None:
+        raise TuneRunError("--num_samples is needed to start a run (only --resume takes the run's own)")
     values = {attr: default for attr, default in NEW_RUN_DEFAULTS.items() if getattr(request, attr) is None}
     model = values.get("model", request.model)
     space_file = request.space_file or default_space_file(resolve_model(model)[0].__name__, PROPERTIES_DIR)
