@@ -113,7 +113,7 @@ def test_code_registries_implement_exactly_the_declared_choices():
 
 def test_constants_that_reuse_a_yaml_default_agree_with_it():
     """The leaderboard gives every model DLRM's embedding size."""
-    from recbole_dlrrec.experiments.leaderboard import SHARED_DEFAULTS
+    from recbole_dlrrec.experiments.board_cells import SHARED_DEFAULTS
 
     assert SHARED_DEFAULTS["embedding_size"] == plugin_defaults("DLRM")["embedding_size"]
 
