@@ -61,9 +61,19 @@ from typing import Optional
 from bench_common import linear_fit, machine_info
 from bench_train_data import DEFAULT_DATA_DIR, TEXT_DIM, write_generated_dataset
 from bench_train_report import plot_scaling, render
-from bench_train_runs import FRESH_RUNS, FRESH_WARMUP_BATCHES, MAIN_RUNS, RUNS, SCALING_RUNS, fresh_ratio, variant_options
+from bench_train_runs import (
+    FRESH_RUNS,
+    FRESH_WARMUP_BATCHES,
+    MAIN_RUNS,
+    RUNS,
+    SCALING_RUNS,
+    fresh_ratio,
+    variant_options,
+)
 from bench_train_workers import WORKERS
+
 from recbole_dlrrec import atomic
+
 
 def launch(kind: str, spec: dict, timeout: Optional[float] = None) -> dict:
     """Run one worker in a fresh Python process (its own peak RSS); returns its JSON or an error

@@ -12,9 +12,8 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
-
 import bench_common  # noqa: F401  (puts the checkout on sys.path when the package is not installed)
+import numpy as np
 
 GENERATOR_VERSION = 1
 DEFAULT_DATA_DIR = os.path.join("build", "bench-data")

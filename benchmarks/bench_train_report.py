@@ -6,7 +6,9 @@ import json
 from typing import List, Optional
 
 from bench_train_runs import FRESH_WARMUP_BATCHES
+
 from recbole_dlrrec import atomic
+
 
 def _fmt(value, spec: str = ",.0f", missing: str = "-") -> str:
     return missing if value is None else format(value, spec)

@@ -18,10 +18,11 @@ import time
 from typing import Dict, List, Optional
 
 import numpy as np
-
 from bench_common import PeakRSS, max_rss_mib, quiet, sync
 from bench_train_runs import RUNS, eval_ratios, expand_runs, paired_ratios, summarise
+
 from recbole_dlrrec import atomic
+
 
 class LimitedLoader:
     """At most `max_batches` batches per pass of `loader`; everything else is `loader`'s.

@@ -122,7 +122,9 @@ def main(argv=None) -> int:
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.experiments import board_cells, board_report, tuned_board
     if args.experiments:
-        from recbole_dlrrec.experiments import paper as experiments  # imported now: the run may outlast edits to the source
+        from recbole_dlrrec.experiments import (
+            paper as experiments,  # imported now: the run may outlast edits to the source
+        )
     for module in ("recbole", "torch", "pandas"):  # RecBole 1.2.1's own deprecation noise, once per cell
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)

@@ -18,13 +18,26 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from recbole_dlrrec import atomic
 from recbole_dlrrec.experiments import board_significance, cell_metrics
 from recbole_dlrrec.experiments.board_cells import (
-    DEFAULT_MODELS, DEFAULT_RESULTS_DIR, DEFAULT_SEED_COUNT, Leaderboard, cells, default_log, seeds_for,
+    DEFAULT_MODELS,
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_SEED_COUNT,
+    Leaderboard,
+    cells,
+    default_log,
+    seeds_for,
 )
 from recbole_dlrrec.experiments.board_significance import (
-    significance_csv, significance_markdown, significance_rows,
+    significance_csv,
+    significance_markdown,
+    significance_rows,
 )
 from recbole_dlrrec.experiments.board_tables import (
-    Row, best_flags, sort_rows, summarize, table_csv, table_markdown,
+    Row,
+    best_flags,
+    sort_rows,
+    summarize,
+    table_csv,
+    table_markdown,
 )
 
 

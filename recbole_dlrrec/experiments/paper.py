@@ -31,7 +31,13 @@ from recbole_dlrrec import atomic
 from recbole_dlrrec.experiments import plots
 from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard, cells
 from recbole_dlrrec.experiments.board_tables import (
-    Column, Row, best_flags, format_number, summarize, table_csv, table_markdown,
+    Column,
+    Row,
+    best_flags,
+    format_number,
+    summarize,
+    table_csv,
+    table_markdown,
 )
 
 ABLATION = (
@@ -364,7 +370,8 @@ def _write_swing_audit_tables(board: Leaderboard, seed: int, notes: Sequence[str
 
 def swing_audit(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str] = ()) -> Dict[str, str]:
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
-    from recbole_dlrrec.swing.audit import plot_score_histogram, summarize as swing_summary
+    from recbole_dlrrec.swing.audit import plot_score_histogram
+    from recbole_dlrrec.swing.audit import summarize as swing_summary
     from recbole_dlrrec.swing.cache import swing_for_dataset
 
     seed = seeds[0]

@@ -28,8 +28,19 @@ from typing import Callable, Dict, List, Optional
 
 from recbole_dlrrec.experiments import ray_auth
 from recbole_dlrrec.experiments.search_records import (
-    TrialRecord, TuneRunError, append_finished, failure_message, finished_entry, finished_status, format_value,
-    is_better, match_finished, params_key, read_finished, record_from_entry, record_from_result,
+    TrialRecord,
+    TuneRunError,
+    append_finished,
+    failure_message,
+    finished_entry,
+    finished_status,
+    format_value,
+    is_better,
+    match_finished,
+    params_key,
+    read_finished,
+    record_from_entry,
+    record_from_result,
 )
 from recbole_dlrrec.experiments.tune_space import SearchSpace
 

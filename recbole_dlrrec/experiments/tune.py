@@ -59,14 +59,25 @@ import re
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.experiments import ray_auth, ray_backend
 from recbole_dlrrec.experiments.plots import plot_params
 from recbole_dlrrec.experiments.search_records import (
-    TrialRecord, TuneRunError, best_config_values, finished_record_path, format_value, json_safe, read_finished,
-    read_run_spec, select_best, summary_table, write_best_config, write_run_spec, write_trials_csv,
+    TrialRecord,
+    TuneRunError,
+    best_config_values,
+    finished_record_path,
+    format_value,
+    json_safe,
+    read_finished,
+    read_run_spec,
+    select_best,
+    summary_table,
+    write_best_config,
+    write_run_spec,
+    write_trials_csv,
 )
 from recbole_dlrrec.experiments.tune_space import SearchSpace, default_space_file, load_space
 
@@ -195,16 +206,17 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
     max_epochs = int(request.max_epochs if request.max_epochs is not None else config["epochs"])
     if max_epochs < 1:
         raise TuneRunError(f"--max_epochs must be >= 1, got {max_epochs}")
-    if request.num_samples < 1:
+    num_samples = int(request.num_samples or 0)  # new_request refused None
+    if num_samples < 1:
         raise TuneRunError(f"--num_samples must be >= 1, got {request.num_samples}")
     return {
         "model": request.model, "model_class": model_name, "dataset": request.dataset,
-        "name": request.name, "num_samples": int(request.num_samples), "max_epochs": max_epochs,
+        "name": request.name, "num_samples": num_samples, "max_epochs": max_epochs,
         "space_file": os.path.abspath(space_file), "fixed": dict(request.fixed),
         "config_files": [os.path.abspath(f) for f in request.config_files],
         "seed": int(request.seed if request.seed is not None else config["seed"]),
         "cpus_per_trial": request.cpus_per_trial, "gpus_per_trial": request.gpus_per_trial,
-        "grace_period": int(request.grace_period), "reduction_factor": request.reduction_factor,
+        "grace_period": int(request.grace_period or DEFAULT_GRACE_PERIOD), "reduction_factor": request.reduction_factor,
         "valid_metric": str(config["valid_metric"]), "valid_metric_bigger": bool(config["valid_metric_bigger"]),
         "evaluate_best": bool(request.evaluate_best), "scheduler": "ASHA",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -273,7 +285,7 @@ def resumed_request(request: TuneRequest, spec: dict, spec_path: str) -> TuneReq
     gives an option with another value than the run was started with."""
     if spec.get("dataset") != request.dataset:
         raise TuneRunError(f"{spec_path}: run {request.name} is on dataset {spec.get('dataset')}, not {request.dataset}")
-    values = {}
+    values: Dict[str, Any] = {}
     for attr, (key, flag) in RUN_OPTIONS.items():
         recorded, given = spec.get(key), _given(request, attr)
         if given is not None and recorded is not None and given != recorded:
@@ -295,10 +307,18 @@ def new_request(request: TuneRequest) -> TuneRequest:
 
     if request.num_samples is None:
         raise TuneRunError("--num_samples is needed to start a run (only --resume takes the run's own)")
-    values = {attr: default for attr, default in NEW_RUN_DEFAULTS.items() if getattr(request, attr) is None}
-    model = values.get("model", request.model)
+    values: Dict[str, Any] = {attr: default for attr, default in NEW_RUN_DEFAULTS.items()
+                              if getattr(request, attr) is None}
+    model = str(values.get("model", request.model))
     space_file = request.space_file or default_space_file(resolve_model(model)[0].__name__, PROPERTIES_DIR)
     return dataclasses.replace(request, **values, space_file=space_file)
+
+
+def _resolved(request: TuneRequest) -> Tuple[str, str, str]:
+    """(model, run name, space file) of a request that new_request / resumed_request resolved."""
+    if request.model is None or request.name is None or request.space_file is None:
+        raise TypeError("the request is not resolved: call new_request or resumed_request first")
+    return request.model, request.name, request.space_file
 
 
 # -- the steps of a search ---------------------------------------------------------------------
@@ -310,9 +330,10 @@ def _checked_space(request: TuneRequest):
     if request.address:
         ray_backend.check_ray_address(request.address)
         ray_auth.check_driver_token(request.address)
-    stack = ConfigStack(request.model, request.dataset, request.config_files, request.fixed)
+    model, _, space_file = _resolved(request)
+    stack = ConfigStack(model, request.dataset, request.config_files, request.fixed)
     stack.check()  # every fixed value and file, before any data or Ray
-    return stack, load_space(request.space_file, stack.model_name, PROPERTIES_DIR, _layered_files(stack))
+    return stack, load_space(space_file, stack.model_name, PROPERTIES_DIR, _layered_files(stack))
 
 
 def _layered_files(stack) -> List[str]:
@@ -323,7 +344,7 @@ def _layered_files(stack) -> List[str]:
 def _start_run(request: TuneRequest, model_name: str, space: SearchSpace, config, out_dir: str) -> dict:
     """A new run's folder: the merged space (shared.yaml + the model's file, as one file that
     --resume reads alone) and run_spec.json. Returns the spec."""
-    spec = _new_spec(request, model_name, request.space_file, config)
+    spec = _new_spec(request, model_name, _resolved(request)[2], config)
     os.makedirs(out_dir, exist_ok=True)
     atomic.write_text(os.path.join(out_dir, "space.yaml"), space.to_text(
         header=[f"Search space of run {request.name}, merged from: {', '.join(space.files)}."]))
@@ -334,7 +355,7 @@ def _start_run(request: TuneRequest, model_name: str, space: SearchSpace, config
 def _search(request: TuneRequest, spec: dict, space: SearchSpace, session: dict,
             out_dir: str) -> Tuple[List[TrialRecord], bool]:
     """Step 3, the ASHA search in Ray. Returns (every trial's record, interrupted)."""
-    _, storage, experiment_dir = run_dirs(request.out_root, request.dataset, request.name)
+    _, storage, experiment_dir = run_dirs(request.out_root, request.dataset, _resolved(request)[1])
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
     ray, tune = ray_backend.import_ray(local=not request.address)
     record_path = finished_record_path(out_dir)
@@ -376,7 +397,7 @@ def _write_outputs(request: TuneRequest, spec: dict, space: SearchSpace, records
                    interrupted: bool, session: dict, out_dir: str) -> TuneOutcome:
     """Step 4: trials.csv, the plots, best_config.yaml, and (unless interrupted or told not to)
     the best config re-trained and evaluated on test once."""
-    experiment_dir = run_dirs(request.out_root, request.dataset, request.name)[2]
+    experiment_dir = run_dirs(request.out_root, request.dataset, _resolved(request)[1])[2]
     metric, bigger = spec["valid_metric"], spec["valid_metric_bigger"]
     write_trials_csv(os.path.join(out_dir, "trials.csv"), records, space.keys, metric)
     best = select_best(records, bigger)
@@ -403,7 +424,8 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     """Validate, prepare the data once, run the ASHA search, write the outputs (module doc).
     `request` is left as given; a resumed run's options come from its run_spec.json."""
     request = with_run_name(request)
-    out_dir, _, experiment_dir = run_dirs(request.out_root, request.dataset, request.name)
+    name = request.name or ""  # with_run_name named it
+    out_dir, _, experiment_dir = run_dirs(request.out_root, request.dataset, name)
     spec_path = os.path.join(out_dir, "run_spec.json")
     spec = None
     if request.resume:
@@ -420,12 +442,13 @@ def run_search(request: TuneRequest) -> TuneOutcome:
     # 2. the data, once
     print(f"preparing {request.dataset} for {request.model} (dataset, text vectors, SWING cache) ...", flush=True)
     started = time.time()
-    config = _prepare_data(request.model, request.dataset, request.config_files, request.fixed)
+    model, _, space_file = _resolved(request)
+    config = _prepare_data(model, request.dataset, request.config_files, request.fixed)
     print(f"data ready in {time.time() - started:.1f} s", flush=True)
     from recbole_dlrrec.config.stack import PROPERTIES_DIR
 
     # Again, now with the dataset's keys.
-    space = load_space(request.space_file, stack.model_name, PROPERTIES_DIR, _layered_files(stack))
+    space = load_space(space_file, stack.model_name, PROPERTIES_DIR, _layered_files(stack))
     if spec is None:
         spec = _start_run(request, stack.model_name, space, config, out_dir)
     _ignore_ray_folder(request.out_root)

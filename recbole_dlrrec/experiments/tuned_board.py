@@ -27,7 +27,14 @@ from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.errors import InputError
 from recbole_dlrrec.experiments import cell_metrics
 from recbole_dlrrec.experiments.board_cells import (
-    DEFAULT_RESULTS_DIR, FIRST_SEED, NOT_FINGERPRINTED, CellSpec, Leaderboard, atomic_write_json, cells, default_log,
+    DEFAULT_RESULTS_DIR,
+    FIRST_SEED,
+    NOT_FINGERPRINTED,
+    CellSpec,
+    Leaderboard,
+    atomic_write_json,
+    cells,
+    default_log,
     seeds_for,
 )
 from recbole_dlrrec.experiments.board_report import write_leaderboard

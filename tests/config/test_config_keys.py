@@ -48,13 +48,13 @@ def test_yaml_rules_refuse_values_outside_them():
 def test_every_input_error_is_an_input_error():
     from recbole_dlrrec.config.registry import UnknownModelError
     from recbole_dlrrec.config.stack import ConfigFileError
-    from recbole_dlrrec.experiments.cold_start import ColdSplitError
     from recbole_dlrrec.data.encoder import EncoderError, EncoderInputError
     from recbole_dlrrec.data.google_local import ConversionError
     from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
     from recbole_dlrrec.errors import FeatureError
-    from recbole_dlrrec.experiments.significance import SignificanceInputError
+    from recbole_dlrrec.experiments.cold_start import ColdSplitError
     from recbole_dlrrec.experiments.search_records import TuneRunError
+    from recbole_dlrrec.experiments.significance import SignificanceInputError
     from recbole_dlrrec.experiments.tune_space import SpaceError
     from recbole_dlrrec.runtime.quick_start import DatasetNotFoundError
 

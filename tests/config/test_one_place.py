@@ -13,7 +13,13 @@ import pytest
 from recbole_dlrrec.config.keys import ConfigKeyError, read_key_specs
 from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.config.stack import (
-    PROPERTIES_DIR, ConfigStack, base_key_specs, model_config_files, plugin_config_files, plugin_defaults, read_yaml,
+    PROPERTIES_DIR,
+    ConfigStack,
+    base_key_specs,
+    model_config_files,
+    plugin_config_files,
+    plugin_defaults,
+    read_yaml,
 )
 from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
 from recbole_dlrrec.models.dlrrec import DLRREC, DLRRECOptions

@@ -9,10 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import leaderboard_argv as _argv
+from conftest import write_tiny_dataset
 
-from conftest import leaderboard_argv as _argv, write_tiny_dataset
-from recbole_dlrrec.experiments import paper as experiments
 from recbole_dlrrec.experiments import board_cells, board_tables, cell_rows, code_digest
+from recbole_dlrrec.experiments import paper as experiments
 from recbole_dlrrec.experiments import significance as sig
 from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard
 from recbole_dlrrec.experiments.board_tables import Row, best_flags, table_csv, table_markdown

@@ -10,13 +10,13 @@ import os
 import sys
 
 import pytest
+from conftest import leaderboard_argv as _argv
+from conftest import write_tiny_dataset
 
-from conftest import leaderboard_argv as _argv, write_tiny_dataset
 from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
 from recbole_dlrrec.experiments import board_cells, board_report, code_digest, tuned_board
-from recbole_dlrrec.experiments.tune_space import (SHARED_SPACE_FILE, SpaceError, load_space, model_space,
-                                                   parse_space)
+from recbole_dlrrec.experiments.tune_space import SHARED_SPACE_FILE, SpaceError, load_space, model_space, parse_space
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
