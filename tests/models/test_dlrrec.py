@@ -429,6 +429,6 @@ def test_contrastive_variants_build_and_train_a_step(tiny_config, variant):
     config = tiny_config(variant)
     _, train, _, _ = load_splits(config)
     model = build_model(config, train)
-    assert model.cl_projection == "mlp" and model.cl_mask_neighbours
+    assert model.options.cl_projection == "mlp" and model.options.cl_mask_neighbours
     assert model.samplers["item"].mode == "uniform" and model.samplers["item"]._pool_cdf is not None
     sum(model.calculate_loss(next(iter(train)))).backward()

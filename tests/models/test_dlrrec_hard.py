@@ -28,7 +28,7 @@ def test_hard_negatives_train_the_towers_and_the_id_table(tiny_config, sparse_da
                                  w1=0.5, w2=0.5)
     assert set(model.hard_samplers) == {"item", "user"}
     draw = model.contrastive_draw("item", batch[model.ITEM_ID])
-    assert draw.negatives.shape == (len(draw.anchors), model.cl_num_negatives)
+    assert draw.negatives.shape == (len(draw.anchors), model.options.cl_num_negatives)
     assert not (draw.negatives == draw.anchors[:, None]).any()
     assert not (draw.negatives == draw.positives[:, None]).any()
     # The first cl_hard_pool columns are hard ids when the anchor has that many: none of them

@@ -14,6 +14,7 @@ import torch
 
 from recbole_dlrrec.data.convert.write import save_npz
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
+from recbole_dlrrec.models.dlrrec_strategies import REPRESENTATIONS
 from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
 from conftest import write_tiny_dataset
 
@@ -116,7 +117,7 @@ def test_a_train_row_gets_its_before_row_vector_and_a_valid_row_the_full_one(his
     assert set(_listed(model, config, dataset, vbatch, pairs, row)) == {None}
     assert torch.equal(model.tower_rows("user", vbatch), vbatch[config["USER_ID_FIELD"]])
     # The contrastive heads and the collapse monitor represent a user by id: the full vector.
-    model.cl_repr = "text"
+    model.representation_strategy = REPRESENTATIONS["text"]()
     torch.testing.assert_close(model.representation("user", users), full)
 
 
