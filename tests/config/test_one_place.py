@@ -100,8 +100,10 @@ def test_options_check_values_with_the_stacks_message():
 
 
 def test_code_registries_implement_exactly_the_declared_choices():
-    """nn/, swing/ and runtime/ name what they implement (they sit below the config and take
-    plain arguments); each list is the key's declared choices."""
+    """nn/, swing/, runtime/ and DLRREC's strategies (models/dlrrec_strategies.py) name what
+    they implement (they take plain arguments, not the config); each list is the key's declared
+    choices."""
+    from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS
     from recbole_dlrrec.nn.layers import INTERACTIONS
     from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS
     from recbole_dlrrec.runtime.training import PRECISIONS
@@ -112,7 +114,8 @@ def test_code_registries_implement_exactly_the_declared_choices():
     specs = base_key_specs()
     implemented = {"interaction": INTERACTIONS, "reduction": REDUCTIONS, "reduction_adapter": ADAPTERS,
                    "train_precision": PRECISIONS, "swing_edges": SWING_EDGE_CHOICES, "cl_negative_pool": NEGATIVE_POOLS,
-                   "cl_negative_dist": NEGATIVE_DISTS, "swing_sample_mode": SAMPLE_MODES, "cl_similarity": SIMILARITIES}
+                   "cl_negative_dist": NEGATIVE_DISTS, "swing_sample_mode": SAMPLE_MODES, "cl_similarity": SIMILARITIES,
+                   "cl_repr": REPRESENTATIONS, "cl_negatives": NEGATIVES}
     for key, names in implemented.items():
         assert set(specs[key].choices) == set(names), key
 
