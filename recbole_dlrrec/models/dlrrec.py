@@ -28,11 +28,11 @@ Contrasted representation (`cl_repr`):
           the ID table and the reduction tower, and neither part can satisfy the loss alone
           while the other drifts (as it could with a concatenation).
     text_vs_id  cross-modal: the anchor's text against ID embeddings. The positive is the ID
-          embedding of the anchor itself with probability 1/2 (TEXT_VS_ID_SELF_POSITIVE, models/dlrrec_strategies.py), else
-          of its drawn SWING neighbour (swing_sample_mode); an anchor without a neighbour
-          always takes its own ID, so no anchor is masked out. Negatives are ID embeddings
-          (never the anchor's own). The text tower learns to point at its id's (and
-          neighbours') ID rows, the ID table to agree with the text.
+          embedding of the anchor itself with probability 1/2 (TEXT_VS_ID_SELF_POSITIVE in
+          models/dlrrec_strategies.py), else of its drawn SWING neighbour (swing_sample_mode);
+          an anchor without a neighbour always takes its own ID, so no anchor is masked out.
+          Negatives are ID embeddings (never the anchor's own). The text tower learns to point
+          at its id's (and neighbours') ID rows, the ID table to agree with the text.
 
 Variants by config alone: reduction none | linear | pca (V0: PCA fitted on the TRAIN split's
 vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off. The text's bottleneck is
@@ -51,6 +51,12 @@ leaky one); 'none' builds no user tower; 'auto' is before_row when the file exis
 review, a cold user) by one learned vector instead of the tower's output of zeros. The
 contrastive heads and the collapse monitor represent a user by id: the full per-user vector.
 V0 (pca) fits on the train users' full vectors, as before; history vectors pass through it.
+Built from parts: `DLRREC(config, dataset)` (RecBole's signature) types the config once
+(DLRRECOptions), and the builder (models/dlrrec_parts.py) turns the options and the TRAIN
+dataset into the text towers, the user-history lookup, the V0 PCA fit, the SWING / similarity and
+hard-negative samplers with their negative weights and the collapse-monitor sample. `cl_repr` and
+`cl_negatives` name strategies in the registries of models/dlrrec_strategies.py (REPRESENTATIONS,
+NEGATIVES); this class keeps forward, the losses, predict, the monitoring and the parts.
 Defaults: properties/model/DLRREC.yaml.
 """
 from __future__ import annotations
@@ -266,8 +272,8 @@ class DLRREC(DLRM):
         if not bool(torch.isfinite(torch.stack(list(parts.values()))).all()):  # one host sync
             name, part = next((n, p) for n, p in parts.items() if not torch.isfinite(p))
             raise ValueError(
-                f"DLRREC loss part {name} is {part.item()} (tau={self.options.tau}, w1={self.options.w1}, w2={self.options.w2}, "
-                f"learning rate too high?); training stopped"
+                f"DLRREC loss part {name} is {part.item()} (tau={self.options.tau}, w1={self.options.w1}, "
+                f"w2={self.options.w2}, learning rate too high?); training stopped"
             )
         return tuple(parts.values())
 

@@ -121,7 +121,8 @@ def resolve_user_text(options: "DLRRECOptions", config, tables: Dict[str, TextTa
         mode = "before_row" if os.path.isfile(path) else "full"
         if path not in _LOGGED_AUTO:
             _LOGGED_AUTO.add(path)
-            logging.getLogger().info(f"user_text: auto -> {mode} ({path} {'found' if mode == 'before_row' else 'absent'})")
+            found = "found" if mode == "before_row" else "absent"
+            logging.getLogger().info(f"user_text: auto -> {mode} ({path} {found})")
     return mode
 
 
@@ -201,8 +202,8 @@ def hard_negative_samplers(config, dataset, samplers: Dict[str, object]) -> Dict
 
     tables = hard_negatives_for_dataset(config, dataset, samplers, logger=logging.getLogger())
     n_corpus = {"item": dataset.item_num, "user": dataset.user_num}
-    return {side: HardNegativeSampler.from_table(table, n_corpus[side], seed=int(config["seed"]), device=config["device"])
-            for side, table in tables.items()}
+    common = dict(seed=int(config["seed"]), device=config["device"])
+    return {side: HardNegativeSampler.from_table(table, n_corpus[side], **common) for side, table in tables.items()}
 
 
 def set_negative_weights(options: "DLRRECOptions", config, dataset, samplers: Dict[str, object]) -> None:

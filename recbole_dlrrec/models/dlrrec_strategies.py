@@ -191,4 +191,6 @@ class SharedNegatives(Negatives):
         return ContrastiveDraw.with_shared_negatives(anchors, positives, negatives, mask)
 
 
-NEGATIVES: Dict[str, type] = {cls.name: cls for cls in (SharedNegatives, RandomNegatives, InBatchNegatives, HardNegatives)}
+NEGATIVES: Dict[str, type] = {
+    cls.name: cls for cls in (SharedNegatives, RandomNegatives, InBatchNegatives, HardNegatives)
+}

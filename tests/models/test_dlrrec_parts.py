@@ -101,8 +101,8 @@ def test_the_parts_are_what_the_options_say(built, overrides, representation, ne
     assert set(model.samplers) == head_sides and set(model.hard_samplers) == hard_sides
     assert set(model.text_sides) == text_sides
     assert model.weights == {"item": options.w1, "user": options.w2}
-    assert all(len(ids) == min(options.collapse_sample, count - 1) for ids, count in
-               ((model._collapse_ids["item"], train._dataset.item_num), (model._collapse_ids["user"], train._dataset.user_num)))
+    counts = {"item": train._dataset.item_num, "user": train._dataset.user_num}
+    assert all(len(model._collapse_ids[side]) == min(options.collapse_sample, count - 1) for side, count in counts.items())
 
 
 def test_the_builder_alone_builds_the_models_parts(built):
