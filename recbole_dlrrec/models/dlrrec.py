@@ -118,6 +118,7 @@ class DLRREC(DLRM):
     """
 
     options_class = DLRRECOptions
+    options: DLRRECOptions
 
     def __init__(self, config, dataset):
         options = build_options(self.options_class, config, type(self))
@@ -199,7 +200,8 @@ class DLRREC(DLRM):
         if not sides:
             return None, {}
         rows = [self.sparse_arch.token_rows(token_ids)] + [self._id_rows(side, draws[side].ids()) for side in sides]
-        vectors = self.sparse_arch.token_table(torch.cat([r.reshape(-1) for r in rows])).split([r.numel() for r in rows])
+        flat = torch.cat([r.reshape(-1) for r in rows])
+        vectors = self.sparse_arch.token_table(flat).split([r.numel() for r in rows])
         return vectors[0].view(*token_ids.shape, -1), dict(zip(sides, vectors[1:]))
 
     def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional[ContrastiveDraw],

@@ -15,6 +15,7 @@ Random draws keep their order: the towers draw their initial weights from the gl
 after DLRM's arches; the samplers and the collapse sample have generators of their own, seeded
 by config's seed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,13 +29,21 @@ from torch import nn
 
 from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.data.text_vectors import (
-    SIDES, TextTable, TextVectorsMissingError, UserHistory, load_text_table, load_user_history, user_history_path,
+    SIDES,
+    TextTable,
+    TextVectorsMissingError,
+    UserHistory,
+    load_text_table,
+    load_user_history,
+    user_history_path,
 )
 from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS, Negatives, Representation
 from recbole_dlrrec.nn.text import RowHistoryLookup, TextTower
 
 if TYPE_CHECKING:
     from recbole_dlrrec.models.dlrrec import DLRRECOptions
+    from recbole_dlrrec.swing.hard_negatives import HardNegativeSampler
+    from recbole_dlrrec.swing.sampler import SwingSampler
 
 _LOGGED_AUTO: set = set()  # 'auto' choices already logged in this process (one line per dataset)
 
@@ -59,8 +68,8 @@ class DLRRECParts:
 
     text_sides: nn.ModuleDict
     history_lookup: Optional[RowHistoryLookup]
-    samplers: Dict[str, object]
-    hard_samplers: Dict[str, object]
+    samplers: Dict[str, "SwingSampler"]
+    hard_samplers: Dict[str, "HardNegativeSampler"]
     collapse_ids: Dict[str, torch.Tensor]
     representation: Representation
     negatives: Negatives
@@ -87,8 +96,8 @@ def load_text_tables(options: "DLRRECOptions", config, dataset) -> Dict[str, Tex
     """side -> TextTable for the sides whose vectors the dataset sets ({} for reduction none)."""
     if options.reduction == "none":
         return {}
-    tables = {side: load_text_table(config, dataset, side) for side in SIDES}
-    tables = {side: t for side, t in tables.items() if t is not None}
+    loaded = {side: load_text_table(config, dataset, side) for side in SIDES}
+    tables = {side: table for side, table in loaded.items() if table is not None}
     if not tables:
         keys = " / ".join(key for _, key in SIDES.values())
         raise TextVectorsMissingError(
@@ -133,10 +142,12 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     negatives: Negatives = NEGATIVES[options.cl_negatives]()
     weights = {"item": options.w1, "user": options.w2}
     representation.check(text.tables, weights)
-    text_sides = nn.ModuleDict({
-        side: text_tower(options, config, side, table, text.history if side == "user" else None)
-        for side, table in text.tables.items()
-    })
+    text_sides = nn.ModuleDict(
+        {
+            side: text_tower(options, config, side, table, text.history if side == "user" else None)
+            for side, table in text.tables.items()
+        }
+    )
     history_lookup = user_history_lookup(text.tables["user"], text.history) if text.history is not None else None
     if options.reduction == "pca":
         fit_pca(config, dataset, text_sides)
@@ -144,12 +155,14 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     hard_samplers = hard_negative_samplers(config, dataset, samplers) if samplers and negatives.needs_hard_table else {}
     set_negative_weights(options, config, dataset, samplers)
     collapse_ids = collapse_sample(dataset, options.collapse_sample, int(config["seed"]))
-    return DLRRECParts(text_sides, history_lookup, samplers, hard_samplers, collapse_ids, representation, negatives,
-                       weights)
+    return DLRRECParts(
+        text_sides, history_lookup, samplers, hard_samplers, collapse_ids, representation, negatives, weights
+    )
 
 
-def text_tower(options: "DLRRECOptions", config, side: str, table: TextTable,
-               history: Optional[UserHistory] = None) -> TextTower:
+def text_tower(
+    options: "DLRRECOptions", config, side: str, table: TextTable, history: Optional[UserHistory] = None
+) -> TextTower:
     """One side's TextTower. Under bf16 autocast (train_precision) the table is stored in bf16
     (see TextTower). The user side's table is the per-user vectors followed by the history
     vectors (rows N..N+m-1), and with no_history 'learned' its rows without text (row 0, users
@@ -160,10 +173,17 @@ def text_tower(options: "DLRRECOptions", config, side: str, table: TextTable,
     if side == "user" and options.no_history == "learned":
         missing = torch.cat([~table.has_vector, torch.zeros(len(vectors) - len(table.vectors), dtype=torch.bool)])
     return TextTower(
-        vectors, options.reduction, options.reduction_dim, options.embedding_size,
-        hidden=options.reduction_hidden, dropout=options.reduction_dropout, norm=options.reduction_norm,
+        vectors,
+        options.reduction,
+        options.reduction_dim,
+        options.embedding_size,
+        hidden=options.reduction_hidden,
+        dropout=options.reduction_dropout,
+        norm=options.reduction_norm,
         vector_dtype=torch.bfloat16 if config["enable_amp"] else None,
-        adapter=options.reduction_adapter, text_dropout=options.text_dropout, missing=missing,
+        adapter=options.reduction_adapter,
+        text_dropout=options.text_dropout,
+        missing=missing,
     )
 
 
@@ -177,12 +197,13 @@ def user_history_lookup(table: TextTable, history: UserHistory) -> RowHistoryLoo
 def fit_pca(config, dataset, text_sides: nn.ModuleDict) -> None:
     """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
     for side, module in text_sides.items():
+        assert isinstance(module, TextTower)
         ids = torch.unique(dataset.inter_feat[config[SIDES[side][0]]])
         share = module.fit_pca(ids)
         logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
 
 
-def swing_samplers(config, dataset, weights: Dict[str, float]) -> Dict[str, object]:
+def swing_samplers(config, dataset, weights: Dict[str, float]) -> Dict[str, "SwingSampler"]:
     """side -> SwingSampler over the TRAIN neighbour table (cl_similarity, through the disk
     cache), for the sides with a head (weight > 0)."""
     if not any(weights.values()):
@@ -196,7 +217,7 @@ def swing_samplers(config, dataset, weights: Dict[str, float]) -> Dict[str, obje
     return {side: SwingSampler.from_table(*tables[side], **common) for side in ("item", "user") if weights[side]}
 
 
-def hard_negative_samplers(config, dataset, samplers: Dict[str, object]) -> Dict[str, object]:
+def hard_negative_samplers(config, dataset, samplers: Dict[str, "SwingSampler"]) -> Dict[str, "HardNegativeSampler"]:
     """side -> HardNegativeSampler (swing/hard_negatives.py), for the sides of `samplers`."""
     from recbole_dlrrec.swing.hard_negatives import HardNegativeSampler, hard_negatives_for_dataset
 
@@ -206,7 +227,7 @@ def hard_negative_samplers(config, dataset, samplers: Dict[str, object]) -> Dict
     return {side: HardNegativeSampler.from_table(table, n_corpus[side], **common) for side, table in tables.items()}
 
 
-def set_negative_weights(options: "DLRRECOptions", config, dataset, samplers: Dict[str, object]) -> None:
+def set_negative_weights(options: "DLRRECOptions", config, dataset, samplers: Dict[str, "SwingSampler"]) -> None:
     """cl_negative_pool / cl_negative_dist -> each sampler's negative weights, from the per-id
     row counts of the TRAIN split (`dataset`). Nothing to do for all + uniform: the samplers'
     own uniform draw over every id."""

@@ -7,6 +7,7 @@ Shapes: B ids, A anchors, N negatives, D = embedding_size. A side's encoders are
 `text_of(ids B) -> B x D` (None when the side has no text tower) and `id_of(ids B) -> B x D`
 (its ID embedding rows).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Iterable, Mapping, Optional
@@ -46,14 +47,26 @@ class Representation:
         """The ids of `draw` whose text the head reads."""
         return draw.ids()
 
-    def of_ids(self, ids: torch.Tensor, text_of: Optional[Encoder], id_of: Encoder,
-               text: Optional[torch.Tensor] = None, id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def of_ids(
+        self,
+        ids: torch.Tensor,
+        text_of: Optional[Encoder],
+        id_of: Encoder,
+        text: Optional[torch.Tensor] = None,
+        id_vectors: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The representations of ids B -> B x D; `text` / `id_vectors` (B x D): what the
         caller has already computed of them."""
         raise NotImplementedError
 
-    def of_draw(self, draw: ContrastiveDraw, text_of: Optional[Encoder], id_of: Encoder,
-                text: Optional[torch.Tensor] = None, id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def of_draw(
+        self,
+        draw: ContrastiveDraw,
+        text_of: Optional[Encoder],
+        id_of: Encoder,
+        text: Optional[torch.Tensor] = None,
+        id_vectors: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The representations of `draw.ids()` (len x D) the loss reads. `text`: the text of
         `text_ids(draw)`; `id_vectors`: the ID embeddings of `draw.ids()`."""
         return self.of_ids(draw.ids(), text_of, id_of, text, id_vectors)
@@ -141,8 +154,7 @@ class Negatives:
     name: str = ""
     needs_hard_table: bool = False
 
-    def draw(self, sampler, hard_sampler, anchors: torch.Tensor, count: int,
-             self_positive: float) -> ContrastiveDraw:
+    def draw(self, sampler, hard_sampler, anchors: torch.Tensor, count: int, self_positive: float) -> ContrastiveDraw:
         """A draw for anchors A: positives from `sampler` (swing/sampler.py SwingSampler), and
         `count` negatives (per anchor, or one pool shared by all)."""
         raise NotImplementedError

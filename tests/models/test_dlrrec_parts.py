@@ -1,6 +1,7 @@
 """DLRREC built from parts (models/dlrrec_parts.py) with its head's strategies chosen by name
 (models/dlrrec_strategies.py): the parts are what the options say, a build is repeatable bit for
 bit, and each strategy does what its name promises."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,11 +56,20 @@ def test_registries_are_keyed_by_their_strategies_names():
         assert all(cls.name == name for name, cls in registry.items())
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(SWING, cl_repr="text_vs_id", cl_negatives="hard", cl_projection="mlp", cl_max_anchors=7,
-         cl_mask_neighbours=False),
-    dict(SWING, cl_repr="fused", cl_negatives="in_batch", cl_negative_pool="seen", cl_negative_dist="popularity"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(
+            SWING,
+            cl_repr="text_vs_id",
+            cl_negatives="hard",
+            cl_projection="mlp",
+            cl_max_anchors=7,
+            cl_mask_neighbours=False,
+        ),
+        dict(SWING, cl_repr="fused", cl_negatives="in_batch", cl_negative_pool="seen", cl_negative_dist="popularity"),
+    ],
+)
 def test_two_builds_give_the_same_weights_draws_and_losses_bit_for_bit(built, overrides):
     first, _, train = built(**overrides)
     second, _, _ = built(**overrides)
@@ -81,17 +91,33 @@ def test_parameters_register_in_build_order(built):
     assert tops[-1] == "cl_projections"
 
 
-@pytest.mark.parametrize("overrides, representation, negatives, head_sides, hard_sides, text_sides", [
-    ({}, "fused", "shared", {"item", "user"}, set(), {"item", "user"}),
-    (dict(SWING, cl_repr="id", cl_negatives="hard", w2=0.0), "id", "hard", {"item"}, {"item"}, {"item", "user"}),
-    (dict(SWING, cl_repr="text", cl_negatives="random", user_text="none", w2=0.0), "text", "random", {"item"}, set(),
-     {"item"}),
-    (dict(cl_repr="text_vs_id", cl_negatives="in_batch", w1=0.0, w2=0.0), "text_vs_id", "in_batch", set(), set(),
-     {"item", "user"}),
-    (dict(reduction="none", w1=0.0, w2=0.0), "fused", "shared", set(), set(), set()),
-])
-def test_the_parts_are_what_the_options_say(built, overrides, representation, negatives, head_sides, hard_sides,
-                                            text_sides):
+@pytest.mark.parametrize(
+    "overrides, representation, negatives, head_sides, hard_sides, text_sides",
+    [
+        ({}, "fused", "shared", {"item", "user"}, set(), {"item", "user"}),
+        (dict(SWING, cl_repr="id", cl_negatives="hard", w2=0.0), "id", "hard", {"item"}, {"item"}, {"item", "user"}),
+        (
+            dict(SWING, cl_repr="text", cl_negatives="random", user_text="none", w2=0.0),
+            "text",
+            "random",
+            {"item"},
+            set(),
+            {"item"},
+        ),
+        (
+            dict(cl_repr="text_vs_id", cl_negatives="in_batch", w1=0.0, w2=0.0),
+            "text_vs_id",
+            "in_batch",
+            set(),
+            set(),
+            {"item", "user"},
+        ),
+        (dict(reduction="none", w1=0.0, w2=0.0), "fused", "shared", set(), set(), set()),
+    ],
+)
+def test_the_parts_are_what_the_options_say(
+    built, overrides, representation, negatives, head_sides, hard_sides, text_sides
+):
     model, config, train = built(**overrides)
     options = model.options
     assert isinstance(options, DLRRECOptions)
@@ -102,7 +128,9 @@ def test_the_parts_are_what_the_options_say(built, overrides, representation, ne
     assert set(model.text_sides) == text_sides
     assert model.weights == {"item": options.w1, "user": options.w2}
     counts = {"item": train._dataset.item_num, "user": train._dataset.user_num}
-    assert all(len(model._collapse_ids[side]) == min(options.collapse_sample, count - 1) for side, count in counts.items())
+    assert all(
+        len(model._collapse_ids[side]) == min(options.collapse_sample, count - 1) for side, count in counts.items()
+    )
 
 
 def test_the_builder_alone_builds_the_models_parts(built):
