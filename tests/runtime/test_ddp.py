@@ -82,7 +82,9 @@ def test_swing_sampler_streams_differ_per_rank_and_rank0_keeps_the_seed():
 
     ids = torch.tensor([[0, 0], [2, 3], [1, 3], [1, 2]])
     scores = torch.tensor([[0.0, 0.0], [1.0, 2.0], [1.0, 1.0], [3.0, 1.0]])
-    draw = lambda **kw: SwingSampler(ids, scores, 4, seed=7, **kw).sample(torch.tensor([1, 2, 3] * 20), 2)[1]
+    def draw(**kw):
+        return SwingSampler(ids, scores, 4, seed=7, **kw).sample(torch.tensor([1, 2, 3] * 20), 2)[1]
+
     assert torch.equal(draw(), draw(rank=0))  # one process: the numbers it always gave
     assert not torch.equal(draw(rank=0), draw(rank=1))
 

@@ -11,7 +11,7 @@ import torch
 
 from recbole_dlrrec import patches
 
-patches.apply()  # these tests build RecBole's loaders directly
+patches.apply()  # these tests build RecBole's loaders directly, so the fixes go in before RecBole's imports
 from recbole.data.dataloader.general_dataloader import (
     FullSortEvalDataLoader,
     NegSampleEvalDataLoader,

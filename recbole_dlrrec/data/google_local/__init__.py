@@ -169,3 +169,13 @@ from recbole_dlrrec.data.google_local.read import (
 DEFAULT_CATEGORY_FILTER = SOURCE.default_category_filter
 convert = pipeline.converter(SOURCE)
 
+
+# The converter's public names, re-exported here so that `google_local` is the one import a user
+# of this source needs.
+__all__ = [
+    "DEFAULT_CATEGORY_FILTER", "DEFAULT_LABEL_THRESHOLD", "DEFAULT_MAX_LINE_BYTES", "DEFAULT_RATIOS",
+    "IMAGE_ENCODERS", "MAX_LISTED_LINES", "SOURCE", "SPLITS", "Business", "ConversionError", "ConvertOptions",
+    "FileTally", "LongLine", "Review", "Skip", "category_token", "check_loads_in_recbole", "convert",
+    "iter_lines", "k_core", "normalise_price", "normalise_time", "parse_line", "parse_meta", "parse_review",
+    "read_meta", "read_reviews", "readable_token", "register_image_encoder", "split_reviews",
+]

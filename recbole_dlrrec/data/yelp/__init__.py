@@ -44,3 +44,5 @@ from recbole_dlrrec.data.yelp.read import SOURCE, parse_meta, parse_review
 
 DEFAULT_CATEGORY_FILTER = SOURCE.default_category_filter
 convert = pipeline.converter(SOURCE)
+
+__all__ = ["DEFAULT_CATEGORY_FILTER", "SOURCE", "convert", "parse_meta", "parse_review"]
