@@ -87,6 +87,8 @@ class SparseArch(nn.Module):
     Output: B x (F_tok + F_seq) x D.
     """
 
+    token_offsets: torch.Tensor  # buffer, F_tok
+
     def __init__(self, token_dims: Sequence[int], token_seq_dims: Sequence[int], dim: int):
         super().__init__()
         self.num_token = len(token_dims)
@@ -124,6 +126,7 @@ class SparseArch(nn.Module):
         parts = []
         if self.token_table is not None:
             if token_vectors is None:
+                assert token_ids is not None, "a model with token fields passes their ids"
                 token_vectors = self.token_table(self.token_rows(token_ids))  # B x F_tok x D
             parts.append(token_vectors)
         for table, seq in zip(self.token_seq_tables, token_seqs):
@@ -173,6 +176,9 @@ class InteractionArch(nn.Module):
     arch's output B x D. Output: B x (D + F*(F-1)/2) with a dense input (it is passed through
     beside the dots, as in DLRM), else B x F*(F-1)/2: the strictly upper-triangular dots.
     """
+
+    rows: torch.Tensor  # buffers, F(F-1)/2 each
+    cols: torch.Tensor
 
     def __init__(self, num_vectors: int):
         super().__init__()

@@ -42,12 +42,15 @@ class ReductionTower(nn.Module):
             (None, 'batch' or 'layer'); ignored by the other kinds.
     """
 
+    pca_mean: torch.Tensor  # buffers of the 'pca' kind: T, and R x T
+    pca_components: torch.Tensor
+
     def __init__(self, kind: str, in_dim: int, out_dim: int, hidden: Sequence[int] = (),
                  dropout: float = 0.0, norm: Optional[str] = None):
         super().__init__()
         self.kind = kind
         if kind == "mlp":
-            self.net = mlp(in_dim, hidden, out_dim, dropout=dropout, norm=norm)
+            self.net: nn.Module = mlp(in_dim, hidden, out_dim, dropout=dropout, norm=norm)
         elif kind == "linear":
             self.net = nn.Linear(in_dim, out_dim)
         elif kind == "pca":
@@ -93,6 +96,9 @@ class TextTower(nn.Module):
             given, one learned D-vector (`missing_vector`, zero at start) replaces the tower's
             output for those rows: an explicit "no text" that the rows without history teach.
     """
+
+    vectors: torch.Tensor  # buffers: the N x T table, and its N missing flags when given
+    missing: torch.Tensor
 
     def __init__(self, vectors: torch.Tensor, kind: str, reduction_dim: int, dim: int,
                  hidden: Sequence[int] = (), dropout: float = 0.0, norm: Optional[str] = None,
@@ -145,6 +151,9 @@ class RowHistoryLookup(nn.Module):
         rows: M int64, the table row of each listed row's vector.
         num_items: the item id range (the key's multiplier).
     """
+
+    keys: torch.Tensor  # buffers, M each
+    rows: torch.Tensor
 
     def __init__(self, keys: torch.Tensor, rows: torch.Tensor, num_items: int):
         super().__init__()
