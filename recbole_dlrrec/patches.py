@@ -117,7 +117,7 @@ patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 from recbole_dlrrec.atomic import atomic_path
 
@@ -228,7 +228,7 @@ def _untrusted_caches() -> None:
     for module in (data_utils, recbole.data):
         module.create_dataset = create_dataset
         module.load_split_dataloaders = load_split_dataloaders
-    recbole_quick_start = sys.modules.get("recbole.quick_start.quick_start")
+    recbole_quick_start: Any = sys.modules.get("recbole.quick_start.quick_start")
     if recbole_quick_start is not None:
         recbole_quick_start.create_dataset = create_dataset
 
@@ -336,9 +336,9 @@ def gather_rows(rows, n_total: int):
 
     world = dist.get_world_size()
     count = torch.tensor([rows.shape[0]], device=rows.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    counts = torch.cat(counts)
+    each_count = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(each_count, count)
+    counts = torch.cat(each_count)
     longest = int(counts.max())
     padded = rows.new_zeros((longest, *rows.shape[1:]))
     padded[: rows.shape[0]] = rows
@@ -434,7 +434,7 @@ def _fill_nan_by_assignment() -> None:
     from recbole.data.dataset.dataset import Dataset
 
     if getattr(Dataset._fill_nan, "__wrapped__", None) is None:
-        fill_missing_values.__wrapped__ = Dataset._fill_nan
+        fill_missing_values.__wrapped__ = Dataset._fill_nan  # type: ignore[attr-defined]  # function attribute
         Dataset._fill_nan = fill_missing_values
 
 
@@ -515,7 +515,7 @@ def _load_feat_without_chained_fill() -> None:
     from recbole.data.dataset.dataset import Dataset
 
     if getattr(Dataset._load_feat, "__wrapped__", None) is None:
-        load_feature_file.__wrapped__ = Dataset._load_feat
+        load_feature_file.__wrapped__ = Dataset._load_feat  # type: ignore[attr-defined]  # function attribute
         Dataset._load_feat = load_feature_file
 
 
@@ -540,7 +540,7 @@ def _per_row_agg_len() -> None:
         return pandas_agg(self, func, axis, *args, **kwargs)
 
     agg.__doc__ = pandas_agg.__doc__
-    agg.__wrapped__ = pandas_agg
+    agg.__wrapped__ = pandas_agg  # type: ignore[attr-defined]  # function attribute
     pd.Series.agg = agg
 
 
@@ -598,7 +598,7 @@ def classification_metrics() -> None:
             self.final_config_dict["metrics"] = resolve_metric_names(metrics, mode)
         original(self)
 
-    _set_default_parameters._dlrrec_patched = True
+    _set_default_parameters._dlrrec_patched = True  # type: ignore[attr-defined]  # function attribute
     _set_default_parameters.__doc__ = "RecBole's, after resolving precision/recall (recbole_dlrrec.patches, fix 7)."
     Config._set_default_parameters = _set_default_parameters
 

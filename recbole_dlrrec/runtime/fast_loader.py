@@ -157,6 +157,9 @@ class RankShard:
 class _FastLoader:
     """Shared part: the joined columns on the device and batch assembly."""
 
+    step: int  # rows per batch (per rank when distributed), set by _init_batch_size_and_step
+    _batch_size: int
+
     def __init__(self, config, dataset, sampler=None, shuffle: bool = False, device=None):
         self.config = config
         self._dataset = dataset
@@ -171,7 +174,6 @@ class _FastLoader:
         self.model = None
         self.transform = None
         self.is_sequential = False
-        self._batch_size = self.step = None
         self._init_batch_size_and_step()
 
     # -- what RecBole's loaders expose ------------------------------------------------------
@@ -271,6 +273,7 @@ class FastTrainDataLoader(_FastLoader):
 
     def _rank_batches(self) -> Iterator[Interaction]:
         """Distributed: this rank's batches of the epoch's order (see the module docstring)."""
+        assert self.sampler is not None, "called only when distributed"
         if self.shuffle:
             self.generator.manual_seed(int(self.config["seed"]) + self.sampler.epoch)
             order = torch.randperm(self.sample_size, generator=self.generator, device=self.device)

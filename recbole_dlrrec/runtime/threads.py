@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def use_threads(threads: int) -> int:
@@ -25,6 +25,7 @@ def use_threads(threads: int) -> int:
     threads = max(1, int(threads))
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    numba: Any
     try:
         import numba
     except ImportError:  # pragma: no cover - numba comes with the SWING module's requirements
@@ -51,6 +52,6 @@ def threads_within(threads: int) -> Iterator[int]:
         yield use_threads(threads)
     finally:
         # numba first, torch last (see use_threads).
-        if before[1] is not None:
+        if numba is not None and before[1] is not None:
             numba.set_num_threads(before[1])
         torch.set_num_threads(before[0])

@@ -5,6 +5,8 @@ pairs agree in category and text (:func:`neighbour_agreement`, to compare ``cl_s
 
 from __future__ import annotations
 
+from typing import Dict
+
 import numpy as np
 
 from recbole_dlrrec.swing.graph import NeighbourTable, SwingNeighbours
@@ -43,7 +45,7 @@ def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, ha
     """
     valid = table.ids != NeighbourTable.PAD_ID
     anchors, neighbours = np.nonzero(valid)[0], table.ids[valid]
-    result = {"pairs": int(anchors.size)}
+    result: Dict[str, float] = {"pairs": int(anchors.size)}
     if categories is not None:
         labels = np.asarray(categories, dtype=object)
         known = labels != unknown
@@ -86,7 +88,8 @@ def plot_score_histogram(neighbours: SwingNeighbours, path: str, *, similarity: 
         if scores.size:  # scores are heavy-tailed: log-spaced bins on a log x axis
             low, high = float(scores.min()), float(scores.max())
             bins = np.geomspace(low, high * (1 + 1e-9), 50) if high > low else 1
-            axes.hist(scores, bins=bins, color="tab:blue" if side == "users" else "tab:orange")
+            axes.hist(scores, bins=bins,  # type: ignore[arg-type]  # matplotlib stubs: no ndarray bins
+                      color="tab:blue" if side == "users" else "tab:orange")
             axes.set_xscale("log")
             axes.set_yscale("log")
         axes.set_title(f"{side[:-1]}-{side[:-1]} {similarity}, top-{table.k} ({scores.size} scores)")

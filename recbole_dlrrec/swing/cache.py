@@ -119,7 +119,7 @@ def load_or_compute(cache_dir: str, key_params: dict,
         raise ValueError("compute_fn must return a dict of arrays with names not starting '__'")
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     with atomic_path(path) as tmp_path, open(tmp_path, "wb") as tmp:
-        np.savez(tmp, **arrays, **{_META_KEY: np.array(meta)})
+        np.savez(tmp, **arrays, **{_META_KEY: np.array(meta)})  # type: ignore[arg-type]  # numpy stubs
         tmp.flush()
         os.fsync(tmp.fileno())
     _say(logger, "info", f"saved {prefix} cache {path}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +47,10 @@ def _check_sparse(matrix, name: str = "matrix") -> None:
         raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
 
 
+@overload
+def _check_count(value, name: str, allow_none: Literal[False]) -> int: ...
+@overload
+def _check_count(value, name: str, allow_none: bool = True) -> Optional[int]: ...
 def _check_count(value, name: str, allow_none: bool = True) -> Optional[int]:
     """A positive integer (``bool`` refused) or, when allowed, ``None``."""
     if value is None and allow_none:

@@ -301,6 +301,7 @@ class SwingSampler:
             keep[exclude - self.first_valid_id] = False
             pool = torch.nonzero(keep).squeeze(1) + self.first_valid_id
         else:
+            assert self._in_pool is not None  # set together with _pool
             keep = self._in_pool.clone()
             keep[exclude] = False
             pool = torch.nonzero(keep).squeeze(1)
@@ -308,6 +309,7 @@ class SwingSampler:
             raise ValueError("exclude covers the whole corpus (the negative pool); no negative can be drawn")
         cdf = None
         if self._pool_weights is not None:  # the remaining ids' weights
+            assert self._pool is not None  # weights come with a pool
             cdf = self._pool_weights[torch.searchsorted(self._pool, pool)].cumsum(0)
         return pool[self._pool_index(cdf, pool.numel(), (n,))]
 
