@@ -108,9 +108,9 @@ def compare_similarities(config, dataset, train_dataset) -> list:
     for row in rows:
         category = (f"{row['same_category']:.3f} ({row['same_category_chance']:.3f})"
                     if "same_category" in row else "-")
-        text = (f"{row['text_cosine']:.3f} ({row['text_cosine_random']:.3f})"
-                if "text_cosine" in row else "-")
-        print(f"  {row['similarity']:>13} {row['side']:>4}: {row['pairs']} pairs | {category} | {text}")
+        cosine = (f"{row['text_cosine']:.3f} ({row['text_cosine_random']:.3f})"
+                  if "text_cosine" in row else "-")
+        print(f"  {row['similarity']:>13} {row['side']:>4}: {row['pairs']} pairs | {category} | {cosine}")
     return rows
 
 

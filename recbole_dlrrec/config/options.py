@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Dict, Optional, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Type, TypeVar, Union
 
 from recbole_dlrrec.config.keys import ConfigKeyError, KeySpec, value_problem
 from recbole_dlrrec.config.stack import base_key_specs, plugin_defaults
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _optional(annotation: Any) -> bool:

@@ -6,6 +6,7 @@ raises `UnknownModelError` listing what is valid.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from typing import Dict, List, Tuple, Type

@@ -190,7 +190,7 @@ def clean_stale(out_dir: str, name: str) -> list[str]:
     """Remove this tool's temp folders for ``name`` whose process is gone; returns their paths."""
     tagged = re.compile(r"^\." + re.escape(name) + r"\.(?:tmp|old)-(\d+)-[a-z0-9_]{8}$")
     legacy = re.compile(r"^\." + re.escape(name) + r"\.tmp-[a-z0-9_]{8}$")
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(out_dir)
     except OSError:
@@ -274,6 +274,7 @@ class DatasetFolder:
         return report
 
     def _swap(self) -> None:
+        assert self.path is not None, "commit runs inside the with block"
         old = None
         if os.path.lexists(self.final):
             old = tempfile.mkdtemp(prefix=f".{self.name}.old-{os.getpid()}-", dir=self.out_dir)

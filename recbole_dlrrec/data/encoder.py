@@ -370,6 +370,7 @@ class TextEncoder:
     def _cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
         """The cached vectors of ``keys`` (key -> float32 ``[dim]``), checked like the model's
         output; anything wrong with them is the cache file's fault (EncoderCacheError)."""
+        assert self._cache is not None, "called only with a cache"
         cached = self._cache.get_many(keys)
         if not cached:
             return {}

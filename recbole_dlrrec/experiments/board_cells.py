@@ -226,7 +226,7 @@ class Leaderboard:
         layered, _ = stack.merged()
         return {k: _plain(layered[k]) for k in sorted(plugin_keys) if k not in NOT_FINGERPRINTED}
 
-    def stale_reason(self, spec: CellSpec, record: Optional[dict]) -> Optional[str]:
+    def stale_reason(self, spec: CellSpec, record: dict) -> Optional[str]:
         """Why a finished cell no longer stands for today's settings and code, or None."""
         if record.get("fingerprint") != self.fingerprint(spec):
             return "other --key=value settings"
@@ -245,7 +245,8 @@ class Leaderboard:
     def is_done(self, spec: CellSpec, record: Optional[dict]) -> bool:
         """ok, same settings, same code, and the defaults it ran with are still today's (cells
         from before code_version was recorded are judged by their recorded config alone)."""
-        return bool(record) and record.get("status") == "ok" and self.stale_reason(spec, record) is None
+        return (record is not None and bool(record) and record.get("status") == "ok"
+                and self.stale_reason(spec, record) is None)
 
     def test_scores(self, spec: CellSpec):
         """The per-row test file of a finished cell (cell_rows.CellRows: labels, scores and, for
@@ -262,10 +263,11 @@ class Leaderboard:
     def run_cells(self, specs: Sequence[CellSpec]) -> List[dict]:
         """Run every cell not already done (resumable); returns their records in order."""
         specs = list(specs)
-        todo, out = [], {}
+        todo: List[CellSpec] = []
+        out: Dict[str, dict] = {}
         for spec in specs:
             record = None if self.force else self.load_cell(spec)
-            if self.is_done(spec, record):
+            if record is not None and self.is_done(spec, record):
                 out[spec.key] = record
             else:
                 if record is not None and record.get("status") == "failed":
@@ -279,7 +281,8 @@ class Leaderboard:
         durations: List[float] = []
         for position, spec in enumerate(todo, start=1):
             remaining = len(todo) - position
-            eta = f"ETA {format_seconds(np.mean(durations) * (remaining + 1))}" if durations else "ETA after the first cell"
+            eta = (f"ETA {format_seconds(float(np.mean(durations)) * (remaining + 1))}" if durations
+                   else "ETA after the first cell")
             self.log(f"[{position}/{len(todo)}] {self.dataset}: {spec.name} seed {spec.seed} running; "
                      f"{remaining} more after it; {eta}")
             started = time.time()
@@ -318,7 +321,8 @@ class Leaderboard:
         try:
             runner = self.runner
             if runner is None:
-                from recbole_dlrrec.runtime.quick_start import run as runner
+                from recbole_dlrrec.runtime.quick_start import run
+                runner = run
             result = runner(spec.model, self.dataset, config_dict=config_dict, saved=True,
                             result_file=self.cell_path(spec), epoch_callbacks=[capture], record_predictions=True)
             if not result.get("test_result"):

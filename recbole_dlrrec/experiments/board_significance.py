@@ -22,7 +22,8 @@ import numpy as np
 
 from recbole_dlrrec.experiments import significance as sig
 from recbole_dlrrec.experiments.board_cells import CellSpec, is_dlrrec_family
-from recbole_dlrrec.experiments.board_tables import csv_value
+from recbole_dlrrec.experiments.board_tables import Row, csv_value
+from recbole_dlrrec.experiments.cell_rows import CellRows
 
 Entry = Union[sig.Comparison, dict]
 _ROWS_NO_IDS = "rows (cells without ids)"
@@ -42,14 +43,15 @@ def _cluster_ids(rows, unit: str) -> Optional[np.ndarray]:
     return rows.item_ids if unit == sig.UNIT_ITEMS else rows.user_ids
 
 
-def paired_groups(pairs: Sequence[Tuple[object, object]], unit: str) -> Tuple[List[tuple], str]:
+def paired_groups(pairs: Sequence[Tuple[CellRows, CellRows]], unit: str) -> Tuple[List[tuple], str]:
     """Bootstrap groups from each seed's (rows of A, rows of B) (cell_rows.CellRows, same rows),
     and the unit they resample: `unit` when every row names its cluster alike in A and B, else rows."""
     clusters = [(_cluster_ids(a, unit), _cluster_ids(b, unit)) for a, b in pairs]
     used = unit
-    if any(ca is None or cb is None for ca, cb in clusters):
+    known = [(ca, cb) for ca, cb in clusters if ca is not None and cb is not None]
+    if len(known) < len(clusters):
         used = _ROWS_NO_IDS
-    elif any(not np.array_equal(ca, cb) for ca, cb in clusters):
+    elif any(not np.array_equal(ca, cb) for ca, cb in known):
         used = _ROWS_IDS_DIFFER
     if used != unit:
         return [(a.labels, a.scores, b.scores) for a, b in pairs], used
@@ -76,7 +78,7 @@ def _seed_cells(board, name: str, baseline: str, seeds: Sequence[int]):
     return model_aucs, base_aucs, pairs, missing
 
 
-def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: Sequence[object],
+def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
                       n_boot: int = sig.DEFAULT_BOOTSTRAP, baseline: Optional[str] = None) -> List[Entry]:
     """Every DLRREC-family model with numbers against `baseline` (default: the best baseline by mean
     VALID AUC): a significance.Comparison each, or a dict with the reason it could not be tested.
@@ -180,5 +182,5 @@ def significance_csv(entries: Sequence[Entry]) -> str:
     writer.writerow(CSV_KEYS)
     for entry in entries:
         e: Dict[str, object] = entry.as_dict() if isinstance(entry, sig.Comparison) else entry
-        writer.writerow([int(e[k]) if isinstance(e.get(k), bool) else csv_value(e.get(k)) for k in CSV_KEYS])
+        writer.writerow([int(v) if isinstance(v := e.get(k), bool) else csv_value(v) for k in CSV_KEYS])
     return buffer.getvalue()

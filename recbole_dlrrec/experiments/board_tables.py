@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,19 +50,19 @@ class Row:
     seconds_per_epoch: float = float("nan")
     num_parameters: Optional[int] = None
     error: Optional[str] = None
-    extra: Dict[str, object] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_numbers(self) -> bool:
         return self.seeds_ok > 0
 
 
-def _mean_std(values: Sequence[float]) -> tuple:
-    values = [float(v) for v in values if v is not None and np.isfinite(v)]
-    if not values:
+def _mean_std(values: Sequence[Optional[float]]) -> tuple:
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not finite:
         return (float("nan"), float("nan"))
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-    return (float(np.mean(values)), std)
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
+    return (float(np.mean(finite)), std)
 
 
 def summarize(name: str, records: Sequence[dict], seeds_total: Optional[int] = None) -> Row:
@@ -87,11 +87,16 @@ def summarize(name: str, records: Sequence[dict], seeds_total: Optional[int] = N
     return row
 
 
+def _metric_mean(key: str) -> Callable[[Row], float]:
+    return lambda row: row.metrics[key][0]
+
+
 def best_flags(rows: Sequence[Row], metrics: Sequence[Metric] = METRICS, timing: bool = True) -> Dict[str, set]:
     """column key -> names of the rows holding the best value (ties at the shown precision)."""
     flags: Dict[str, set] = {}
     scored = [r for r in rows if r.has_numbers]
-    columns = [(m.key, m.bigger_is_better, lambda r, k=m.key: r.metrics[k][0]) for m in metrics]
+    columns: List[Tuple[str, bool, Callable[[Row], float]]] = [
+        (m.key, m.bigger_is_better, _metric_mean(m.key)) for m in metrics]
     if timing:
         columns.append(("seconds_per_epoch", False, lambda r: r.seconds_per_epoch))
     for key, bigger, getter in columns:

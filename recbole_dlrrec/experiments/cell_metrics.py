@@ -47,15 +47,17 @@ def segment_masks(rows: CellRows) -> Dict[str, np.ndarray]:
     """SEGMENTS -> boolean mask over the rows (module doc); {} without ids."""
     if not rows.has_ids:
         return {}
-    seen_item = rows.item_train_rows > 0
-    masks = {"users seen": rows.user_train_rows > 0, "users unseen": rows.user_train_rows == 0, "items unseen": ~seen_item}
-    _, first = np.unique(rows.item_ids[seen_item], return_index=True)
-    counts = rows.item_train_rows[seen_item][first]  # one count per distinct seen item
+    _, item_ids, user_train_rows, item_train_rows = rows.id_columns()
+    seen_item = item_train_rows > 0
+    masks: Dict[str, np.ndarray] = {"users seen": user_train_rows > 0, "users unseen": user_train_rows == 0,
+                                    "items unseen": ~seen_item}
+    _, first = np.unique(item_ids[seen_item], return_index=True)
+    counts = item_train_rows[seen_item][first]  # one count per distinct seen item
     if counts.size:
         low, high = np.quantile(counts, [1 / 3, 2 / 3])
-        masks["items low"] = seen_item & (rows.item_train_rows <= low)
-        masks["items mid"] = seen_item & (rows.item_train_rows > low) & (rows.item_train_rows <= high)
-        masks["items high"] = seen_item & (rows.item_train_rows > high)
+        masks["items low"] = seen_item & (item_train_rows <= low)
+        masks["items mid"] = seen_item & (item_train_rows > low) & (item_train_rows <= high)
+        masks["items high"] = seen_item & (item_train_rows > high)
     else:
         masks.update({name: np.zeros(rows.labels.size, dtype=bool) for name in ("items low", "items mid", "items high")})
     return masks

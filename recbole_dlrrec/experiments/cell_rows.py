@@ -16,7 +16,7 @@ back to resampling rows, and the tables say so).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -46,6 +46,13 @@ class CellRows:
     def has_ids(self) -> bool:
         return self.user_ids is not None
 
+    def id_columns(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """user_ids, item_ids, user_train_rows, item_train_rows, n each (rows that have ids)."""
+        if self.user_ids is None or self.item_ids is None or self.user_train_rows is None \
+                or self.item_train_rows is None:
+            raise ValueError("these rows hold no ids")
+        return self.user_ids, self.item_ids, self.user_train_rows, self.item_train_rows
+
     def __iter__(self):  # (labels, scores) = rows, as the old 2-row file unpacked
         return iter((self.labels, self.scores))
 
@@ -65,8 +72,7 @@ def from_recorder(labels, scores, row_ids: Optional[dict]) -> Optional[CellRows]
 def save(path: str, rows: CellRows) -> None:
     """Write `rows` atomically: 6 x n float64 with ids (exact for ids below 2**53), else 2 x n float32."""
     if rows.has_ids:
-        array = np.stack([rows.labels, rows.scores, rows.user_ids, rows.item_ids, rows.user_train_rows,
-                          rows.item_train_rows]).astype(np.float64)
+        array = np.stack([rows.labels, rows.scores, *rows.id_columns()]).astype(np.float64)
     else:
         array = np.stack([rows.labels, rows.scores]).astype(np.float32)
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -265,6 +265,7 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
     cold_items, n_items, parts = _split_rows(items, dataset, fraction, valid_share, seed)
     n_cold = int(cold_items.size)
     tmp = folder.path
+    assert tmp is not None, "the caller entered the folder's with block"
     with folder.writing():
         head = "\t".join(header) + "\n"
         for part, index in parts.items():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -172,12 +172,13 @@ def match_v0_top_mlp(board: Leaderboard, seed: int, target: int) -> tuple:
     in_features = model.over_arch.model[0].in_features
     dropout = config["dropout_prob"] or 0.0
     rest = default_count - _count(model.over_arch)
-    best = None
+    best: Optional[Tuple[List[int], int]] = None  # (hidden, count)
     for scale in V0_SCALES:
         hidden = [max(1, int(round(width * scale))) for width in default_top]
         count = rest + _count(OverArch(in_features, hidden, dropout))
         if best is None or abs(count - target) < abs(best[1] - target):
             best = (hidden, count)
+    assert best is not None, "V0_SCALES is not empty"
     return best[0], best[1], default_top, default_count
 
 
@@ -220,7 +221,7 @@ def unified_vs_v0(board: Leaderboard, seeds: Sequence[int], notes: Sequence[str]
     header = _experiment_header(board, "Unified DLRREC against the two-step V0", seeds, notes, explanation)
     paths = _write_table(board, "v0_vs_unified", header, rows, extra)
     numbered = [r for r in rows if r.has_numbers]
-    paths["png"] = plots.params_vs_auc_chart([r.name for r in numbered], [r.num_parameters for r in numbered],
+    paths["png"] = plots.params_vs_auc_chart([r.name for r in numbered], [r.num_parameters or 0 for r in numbered],
                                              [r.metrics["auc"][0] for r in numbered], [r.metrics["auc"][1] for r in numbered],
                                              os.path.join(board.out_dir, "v0_vs_unified.png"),
                                              title=f"Unified vs two-step V0: {board.dataset}")

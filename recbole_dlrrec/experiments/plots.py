@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def auc_bar_chart(rows: Sequence, path: str, title: str = "Test AUC", metric: st
     return _save(figure, path)
 
 
-def reduction_size_chart(sizes: Sequence[int], auc_mean: Sequence[float], auc_std: Sequence[float],
+def reduction_size_chart(sizes: Union[Sequence[int], np.ndarray], auc_mean: Sequence[float], auc_std: Sequence[float],
                          seconds_mean: Sequence[float], seconds_std: Sequence[float], path: str,
                          title: str = "Reduction size") -> str:
     """Two panels against reduction_dim: test AUC and training seconds per epoch (mean ± std)."""
@@ -115,8 +115,8 @@ def params_vs_auc_chart(names: Sequence[str], params: Sequence[int], auc_mean: S
     return _save(figure, path)
 
 
-def tsne_chart(panels: Dict[str, np.ndarray], categories: Sequence[str], path: str, title: str = "t-SNE of item representations",
-               max_legend: int = 10) -> str:
+def tsne_chart(panels: Dict[str, np.ndarray], categories: Union[Sequence[str], np.ndarray], path: str,
+               title: str = "t-SNE of item representations", max_legend: int = 10) -> str:
     """Side-by-side 2-d scatters (name -> N x 2), points coloured by category (the `max_legend`
     most frequent ones; the rest grey, as 'other')."""
     from matplotlib import colormaps
@@ -161,8 +161,8 @@ def cosine_gap_chart(rows: Sequence[dict], path: str, title: str = "Cosine: SWIN
     return _save(figure, path)
 
 
-def save_bars(names: Sequence[str], values: Sequence[float], errors: Optional[Sequence[float]], path: str,
-              ylabel: str, title: str) -> str:
+def save_bars(names: Sequence[str], values: Union[Sequence[float], np.ndarray], errors: Optional[Sequence[float]],
+              path: str, ylabel: str, title: str) -> str:
     """Plain bars with optional error bars (used by small experiment tables)."""
     figure = _figure(max(5.0, 0.9 * len(names) + 2), 4)
     axes = figure.add_subplot(1, 1, 1)
@@ -193,8 +193,9 @@ def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace
     paths = []
     scored = [r for r in records if r.best_score is not None and math.isfinite(r.best_score)]
     failed = sum(r.status == "failed" for r in records)
-    styles = {"completed": dict(color="C0", marker="o"), "pruned": dict(color="0.55", marker="v"),
-              "interrupted": dict(color="C1", marker="s")}
+    styles: Dict[str, Dict[str, Any]] = {
+        "completed": dict(color="C0", marker="o"), "pruned": dict(color="0.55", marker="v"),
+        "interrupted": dict(color="C1", marker="s")}
     for param in space.params.values():
         if not param.numeric:
             continue
@@ -205,7 +206,7 @@ def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace
             if points:
                 xs, ys = zip(*points)
                 ax.scatter(xs, ys, label=f"{status} ({len(points)})", alpha=0.8, **style)
-        if best is not None and is_number(best.params.get(param.key)):
+        if best is not None and best.best_score is not None and is_number(best.params.get(param.key)):
             ax.scatter([float(best.params[param.key])], [best.best_score], marker="*", s=220,
                        color="C3", zorder=3, label=f"best ({best.trial_id})")
         if param.log_scale:

@@ -240,6 +240,7 @@ def ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
         finally:
             if in_main_thread and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            assert reaper.stdin is not None  # started with stdin=PIPE
             reaper.stdin.close()  # the reaper stops what ray.shutdown left and removes temp_dir
             try:
                 reaper.wait(timeout=60)

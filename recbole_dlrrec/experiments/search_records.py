@@ -18,7 +18,7 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.errors import InputError
@@ -36,7 +36,7 @@ class TuneRunError(InputError, ValueError):
 class TrialRecord:
     trial_id: str
     status: str
-    params: Dict[str, object]
+    params: Dict[str, Any]  # the trial's JSON values by key
     epochs: int = 0
     last_score: Optional[float] = None
     best_score: Optional[float] = None
@@ -79,13 +79,14 @@ def is_better(a: float, b: float, bigger: bool) -> bool:
 
 def select_best(records: Sequence[TrialRecord], bigger: bool) -> Optional[TrialRecord]:
     """The trial with the best validation score (any status that trained at least one epoch)."""
-    best = None
+    best: Optional[TrialRecord] = None
+    best_score = 0.0  # best's score, once there is a best
     for record in records:
         score = record.best_score
         if record.status == "failed" or score is None or not math.isfinite(score):
             continue
-        if best is None or is_better(score, best.best_score, bigger):
-            best = record
+        if best is None or is_better(score, best_score, bigger):
+            best, best_score = record, score
     return best
 
 
@@ -282,7 +283,7 @@ def read_finished(path: str) -> Dict[str, dict]:
 
 def record_from_entry(entry: dict, trial_id: Optional[str] = None) -> TrialRecord:
     """The TrialRecord a record line holds (under `trial_id` when Ray gave the trial a new id)."""
-    fields = {k: entry.get(k) for k in TrialRecord.__dataclass_fields__}
+    fields: Dict[str, Any] = {k: entry.get(k) for k in TrialRecord.__dataclass_fields__}
     fields["trial_id"] = trial_id or entry["trial_id"]
     fields["params"] = dict(entry.get("params") or {})
     fields["epochs"] = int(entry.get("epochs") or 0)

@@ -367,7 +367,8 @@ def _search(request: TuneRequest, spec: dict, space: SearchSpace, session: dict,
         overrides=overrides, space=space, threads=int(max(1, spec["cpus_per_trial"])),
         finished=finished, bigger=bool(spec["valid_metric_bigger"]),
     )
-    trainable.__name__ = spec["model_class"]  # Ray names trial folders after it
+    # Ray names trial folders after it; typeshed's partial has no __name__ (a partial takes attributes).
+    trainable.__name__ = spec["model_class"]  # type: ignore[attr-defined]
     with ray_backend.ray_session(ray, request.address, request.num_cpus):
         print(f"search {spec['name']}: {spec['num_samples']} trials of {spec['model']} on {spec['dataset']}, "
               f"ASHA over {spec['max_epochs']} epochs, space {request.space_file}", flush=True)

@@ -20,7 +20,7 @@ import shutil
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import resolve_model
@@ -39,6 +39,9 @@ from recbole_dlrrec.experiments.board_cells import (
 )
 from recbole_dlrrec.experiments.board_report import write_leaderboard
 from recbole_dlrrec.experiments.code_digest import code_version, is_plugin_model
+
+if TYPE_CHECKING:
+    from recbole_dlrrec.experiments.tune_space import SearchSpace
 
 TUNED_SUFFIX = "-tuned"
 TUNING_DIRNAME = "tuning"
@@ -101,7 +104,7 @@ def tuning_dir(out_dir: str, model: str) -> str:
     return os.path.join(out_dir, TUNING_DIRNAME, model)
 
 
-def board_space(model: str, dataset: str, overrides: Optional[dict] = None):
+def board_space(model: str, dataset: str, overrides: Optional[dict] = None) -> SearchSpace:
     """The checked search space of `model` on this board (tune_space.model_space): SpaceError
     (one line, naming the file) for a missing or malformed space file."""
     from recbole_dlrrec.config.stack import PROPERTIES_DIR, ConfigStack
@@ -111,7 +114,8 @@ def board_space(model: str, dataset: str, overrides: Optional[dict] = None):
     return model_space(model, PROPERTIES_DIR, stack.plugin_files() + stack.dataset_files())
 
 
-def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[dict], budget: TuneBudget) -> Dict[str, object]:
+def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[dict],
+                       budget: TuneBudget) -> Dict[str, SearchSpace]:
     """Everything a tuned board needs that can be checked before any work: the budget, the
     dataset (its atomic files, or a builder), every model's space file. Returns model -> space."""
     from recbole_dlrrec.config.stack import ConfigStack
@@ -230,7 +234,8 @@ def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneB
     """Run `model`'s search (tune.run_search unless `search`) with the board's budget; its
     outputs go to tuning/.runs/<dataset>/<run>/. Returns the search's TuneOutcome."""
     if search is None:
-        from recbole_dlrrec.experiments.tune import run_search as search
+        from recbole_dlrrec.experiments.tune import run_search
+        search = run_search
     from recbole_dlrrec.experiments.tune import TuneRequest
 
     runs_root = os.path.join(board.out_dir, TUNING_DIRNAME, ".runs")  # tune.run_search's own folders
@@ -306,7 +311,7 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
     return TunedModel(model, record["status"], record["params"], False, record)
 
 
-def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, object], results_dir: str) -> List[str]:
+def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, SearchSpace], results_dir: str) -> List[str]:
     files = sorted({os.path.relpath(f) for space in spaces.values() for f in space.files})
     defaults_board = os.path.join(results_dir, dataset, "leaderboard.md")
     defaults_state = "" if os.path.isfile(defaults_board) else (

@@ -116,9 +116,10 @@ def user_history(train: Sequence[Review], user_text_max_chars: int) -> UserHisto
         key = (r.user, r.time)
         if key not in of_time:
             earlier = _capped(_earlier(history.get(r.user, []), keys.get(r.user, []), r.time), user_text_max_chars)
-            if any(e.text is None for e in earlier):
+            earlier_texts = [e.text for e in earlier if e.text is not None]
+            if len(earlier_texts) < len(earlier):
                 raise ConversionError(f"internal: a history text of user {r.user!r} was not fetched in pass 2")
-            text = text_build.user_text([e.text for e in earlier], user_text_max_chars) if earlier else ""
+            text = text_build.user_text(earlier_texts, user_text_max_chars) if earlier else ""
             if text and text not in text_index:
                 text_index[text] = len(texts)
                 texts.append(text)

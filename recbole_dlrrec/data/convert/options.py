@@ -148,6 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action = "store_false" if f.default else "store_true"
             parser.add_argument(flag, dest=f.name, action=action, help=meta["help"])
             continue
+        assert f.default is not dataclasses.MISSING, f"{f.name} has a default"
         default = list(f.default) if meta.get("nargs") else f.default
         shown = f.default not in (None, SOURCE_DEFAULT) and "default" not in meta["help"]
         help_text = meta["help"] + (" (default: %(default)s)" if shown else "")

@@ -69,7 +69,7 @@ def _field_names(header: Sequence[str], kind: str | None = None) -> list[str]:
 
 
 def _drop_constant_numeric(
-    header: Sequence[str], rows: list[Sequence[str]]
+    header: Sequence[str], rows: Sequence[Sequence[str]]
 ) -> tuple[tuple[str, ...], list[list[str]], dict[str, str]]:
     """(header, rows, left_out) without the float columns that hold fewer than two distinct
     values; ``left_out`` maps each removed field to why ("all missing" or "constant: V")."""
