@@ -15,7 +15,7 @@ the logit, plus the embedding penalty) is computed in `calculate_loss`, outside 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional, Union
+from typing import ClassVar, List, Optional, Union, cast
 
 import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
@@ -224,19 +224,26 @@ class DLRM(ContextRecommender):
                 token_vectors = self.sparse_arch.token_table(self.sparse_arch.token_rows(token_ids))
             total = total + token_vectors.float().pow(2).sum()
         for table, seq in zip(self.sparse_arch.token_seq_tables, token_seqs):
-            rows = table.weight[seq]  # B x L x D; row 0 is padding
+            rows = cast(nn.Embedding, table).weight[seq]  # B x L x D; row 0 is padding
             total = total + (rows.pow(2).sum(-1) * (seq != 0)).sum()
         return self.options.embedding_l2 * total / batch
 
     def _zero(self) -> torch.Tensor:
-        return torch.zeros((), device=self.over_arch.model[0].weight.device)
+        return torch.zeros((), device=next(self.over_arch.parameters()).device)
+
+    def token_table(self) -> nn.Embedding:
+        """The one table of the token fields' rows. Every model here has one: the user and item ids
+        are token fields."""
+        table = self.sparse_arch.token_table
+        assert table is not None, "a model without token fields has no token table"
+        return table
 
     def lookup_token_vectors(self, interaction) -> Optional[torch.Tensor]:
         """The token fields' rows B x F_tok x D (one lookup shared by forward and the penalty)."""
         token_ids, _ = self.sparse_input(interaction)
         if token_ids is None:
             return None
-        return self.sparse_arch.token_table(self.sparse_arch.token_rows(token_ids))
+        return self.token_table()(self.sparse_arch.token_rows(token_ids))
 
     def calculate_loss(self, interaction):
         """L_rec, or (L_rec, embedding penalty) when embedding_l2 > 0 (RecBole's trainer sums a

@@ -169,7 +169,7 @@ class DLRREC(DLRM):
 
     def id_embedding(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """The ID embedding rows of `ids` (B) -> B x D."""
-        return self.sparse_arch.token_table(self._id_rows(side, ids))
+        return self.token_table()(self._id_rows(side, ids))
 
     def _encoders(self, side: str):
         """(text_of, id_of): the side's text tower (None without one) and its ID embedding."""
@@ -201,7 +201,7 @@ class DLRREC(DLRM):
             return None, {}
         rows = [self.sparse_arch.token_rows(token_ids)] + [self._id_rows(side, draws[side].ids()) for side in sides]
         flat = torch.cat([r.reshape(-1) for r in rows])
-        vectors = self.sparse_arch.token_table(flat).split([r.numel() for r in rows])
+        vectors = self.token_table()(flat).split([r.numel() for r in rows])
         return vectors[0].view(*token_ids.shape, -1), dict(zip(sides, vectors[1:]))
 
     def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional[ContrastiveDraw],

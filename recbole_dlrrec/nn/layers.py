@@ -9,7 +9,7 @@ Losses live outside these modules (in the models' `calculate_loss`).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -291,7 +291,7 @@ INTERACTIONS = ("dot", "dot_concat", "dcn")
 
 
 def interaction_arch(kind: str, num_vectors: int, dim: int, dcn_layers: int = 2,
-                     dcn_low_rank: Optional[int] = None) -> nn.Module:
+                     dcn_low_rank: Optional[int] = None) -> Union[InteractionArch, DCNInteractionArch]:
     """The interaction arch named `kind` (INTERACTIONS) for F = num_vectors vectors of size D.
     Each has `output_dim(dense_dim)` and `forward(vectors B x F x D, dense B x D or None)`."""
     if kind == "dot":
@@ -317,7 +317,7 @@ class OverArch(nn.Module):
         # A separate attribute, not model[0]: model's indices (and so checkpoints' keys) stay
         # as they were without input dropout.
         self.input_dropout = Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
-        self.model = mlp(in_features, hidden, 1, dropout=dropout)
+        self.model: nn.Sequential = mlp(in_features, hidden, 1, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self.input_dropout(x)).squeeze(-1)
