@@ -60,7 +60,7 @@ wheel: install
 demo: install
 	$(PY) run_recbole.py --model=DLRREC --dataset=restaurants
 
-test: install
+test: install lint
 	$(PY) -m pytest -q tests
 
 # The inner loop: the checks and everything not marked slow (under a minute on the 2-core machine).

@@ -1,4 +1,5 @@
 """Shim: see recbole_dlrrec/cli/leaderboard.py (also installed as `recbole-dlrrec leaderboard`)."""
+
 import sys
 
 from recbole_dlrrec.cli.leaderboard import main

@@ -1,4 +1,5 @@
 """Shim: see recbole_dlrrec/cli/train.py (also installed as `recbole-dlrrec train`)."""
+
 import sys
 
 from recbole_dlrrec.cli.train import main

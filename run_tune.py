@@ -1,4 +1,5 @@
 """Shim: see recbole_dlrrec/cli/tune.py (also installed as `recbole-dlrrec tune`)."""
+
 import sys
 
 from recbole_dlrrec.cli.tune import main

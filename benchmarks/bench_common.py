@@ -2,6 +2,7 @@
 logs and a device sync. Importing it also puts the checkout on sys.path when the package is
 not installed, so the scripts run from a plain clone (python benchmarks/bench_*.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,16 @@ def machine_info(device: str) -> dict:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
                     break
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "device": device, "niceness": os.nice(0)}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "niceness": os.nice(0),
+    }
     with contextlib.suppress(OSError):
         info["load_avg"] = os.getloadavg()
     if device == "cuda" and torch.cuda.is_available():

@@ -53,8 +53,18 @@ _WORDS = (
     "parking busy quiet clean dirty wait long short table menu dessert drinks beer wine cocktails "
     "portion portions big small delicious tasty bland salty sweet spicy owner manager rude kind"
 ).split()
-_CATEGORIES = ("Pizza restaurant", "Sushi restaurant", "Mexican restaurant", "Cafe", "Italian restaurant",
-               "Restaurant", "Thai restaurant", "Seafood restaurant", "Bar & grill", "Breakfast restaurant")
+_CATEGORIES = (
+    "Pizza restaurant",
+    "Sushi restaurant",
+    "Mexican restaurant",
+    "Cafe",
+    "Italian restaurant",
+    "Restaurant",
+    "Thai restaurant",
+    "Seafood restaurant",
+    "Bar & grill",
+    "Breakfast restaurant",
+)
 _OTHER = ("Gas station", "Hair salon", "Pharmacy", "Grocery store", "Bank", "Dentist", "Gym", "Car wash")
 
 
@@ -82,15 +92,28 @@ def generate(workdir: str, n_lines: int, seed: int = 0) -> tuple[str, str]:
             restaurant = rng.random() < 0.7
             pool = _CATEGORIES if restaurant else _OTHER
             cats = [pool[j] for j in rng.choice(len(pool), size=int(rng.integers(1, 3)), replace=False)]
-            out.write(json.dumps({
-                "name": f"Place {i}", "address": f"{i} Main St, Town, ST 00000", "gmap_id": gid,
-                "description": _text(rng) if rng.random() < 0.4 else None,
-                "latitude": float(20 + rng.random()), "longitude": float(-156 + rng.random()),
-                "category": cats, "avg_rating": 4.2, "num_of_reviews": 10,
-                "price": "$" * int(rng.integers(1, 5)) if rng.random() < 0.6 else None,
-                "hours": None, "MISC": {"Service options": ["Dine-in", "Takeout"]} if rng.random() < 0.7 else None,
-                "state": "Open", "relative_results": None, "url": "https://example.com/place",
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "name": f"Place {i}",
+                        "address": f"{i} Main St, Town, ST 00000",
+                        "gmap_id": gid,
+                        "description": _text(rng) if rng.random() < 0.4 else None,
+                        "latitude": float(20 + rng.random()),
+                        "longitude": float(-156 + rng.random()),
+                        "category": cats,
+                        "avg_rating": 4.2,
+                        "num_of_reviews": 10,
+                        "price": "$" * int(rng.integers(1, 5)) if rng.random() < 0.6 else None,
+                        "hours": None,
+                        "MISC": {"Service options": ["Dine-in", "Takeout"]} if rng.random() < 0.7 else None,
+                        "state": "Open",
+                        "relative_results": None,
+                        "url": "https://example.com/place",
+                    }
+                )
+                + "\n"
+            )
     user_ids = [str(10**20 + int(rng.integers(1 << 62)) * 7) for _ in range(n_users)]  # 21 digits, as in the files
     chunk = 100_000
     with gzip.open(reviews, "wt", encoding="utf-8", compresslevel=1) as out:
@@ -109,12 +132,15 @@ def generate(workdir: str, n_lines: int, seed: int = 0) -> tuple[str, str]:
                     continue
                 item = gmap[items[k]] if draws[k, 1] >= 0.01 else f"0xgone:0x{k + start:x}"
                 record = {
-                    "user_id": user_ids[users[k]], "name": "Some Person", "time": int(times[k]),
+                    "user_id": user_ids[users[k]],
+                    "name": "Some Person",
+                    "time": int(times[k]),
                     "rating": None if draws[k, 2] < 0.003 else int(ratings[k]),
                     "text": _text(rng) if draws[k, 3] < 0.65 else None,
                     "pics": [{"url": [f"https://example.com/p/{k}.jpg"]}] if draws[k, 4] < 0.03 else None,
                     "resp": {"time": int(times[k]) + 86_400_000, "text": "Thank you for your review!"}
-                    if draws[k, 4] > 0.95 else None,
+                    if draws[k, 4] > 0.95
+                    else None,
                     "gmap_id": item,
                 }
                 previous = json.dumps(record)
@@ -139,8 +165,8 @@ def _rss_mib(field: str) -> float:
 def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     """Runs in a fresh process: convert with HashEncoder, time the two passes, peak RSS."""
     from recbole_dlrrec.data import google_local as gl
-    from recbole_dlrrec.data.encoder import HashEncoder
     from recbole_dlrrec.data.convert import pipeline
+    from recbole_dlrrec.data.encoder import HashEncoder
 
     assert os.path.dirname(os.path.dirname(os.path.abspath(__file__))) in gl.__file__, gl.__file__
 
@@ -153,6 +179,7 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
                 return fn(*args, **kwargs)
             finally:
                 timings[name] = time.perf_counter() - started
+
         return run
 
     pipeline.read_reviews = timed("pass1", pipeline.read_reviews)
@@ -163,9 +190,12 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     report = gl.convert(reviews, meta, "bench", out_dir, encoder=HashEncoder(16), show_progress=False)
     seconds = time.perf_counter() - started
     return {
-        "seconds": seconds, **timings,
-        "lines": report["reviews"]["lines_read"], "kept": report["reviews"]["kept"],
-        "users": report["totals"]["users"], "items": report["totals"]["items"],
+        "seconds": seconds,
+        **timings,
+        "lines": report["reviews"]["lines_read"],
+        "kept": report["reviews"]["kept"],
+        "users": report["totals"]["users"],
+        "items": report["totals"]["items"],
         "user_texts": report["vectors"]["users"],
         "rss_before_mib": rss_before,
         "peak_rss_mib": _rss_mib("VmHWM"),
@@ -199,24 +229,48 @@ def encoder_figures(n_texts: int, batch_size: int) -> dict:
     sorted_rate = len(texts) / (time.perf_counter() - started)
 
     def in_order(m):
-        return np.concatenate([m.encode(texts[i:i + batch_size], batch_size=batch_size, normalize_embeddings=True,
-                                        show_progress_bar=False, convert_to_numpy=True)
-                               for i in range(0, len(texts), batch_size)])
+        return np.concatenate(
+            [
+                m.encode(
+                    texts[i : i + batch_size],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+                for i in range(0, len(texts), batch_size)
+            ]
+        )
 
     started = time.perf_counter()
     plain = in_order(model)
     order_rate = len(texts) / (time.perf_counter() - started)
-    out = {"texts": len(texts), "mean_chars": float(np.mean([len(t) for t in texts])), "device": encoder.device,
-           "torch_threads": torch.get_num_threads(), "batch_size": batch_size,
-           "texts_per_s_by_length": sorted_rate, "texts_per_s_input_order": order_rate,
-           "max_abs_diff_orders": float(np.abs(plain - reference).max())}
+    out = {
+        "texts": len(texts),
+        "mean_chars": float(np.mean([len(t) for t in texts])),
+        "device": encoder.device,
+        "torch_threads": torch.get_num_threads(),
+        "batch_size": batch_size,
+        "texts_per_s_by_length": sorted_rate,
+        "texts_per_s_input_order": order_rate,
+        "max_abs_diff_orders": float(np.abs(plain - reference).max()),
+    }
     if encoder.device == "cpu":
         import copy
 
         quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
         started = time.perf_counter()
-        qv = np.concatenate([quantised.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                              show_progress_bar=False, convert_to_numpy=True)])
+        qv = np.concatenate(
+            [
+                quantised.encode(
+                    texts,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+            ]
+        )
         out["int8_texts_per_s"] = len(texts) / (time.perf_counter() - started)
         cosine = (qv * reference).sum(1) / np.linalg.norm(qv, axis=1) / np.linalg.norm(reference, axis=1)
         out["int8_cosine_min"] = float(cosine.min())
@@ -238,9 +292,11 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     import pandas
 
-    return (f"{cpu} ({os.cpu_count()} CPUs), {gpu}, {platform.platform()}, python {platform.python_version()}, "
-            f"torch {torch.__version__}, numpy {np.__version__}, pandas {pandas.__version__}, "
-            f"load avg at start {tuple(round(x, 1) for x in os.getloadavg())}")
+    return (
+        f"{cpu} ({os.cpu_count()} CPUs), {gpu}, {platform.platform()}, python {platform.python_version()}, "
+        f"torch {torch.__version__}, numpy {np.__version__}, pandas {pandas.__version__}, "
+        f"load avg at start {tuple(round(x, 1) for x in os.getloadavg())}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     reviews, meta = generate(workdir, args.lines)
     generated_s = time.perf_counter() - started
     out_dir = os.path.join(workdir, "out")
-    child = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child", reviews, meta, out_dir],
-                           capture_output=True, text=True)
+    child = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--_child", reviews, meta, out_dir], capture_output=True, text=True
+    )
     if child.returncode:
         sys.stderr.write(child.stderr)
         raise SystemExit(f"the conversion failed (exit {child.returncode})")
@@ -289,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         enc = encoder_figures(args.texts, args.batch_size)
         result["encoder"] = enc
         rows.append(
-            f"text encoder all-MiniLM-L6-v2 on {enc['device']} ({enc['torch_threads']} torch threads), {enc['texts']} real "
+            f"text encoder all-MiniLM-L6-v2 on {enc['device']} ({enc['torch_threads']} torch threads), "
+            f"{enc['texts']} real "
             f"review texts (mean {enc['mean_chars']:.0f} chars), batch {enc['batch_size']}: "
             f"{enc['texts_per_s_by_length']:.1f} texts/s batched by length, {enc['texts_per_s_input_order']:.1f} "
             f"texts/s in input order (same vectors, max |diff| {enc['max_abs_diff_orders']:.1e})"

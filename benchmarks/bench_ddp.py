@@ -21,6 +21,7 @@ turns (odd rounds in reverse order), and the table shows the median round (by sa
 
 Prints a table and writes it to --out with the machine description (atomic write).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,21 @@ def one_run(model: str, nproc: int, device: str, epochs: int, workdir: str) -> d
     """One fresh run_recbole.py process group; rank 0's results plus the command's wall time."""
     result = os.path.join(workdir, f"{model}-{nproc}.json")
     gpu = ",".join(str(i) for i in range(nproc)) if device == "cuda" else ""
-    cmd = [sys.executable, os.path.join(ROOT, "run_recbole.py"), f"--model={model}", "--dataset=ml-100k",
-           f"--nproc={nproc}", f"--port={free_port()}", f"--result_file={result}", f"--epochs={epochs}",
-           f"--eval_step={epochs}", f"--gpu_id='{gpu}'", f"--use_gpu={device == 'cuda'}",
-           f"--side_data_path={os.path.join(ROOT, 'dataset', 'ml-100k')}",
-           f"--checkpoint_dir={os.path.join(workdir, 'saved')}"]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "run_recbole.py"),
+        f"--model={model}",
+        "--dataset=ml-100k",
+        f"--nproc={nproc}",
+        f"--port={free_port()}",
+        f"--result_file={result}",
+        f"--epochs={epochs}",
+        f"--eval_step={epochs}",
+        f"--gpu_id='{gpu}'",
+        f"--use_gpu={device == 'cuda'}",
+        f"--side_data_path={os.path.join(ROOT, 'dataset', 'ml-100k')}",
+        f"--checkpoint_dir={os.path.join(workdir, 'saved')}",
+    ]
     started = time.time()
     done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.time() - started
@@ -67,30 +78,48 @@ def one_run(model: str, nproc: int, device: str, epochs: int, workdir: str) -> d
     with open(result, encoding="utf-8") as handle:
         results = json.load(handle)
     train_s = results["timings"]["train_s"]
-    return {"model": model, "nproc": nproc, "epochs": epochs, "train_s": train_s, "wall_s": round(wall, 1),
-            "samples_per_s": epochs * TRAIN_ROWS / train_s, "test_auc": results["test_result"]["auc"],
-            "device": results["environment"]["device"], "world_size": results["config"].get("world_size")}
+    return {
+        "model": model,
+        "nproc": nproc,
+        "epochs": epochs,
+        "train_s": train_s,
+        "wall_s": round(wall, 1),
+        "samples_per_s": epochs * TRAIN_ROWS / train_s,
+        "test_auc": results["test_result"]["auc"],
+        "device": results["environment"]["device"],
+        "world_size": results["config"].get("world_size"),
+    }
 
 
 def render(rows, machine: dict, device: str) -> str:
-    lines = [f"Distributed training on ml-100k ({TRAIN_ROWS:,} training rows), RecBole's DDP path, "
-             f"{'NCCL' if device == 'cuda' else 'gloo'} on {device}",
-             f"machine: {machine.get('gpu') or machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']}, "
-             f"load avg {machine.get('load_avg')}"]
+    lines = [
+        f"Distributed training on ml-100k ({TRAIN_ROWS:,} training rows), RecBole's DDP path, "
+        f"{'NCCL' if device == 'cuda' else 'gloo'} on {device}",
+        f"machine: {machine.get('gpu') or machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']}, "
+        f"load avg {machine.get('load_avg')}",
+    ]
     if device == "cpu" and (machine["cpu_count"] or 1) <= max(r["nproc"] for r in rows):
-        lines.append(f"NOTE: {machine['cpu_count']} cores for {max(r['nproc'] for r in rows)} processes: this measures "
-                     "the overhead of the distributed path (the ranks share the cores one process already used), "
-                     "not a speed-up.")
-    lines.append(f"median of {machine.get('repeats', 1)} rounds per row; samples/s = epochs x rows / rank 0's "
-                 "trainer.fit seconds; wall = the whole command (start-up, data loading, group set-up)")
+        lines.append(
+            f"NOTE: {machine['cpu_count']} cores for {max(r['nproc'] for r in rows)} processes: this measures "
+            "the overhead of the distributed path (the ranks share the cores one process already used), "
+            "not a speed-up."
+        )
+    lines.append(
+        f"median of {machine.get('repeats', 1)} rounds per row; samples/s = epochs x rows / rank 0's "
+        "trainer.fit seconds; wall = the whole command (start-up, data loading, group set-up)"
+    )
     lines.append("")
-    lines.append(f"{'model':<8} {'procs':>5} {'epochs':>6} {'train s':>8} {'samples/s':>10} {'vs 1 proc':>9} "
-                 f"{'wall s':>7} {'test AUC':>8}")
+    lines.append(
+        f"{'model':<8} {'procs':>5} {'epochs':>6} {'train s':>8} {'samples/s':>10} {'vs 1 proc':>9} "
+        f"{'wall s':>7} {'test AUC':>8}"
+    )
     base = {r["model"]: r["samples_per_s"] for r in rows if r["nproc"] == 1}
     for r in rows:
         ratio = r["samples_per_s"] / base[r["model"]] if r["model"] in base else None
-        lines.append(f"{r['model']:<8} {r['nproc']:>5} {r['epochs']:>6} {r['train_s']:>8.2f} {r['samples_per_s']:>10,.0f} "
-                     f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {r['wall_s']:>7.1f} {r['test_auc']:>8.4f}")
+        lines.append(
+            f"{r['model']:<8} {r['nproc']:>5} {r['epochs']:>6} {r['train_s']:>8.2f} {r['samples_per_s']:>10,.0f} "
+            f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {r['wall_s']:>7.1f} {r['test_auc']:>8.4f}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +136,7 @@ def main(argv=None) -> int:
     runs = {pair: [] for pair in pairs}
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as workdir:
         for round_index in range(args.repeats):
-            for model, nproc in (pairs if round_index % 2 == 0 else pairs[::-1]):
+            for model, nproc in pairs if round_index % 2 == 0 else pairs[::-1]:
                 runs[(model, nproc)].append(one_run(model, nproc, args.device, args.epochs, workdir))
                 print(json.dumps(runs[(model, nproc)][-1]), flush=True)
     rows = [sorted(runs[pair], key=lambda r: r["samples_per_s"])[(len(runs[pair]) - 1) // 2] for pair in pairs]

@@ -39,8 +39,14 @@ from recbole_dlrrec.swing.graph import binarize, connector_weights  # noqa: E402
 from recbole_dlrrec.swing.kernels import item_similarity, user_similarity  # noqa: E402
 
 
-def power_law_graph(n_users: int, n_items: int, n_interactions: int, seed: int = 0,
-                    item_exponent: float = 1.0, user_exponent: float = 0.8) -> sp.csr_matrix:
+def power_law_graph(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    seed: int = 0,
+    item_exponent: float = 1.0,
+    user_exponent: float = 0.8,
+) -> sp.csr_matrix:
     """``n_users x n_items`` binary CSR with exactly ``n_interactions`` distinct edges.
 
     Item popularity and user activity follow Zipf-like laws (weight ``rank ** -exponent``),
@@ -61,23 +67,21 @@ def power_law_graph(n_users: int, n_items: int, n_interactions: int, seed: int =
         keys = np.concatenate([keys, fresh])[np.sort(first)]
     keys = keys[:n_interactions]
     users, items = np.divmod(keys, n_items)
-    return binarize(sp.csr_matrix((np.ones(keys.size), (users, items)),
-                                  shape=(n_users, n_items)))
+    return binarize(sp.csr_matrix((np.ones(keys.size), (users, items)), shape=(n_users, n_items)))
 
 
 def naive_rows(graph: sp.csr_matrix, items, alpha: float = 1.0) -> dict:
     """The straightforward loop: for each item, each pair of its users, intersect item sets."""
     csc = graph.tocsc()
-    items_of = [set(graph.indices[graph.indptr[u]:graph.indptr[u + 1]].tolist())
-                for u in range(graph.shape[0])]
+    items_of = [set(graph.indices[graph.indptr[u] : graph.indptr[u + 1]].tolist()) for u in range(graph.shape[0])]
     weight = connector_weights(graph).tolist()
     rows = {}
     for i in items:
-        users = csc.indices[csc.indptr[i]:csc.indptr[i + 1]].tolist()
+        users = csc.indices[csc.indptr[i] : csc.indptr[i + 1]].tolist()
         acc = {}
         for a, u in enumerate(users):
             items_u = items_of[u]
-            for v in users[a + 1:]:
+            for v in users[a + 1 :]:
                 common = items_u & items_of[v]
                 term = 2.0 * weight[u] * weight[v] / (alpha + len(common))
                 for j in common:
@@ -94,7 +98,7 @@ def peak_rss_mb() -> float:
 def current_rss_mb() -> float:
     try:
         with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:  # not Linux: fall back to the high-water mark
         return peak_rss_mb()
 
@@ -144,12 +148,20 @@ def bench_speedup(n_users, n_items, n_interactions, budget, seed=0):
         for j, value in acc.items():
             max_diff = max(max_diff, abs(value - mine[j]) / value)
     return {
-        "interactions": int(graph.nnz), "users": n_users, "items": n_items,
-        "max_item_degree": int(degree.max()), "user_pairs": float(pairs.sum()),
-        "fast_s": fast_s, "naive_s": naive_total, "naive_measured_s": naive_s,
-        "naive_extrapolated": extrapolated, "naive_items_run": len(done),
-        "naive_pair_fraction": float(covered), "speedup": naive_total / fast_s,
-        "fast_cpu_s": fast_cpu, "naive_cpu_s": naive_cpu_total,
+        "interactions": int(graph.nnz),
+        "users": n_users,
+        "items": n_items,
+        "max_item_degree": int(degree.max()),
+        "user_pairs": float(pairs.sum()),
+        "fast_s": fast_s,
+        "naive_s": naive_total,
+        "naive_measured_s": naive_s,
+        "naive_extrapolated": extrapolated,
+        "naive_items_run": len(done),
+        "naive_pair_fraction": float(covered),
+        "speedup": naive_total / fast_s,
+        "fast_cpu_s": fast_cpu,
+        "naive_cpu_s": naive_cpu_total,
         "speedup_cpu_time": naive_cpu_total / max(fast_cpu, 1e-9),
         "max_rel_diff_vs_naive": max_diff,
     }
@@ -158,24 +170,32 @@ def bench_speedup(n_users, n_items, n_interactions, budget, seed=0):
 def bench_large(n_users, n_items, n_interactions, cap, topk, seed=0):
     graph = power_law_graph(n_users, n_items, n_interactions, seed=seed)
     rss_before = current_rss_mb()
-    wall, cpu, result = timed(
-        lambda: item_similarity(graph, max_users_per_item=cap, topk=topk, seed=seed))
+    wall, cpu, result = timed(lambda: item_similarity(graph, max_users_per_item=cap, topk=topk, seed=seed))
     user_wall, user_cpu, users = timed(
-        lambda: user_similarity(graph, max_users_per_item=cap, max_items_per_user=cap,
-                                topk=topk, seed=seed))
+        lambda: user_similarity(graph, max_users_per_item=cap, max_items_per_user=cap, topk=topk, seed=seed)
+    )
     degree = np.diff(graph.tocsc().indptr)
     activity = np.diff(graph.indptr)
     return {
-        "user_side_wall_s": user_wall, "user_side_cpu_s": user_cpu,
+        "user_side_wall_s": user_wall,
+        "user_side_cpu_s": user_cpu,
         "user_side_output_nnz": int(users.nnz),
-        "interactions": int(graph.nnz), "users": n_users, "items": n_items,
-        "max_item_degree": int(degree.max()), "items_over_cap": int((degree > cap).sum()),
+        "interactions": int(graph.nnz),
+        "users": n_users,
+        "items": n_items,
+        "max_item_degree": int(degree.max()),
+        "items_over_cap": int((degree > cap).sum()),
         "max_user_activity": int(activity.max()),
-        "max_users_per_item": cap, "topk": topk, "wall_s": wall, "cpu_s": cpu,
-        "cpu_utilisation": cpu / wall, "threads": numba.get_num_threads(),
-        "rss_mb_before": rss_before, "peak_rss_mb": peak_rss_mb(),
+        "max_users_per_item": cap,
+        "topk": topk,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_utilisation": cpu / wall,
+        "threads": numba.get_num_threads(),
+        "rss_mb_before": rss_before,
+        "peak_rss_mb": peak_rss_mb(),
         "extra_rss_mb_upper_bound": max(0.0, peak_rss_mb() - rss_before),
-        "dense_items_x_items_mb": n_items * n_items * 8 / 2 ** 20,
+        "dense_items_x_items_mb": n_items * n_items * 8 / 2**20,
         "output_nnz": int(result.nnz),
         "items_with_neighbours": int((np.diff(result.indptr) > 0).sum()),
     }
@@ -187,9 +207,12 @@ def main(argv=None) -> dict:
     patches.apply()  # RecBole fixes, OMP_WAIT_POLICY and malloc settings, as every CLI (patches.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
-    parser.add_argument("--naive-budget", type=float, default=None,
-                        help="seconds the Python loop may run before extrapolating "
-                             "(default 60, --quick: 2)")
+    parser.add_argument(
+        "--naive-budget",
+        type=float,
+        default=None,
+        help="seconds the Python loop may run before extrapolating (default 60, --quick: 2)",
+    )
     args = parser.parse_args(argv)
     budget = args.naive_budget if args.naive_budget is not None else (2.0 if args.quick else 60.0)
     if args.quick:
@@ -202,49 +225,66 @@ def main(argv=None) -> dict:
     speed = bench_speedup(*speed_graph, budget=budget)
     large = bench_large(*large_graph, cap=1000, topk=50)
 
-    print(f"SWING benchmark ({'quick' if args.quick else 'full'}), numba threads "
-          f"{numba.get_num_threads()}, {os.cpu_count()} CPUs visible")
+    print(
+        f"SWING benchmark ({'quick' if args.quick else 'full'}), numba threads "
+        f"{numba.get_num_threads()}, {os.cpu_count()} CPUs visible"
+    )
     print(f"{'case':<46}{'value':>18}")
     lines = [
-        (f"speed graph {speed['users']}u x {speed['items']}i, {speed['interactions']} inter",
-         f"{speed['user_pairs']:.3g} pairs"),
+        (
+            f"speed graph {speed['users']}u x {speed['items']}i, {speed['interactions']} inter",
+            f"{speed['user_pairs']:.3g} pairs",
+        ),
         ("  fast item_similarity (exact, best of 3)", f"{speed['fast_s']:.4f} s"),
-        ("  naive Python loop" + (" (EXTRAPOLATED)" if speed["naive_extrapolated"] else ""),
-         f"{speed['naive_s']:.2f} s"),
-        ("    measured on items / pair share",
-         f"{speed['naive_items_run']} / {speed['naive_pair_fraction']:.1%}"),
+        (
+            "  naive Python loop" + (" (EXTRAPOLATED)" if speed["naive_extrapolated"] else ""),
+            f"{speed['naive_s']:.2f} s",
+        ),
+        ("    measured on items / pair share", f"{speed['naive_items_run']} / {speed['naive_pair_fraction']:.1%}"),
         ("  speed-up, wall time (target >= 50x)", f"{speed['speedup']:.0f}x"),
         ("  speed-up, CPU time (all threads)", f"{speed['speedup_cpu_time']:.0f}x"),
         ("  max relative difference vs naive", f"{speed['max_rel_diff_vs_naive']:.1e}"),
-        (f"large graph {large['users']}u x {large['items']}i, {large['interactions']} inter",
-         f"max deg {large['max_item_degree']}"),
-        (f"  cap {large['max_users_per_item']} ({large['items_over_cap']} items over), "
-         f"topk {large['topk']}: wall (target < 60 s)", f"{large['wall_s']:.2f} s"),
+        (
+            f"large graph {large['users']}u x {large['items']}i, {large['interactions']} inter",
+            f"max deg {large['max_item_degree']}",
+        ),
+        (
+            f"  cap {large['max_users_per_item']} ({large['items_over_cap']} items over), "
+            f"topk {large['topk']}: wall (target < 60 s)",
+            f"{large['wall_s']:.2f} s",
+        ),
         ("  CPU time / wall time", f"{large['cpu_utilisation']:.2f}"),
         ("  peak RSS of the process", f"{large['peak_rss_mb']:.0f} MB"),
-        ("  RSS growth during the call (upper bound)",
-         f"{large['extra_rss_mb_upper_bound']:.0f} MB"),
+        ("  RSS growth during the call (upper bound)", f"{large['extra_rss_mb_upper_bound']:.0f} MB"),
         ("  a dense items x items float64 would need", f"{large['dense_items_x_items_mb']:.0f} MB"),
-        ("  output nnz / items with neighbours",
-         f"{large['output_nnz']} / {large['items_with_neighbours']}"),
-        (f"  user-user, caps {large['max_users_per_item']} users/item and items/user: wall",
-         f"{large['user_side_wall_s']:.2f} s"),
-        ("  user-user CPU time / wall time",
-         f"{large['user_side_cpu_s'] / large['user_side_wall_s']:.2f}"),
+        ("  output nnz / items with neighbours", f"{large['output_nnz']} / {large['items_with_neighbours']}"),
+        (
+            f"  user-user, caps {large['max_users_per_item']} users/item and items/user: wall",
+            f"{large['user_side_wall_s']:.2f} s",
+        ),
+        ("  user-user CPU time / wall time", f"{large['user_side_cpu_s'] / large['user_side_wall_s']:.2f}"),
         ("load average (1 min) before / after", f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"),
     ]
     for name, value in lines:
         print(f"{name:<46}{value:>18}" if len(name) <= 46 else f"{name}\n{'':<46}{value:>18}")
     if speed["naive_extrapolated"]:
-        print(f"note: the naive loop ran {speed['naive_measured_s']:.1f} s on a random subset of "
-              f"items holding {speed['naive_pair_fraction']:.1%} of the user pairs; its total is "
-              "extrapolated linearly in user pairs.")
+        print(
+            f"note: the naive loop ran {speed['naive_measured_s']:.1f} s on a random subset of "
+            f"items holding {speed['naive_pair_fraction']:.1%} of the user pairs; its total is "
+            "extrapolated linearly in user pairs."
+        )
     no_dense = large["extra_rss_mb_upper_bound"] < large["dense_items_x_items_mb"]
-    report = {"quick": args.quick, "speed": speed, "large": large,
-              "load_average_before_after": [load_before, os.getloadavg()[0]],
-              "targets": {"speedup_ge_50x": speed["speedup"] >= 50,
-                          "large_wall_lt_60s": large["wall_s"] < 60,
-                          "rss_growth_below_dense_size": no_dense}}
+    report = {
+        "quick": args.quick,
+        "speed": speed,
+        "large": large,
+        "load_average_before_after": [load_before, os.getloadavg()[0]],
+        "targets": {
+            "speedup_ge_50x": speed["speedup"] >= 50,
+            "large_wall_lt_60s": large["wall_s"] < 60,
+            "rss_growth_below_dense_size": no_dense,
+        },
+    }
     print(json.dumps(report, sort_keys=True))
     return report
 

@@ -45,6 +45,7 @@ holds every row once, same seed -> same order) before any timing.
 Prints a table and, last, one JSON line. --save PREFIX also writes PREFIX.txt and PREFIX.json.
 --quick: tiny sizes for the CI smoke test (generated data only, one round, no timing targets).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,16 @@ def launch(kind: str, spec: dict, timeout: Optional[float] = None) -> dict:
     os.close(fd)
     os.remove(out_path)
     spec = {**spec, "partial_out": out_path}
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--spec", json.dumps(spec),
-           "--worker-out", out_path]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        kind,
+        "--spec",
+        json.dumps(spec),
+        "--worker-out",
+        out_path,
+    ]
     env = dict(os.environ)
     # libgomp's default active spin-wait makes OpenMP threads stall each other on shared cores
     # (5-10x slower steps measured here), and numba's SWING kernels resize torch's OpenMP team.
@@ -116,35 +125,66 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--rows", type=int, default=None, help="rows of the generated dataset (default 2,000,000)")
     parser.add_argument("--batch", type=str, default=None, help="train batch size(s), comma list (default 4096)")
-    parser.add_argument("--variants", default="plain",
-                        help="comma list of step variants also timed for DLRREC fast and DeepFM fast: plain, fused, amp, "
-                             "compile, cudagraphs, max-autotune, or '+' combinations (e.g. fused+cudagraphs)")
+    parser.add_argument(
+        "--variants",
+        default="plain",
+        help="comma list of step variants also timed for DLRREC fast and DeepFM fast: plain, fused, amp, "
+        "compile, cudagraphs, max-autotune, or '+' combinations (e.g. fused+cudagraphs)",
+    )
     parser.add_argument("--eval-batch", type=int, default=None, help="eval batch size (default 16384)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for the CI smoke test")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per dataset (default 3)")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per run and round")
-    parser.add_argument("--max-batches", type=int, default=None,
-                        help="batches per epoch on the generated dataset (default 20; 0 = full epochs)")
+    parser.add_argument(
+        "--max-batches",
+        type=int,
+        default=None,
+        help="batches per epoch on the generated dataset (default 20; 0 = full epochs)",
+    )
     parser.add_argument("--warmup-batches", type=int, default=None, help="untimed batches before each run (default 2)")
     parser.add_argument("--datasets", default=None, help="comma list of restaurants, generated, or dataset names")
     parser.add_argument("--runs", default=None, help="comma list of run names (default: all)")
-    parser.add_argument("--scaling", default=None, help="comma list of row counts, '' = none (default 0.1M,0.5M,1M,rows)")
+    parser.add_argument(
+        "--scaling", default=None, help="comma list of row counts, '' = none (default 0.1M,0.5M,1M,rows)"
+    )
     parser.add_argument("--scaling-max-batches", type=int, default=None, help="batches per scaling epoch (default 10)")
-    parser.add_argument("--fresh-rounds", type=int, default=None,
-                        help="rounds of the fresh-process headline check per dataset (default 3; --quick 1; 0 = skip)")
-    parser.add_argument("--encoder-sentences", type=int, default=None, help="sentences for the encoder (default 512; 0 = skip)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads in the workers (default: 1 on cpu, where the cores are shared "
-                             "and torch's OpenMP threads stall each other; torch's default on cuda)")
-    parser.add_argument("--seed-per-round", action="store_true",
-                        help="round r uses seed + r and every round is evaluated (AUC mean and sd over seeds)")
+    parser.add_argument(
+        "--fresh-rounds",
+        type=int,
+        default=None,
+        help="rounds of the fresh-process headline check per dataset (default 3; --quick 1; 0 = skip)",
+    )
+    parser.add_argument(
+        "--encoder-sentences", type=int, default=None, help="sentences for the encoder (default 512; 0 = skip)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads in the workers (default: 1 on cpu, where the cores are shared "
+        "and torch's OpenMP threads stall each other; torch's default on cuda)",
+    )
+    parser.add_argument(
+        "--seed-per-round",
+        action="store_true",
+        help="round r uses seed + r and every round is evaluated (AUC mean and sd over seeds)",
+    )
     parser.add_argument("--fused-adam", action="store_true", help="Adam(fused=True) in place of RecBole's Adam")
-    parser.add_argument("--compile", nargs="?", const="default", default=None,
-                        help="torch.compile the model's forward (mode: default | reduce-overhead | max-autotune)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        help="torch.compile the model's forward (mode: default | reduce-overhead | max-autotune)",
+    )
     parser.add_argument("--check", action="store_true", help="exactness checks on the device first")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds for the whole benchmark: later runs and steps are skipped (and said so) "
-                             "once it is spent; what finished is reported and saved")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds for the whole benchmark: later runs and steps are skipped (and said so) "
+        "once it is spent; what finished is reported and saved",
+    )
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where generated datasets live")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--save", default=None, help="also write PREFIX.txt and PREFIX.json")
@@ -171,13 +211,17 @@ def settings_from(args) -> dict:
     else:
         scaling = [int(float(x)) for x in args.scaling.split(",") if x.strip()]
     return {
-        "quick": quick, "rows": rows, "batches": [int(b) for b in (args.batch or ("256" if quick else "4096")).split(",")],
-        "variants": variants, "eval_batch": args.eval_batch or (1024 if quick else 16384),
+        "quick": quick,
+        "rows": rows,
+        "batches": [int(b) for b in (args.batch or ("256" if quick else "4096")).split(",")],
+        "variants": variants,
+        "eval_batch": args.eval_batch or (1024 if quick else 16384),
         "repeats": args.repeats or (1 if quick else 3),
         "max_batches": args.max_batches if args.max_batches is not None else (0 if quick else 20),
         "warmup": args.warmup_batches if args.warmup_batches is not None else (1 if quick else 2),
         "datasets": (args.datasets or ("generated" if quick else "restaurants,generated")).split(","),
-        "runs": runs, "scaling": scaling,
+        "runs": runs,
+        "scaling": scaling,
         "scaling_batches": args.scaling_max_batches if args.scaling_max_batches is not None else (0 if quick else 10),
         "sentences": args.encoder_sentences if args.encoder_sentences is not None else (8 if quick else 512),
         "plot_path": args.plot or (None if quick else os.path.join("results", "bench", "scaling.png")),
@@ -192,19 +236,41 @@ class Benchmark:
 
     def __init__(self, args, settings: dict, tmp: str):
         self.args, self.s = args, settings
-        self.common = {"device": args.device, "batch": settings["batches"][0], "eval_batch": settings["eval_batch"],
-                       "epochs": args.epochs, "seed": args.seed, "tmp": tmp, "threads": settings["threads"],
-                       "fused_adam": args.fused_adam, "seed_per_round": args.seed_per_round,
-                       "compile": args.compile, "warmup_batches": settings["warmup"]}
-        self.report = {"machine": machine_info(args.device),
-                       "params": {"rows": settings["rows"], "batch": settings["batches"][0],
-                                  "batches": settings["batches"], "variants": settings["variants"],
-                                  "eval_batch": settings["eval_batch"], "repeats": settings["repeats"],
-                                  "epochs": args.epochs, "max_batches_generated": settings["max_batches"],
-                                  "warmup_batches": settings["warmup"], "seed": args.seed,
-                                  "fused_adam": args.fused_adam, "compile": args.compile, "quick": settings["quick"],
-                                  "threads": settings["threads"], "seed_per_round": args.seed_per_round},
-                       "sessions": [], "scaling": []}
+        self.common = {
+            "device": args.device,
+            "batch": settings["batches"][0],
+            "eval_batch": settings["eval_batch"],
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "tmp": tmp,
+            "threads": settings["threads"],
+            "fused_adam": args.fused_adam,
+            "seed_per_round": args.seed_per_round,
+            "compile": args.compile,
+            "warmup_batches": settings["warmup"],
+        }
+        self.report = {
+            "machine": machine_info(args.device),
+            "params": {
+                "rows": settings["rows"],
+                "batch": settings["batches"][0],
+                "batches": settings["batches"],
+                "variants": settings["variants"],
+                "eval_batch": settings["eval_batch"],
+                "repeats": settings["repeats"],
+                "epochs": args.epochs,
+                "max_batches_generated": settings["max_batches"],
+                "warmup_batches": settings["warmup"],
+                "seed": args.seed,
+                "fused_adam": args.fused_adam,
+                "compile": args.compile,
+                "quick": settings["quick"],
+                "threads": settings["threads"],
+                "seed_per_round": args.seed_per_round,
+            },
+            "sessions": [],
+            "scaling": [],
+        }
         self.started = time.perf_counter()
         self.deadline = time.time() + args.time_budget if args.time_budget else None
 
@@ -217,17 +283,25 @@ class Benchmark:
         report["complete"] = final
         report["targets"] = {
             f"{s['dataset']} batch {b}: {label}": {"ratio": r["median"], "target": r["target"], "met": r["met"]}
-            for s in report["sessions"] for b, block in s.get("batches", {}).items()
-            for label, r in block["ratios"].items() if r["target"] is not None}
+            for s in report["sessions"]
+            for b, block in s.get("batches", {}).items()
+            for label, r in block["ratios"].items()
+            if r["target"] is not None
+        }
         for fresh in report.get("fresh", []):
             if fresh.get("ratio"):
                 report["targets"][f"{fresh['dataset']} fresh processes: {fresh['ratio']['label']}"] = {
-                    "ratio": fresh["ratio"]["median"], "target": 1.0, "met": fresh["ratio"]["median"] >= 1.0}
+                    "ratio": fresh["ratio"]["median"],
+                    "target": 1.0,
+                    "met": fresh["ratio"]["median"] >= 1.0,
+                }
         text = render(report)
         line = json.dumps(report, default=str, sort_keys=True)
         if self.args.save:  # also after every step, so a killed run keeps what it finished
             atomic.write_text(self.args.save + ".txt", text + line + "\n")
-            atomic.write_text(self.args.save + ".json", json.dumps(report, default=str, sort_keys=True, indent=2) + "\n")
+            atomic.write_text(
+                self.args.save + ".json", json.dumps(report, default=str, sort_keys=True, indent=2) + "\n"
+            )
         if final:
             print(text, end="")
             print(line)
@@ -245,9 +319,17 @@ class Benchmark:
                 prepared = launch("prepare", {**self.common, "dataset": name, "data_path": path}, self.remaining())
                 if "error" in prepared:
                     print(f"prepare {name}: {prepared['error']}", file=sys.stderr)
-            spec = {**self.common, "dataset": name, "data_path": path, "runs": runs, "repeats": self.s["repeats"],
-                    "max_batches": limit or None, "batches": self.s["batches"], "variants": self.s["variants"],
-                    "deadline": self.deadline}
+            spec = {
+                **self.common,
+                "dataset": name,
+                "data_path": path,
+                "runs": runs,
+                "repeats": self.s["repeats"],
+                "max_batches": limit or None,
+                "batches": self.s["batches"],
+                "variants": self.s["variants"],
+                "deadline": self.deadline,
+            }
             session = launch("session", spec, None if self.deadline is None else self.remaining() + 60)
             session.setdefault("dataset", name)
             session["max_batches"] = limit or None
@@ -261,12 +343,23 @@ class Benchmark:
             for round_idx in range(self.s["fresh_rounds"]):
                 order = FRESH_RUNS if round_idx % 2 == 0 else FRESH_RUNS[::-1]
                 for run in order:
-                    point = launch("scaling", {**self.common, "dataset": name, "data_path": path, "rows": None,
-                                               "run": run, "max_batches": limit or None,
-                                               "fresh_warmup": FRESH_WARMUP_BATCHES}, self.remaining())
+                    point = launch(
+                        "scaling",
+                        {
+                            **self.common,
+                            "dataset": name,
+                            "data_path": path,
+                            "rows": None,
+                            "run": run,
+                            "max_batches": limit or None,
+                            "fresh_warmup": FRESH_WARMUP_BATCHES,
+                        },
+                        self.remaining(),
+                    )
                     points.append({**point, "run": run, "round": round_idx})
-            self.report.setdefault("fresh", []).append({"dataset": name, "points": points,
-                                                        "ratio": fresh_ratio(points, *FRESH_RUNS[::-1])})
+            self.report.setdefault("fresh", []).append(
+                {"dataset": name, "points": points, "ratio": fresh_ratio(points, *FRESH_RUNS[::-1])}
+            )
             self.progress(f"{name} fresh-process check done")
 
     def scaling(self, generated: dict) -> None:
@@ -277,12 +370,22 @@ class Benchmark:
             name = generated[n]
             marker = os.path.join(data_dir, name, "SWING_READY")
             if any(RUNS[r][0] == "DLRREC" for r in scaling_runs) and not os.path.isfile(marker):
-                launch("prepare", {**self.common, "dataset": name, "data_path": data_dir, "marker": True},
-                       self.remaining())
+                launch(
+                    "prepare", {**self.common, "dataset": name, "data_path": data_dir, "marker": True}, self.remaining()
+                )
             for run in scaling_runs:
-                point = launch("scaling", {**self.common, "dataset": name, "data_path": data_dir, "rows": n,
-                                           "run": run, "max_batches": self.s["scaling_batches"] or None},
-                               self.remaining())
+                point = launch(
+                    "scaling",
+                    {
+                        **self.common,
+                        "dataset": name,
+                        "data_path": data_dir,
+                        "rows": n,
+                        "run": run,
+                        "max_batches": self.s["scaling_batches"] or None,
+                    },
+                    self.remaining(),
+                )
                 point.setdefault("run", run)
                 point.setdefault("rows", n)
                 self.report["scaling"].append(point)
@@ -303,18 +406,22 @@ class Benchmark:
         generated = {}
         for n in sorted(set([s["rows"]] * ("generated" in s["datasets"]) + s["scaling"])):
             generated[n] = write_generated_dataset(args.data_dir, n, dim=48 if s["quick"] else TEXT_DIM)
-        names = [(generated[s["rows"]], args.data_dir, s["max_batches"]) if d == "generated" else (d, "dataset/", 0)
-                 for d in s["datasets"]]
+        names = [
+            (generated[s["rows"]], args.data_dir, s["max_batches"]) if d == "generated" else (d, "dataset/", 0)
+            for d in s["datasets"]
+        ]
         if args.check:
-            self.report["check"] = [launch("check", {**self.common, "dataset": n, "data_path": p}, self.remaining())
-                                    for n, p, _ in names]
+            self.report["check"] = [
+                launch("check", {**self.common, "dataset": n, "data_path": p}, self.remaining()) for n, p, _ in names
+            ]
             self.progress("exactness checks done")
         self.sessions(names)
         self.fresh(names)
         self.scaling(generated)
         if s["sentences"]:
-            self.report["encoder"] = launch("encoder", {**self.common, "sentences": s["sentences"] + 8},
-                                            self.remaining())
+            self.report["encoder"] = launch(
+                "encoder", {**self.common, "sentences": s["sentences"] + 8}, self.remaining()
+            )
         return self.report
 
 

@@ -4,6 +4,7 @@ vectors), written once under --data-dir and reused while GENERATOR_VERSION stays
 
     write_generated_dataset("build/bench-data", 2_000_000)   # -> "bench-2m"
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ def _draw_interactions(rng: np.random.Generator, rows: int, n_users: int, n_item
     users = rng.choice(n_users, rows, p=user_p / user_p.sum())
     items = rng.choice(n_items, rows, p=item_p / item_p.sum())
     item_bias = rng.normal(0, 0.4, n_items)
-    score = (np.einsum("nk,nk->n", user_f[users], item_f[items]) / math.sqrt(k)
-             + item_bias[items] + rng.normal(0, 0.5, rows))
+    score = (
+        np.einsum("nk,nk->n", user_f[users], item_f[items]) / math.sqrt(k) + item_bias[items] + rng.normal(0, 0.5, rows)
+    )
     rating = 1 + np.searchsorted(np.quantile(score, [0.035, 0.065, 0.125, 0.40]), score)
     label = (rating >= 4).astype(np.int8)
     timestamp = np.sort(rng.integers(1_451_606_400_000, 1_630_454_400_000, rows))
@@ -77,8 +79,16 @@ def _draw_interactions(rng: np.random.Generator, rows: int, n_users: int, n_item
     return user_f, item_f, users, items, rating, label, timestamp
 
 
-def _write_side_files(rng: np.random.Generator, tmp: str, name: str, item_f: np.ndarray, user_f: np.ndarray,
-                      train_items: np.ndarray, train_users: np.ndarray, dim: int) -> None:
+def _write_side_files(
+    rng: np.random.Generator,
+    tmp: str,
+    name: str,
+    item_f: np.ndarray,
+    user_f: np.ndarray,
+    train_items: np.ndarray,
+    train_users: np.ndarray,
+    dim: int,
+) -> None:
     """The .item file (categories and price derived from the item factors), the .user file and
     the item and user text vectors (noisy projections of the factors), drawn from `rng`."""
     from recbole_dlrrec.data.text_vectors import save_text_vectors
@@ -95,7 +105,7 @@ def _write_side_files(rng: np.random.Generator, tmp: str, name: str, item_f: np.
     with open(os.path.join(tmp, f"{name}.item"), "w", encoding="utf-8") as f:
         f.write("item_id:token\tprice:token\tcategories:token_seq\tlatitude:float\tlongitude:float\tpic_count:float\n")
         for i in range(n_items):
-            cats = " ".join(f"c{c}" for c in top[i, :n_cats[i]])
+            cats = " ".join(f"c{c}" for c in top[i, : n_cats[i]])
             p = "$" * price[i] if price_known[i] else "unknown"
             f.write(f"{i}\t{p}\t{cats}\t{lat[i]:.5f}\t{lon[i]:.5f}\t{pics[i]:.0f}\n")
     reviews = np.bincount(train_users, minlength=n_users)
@@ -141,7 +151,7 @@ def write_generated_dataset(data_path: str, rows: int, seed: int = 0, dim: int =
                 f.write("user_id:token\titem_id:token\trating:float\tlabel:float\ttimestamp:float\n")
                 block = np.stack([users[lo:hi], items[lo:hi], rating[lo:hi], label[lo:hi], timestamp[lo:hi]], 1)
                 np.savetxt(f, block, fmt="%d", delimiter="\t")
-        _write_side_files(rng, tmp, name, item_f, user_f, items[:cuts[1]], users[:cuts[1]], dim)
+        _write_side_files(rng, tmp, name, item_f, user_f, items[: cuts[1]], users[: cuts[1]], dim)
         with open(os.path.join(tmp, f"{name}.yaml"), "w", encoding="utf-8") as f:
             f.write(DATASET_YAML)
         with open(os.path.join(tmp, "GENERATED.json"), "w", encoding="utf-8") as f:

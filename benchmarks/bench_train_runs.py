@@ -1,6 +1,7 @@
 """The runs bench_train.py times and how their speeds are compared: RUNS (model + config),
 the step variants (--variants), and the paired ratios of samples/s (median over rounds).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -110,21 +111,37 @@ def paired_ratios(records: dict) -> dict:
         rows_a, rows_b = records[num].get("rows_per_epoch"), records[den].get("rows_per_epoch")
         per_round = [(rows_a / a[r]) / (rows_b / b[r]) for r in sorted(set(a) & set(b))]
         if per_round:
-            out[label] = {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round),
-                          "rounds": len(per_round), "target": target,
-                          "met": None if target is None else statistics.median(per_round) >= target}
+            out[label] = {
+                "median": statistics.median(per_round),
+                "min": min(per_round),
+                "max": max(per_round),
+                "rounds": len(per_round),
+                "target": target,
+                "met": None if target is None else statistics.median(per_round) >= target,
+            }
     return out
 
 
 def fresh_ratio(points: List[dict], num: str, den: str) -> Optional[dict]:
     """samples/s of `num` over `den`, per round (both in fresh processes), then the median."""
     rates = {(p["round"], p["run"]): p["samples_per_s"] for p in points if p.get("samples_per_s")}
-    per_round = [rates[(r, num)] / rates[(r, den)] for r in sorted({r for r, _ in rates})
-                 if (r, num) in rates and (r, den) in rates]
+    per_round = [
+        rates[(r, num)] / rates[(r, den)]
+        for r in sorted({r for r, _ in rates})
+        if (r, num) in rates and (r, den) in rates
+    ]
     if not per_round:
         return None
-    return {"label": f"{num} / {den}", "median": statistics.median(per_round), "min": min(per_round),
-            "max": max(per_round), "rounds": len(per_round),
-            "rates": {run: statistics.median([p["samples_per_s"] for p in points
-                                              if p["run"] == run and p.get("samples_per_s")] or [0.0])
-                      for run in (num, den)}}
+    return {
+        "label": f"{num} / {den}",
+        "median": statistics.median(per_round),
+        "min": min(per_round),
+        "max": max(per_round),
+        "rounds": len(per_round),
+        "rates": {
+            run: statistics.median(
+                [p["samples_per_s"] for p in points if p["run"] == run and p.get("samples_per_s")] or [0.0]
+            )
+            for run in (num, den)
+        },
+    }

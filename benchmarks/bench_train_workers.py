@@ -7,6 +7,7 @@ peak RSS) and answering with one JSON dict:
     check     the fast loaders against RecBole's own join, row for row (--check)
     prepare   a dataset's SWING cache, built outside any measured process
 """
+
 from __future__ import annotations
 
 import itertools
@@ -141,15 +142,24 @@ def worker_session(spec: dict) -> dict:
     started = time.perf_counter()
     fast = fast_dataloaders(config0, train, valid, test)
     join_s = time.perf_counter() - started
-    out = {"dataset": dataset, "train_rows": len(train._dataset), "valid_rows": len(valid._dataset),
-           "test_rows": len(test._dataset), "load_s": load_s, "join_s": join_s,
-           "fast_table_mib": sum(loader.nbytes for loader in fast) / 2**20, "rss_after_load_mib": max_rss_mib(),
-           "batches": {}}
+    out = {
+        "dataset": dataset,
+        "train_rows": len(train._dataset),
+        "valid_rows": len(valid._dataset),
+        "test_rows": len(test._dataset),
+        "load_s": load_s,
+        "join_s": join_s,
+        "fast_table_mib": sum(loader.nbytes for loader in fast) / 2**20,
+        "rss_after_load_mib": max_rss_mib(),
+        "batches": {},
+    }
     runs = expand_runs(spec["runs"], spec.get("variants") or [])
     for batch in spec["batches"]:
         config_b = build_config("DeepFM", dataset, config_dict={**base, "train_batch_size": batch})
-        loaders = {False: (_train_loader_for_batch(train, config_b), valid, test),
-                   True: (_train_loader_for_batch(fast[0], config_b), fast[1], fast[2])}
+        loaders = {
+            False: (_train_loader_for_batch(train, config_b), valid, test),
+            True: (_train_loader_for_batch(fast[0], config_b), fast[1], fast[2]),
+        }
         records = {label: {"epoch_s": [], "rounds": {}, "notes": []} for label, _, _ in runs}
         loader_only = {"standard": [], "fast": []}
         for round_idx in range(spec["repeats"]):
@@ -165,9 +175,12 @@ def worker_session(spec: dict) -> dict:
                     _one_run(spec, records[label], run, {**spec, **options}, loaders, base, batch, round_idx)
         for rec in records.values():
             summarise(rec)
-        out["batches"][str(batch)] = {"runs": records, "ratios": paired_ratios(records),
-                                      "eval_ratios": eval_ratios(records),
-                                      "loader_only": {k: statistics.median(v) for k, v in loader_only.items() if v}}
+        out["batches"][str(batch)] = {
+            "runs": records,
+            "ratios": paired_ratios(records),
+            "eval_ratios": eval_ratios(records),
+            "loader_only": {k: statistics.median(v) for k, v in loader_only.items() if v},
+        }
         if spec.get("partial_out"):  # what is done survives a kill (launch() reads it back)
             atomic.write_text(spec["partial_out"], json.dumps({**out, "partial": True}, default=str))
     out["peak_rss_process_mib"] = max_rss_mib()
@@ -233,8 +246,11 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
     tr, va, te = loaders[bool(overrides.get("fast_dataloader"))]
     try:
         seed = spec["seed"] + (round_idx if spec.get("seed_per_round") else 0)
-        config = build_config(model_name, spec["dataset"], config_dict={
-            **base, **overrides, **_step_overrides(options), "train_batch_size": batch, "seed": seed})
+        config = build_config(
+            model_name,
+            spec["dataset"],
+            config_dict={**base, **overrides, **_step_overrides(options), "train_batch_size": batch, "seed": seed},
+        )
 
         def reseed():  # both paths then draw the same orders (on the CPU: the same batches)
             for path in (False, True):
@@ -245,9 +261,12 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
         trainer = build_trainer(config, model)  # what run_recbole.py builds
         rec["notes"] = _apply_step_options(trainer, options)
         if model_name == "DLRREC":
-            heads = ("no heads" if not (config["w1"] or config["w2"]) else
-                     f"heads {config['cl_negatives']}/{config['cl_max_anchors'] or 'all'} "
-                     f"(w1 {config['w1']:g}, w2 {config['w2']:g}, tau {config['tau']:g})")
+            heads = (
+                "no heads"
+                if not (config["w1"] or config["w2"])
+                else f"heads {config['cl_negatives']}/{config['cl_max_anchors'] or 'all'} "
+                f"(w1 {config['w1']:g}, w2 {config['w2']:g}, tau {config['tau']:g})"
+            )
             rec["notes"].insert(0, heads)
         if spec["warmup_batches"]:
             trainer._train_epoch(LimitedLoader(tr, spec["warmup_batches"]), -1)
@@ -267,8 +286,9 @@ def _one_run(spec, rec, run, options, loaders, base, batch, round_idx) -> None:
         rec["eval_rows"] = len(va._dataset)
         rec["peak_rss_mib"] = max(rec.get("peak_rss_mib", 0.0), rss.peak / 2**20)
         if device == "cuda":
-            rec["cuda_max_alloc_mib"] = max(rec.get("cuda_max_alloc_mib", 0.0),
-                                            torch.cuda.max_memory_allocated() / 2**20)
+            rec["cuda_max_alloc_mib"] = max(
+                rec.get("cuda_max_alloc_mib", 0.0), torch.cuda.max_memory_allocated() / 2**20
+            )
         if evaluate:
             rec.setdefault("valid_auc_rounds", []).append(timer.valid_aucs[-1] if timer.valid_aucs else None)
             rec.setdefault("valid_auc_best_rounds", []).append(_auc(trainer.best_valid_result))
@@ -310,10 +330,18 @@ def worker_scaling(spec: dict) -> dict:
         epoch_s = (limited.first_at - t0) + full_rows * (t1 - limited.first_at) / limited.rows_per_pass()
     else:
         epoch_s = t1 - t0
-    out = {"run": spec["run"], "dataset": spec["dataset"], "rows": spec["rows"], "train_rows": full_rows,
-           "load_s": load_s, "samples_per_s": full_rows / epoch_s, "epoch_s": epoch_s,
-           "extrapolated": limited.rows_per_pass() < len(train._dataset),
-           "rss_after_load_mib": rss_loaded, "peak_rss_mib": max_rss_mib()}
+    out = {
+        "run": spec["run"],
+        "dataset": spec["dataset"],
+        "rows": spec["rows"],
+        "train_rows": full_rows,
+        "load_s": load_s,
+        "samples_per_s": full_rows / epoch_s,
+        "epoch_s": epoch_s,
+        "extrapolated": limited.rows_per_pass() < len(train._dataset),
+        "rss_after_load_mib": rss_loaded,
+        "peak_rss_mib": max_rss_mib(),
+    }
     if spec["device"] == "cuda":
         out["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -327,14 +355,17 @@ def worker_encoder(spec: dict) -> dict:
     except ImportError as exc:
         return {"error": f"ImportError: {exc}"}
     rng = np.random.default_rng(0)
-    words = ("great pasta friendly staff slow service cozy room spicy noodles fair prices the a was and "
-             "we loved it not worth wait again dessert").split()
+    words = (
+        "great pasta friendly staff slow service cozy room spicy noodles fair prices the a was and "
+        "we loved it not worth wait again dessert"
+    ).split()
     texts = [" ".join(rng.choice(words, rng.integers(8, 40))) + f" #{i}" for i in range(spec["sentences"])]
     device = "cuda" if spec["device"] == "cuda" else "cpu"
     with tempfile.TemporaryDirectory() as cache_dir:
         try:
-            encoder = TextEncoder(cache_path=os.path.join(cache_dir, "vectors.sqlite"), device=device,
-                                  show_progress=False)
+            encoder = TextEncoder(
+                cache_path=os.path.join(cache_dir, "vectors.sqlite"), device=device, show_progress=False
+            )
             t0 = time.perf_counter()
             encoder._get_model()
             load_s = time.perf_counter() - t0
@@ -347,8 +378,15 @@ def worker_encoder(spec: dict) -> dict:
         except Exception as exc:  # a missing model package is reported, not fatal
             return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
     n = len(texts) - 8
-    return {"sentences": n, "dim": int(vectors.shape[1]), "model_load_s": load_s, "encode_s": encode_s,
-            "sentences_per_s": n / encode_s, "cache_stats": stats, "device": device}
+    return {
+        "sentences": n,
+        "dim": int(vectors.shape[1]),
+        "model_load_s": load_s,
+        "encode_s": encode_s,
+        "sentences_per_s": n / encode_s,
+        "cache_stats": stats,
+        "device": device,
+    }
 
 
 def _row_matrix(columns: Dict[str, "object"], n: int) -> np.ndarray:
@@ -378,14 +416,18 @@ def check_exactness(spec: dict) -> dict:
     expected = dataset[np.arange(n)]  # RecBole's own join (Dataset.__getitem__), on the CPU
     joined = join_columns(dataset, device)
     join_ok = list(joined) == list(expected.interaction) and all(
-        joined[k].device.type == device.type and joined[k].dtype == expected[k].dtype
-        and torch.equal(joined[k].cpu(), expected[k]) for k in joined)
+        joined[k].device.type == device.type
+        and joined[k].dtype == expected[k].dtype
+        and torch.equal(joined[k].cpu(), expected[k])
+        for k in joined
+    )
 
     loader = FastTrainDataLoader(config, dataset, shuffle=True, device=device)
     batches = list(loader)
     epoch = {k: torch.cat([b[k] for b in batches]) for k in expected.interaction}
-    rows_ok = bool(np.array_equal(_sorted_rows(_row_matrix(epoch, n)),
-                                  _sorted_rows(_row_matrix(expected.interaction, n))))
+    rows_ok = bool(
+        np.array_equal(_sorted_rows(_row_matrix(epoch, n)), _sorted_rows(_row_matrix(expected.interaction, n)))
+    )
     second = torch.cat([b[dataset.iid_field] for b in loader])
     reshuffled = not torch.equal(second, epoch[dataset.iid_field])
     again = FastTrainDataLoader(config, dataset, shuffle=True, device=device)
@@ -393,13 +435,21 @@ def check_exactness(spec: dict) -> dict:
 
     eval_loader = FastEvalDataLoader(config, valid._dataset, device=device, phase="valid")
     eval_ok = all(
-        fast_batch[1:] == std_batch[1:] and all(torch.equal(fast_batch[0][k].cpu(), std_batch[0][k])
-                                                for k in std_batch[0].interaction)
-        for fast_batch, std_batch in zip(eval_loader, valid))
-    return {"dataset": spec["dataset"], "device": str(device), "rows": n, "seconds": time.perf_counter() - started,
-            "join_equals_recbole": bool(join_ok), "epoch_rows_equal_recbole": rows_ok,
-            "next_epoch_reshuffled": bool(reshuffled), "same_seed_same_order": bool(order_ok),
-            "eval_batches_equal_recbole": bool(eval_ok)}
+        fast_batch[1:] == std_batch[1:]
+        and all(torch.equal(fast_batch[0][k].cpu(), std_batch[0][k]) for k in std_batch[0].interaction)
+        for fast_batch, std_batch in zip(eval_loader, valid)
+    )
+    return {
+        "dataset": spec["dataset"],
+        "device": str(device),
+        "rows": n,
+        "seconds": time.perf_counter() - started,
+        "join_equals_recbole": bool(join_ok),
+        "epoch_rows_equal_recbole": rows_ok,
+        "next_epoch_reshuffled": bool(reshuffled),
+        "same_seed_same_order": bool(order_ok),
+        "eval_batches_equal_recbole": bool(eval_ok),
+    }
 
 
 def worker_prepare(spec: dict) -> dict:
@@ -419,5 +469,10 @@ def worker_prepare(spec: dict) -> dict:
     return {"dataset": spec["dataset"], "swing_s": time.perf_counter() - t0}
 
 
-WORKERS = {"session": worker_session, "scaling": worker_scaling, "encoder": worker_encoder, "check": check_exactness,
-           "prepare": worker_prepare}
+WORKERS = {
+    "session": worker_session,
+    "scaling": worker_scaling,
+    "encoder": worker_encoder,
+    "check": check_exactness,
+    "prepare": worker_prepare,
+}

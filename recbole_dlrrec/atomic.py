@@ -15,6 +15,7 @@ Readers never see half a file, and a writer that fails leaves the old file (or n
   created a moment ago.
 - :func:`write_bytes`, :func:`write_text` and :func:`write_json` are the common cases on top.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,9 @@ def default_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str, suffix: Optional[str] = None, mode: Optional[int] = None,
-                replace: bool = True) -> Iterator[str]:
+def atomic_path(
+    path: str, suffix: Optional[str] = None, mode: Optional[int] = None, replace: bool = True
+) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
     ``suffix`` ends the temporary name (default: the target's extension, e.g. ``.npy``; ``""``

@@ -5,6 +5,7 @@ raised as an `InputError` subclass with a one-line message that names the key, f
 Every CLI catches `InputError`, and nothing else, prints the message on stderr and exits 2;
 any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 EXIT_INPUT_ERROR = 2

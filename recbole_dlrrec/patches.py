@@ -114,6 +114,7 @@ Config that does not re-read the command line).
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
+
 from __future__ import annotations
 
 import os
@@ -426,7 +427,9 @@ def fill_missing_values(self) -> None:
                 feat[field] = feat[field].fillna(value=feat[field].mean())
             else:
                 dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
-                feat[field] = feat[field].apply(lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x)
+                feat[field] = feat[field].apply(
+                    lambda x, dtype=dtype: np.array([], dtype=dtype) if isinstance(x, float) else x
+                )
 
 
 def _fill_nan_by_assignment() -> None:
@@ -451,7 +454,7 @@ def _feature_fields(self, header: str, source, load_col, unload_col) -> Dict[str
         try:
             ftype = FeatureType(type_name)
         except ValueError:
-            raise ValueError(f"Type {type_name} from field {field} is not supported.")
+            raise ValueError(f"Type {type_name} from field {field} is not supported.") from None
         if (load_col is not None and field not in load_col) or (unload_col is not None and field in unload_col):
             continue
         if isinstance(source, FeatureSource) or source != "link":
@@ -490,9 +493,14 @@ def load_feature_file(self, filepath: str, source):
     if not loaded:
         self.logger.warning(f"No columns has been loaded from [{source}]")
         return None
-    df = pd.read_csv(filepath, delimiter=self.config["field_separator"], usecols=list(loaded), encoding=encoding,
-                     dtype={c: np.float64 if t == FeatureType.FLOAT else str for c, t in loaded.items()},
-                     engine="python")
+    df = pd.read_csv(
+        filepath,
+        delimiter=self.config["field_separator"],
+        usecols=list(loaded),
+        encoding=encoding,
+        dtype={c: np.float64 if t == FeatureType.FLOAT else str for c, t in loaded.items()},
+        engine="python",
+    )
     df.columns = [column.split(":")[0] for column in loaded]
     separator, seq_len = self.config["seq_separator"], self.config["seq_len"] or {}
     for field, ftype in zip(df.columns, loaded.values()):
@@ -549,8 +557,10 @@ def keep_freed_heap() -> bool:
     import ctypes
     import sys
 
-    if not sys.platform.startswith("linux") or "GLIBC_TUNABLES" in os.environ or any(
-        key.startswith("MALLOC_") and key.endswith("_") for key in os.environ
+    if (
+        not sys.platform.startswith("linux")
+        or "GLIBC_TUNABLES" in os.environ
+        or any(key.startswith("MALLOC_") and key.endswith("_") for key in os.environ)
     ):
         return False
     try:
@@ -625,7 +635,9 @@ def _seeding_selects_deterministic_kernels() -> None:
         original(seed, reproducibility)
         deterministic_kernels(reproducibility)
 
-    init_seed.__doc__ = "RecBole's init_seed, then deterministic kernels as `reproducibility` says (recbole_dlrrec.patches, fix 11)."
+    init_seed.__doc__ = (
+        "RecBole's init_seed, then deterministic kernels as `reproducibility` says (recbole_dlrrec.patches, fix 11)."
+    )
     utils.init_seed = recbole.utils.init_seed = init_seed
 
 
@@ -651,7 +663,8 @@ def _torch_amp_grad_scaler() -> None:
 
     if not isinstance(trainer_module.amp, _ModuleForRecBole):
         trainer_module.amp = _ModuleForRecBole(
-            trainer_module.amp, GradScaler=functools.partial(torch.amp.GradScaler, "cuda"))
+            trainer_module.amp, GradScaler=functools.partial(torch.amp.GradScaler, "cuda")
+        )
 
 
 # Every fix, in the order apply() installs them. One function per fix; add new ones here.
@@ -669,8 +682,6 @@ PATCHES: List[Callable[[], object]] = [
     _distributed_trainer,  # 9
     _gathered_evaluation,  # 10
     _seeding_selects_deterministic_kernels,  # 11
-
-
     _torch_amp_grad_scaler,  # 12
 ]
 

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny RecBole dataset with text vectors, written in the converter's layout."""
+
 from __future__ import annotations
 
 import os
@@ -82,8 +83,17 @@ def write_tiny_dataset(root, name="tiny", n_users=80, n_items=50, n_rows=3000, d
 
 def leaderboard_argv(data_path, out, *extra):
     """run_leaderboard.py arguments for a 1-seed, 2-epoch board on the tiny dataset under `out`."""
-    return ["--dataset=tiny", f"--data_path={data_path}", f"--results_dir={out}",
-            f"--checkpoint_dir={os.path.join(out, 'saved')}", "--seeds", "1", "--epochs", "2", *extra]
+    return [
+        "--dataset=tiny",
+        f"--data_path={data_path}",
+        f"--results_dir={out}",
+        f"--checkpoint_dir={os.path.join(out, 'saved')}",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +113,9 @@ def tiny_config(tiny_data_path):
     return make
 
 
-REAL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "google-local-hi-ms")
+REAL_DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "google-local-hi-ms"
+)
 
 
 @pytest.fixture(scope="session")

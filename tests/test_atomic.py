@@ -1,4 +1,5 @@
 """recbole_dlrrec.atomic: temp file beside the target, umask permissions, os.replace, clean failure."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def test_write_json_keeps_the_callers_format(tmp_path):
     target = tmp_path / "r.json"
     payload = {"b": 1, "a": {"ü": [1, 2]}}
     atomic.write_json(str(target), payload, indent=2, sort_keys=True, ensure_ascii=False)
-    assert target.read_text(encoding="utf-8") == json.dumps(
-        payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert (
+        target.read_text(encoding="utf-8") == json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def test_exception_keeps_old_content_and_leaves_no_temp_file(tmp_path):
@@ -114,9 +116,9 @@ def test_savefig_png_lands_at_the_target(tmp_path):
 
 
 def test_callers_use_umask_mode(tmp_path, umask_027):
+    from recbole_dlrrec.data.text_vectors import save_text_vectors
     from recbole_dlrrec.experiments import cell_rows
     from recbole_dlrrec.runtime import quick_start
-    from recbole_dlrrec.data.text_vectors import save_text_vectors
 
     npy = tmp_path / "cell.npy"
     cell_rows.save(str(npy), cell_rows.CellRows(np.array([1.0, 0.0]), np.array([0.0, 1.0])))

@@ -1,5 +1,6 @@
 """The user guide: the README stays a short quick start, and the docs site builds strictly (a broken
 link or anchor fails the build), as `make docs` builds it."""
+
 from __future__ import annotations
 
 import os
@@ -51,16 +52,25 @@ def _site_copy(tmp_path) -> str:
     site_root = tmp_path / "repo"
     site_root.mkdir()
     shutil.copy(os.path.join(ROOT, "mkdocs.yml"), site_root / "mkdocs.yml")
-    shutil.copytree(os.path.join(ROOT, "docs"), site_root / "docs",
-                    ignore=lambda folder, names: ["boards"] if os.path.basename(folder) == "results" else [])
+    shutil.copytree(
+        os.path.join(ROOT, "docs"),
+        site_root / "docs",
+        ignore=lambda folder, names: ["boards"] if os.path.basename(folder) == "results" else [],
+    )
     docs_results.build(os.path.join(ROOT, "results"), str(site_root / "docs" / "results" / "boards"))
     return str(site_root)
 
 
 def _build(site_root: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", "site"],
-                          cwd=site_root, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", "site"],
+        cwd=site_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -73,8 +83,13 @@ def test_docs_site_builds_strictly(tmp_path):
             assert hits == [], os.path.relpath(os.path.join(folder, name), generated)
     built = _build(site_root)
     assert built.returncode == 0, built.stderr[-3000:]
-    for page in ("index.html", "promises/index.html", "results/index.html",
-                 "results/boards/ml-100k-tuned/index.html", "results/boards/ml-100k-tuned/leaderboard_auc.png"):
+    for page in (
+        "index.html",
+        "promises/index.html",
+        "results/index.html",
+        "results/boards/ml-100k-tuned/index.html",
+        "results/boards/ml-100k-tuned/leaderboard_auc.png",
+    ):
         assert os.path.isfile(os.path.join(site_root, "site", page)), page
 
 

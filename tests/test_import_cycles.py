@@ -6,6 +6,7 @@ only hides a loop until the function runs). Imports under ``if TYPE_CHECKING:`` 
 not count. ``from pkg import name`` is an import of ``pkg.name`` when that is a module, else of
 ``pkg`` (whose ``__init__`` defines the name).
 """
+
 from __future__ import annotations
 
 import ast

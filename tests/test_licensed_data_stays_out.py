@@ -1,5 +1,6 @@
 """The licensed Google Local files (../shared/data) and row-level copies of them stay out of git:
 only tables and configurations computed from them are committed."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -24,7 +25,9 @@ def _tracked() -> list:
 
 
 def _blob_id(path: str) -> str:
-    return subprocess.run(["git", "hash-object", path], cwd=ROOT, capture_output=True, check=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "hash-object", path], cwd=ROOT, capture_output=True, check=True, text=True
+    ).stdout.strip()
 
 
 def test_no_row_level_copy_of_the_google_local_data_is_tracked():

@@ -1,5 +1,6 @@
 """Importing the package changes no process-wide state; patches.apply() installs every fix,
 once; a Config the plugin builds reads no command line and nothing swaps sys.argv."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs in a fresh interpreter: prints a snapshot of the state RecBole and the process hold,
 # after importing RecBole alone, after importing the plugin, after apply(), after apply() again.
-SNAPSHOT = r'''
+SNAPSHOT = r"""
 import json, os, sys
 sys.argv = ["prog", "--epochs=7", "--learning_rate=0.5"]
 
@@ -29,8 +30,10 @@ def snapshot():
         return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', '')}:{id(f)}"
 
     return {
-        "config": {name: ident(getattr(Config, name)) for name in sorted(vars(Config)) if callable(getattr(Config, name))},
-        "trainer": {name: ident(getattr(Trainer, name)) for name in sorted(vars(Trainer)) if callable(getattr(Trainer, name))},
+        "config": {name: ident(getattr(Config, name)) for name in sorted(vars(Config))
+                   if callable(getattr(Config, name))},
+        "trainer": {name: ident(getattr(Trainer, name)) for name in sorted(vars(Trainer))
+                    if callable(getattr(Trainer, name))},
         "metrics_dict": sorted(reg.metrics_dict), "metric_types": sorted(reg.metric_types),
         "smaller": sorted(reg.smaller_metrics), "metrics_module": sorted(vars(recbole_metrics)),
         "argv": list(sys.argv), "environ": dict(os.environ),
@@ -51,14 +54,15 @@ states["applied"] = snapshot()
 patches.apply()
 states["applied_twice"] = snapshot()
 print(json.dumps(states))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def states():
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_NUM_THREADS")}
-    proc = subprocess.run([sys.executable, "-c", SNAPSHOT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -75,7 +79,9 @@ def test_apply_installs_the_fixes_and_twice_is_once(states):
     assert after["config"]["_set_default_parameters"] != before["config"]["_set_default_parameters"]
     assert after["config"]["_init_device"] != before["config"]["_init_device"]  # distributed start-up (fix 9)
     assert after["trainer"]["_save_checkpoint"] != before["trainer"]["_save_checkpoint"]
-    assert {"accuracy", "fpr", "cls_precision", "cls_recall", "f1", "prauc"} <= set(after["metrics_dict"]) - set(before["metrics_dict"])
+    assert {"accuracy", "fpr", "cls_precision", "cls_recall", "f1", "prauc"} <= set(after["metrics_dict"]) - set(
+        before["metrics_dict"]
+    )
     assert after["environ"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert after["argv"] == before["argv"]  # apply() does not touch the command line
     assert states["applied_twice"] == after
@@ -87,7 +93,7 @@ def test_every_patch_is_documented():
     for patch in patches.PATCHES:
         assert patch.__doc__ and patch.__doc__.split(":")[0].startswith("Fix "), patch.__name__
         number = patch.__doc__.split(":")[0].split()[1]  # "7", or "3a" for part a of fix 3
-        main, part = number.rstrip("abcdefgh"), number[len(number.rstrip("abcdefgh")):]
+        main, part = number.rstrip("abcdefgh"), number[len(number.rstrip("abcdefgh")) :]
         assert f"\n{main}. " in patches.__doc__, patch.__name__
         assert not part or f"\n   {part}. " in patches.__doc__, patch.__name__
 
@@ -106,9 +112,12 @@ def test_plugin_config_reads_no_argv(tiny_config, tiny_data_path, monkeypatch):
     from recbole_dlrrec.config.registry import get_model_class
 
     monkeypatch.setattr(sys, "argv", ["prog", "--epochs=7"])
-    outside = Config(model=get_model_class("DLRM"), dataset="tiny",
-                     config_file_list=[os.path.join(tiny_data_path, "tiny", "tiny.yaml")],
-                     config_dict={"data_path": tiny_data_path})
+    outside = Config(
+        model=get_model_class("DLRM"),
+        dataset="tiny",
+        config_file_list=[os.path.join(tiny_data_path, "tiny", "tiny.yaml")],
+        config_dict={"data_path": tiny_data_path},
+    )
     assert outside["epochs"] == 7
 
 
@@ -158,8 +167,13 @@ def test_every_torch_load_refuses_pickled_objects():
                 continue
             path = os.path.join(folder, name)
             for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
-                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "torch"
+                ):
                     flag = next((k.value for k in node.keywords if k.arg == "weights_only"), None)
                     if not (isinstance(flag, ast.Constant) and flag.value is True):
                         loose.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")

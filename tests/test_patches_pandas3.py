@@ -1,6 +1,7 @@
 """patches.py fix 3: RecBole 1.2.1's Dataset on pandas 3 (fills by assignment, empty seq cells,
 per-row lengths). Each test fails on pandas 3 without its patch; on pandas 2 the patched path
 must give what RecBole gave."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ def _patched():
 
 def _fake_dataset(feat: pd.DataFrame, field2type: dict):
     """The attributes Dataset._fill_nan reads, on one feature table."""
-    return types.SimpleNamespace(logger=logging.getLogger("test"), feat_name_list=["item_feat"],
-                                 item_feat=feat, field2type=field2type)
+    return types.SimpleNamespace(
+        logger=logging.getLogger("test"), feat_name_list=["item_feat"], item_feat=feat, field2type=field2type
+    )
 
 
 def test_fill_nan_fills_tokens_and_floats():
@@ -131,7 +133,6 @@ def test_without_agg_len_fix_remap_fails(gappy_config, monkeypatch):
         _load(gappy_config)
 
 
-
 def test_dataset_loads_without_chained_assignment_warnings(gappy_config):
     import warnings
 
@@ -156,12 +157,25 @@ def test_feature_file_loads_as_recbole_loads_it(tmp_path, monkeypatch):
     lines = [lines[0] + "\tscores:float_seq"] + [f"{line}\t{n % 3 + 0.5} {n}.25" for n, line in enumerate(lines[1:])]
     with open(item_file, "w") as handle:
         handle.write("\n".join(lines) + "\n")
-    config = build_config("DLRM", "tiny", config_dict={"data_path": data_path, "seq_len": {"tags": 1},
-                                                       "load_col": {"item": ["item_id", "tags", "scores", "price_level"]}})
+    config = build_config(
+        "DLRM",
+        "tiny",
+        config_dict={
+            "data_path": data_path,
+            "seq_len": {"tags": 1},
+            "load_col": {"item": ["item_id", "tags", "scores", "price_level"]},
+        },
+    )
 
     def loaded(load_feat):
-        fake = types.SimpleNamespace(logger=logging.getLogger("test"), config=config, field2source={}, field2type={},
-                                     field2seqlen={}, field2bucketnum={})
+        fake = types.SimpleNamespace(
+            logger=logging.getLogger("test"),
+            config=config,
+            field2source={},
+            field2type={},
+            field2seqlen={},
+            field2bucketnum={},
+        )
         fake._get_load_and_unload_col = lambda source: Dataset._get_load_and_unload_col(fake, source)
         frame = load_feat(fake, item_file, FeatureSource.ITEM)
         return frame, (fake.field2source, fake.field2type, fake.field2seqlen, fake.field2bucketnum)

@@ -10,6 +10,7 @@ recbole_dlrrec/data/yelp/__init__.py. The conversion flags are built from
 file, a line with --strict, an option, an output path) is one line on stderr and exit status 2;
 a written dataset is printed as its report, and with ``--verify`` loaded with RecBole.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,17 @@ def build_arg_parser() -> argparse.ArgumentParser:
         description="Convert reviews + business metadata (JSON lines, plain or .gz) into a RecBole dataset.",
     )
     filters = ", ".join(f"{name} {module.SOURCE.default_category_filter!r}" for name, module in SOURCES.items())
-    p.add_argument("--source", choices=list(SOURCES), default=DEFAULT_SOURCE,
-                   help=f"input format: google (Google Local 2021) or yelp (Yelp Open Dataset) (default: "
-                        f"{DEFAULT_SOURCE}); each has its default --category_filter: {filters}")
+    p.add_argument(
+        "--source",
+        choices=list(SOURCES),
+        default=DEFAULT_SOURCE,
+        help=f"input format: google (Google Local 2021) or yelp (Yelp Open Dataset) (default: "
+        f"{DEFAULT_SOURCE}); each has its default --category_filter: {filters}",
+    )
     p.add_argument("--reviews", required=True, help="reviews JSON-lines file, plain or gzip (yelp: review.json)")
-    p.add_argument("--meta", required=True,
-                   help="business metadata JSON-lines file, plain or gzip (yelp: business.json)")
+    p.add_argument(
+        "--meta", required=True, help="business metadata JSON-lines file, plain or gzip (yelp: business.json)"
+    )
     p.add_argument("--name", required=True, help="dataset name: output goes to OUT/NAME/NAME.*")
     p.add_argument("--out", default="dataset", help="output root folder (default: dataset)")
     convert_options.add_arguments(p)
@@ -49,8 +55,10 @@ def options_from_args(args: argparse.Namespace) -> convert_options.ConvertOption
     return convert_options.from_args(args)
 
 
-@exit_on_interrupt("interrupted; no dataset written (an earlier one under OUT/NAME is unchanged); "
-                   "rerun the same command to convert again")
+@exit_on_interrupt(
+    "interrupted; no dataset written (an earlier one under OUT/NAME is unchanged); "
+    "rerun the same command to convert again"
+)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from recbole_dlrrec import patches
 

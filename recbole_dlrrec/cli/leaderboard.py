@@ -21,6 +21,7 @@ and .csv, leaderboard_auc.png, significance.md/.csv, cells/ (one JSON + per-row 
 model and seed; a rerun skips finished cells unless --force). Any other --key=value is a RecBole
 / plugin config setting given to every model (e.g. --embedding_size=16 --stopping_step=5).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,31 +38,74 @@ def parse_args(argv):
 
     parser = argparse.ArgumentParser(prog=prog("leaderboard"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines)")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEED_COUNT, help="how many seeds (2020, 2021, ...); default 3")
-    parser.add_argument("--epochs", type=int, default=None, help="epoch budget for every model (default: config epochs)")
+    parser.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=DEFAULT_SEED_COUNT, help="how many seeds (2020, 2021, ...); default 3"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epoch budget for every model (default: config epochs)"
+    )
     parser.add_argument("--force", action="store_true", help="rerun cells that are already finished")
-    parser.add_argument("--experiments", action="store_true",
-                        help="also run the paper's experiments (ablation, reduction size, V0, SWING audit)")
-    parser.add_argument("--experiment_seeds", type=int, default=None,
-                        help="seeds for the experiments that train their own cells (reduction size, V0 matched); default --seeds")
-    parser.add_argument("--scenario", choices=SCENARIOS, default=None,
-                        help="cold_items: build NAME-cold (10%% of items only in test) and run the board on it")
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also run the paper's experiments (ablation, reduction size, V0, SWING audit)",
+    )
+    parser.add_argument(
+        "--experiment_seeds",
+        type=int,
+        default=None,
+        help="seeds for the experiments that train their own cells (reduction size, V0 matched); default --seeds",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=None,
+        help="cold_items: build NAME-cold (10%% of items only in test) and run the board on it",
+    )
     parser.add_argument("--cold_fraction", type=float, default=0.1, help="share of items held out (cold_items)")
-    parser.add_argument("--note", action="append", default=[],
-                        help="a line for the leaderboard header, e.g. what was cut to fit the time budget (repeatable)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared machine more threads spin and run slower)")
-    parser.add_argument("--tune", type=int, default=None, metavar="N",
-                        help="the tuned board: N search trials per model before its seeds run (needs --epochs)")
-    parser.add_argument("--retune", action="store_true", help="--tune: search again even where a saved search is up to date")
-    parser.add_argument("--grace_period", type=int, default=None,
-                        help="--tune: ASHA epochs every trial gets before it can be stopped (default and minimum 3)")
+    parser.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a line for the leaderboard header, e.g. what was cut to fit the time budget (repeatable)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine more threads spin and run slower)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the tuned board: N search trials per model before its seeds run (needs --epochs)",
+    )
+    parser.add_argument(
+        "--retune", action="store_true", help="--tune: search again even where a saved search is up to date"
+    )
+    parser.add_argument(
+        "--grace_period",
+        type=int,
+        default=None,
+        help="--tune: ASHA epochs every trial gets before it can be stopped (default and minimum 3)",
+    )
     parser.add_argument("--allow_short_grace", action="store_true", help=argparse.SUPPRESS)  # tests only: grace < 3
-    parser.add_argument("--tune_cpus", type=int, default=None,
-                        help="--tune: CPUs of the local Ray (trials in parallel = tune_cpus / threads); default all")
-    parser.add_argument("--results_dir", default=DEFAULT_RESULTS_DIR, help="where results/<NAME>/ goes (default results)")
+    parser.add_argument(
+        "--tune_cpus",
+        type=int,
+        default=None,
+        help="--tune: CPUs of the local Ray (trials in parallel = tune_cpus / threads); default all",
+    )
+    parser.add_argument(
+        "--results_dir", default=DEFAULT_RESULTS_DIR, help="where results/<NAME>/ goes (default results)"
+    )
     args, rest = parser.parse_known_args(argv)
     overrides = parse_overrides(parser, rest)
     if args.epochs is not None:
@@ -121,6 +165,7 @@ def main(argv=None) -> int:
 
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
     from recbole_dlrrec.experiments import board_cells, board_report, tuned_board
+
     if args.experiments:
         from recbole_dlrrec.experiments import (
             paper as experiments,  # imported now: the run may outlast edits to the source
@@ -129,10 +174,18 @@ def main(argv=None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
 
-    budget = None if args.tune is None else tuned_board.TuneBudget(
-        trials=args.tune, max_epochs=args.epochs,
-        grace_period=tuned_board.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
-        cpus_per_trial=float(args.threads), num_cpus=args.tune_cpus, allow_short_grace=args.allow_short_grace)
+    budget = (
+        None
+        if args.tune is None
+        else tuned_board.TuneBudget(
+            trials=args.tune,
+            max_epochs=args.epochs,
+            grace_period=tuned_board.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
+            cpus_per_trial=float(args.threads),
+            num_cpus=args.tune_cpus,
+            allow_short_grace=args.allow_short_grace,
+        )
+    )
     try:
         check_inputs(models, args.dataset, overrides)
         if budget is not None:  # the budget, the dataset, every model's space file: before any work
@@ -143,33 +196,62 @@ def main(argv=None) -> int:
             from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
             data_path = overrides.get("data_path")
-            dataset = make_cold_items_dataset(args.dataset, data_path=data_path, out_data_path=data_path,
-                                              fraction=args.cold_fraction, log=board_cells.default_log)
-            notes.insert(0, f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
-                            "have all their rows in test and none in train/valid; the other rows are split at random into "
-                            "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).")
+            dataset = make_cold_items_dataset(
+                args.dataset,
+                data_path=data_path,
+                out_data_path=data_path,
+                fraction=args.cold_fraction,
+                log=board_cells.default_log,
+            )
+            notes.insert(
+                0,
+                f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
+                "have all their rows in test and none in train/valid; the other rows are split at random into "
+                "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).",
+            )
         if budget is not None:
             board, paths, _ = tuned_board.run_tuned_leaderboard(
-                dataset, models, args.seeds, budget, overrides=overrides, force=args.force, retune=args.retune,
-                results_dir=args.results_dir, notes=notes, threads=args.threads)
+                dataset,
+                models,
+                args.seeds,
+                budget,
+                overrides=overrides,
+                force=args.force,
+                retune=args.retune,
+                results_dir=args.results_dir,
+                notes=notes,
+                threads=args.threads,
+            )
         else:
-            notes.insert(0, f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
-                            f"search budget for every model: run_leaderboard.py --tune N) goes to "
-                            f"`{tuned_board.tuned_out_name(dataset)}/`.")
+            notes.insert(
+                0,
+                f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
+                f"search budget for every model: run_leaderboard.py --tune N) goes to "
+                f"`{tuned_board.tuned_out_name(dataset)}/`.",
+            )
             board, paths = board_report.run_leaderboard(
-                dataset, models, args.seeds, overrides=overrides, force=args.force, results_dir=args.results_dir,
-                notes=notes, title="Cold-item leaderboard (defaults)" if args.scenario else "Leaderboard (defaults)",
-                threads=args.threads)
+                dataset,
+                models,
+                args.seeds,
+                overrides=overrides,
+                force=args.force,
+                results_dir=args.results_dir,
+                notes=notes,
+                title="Cold-item leaderboard (defaults)" if args.scenario else "Leaderboard (defaults)",
+                threads=args.threads,
+            )
         if args.experiments:
             seeds = board_cells.seeds_for(args.seeds)
             extra = board_cells.seeds_for(args.experiment_seeds) if args.experiment_seeds else None
             if extra:
-                notes = [*notes, f"Reduction-size and matched-V0 cells use {len(extra)} seed(s) ({', '.join(map(str, extra))}) "
-                                 "to fit the time budget; the other tables use every leaderboard seed."]
+                notes = [
+                    *notes,
+                    f"Reduction-size and matched-V0 cells use {len(extra)} seed(s) ({', '.join(map(str, extra))}) "
+                    "to fit the time budget; the other tables use every leaderboard seed.",
+                ]
             experiments.run_all(board, seeds, notes=notes, new_cell_seeds=extra)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     print(paths["md"])
     return 0
-

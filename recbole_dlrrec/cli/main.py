@@ -17,6 +17,7 @@ RecBole is not among the wheel's requirements (RecBole 1.2.1 declares ray<=2.6.3
 ray[tune] in them excludes), so a plain `pip install` of the wheel leaves it out: every
 subcommand then stops with one line that names the missing step, before importing anything.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,10 +37,14 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "train": ("recbole_dlrrec.cli.train", "train and evaluate one model on one dataset (results JSON)"),
     "leaderboard": ("recbole_dlrrec.cli.leaderboard", "train many models x seeds and write a leaderboard"),
     "tune": ("recbole_dlrrec.cli.tune", "tune a model's hyperparameters with Ray Tune (ASHA)"),
-    "convert": ("recbole_dlrrec.cli.convert",
-                "convert Google Local or Yelp reviews + business data into a RecBole dataset"),
-    "swing": ("recbole_dlrrec.cli.swing",
-              "build (or load) a dataset's contrastive neighbours (cl_similarity) and audit them"),
+    "convert": (
+        "recbole_dlrrec.cli.convert",
+        "convert Google Local or Yelp reviews + business data into a RecBole dataset",
+    ),
+    "swing": (
+        "recbole_dlrrec.cli.swing",
+        "build (or load) a dataset's contrastive neighbours (cl_similarity) and audit them",
+    ),
     "ray-token": ("recbole_dlrrec.cli.ray_token", "make the Ray auth token a Ray cluster in token mode needs (0600)"),
 }
 
@@ -53,8 +58,13 @@ def prog(command: str) -> str:
 
 def usage() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]", "",
-             "DLRREC and DLRM as a RecBole 1.2.1 plugin.", "", "subcommands:"]
+    lines = [
+        f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]",
+        "",
+        "DLRREC and DLRM as a RecBole 1.2.1 plugin.",
+        "",
+        "subcommands:",
+    ]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += ["", f"`{PROG} SUBCOMMAND --help` lists a subcommand's options."]
     return "\n".join(lines)
@@ -63,8 +73,10 @@ def usage() -> str:
 def check_recbole_installed() -> None:
     """Raise InputError naming the install step when RecBole cannot be imported."""
     if importlib.util.find_spec("recbole") is None:
-        raise InputError(f"RecBole is not installed: install it without its own dependencies (recbole-dlrrec "
-                         f"brought the ones it uses): pip install --no-deps {RECBOLE_REQUIREMENT}")
+        raise InputError(
+            f"RecBole is not installed: install it without its own dependencies (recbole-dlrrec "
+            f"brought the ones it uses): pip install --no-deps {RECBOLE_REQUIREMENT}"
+        )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

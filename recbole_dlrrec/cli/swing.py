@@ -11,6 +11,7 @@ beside the cache file. ``--similarity`` audits another ``cl_similarity``; ``--co
 every similarity, how often the neighbour pairs share the item's main category and their mean
 text cosine, each beside its chance level (swing/audit.py ``neighbour_agreement``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,18 @@ def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=prog("swing"),
         description="Build (or load) a dataset's contrastive neighbours (the model's cl_similarity: "
-                    "swing, itemcf_cosine or jaccard) on its TRAIN split and audit them.")
+        "swing, itemcf_cosine or jaccard) on its TRAIN split and audit them.",
+    )
     parser.add_argument("--dataset", required=True, help="RecBole dataset name")
     parser.add_argument("--model", default="DLRREC", help="model whose config is used")
     parser.add_argument("--topk", type=int, default=None, help="overrides swing_topk")
     parser.add_argument("--similarity", default=None, help="overrides the model's cl_similarity")
-    parser.add_argument("--compare", action="store_true",
-                        help="category / text agreement of the neighbour pairs of every cl_similarity")
-    parser.add_argument("--config_files", nargs="+", default=None,
-                        help="YAML config files (space separated, as in run_recbole.py)")
+    parser.add_argument(
+        "--compare", action="store_true", help="category / text agreement of the neighbour pairs of every cl_similarity"
+    )
+    parser.add_argument(
+        "--config_files", nargs="+", default=None, help="YAML config files (space separated, as in run_recbole.py)"
+    )
     return parser.parse_args(argv)
 
 
@@ -50,27 +54,35 @@ def audit(args: argparse.Namespace) -> dict:
     config_dict = {} if args.topk is None else {"swing_topk": args.topk}
     if args.similarity is not None:
         config_dict["cl_similarity"] = args.similarity
-    config = build_config(args.model, args.dataset, config_file_list=config_files,
-                          config_dict=config_dict)
+    config = build_config(args.model, args.dataset, config_file_list=config_files, config_dict=config_dict)
     dataset, train_data, _, _ = load_splits(config)
     start = time.perf_counter()
-    neighbours, result = swing_neighbours_and_cache(config, train_data.dataset, logger=None,
-                                                    progress=True)
+    neighbours, result = swing_neighbours_and_cache(config, train_data.dataset, logger=None, progress=True)
     elapsed = time.perf_counter() - start
     summary = summarize(neighbours)
     similarity = similarity_from_config(config)
     png = plot_score_histogram(neighbours, os.path.splitext(result.path)[0] + "_hist.png", similarity=similarity)
-    print(f"{similarity} neighbours for dataset {args.dataset}: {'loaded' if result.loaded else 'computed'} "
-          f"in {elapsed:.2f} s; cache {result.path}")
+    print(
+        f"{similarity} neighbours for dataset {args.dataset}: {'loaded' if result.loaded else 'computed'} "
+        f"in {elapsed:.2f} s; cache {result.path}"
+    )
     for side, info in summary.items():
-        quantiles = " ".join(f"{name}={value:.4g}"
-                             for name, value in info["score_quantiles"].items())
-        print(f"  {side}: {info['with_neighbours']}/{info['nodes']} with neighbours, "
-              f"mean {info['mean_neighbours']:.1f} neighbours; scores {quantiles or '(none)'}")
+        quantiles = " ".join(f"{name}={value:.4g}" for name, value in info["score_quantiles"].items())
+        print(
+            f"  {side}: {info['with_neighbours']}/{info['nodes']} with neighbours, "
+            f"mean {info['mean_neighbours']:.1f} neighbours; scores {quantiles or '(none)'}"
+        )
     print(f"  histogram: {png}")
     agreement = compare_similarities(config, dataset, train_data.dataset) if args.compare else None
-    return {"similarity": similarity, "summary": summary, "cache": result.path, "histogram": png, "seconds": elapsed,
-            "loaded": result.loaded, "agreement": agreement}
+    return {
+        "similarity": similarity,
+        "summary": summary,
+        "cache": result.path,
+        "histogram": png,
+        "seconds": elapsed,
+        "loaded": result.loaded,
+        "agreement": agreement,
+    }
 
 
 def compare_similarities(config, dataset, train_dataset) -> list:
@@ -84,12 +96,14 @@ def compare_similarities(config, dataset, train_dataset) -> list:
 
     categories = None
     if getattr(dataset, "item_feat", None) is not None:
-        from recbole_dlrrec.experiments.paper import main_categories
+        from recbole_dlrrec.experiments.paper_swing_audit import main_categories
 
         field, labels = main_categories(dataset)
         categories = labels if field is not None else None
-    texts = {side: load_text_table(config, train_dataset, side) if SIDES[side][1] in config else None
-             for side in ("user", "item")}
+    texts = {
+        side: load_text_table(config, train_dataset, side) if SIDES[side][1] in config else None
+        for side in ("user", "item")
+    }
     rows = []
     original = config["cl_similarity"]  # build_config's configs always hold it (swing.yaml)
     try:
@@ -98,18 +112,24 @@ def compare_similarities(config, dataset, train_dataset) -> list:
             neighbours = swing_for_dataset(config, train_dataset, progress=False)
             for side, table in (("user", neighbours.users), ("item", neighbours.items)):
                 text = texts[side]
-                rows.append({"similarity": similarity, "side": side, **neighbour_agreement(
-                    table, categories if side == "item" else None,
-                    None if text is None else text.vectors.numpy(),
-                    None if text is None else text.has_vector.numpy())})
+                rows.append(
+                    {
+                        "similarity": similarity,
+                        "side": side,
+                        **neighbour_agreement(
+                            table,
+                            categories if side == "item" else None,
+                            None if text is None else text.vectors.numpy(),
+                            None if text is None else text.has_vector.numpy(),
+                        ),
+                    }
+                )
     finally:
         config["cl_similarity"] = original
     print("  neighbour pairs: same main category (chance) | mean text cosine (random pairs)")
     for row in rows:
-        category = (f"{row['same_category']:.3f} ({row['same_category_chance']:.3f})"
-                    if "same_category" in row else "-")
-        cosine = (f"{row['text_cosine']:.3f} ({row['text_cosine_random']:.3f})"
-                  if "text_cosine" in row else "-")
+        category = f"{row['same_category']:.3f} ({row['same_category_chance']:.3f})" if "same_category" in row else "-"
+        cosine = f"{row['text_cosine']:.3f} ({row['text_cosine_random']:.3f})" if "text_cosine" in row else "-"
         print(f"  {row['similarity']:>13} {row['side']:>4}: {row['pairs']} pairs | {category} | {cosine}")
     return rows
 
@@ -127,4 +147,3 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 0
-

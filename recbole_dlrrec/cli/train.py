@@ -9,6 +9,7 @@ are written to a JSON file (--result_file, default results/runs/...), whose path
 printed. --show-config prints every final config key, its value and the layer that set it (a
 file, a --key=value flag, a variant, or RecBole's defaults; config/stack.py) and exits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,13 @@ def parse_args(argv):
     parser.add_argument("--dataset", "-d", default=None, help="dataset name (default restaurants)")
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files")
     parser.add_argument("--result_file", default=None, help="where to write the results JSON")
-    parser.add_argument("--show-config", "--show_config", dest="show_config", action="store_true",
-                        help="print each final config key, its value and where it was set, then exit")
+    parser.add_argument(
+        "--show-config",
+        "--show_config",
+        dest="show_config",
+        action="store_true",
+        help="print each final config key, its value and where it was set, then exit",
+    )
     # Distributed training (runtime/launcher.py), RecBole's run_recbole.py arguments.
     parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (default 1)")
     parser.add_argument("--world_size", type=int, default=-1, help="processes over all machines (default: nproc)")
@@ -114,4 +120,3 @@ def main(argv=None) -> int:
     print(f"test: {results['test_result']}")
     print(results["result_file"])
     return 0
-

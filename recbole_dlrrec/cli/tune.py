@@ -12,6 +12,7 @@ best_config.yaml, best_test_result.json, PNGs); see recbole_dlrrec/experiments/t
 --resume continues a run with every option it was started with (its run_spec.json); an option
 given again with another value is refused (one line, exit 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,20 +27,35 @@ def parse_args(argv):
     parser.add_argument("--model", "-m", default=None, help="model name (default DLRREC; on --resume, the run's)")
     parser.add_argument("--dataset", "-d", default="restaurants", help="dataset name (default restaurants)")
     parser.add_argument("--num_samples", type=int, default=None, help="number of trials (required unless --resume)")
-    parser.add_argument("--max_epochs", type=int, default=None, help="epochs per trial at most (default: the config's epochs)")
+    parser.add_argument(
+        "--max_epochs", type=int, default=None, help="epochs per trial at most (default: the config's epochs)"
+    )
     parser.add_argument("--space", default=None, help="search space YAML (default properties/tune/<MODEL>.yaml)")
     parser.add_argument("--config_files", default=None, help="space- or comma-separated YAML files, as run_recbole.py")
-    parser.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto or HOST:6379); default: start Ray here")
-    parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)")
+    parser.add_argument(
+        "--address", default=None, help="join this Ray cluster (e.g. auto or HOST:6379); default: start Ray here"
+    )
+    parser.add_argument(
+        "--num_cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)"
+    )
     parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default 1)")
     parser.add_argument("--gpus_per_trial", type=float, default=None, help="GPUs per trial (default 0)")
-    parser.add_argument("--grace_period", type=int, default=None, help="ASHA: epochs before a trial can be stopped (default 1)")
-    parser.add_argument("--reduction_factor", type=float, default=None, help="ASHA: keep 1/this at each rung (default 3)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run --name with the options it was started with")
+    parser.add_argument(
+        "--grace_period", type=int, default=None, help="ASHA: epochs before a trial can be stopped (default 1)"
+    )
+    parser.add_argument(
+        "--reduction_factor", type=float, default=None, help="ASHA: keep 1/this at each rung (default 3)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run --name with the options it was started with"
+    )
     parser.add_argument("--name", default=None, help="run name (default <MODEL>-<time>)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of every trial and of the sampler (default: the config's seed)")
-    parser.add_argument("--no_test", action="store_true", help="skip re-training the best config and its test evaluation")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of every trial and of the sampler (default: the config's seed)"
+    )
+    parser.add_argument(
+        "--no_test", action="store_true", help="skip re-training the best config and its test evaluation"
+    )
     parser.add_argument("--out_root", default=None, help="output root (default results/tune)")
     args, rest = parser.parse_known_args(argv)
     fixed = parse_overrides(parser, rest)
@@ -60,12 +76,24 @@ def main(argv=None) -> int:
 
     # Options not given stay None: a new run takes the defaults, a resumed one its own values.
     request = tune.TuneRequest(
-        model=args.model, dataset=args.dataset, num_samples=args.num_samples,
-        max_epochs=args.max_epochs, space_file=args.space, fixed=fixed, config_files=files,
-        address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        resume=args.resume, name=args.name, seed=args.seed, num_cpus=args.num_cpus,
-        grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-        evaluate_best=False if args.no_test else None, out_root=args.out_root or tune.TUNE_ROOT,
+        model=args.model,
+        dataset=args.dataset,
+        num_samples=args.num_samples,
+        max_epochs=args.max_epochs,
+        space_file=args.space,
+        fixed=fixed,
+        config_files=files,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        resume=args.resume,
+        name=args.name,
+        seed=args.seed,
+        num_cpus=args.num_cpus,
+        grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor,
+        evaluate_best=False if args.no_test else None,
+        out_root=args.out_root or tune.TUNE_ROOT,
     )
     try:
         request = tune.with_run_name(request)  # named here: a Ctrl-C line names the run to resume
@@ -80,4 +108,3 @@ def main(argv=None) -> int:
         print(tune.interrupted_line(request), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
-

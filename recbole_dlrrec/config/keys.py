@@ -20,6 +20,7 @@ choice list or a RULE that may not be null refuses None. RecBole's own property 
 carry the plugin's rules, so `RECBOLE_RULES` below adds them for RecBole's keys in the same
 grammar.
 """
+
 from __future__ import annotations
 
 import ast
@@ -63,8 +64,23 @@ UNDECLARED_KEYS: Dict[str, str] = {
     # cin, feature_num; AutoInt: has_residual; DiffRec: norm; FEARec: contrast, sim, use_filter),
     # data (encoding, eta, token_num_threshold), metrics (tail_ratio) and trainer
     # (xgb_early_stopping_rounds). Any value: RecBole gives them no type.
-    **{name: "" for name in ("cin", "contrast", "encoding", "eta", "feature_num", "has_residual", "norm", "sim",
-                             "tail_ratio", "token_num_threshold", "use_filter", "xgb_early_stopping_rounds")},
+    **{
+        name: ""
+        for name in (
+            "cin",
+            "contrast",
+            "encoding",
+            "eta",
+            "feature_num",
+            "has_residual",
+            "norm",
+            "sim",
+            "tail_ratio",
+            "token_num_threshold",
+            "use_filter",
+            "xgb_early_stopping_rounds",
+        )
+    },
 }
 
 
@@ -108,7 +124,9 @@ def parse_note(name: str, note: Optional[str], source: str, default_text: str = 
         head, choice_text = head.split(":", 1)
         choices = tuple(c.strip().strip("'\"") for c in choice_text.split("|") if c.strip())
     quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", head)
-    if quoted and not re.search(r"\bstr\b", head) and _parse_types(head) - {"str"}:  # (float or 'auto'): the only valid strings
+    if (
+        quoted and not re.search(r"\bstr\b", head) and _parse_types(head) - {"str"}
+    ):  # (float or 'auto'): the only valid strings
         choices = tuple(a or b for a, b in quoted)
     rules = []
     for text in rule_texts:
@@ -158,8 +176,14 @@ def _merge(old: Optional[KeySpec], new: KeySpec) -> KeySpec:
     if old is None:
         return new
     types = old.types | new.types if old.types and new.types else (new.types or old.types)
-    return KeySpec(new.name, types, new.source if new.types or not old.types else old.source,
-                   new.choices or old.choices, new.rules or old.rules, old.nullable or new.nullable)
+    return KeySpec(
+        new.name,
+        types,
+        new.source if new.types or not old.types else old.source,
+        new.choices or old.choices,
+        new.rules or old.rules,
+        old.nullable or new.nullable,
+    )
 
 
 def known_keys(plugin_properties: str, extra_files: Iterable[str] = ()) -> Dict[str, KeySpec]:

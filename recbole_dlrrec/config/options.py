@@ -15,6 +15,7 @@ whose annotations are the Python types the model wants (`float`, `int`, `Optiona
 
 Fields carry no defaults on purpose: a default in the dataclass would be a second place.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,9 @@ def _convert(value: Any, annotation: Any) -> Any:
     return value
 
 
-def build_options(options_class: Type[T], config, model: Union[str, type],
-                  specs: Optional[Dict[str, KeySpec]] = None) -> T:
+def build_options(
+    options_class: Type[T], config, model: Union[str, type], specs: Optional[Dict[str, KeySpec]] = None
+) -> T:
     """An `options_class` instance (see the module doc) for `model` (its name or class).
 
     Raises ConfigKeyError naming the key for a value of the wrong type or outside its rules, or

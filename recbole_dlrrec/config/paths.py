@@ -5,6 +5,7 @@ package as `recbole_dlrrec/properties/` (setup.py maps one onto the other). An e
 (`pip install -e .`, `make install`) leaves it at the top level. `properties_dir()` is the one
 place that knows this.
 """
+
 from __future__ import annotations
 
 import os

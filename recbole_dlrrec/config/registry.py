@@ -3,6 +3,7 @@
 Names match case-insensitively (`dlrrec` finds DLRREC, `deepfm` finds DeepFM); an unknown name
 raises `UnknownModelError` listing what is valid.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,16 +33,41 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-fp32": ("DLRREC", {"train_precision": "fp32"}),  # DLRREC without bf16 autocast (precision A/B)
     # The paper's head, as DLRREC's defaults were before the head's switches (the defaults are now
     # CLplus's head with Jaccard positives): SWING positives drawn by score, negatives from all ids.
-    "DLRREC-paperHead": ("DLRREC", {"cl_projection": "none", "cl_negative_pool": "all", "cl_negative_dist": "uniform",
-                                    "cl_mask_neighbours": False, "swing_sample_mode": "score", "cl_similarity": "swing"}),
+    "DLRREC-paperHead": (
+        "DLRREC",
+        {
+            "cl_projection": "none",
+            "cl_negative_pool": "all",
+            "cl_negative_dist": "uniform",
+            "cl_mask_neighbours": False,
+            "swing_sample_mode": "score",
+            "cl_similarity": "swing",
+        },
+    ),
     # The contrastive head's repairs together (issue #15 item 2): projection head, negatives from
     # the TRAIN ids by count^0.75, every SWING neighbour masked out of the negatives, uniform positives.
-    "DLRREC-CLplus": ("DLRREC", {"cl_projection": "mlp", "cl_negative_pool": "seen", "cl_negative_dist": "popularity",
-                                 "cl_mask_neighbours": True, "swing_sample_mode": "uniform"}),
+    "DLRREC-CLplus": (
+        "DLRREC",
+        {
+            "cl_projection": "mlp",
+            "cl_negative_pool": "seen",
+            "cl_negative_dist": "popularity",
+            "cl_mask_neighbours": True,
+            "swing_sample_mode": "uniform",
+        },
+    ),
     # The same head, cross-modal: the anchor's text against ID embeddings (itself or a SWING neighbour).
-    "DLRREC-CLtextVsId": ("DLRREC", {"cl_repr": "text_vs_id", "cl_projection": "mlp", "cl_negative_pool": "seen",
-                                     "cl_negative_dist": "popularity", "cl_mask_neighbours": True,
-                                     "swing_sample_mode": "uniform"}),
+    "DLRREC-CLtextVsId": (
+        "DLRREC",
+        {
+            "cl_repr": "text_vs_id",
+            "cl_projection": "mlp",
+            "cl_negative_pool": "seen",
+            "cl_negative_dist": "popularity",
+            "cl_mask_neighbours": True,
+            "swing_sample_mode": "uniform",
+        },
+    ),
     # The paper's open questions (issue #15 item 3): other positives, and hard negatives. Jaccard
     # positives became the default (results/dlrrec-defaults.md), so jaccardPos is DLRREC itself and
     # swingPos is the paper's SWING positives under today's head.
@@ -50,7 +76,10 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-jaccardPos": ("DLRREC", {"cl_similarity": "jaccard"}),  # Jaccard neighbours
     "DLRREC-hardNeg": ("DLRREC", {"cl_negatives": "hard"}),  # close in text, no shared train interaction
     "DLRREC-itemText": ("DLRREC", {"user_text": "none"}),  # item text only: no user text tower
-    "DLRREC-fullUserText": ("DLRREC", {"user_text": "full"}),  # a train row's user vector holds its own review (leaky; ablation)
+    "DLRREC-fullUserText": (
+        "DLRREC",
+        {"user_text": "full"},
+    ),  # a train row's user vector holds its own review (leaky; ablation)
 }
 
 _RECBOLE_SUBPACKAGES = (

@@ -30,6 +30,7 @@ document whose aliases expand past MAX_EXPANDED_VALUES values (a "billion laughs
 Config is then handed the merged dict only (`StackConfig`): it never opens the user's files
 with its own FullLoader, never eval()s their strings, and never re-parses sys.argv.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from recbole_dlrrec.config.paths import properties_dir
 from recbole_dlrrec.config.keys import (
-    ConfigKeyError, KeySpec, known_keys, parse_flag_value, unknown_key_message, value_problem,
+    ConfigKeyError,
+    KeySpec,
+    known_keys,
+    parse_flag_value,
+    unknown_key_message,
+    value_problem,
 )
+from recbole_dlrrec.config.paths import properties_dir
 from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
 from recbole_dlrrec.errors import InputError
 
@@ -84,8 +90,10 @@ class YAMLExpansionError(yaml.MarkedYAMLError):
     """A YAML document whose aliases expand past MAX_EXPANDED_VALUES values or into themselves."""
 
 
-_TOO_LARGE = (f"it expands to more than {MAX_EXPANDED_VALUES:,} values with its aliases repeated "
-              "(a YAML \"billion laughs\"?); a config file needs far fewer")
+_TOO_LARGE = (
+    f"it expands to more than {MAX_EXPANDED_VALUES:,} values with its aliases repeated "
+    '(a YAML "billion laughs"?); a config file needs far fewer'
+)
 _RECURSIVE = "an alias refers to a value that holds it (the value would be infinite)"
 
 
@@ -119,6 +127,7 @@ def safe_yaml_loader():
     """yaml.SafeLoader plus RecBole's float resolver (on a subclass: the global SafeLoader is
     untouched), refusing a document whose aliases expand past MAX_EXPANDED_VALUES values or into
     themselves (YAMLExpansionError naming the line, before any value is built)."""
+
     class _Loader(yaml.SafeLoader):
         def compose_document(self):
             root = super().compose_document()
@@ -254,8 +263,14 @@ class ConfigStack:
     Raises UnknownModelError or ConfigFileError at once; `check()` raises ConfigKeyError.
     """
 
-    def __init__(self, model: str, dataset: Optional[str] = None, config_files: Sequence[str] = (),
-                 flags: Optional[dict] = None, flag_source: str = FLAG_SOURCE):
+    def __init__(
+        self,
+        model: str,
+        dataset: Optional[str] = None,
+        config_files: Sequence[str] = (),
+        flags: Optional[dict] = None,
+        flag_source: str = FLAG_SOURCE,
+    ):
         self.model = model
         self.model_class, self.variant_settings = resolve_model(model)
         self.model_name = self.model_class.__name__

@@ -33,6 +33,7 @@ Rules:
 - An ``OSError`` while writing (disk full, permissions changed) becomes one line
   (:class:`DatasetFolderError`); the temp folder is removed and ``OUT/NAME`` is left as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,10 @@ FILES_KEY = "files"
 DERIVED_CACHES = ("swing_cache",)
 #: What the converter and the cold-item split write, for folders whose MARKER lists no files
 #: (written before the list existed); "{name}" is the escaped dataset name.
-_LEGACY_OUTPUT = (r"^(?:REPORT\.(?:json|md)|{name}\.(?:(?:train|valid|test)\.)?inter"
-                  r"|{name}\.(?:item|user|yaml|cold_split\.json)|{name}\.[A-Za-z0-9_]+\.npz)$")
+_LEGACY_OUTPUT = (
+    r"^(?:REPORT\.(?:json|md)|{name}\.(?:(?:train|valid|test)\.)?inter"
+    r"|{name}\.(?:item|user|yaml|cold_split\.json)|{name}\.[A-Za-z0-9_]+\.npz)$"
+)
 #: How many foreign names the refusal lists (the count is always full).
 _LISTED = 10
 #: Longest suffix added to NAME for a file or temp folder: ``.NAME.tmp-<pid>-XXXXXXXX`` and
@@ -95,8 +98,15 @@ def read_report(folder: str, name: str) -> Optional[dict]:
 
 def validate_name(name: str) -> None:
     """A plain folder name: not empty, no separator, no leading dot, no whitespace."""
-    if (not isinstance(name, str) or not name or name.startswith(".") or os.sep in name
-            or (os.altsep and os.altsep in name) or _WHITESPACE.search(name) or "\x00" in name):
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or os.sep in name
+        or (os.altsep and os.altsep in name)
+        or _WHITESPACE.search(name)
+        or "\x00" in name
+    ):
         raise DatasetFolderError(f"dataset name must be a plain folder name without spaces, got {name!r}")
 
 
@@ -156,7 +166,7 @@ def check_target(out_dir: str, name: str, force: bool = False) -> None:
         )
     final = os.path.join(out_dir, name)
     if os.path.lexists(final) and read_report(final, name) is None:
-        kind = ("a symlink" if os.path.islink(final) else "a folder" if os.path.isdir(final) else "a file")
+        kind = "a symlink" if os.path.islink(final) else "a folder" if os.path.isdir(final) else "a file"
         raise DatasetFolderError(
             f"{final} is {kind} this tool did not write (no {MARKER} naming {name!r}); "
             "move it away or choose another --name/--out: it is never overwritten"
@@ -208,8 +218,9 @@ def clean_stale(out_dir: str, name: str) -> list[str]:
 
 def _one_line(final: str, exc: OSError) -> DatasetFolderError:
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    return DatasetFolderError(f"{final}: cannot write the dataset: {exc.strerror or exc}{where}; "
-                              "the previous content (if any) is unchanged")
+    return DatasetFolderError(
+        f"{final}: cannot write the dataset: {exc.strerror or exc}{where}; the previous content (if any) is unchanged"
+    )
 
 
 class DatasetFolder:

@@ -183,9 +183,7 @@ class VectorCache:
             for start in range(0, len(keys), _SQL_CHUNK):
                 chunk = list(keys[start : start + _SQL_CHUNK])
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk
-                )
+                rows = self._conn.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk)
                 for key, dim, blob in rows:
                     if not isinstance(blob, bytes) or len(blob) % 4 or not isinstance(dim, int):
                         raise EncoderCacheError(self.path, f"entry {key} is not a float32 vector")
@@ -208,8 +206,7 @@ class VectorCache:
         try:
             with self._conn:
                 self._conn.executemany(
-                    "INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
-                    rows,
+                    "INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)", rows
                 )
         except sqlite3.DatabaseError as exc:  # a full disk, a read-only or damaged file
             raise EncoderInputError(
@@ -305,23 +302,15 @@ class TextEncoder:
             self.device = resolve_device(self.device)
             logger.info("loading text model from %s (offline) on %s", self.model_path, self.device)
             try:
-                self._model = SentenceTransformer(
-                    self.model_path, device=self.device, local_files_only=True
-                )
+                self._model = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
             except Exception as exc:  # any loader failure becomes one clear message
-                raise EncoderError(
-                    f"cannot load the text model from {self.model_path}: {exc}"
-                ) from exc
+                raise EncoderError(f"cannot load the text model from {self.model_path}: {exc}") from exc
         return self._model
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         model = self._get_model()
         out = model.encode(
-            batch,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
+            batch, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
         )
         return self._validated(np.asarray(out), len(batch), f"model {self.model_id}")
 
@@ -343,7 +332,8 @@ class TextEncoder:
         elif arr.shape[1] != self.dim:
             if self._dim_from_cache and normalise:  # the model is right; the cache was not
                 raise EncoderCacheError(
-                    self.cache_path, f"holds vectors of dim {self.dim}, but model {self.model_id} gives dim {arr.shape[1]}"
+                    self.cache_path,
+                    f"holds vectors of dim {self.dim}, but model {self.model_id} gives dim {arr.shape[1]}",
                 )
             raise EncoderError(
                 f"{source} returned vectors of dim {arr.shape[1]}, but earlier vectors have dim {self.dim}"
@@ -357,9 +347,7 @@ class TextEncoder:
         norms = np.linalg.norm(arr.astype(np.float64), axis=1)
         zero = np.flatnonzero(norms == 0)
         if zero.size:
-            raise EncoderError(
-                f"{source} returned all-zero vector(s) at rows {_show_indices(zero.tolist())}"
-            )
+            raise EncoderError(f"{source} returned all-zero vector(s) at rows {_show_indices(zero.tolist())}")
         if not normalise:
             off = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
             if off.size:
@@ -379,8 +367,7 @@ class TextEncoder:
         if len(widths) > 1:
             raise EncoderCacheError(self.cache_path, f"holds vectors of different widths {widths} for one model")
         try:
-            checked = self._validated(np.stack([cached[k] for k in hits]), len(hits),
-                                      "its vectors", normalise=False)
+            checked = self._validated(np.stack([cached[k] for k in hits]), len(hits), "its vectors", normalise=False)
         except EncoderError as exc:
             raise EncoderCacheError(self.cache_path, str(exc)) from exc
         return dict(zip(hits, checked))
@@ -411,12 +398,7 @@ class TextEncoder:
             from tqdm.auto import tqdm
 
             n_batches = (len(todo) + self.batch_size - 1) // self.batch_size
-            bar = tqdm(
-                total=len(todo),
-                desc="encoding texts",
-                unit="text",
-                disable=not self.show_progress,
-            )
+            bar = tqdm(total=len(todo), desc="encoding texts", unit="text", disable=not self.show_progress)
             try:
                 for b in range(n_batches):
                     part = todo[b * self.batch_size : (b + 1) * self.batch_size]
@@ -428,12 +410,7 @@ class TextEncoder:
                     bar.update(len(part))
             finally:
                 bar.close()
-        self.last_stats = {
-            "texts": len(texts),
-            "distinct": len(distinct),
-            "cached": n_cached,
-            "encoded": len(todo),
-        }
+        self.last_stats = {"texts": len(texts), "distinct": len(distinct), "cached": n_cached, "encoded": len(todo)}
         logger.info(
             "text encoder %s: %d texts, %d distinct, %d from cache, %d encoded",
             self.model_id,

@@ -5,6 +5,7 @@ User text: "A <age>-year-old <man|woman> who works as <occupation>." from ml-100
 Neither uses ratings, so the vectors cannot leak labels. Written to
 <out_dir>/ml-100k.itemvec.npz and ml-100k.uservec.npz (see text_vectors.py), once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,9 +50,7 @@ def user_texts(source_dir: Optional[str] = None) -> Tuple[List[str], List[str]]:
     ids, texts = [], []
     for row in rows:
         ids.append(row["user_id"])
-        texts.append(
-            f"A {row['age']}-year-old {gender.get(row['gender'], 'person')} who works as {row['occupation']}."
-        )
+        texts.append(f"A {row['age']}-year-old {gender.get(row['gender'], 'person')} who works as {row['occupation']}.")
     return ids, texts
 
 

@@ -110,26 +110,159 @@ N_COMMUNITIES = 6
 
 # (category, cuisine word used in texts, dishes, global appeal a_c, typical price level, name nouns)
 CUISINES: list[tuple[str, str, tuple[str, ...], float, int, tuple[str, ...]]] = [
-    ("Italian restaurant", "Italian", ("handmade pasta", "lasagna", "tiramisu", "risotto"), 0.30, 2, ("Trattoria", "Osteria", "Cucina")),
-    ("Pizza restaurant", "pizza", ("margherita pizza", "calzone", "garlic knots"), 0.10, 1, ("Pizzeria", "Pizza Co.", "Slice House")),
-    ("Sushi restaurant", "sushi", ("salmon nigiri", "sashimi", "dragon roll"), 0.35, 3, ("Sushi Bar", "Sushi", "Omakase")),
-    ("Japanese restaurant", "Japanese", ("tonkotsu ramen", "tempura", "udon"), 0.30, 2, ("Ramen House", "Izakaya", "Noodle Bar")),
-    ("Chinese restaurant", "Chinese", ("soup dumplings", "fried rice", "kung pao chicken"), 0.00, 1, ("Palace", "Garden", "Wok")),
-    ("Mexican restaurant", "Mexican", ("al pastor tacos", "burritos", "enchiladas"), 0.20, 1, ("Taqueria", "Cantina", "Cocina")),
-    ("Thai restaurant", "Thai", ("pad thai", "green curry", "tom yum soup"), 0.25, 2, ("Thai Kitchen", "Thai Bistro", "Siam")),
-    ("Indian restaurant", "Indian", ("butter chicken", "lamb biryani", "garlic naan"), 0.30, 2, ("Curry House", "Tandoor", "Masala")),
-    ("American restaurant", "American", ("cheeseburger", "mac and cheese", "chicken wings"), -0.10, 2, ("Grill", "Tavern", "Kitchen")),
-    ("Seafood restaurant", "seafood", ("oysters", "lobster roll", "fish and chips"), 0.15, 3, ("Oyster Bar", "Fish House", "Crab Shack")),
-    ("Steak restaurant", "steak", ("ribeye", "filet mignon", "creamed spinach"), 0.20, 4, ("Steakhouse", "Chophouse", "Prime")),
-    ("Vietnamese restaurant", "Vietnamese", ("beef pho", "banh mi", "spring rolls"), 0.20, 1, ("Pho", "Saigon Kitchen", "Banh Mi Shop")),
+    (
+        "Italian restaurant",
+        "Italian",
+        ("handmade pasta", "lasagna", "tiramisu", "risotto"),
+        0.30,
+        2,
+        ("Trattoria", "Osteria", "Cucina"),
+    ),
+    (
+        "Pizza restaurant",
+        "pizza",
+        ("margherita pizza", "calzone", "garlic knots"),
+        0.10,
+        1,
+        ("Pizzeria", "Pizza Co.", "Slice House"),
+    ),
+    (
+        "Sushi restaurant",
+        "sushi",
+        ("salmon nigiri", "sashimi", "dragon roll"),
+        0.35,
+        3,
+        ("Sushi Bar", "Sushi", "Omakase"),
+    ),
+    (
+        "Japanese restaurant",
+        "Japanese",
+        ("tonkotsu ramen", "tempura", "udon"),
+        0.30,
+        2,
+        ("Ramen House", "Izakaya", "Noodle Bar"),
+    ),
+    (
+        "Chinese restaurant",
+        "Chinese",
+        ("soup dumplings", "fried rice", "kung pao chicken"),
+        0.00,
+        1,
+        ("Palace", "Garden", "Wok"),
+    ),
+    (
+        "Mexican restaurant",
+        "Mexican",
+        ("al pastor tacos", "burritos", "enchiladas"),
+        0.20,
+        1,
+        ("Taqueria", "Cantina", "Cocina"),
+    ),
+    (
+        "Thai restaurant",
+        "Thai",
+        ("pad thai", "green curry", "tom yum soup"),
+        0.25,
+        2,
+        ("Thai Kitchen", "Thai Bistro", "Siam"),
+    ),
+    (
+        "Indian restaurant",
+        "Indian",
+        ("butter chicken", "lamb biryani", "garlic naan"),
+        0.30,
+        2,
+        ("Curry House", "Tandoor", "Masala"),
+    ),
+    (
+        "American restaurant",
+        "American",
+        ("cheeseburger", "mac and cheese", "chicken wings"),
+        -0.10,
+        2,
+        ("Grill", "Tavern", "Kitchen"),
+    ),
+    (
+        "Seafood restaurant",
+        "seafood",
+        ("oysters", "lobster roll", "fish and chips"),
+        0.15,
+        3,
+        ("Oyster Bar", "Fish House", "Crab Shack"),
+    ),
+    (
+        "Steak restaurant",
+        "steak",
+        ("ribeye", "filet mignon", "creamed spinach"),
+        0.20,
+        4,
+        ("Steakhouse", "Chophouse", "Prime"),
+    ),
+    (
+        "Vietnamese restaurant",
+        "Vietnamese",
+        ("beef pho", "banh mi", "spring rolls"),
+        0.20,
+        1,
+        ("Pho", "Saigon Kitchen", "Banh Mi Shop"),
+    ),
     ("Greek restaurant", "Greek", ("gyro", "souvlaki", "moussaka"), 0.15, 2, ("Taverna", "Gyro House", "Estiatorio")),
-    ("Korean restaurant", "Korean", ("bibimbap", "bulgogi", "kimchi stew"), 0.25, 2, ("Korean BBQ", "Kitchen", "Pocha")),
-    ("French restaurant", "French", ("coq au vin", "steak frites", "creme brulee"), 0.20, 4, ("Bistro", "Brasserie", "Maison")),
-    ("Vegetarian restaurant", "vegetarian", ("falafel bowl", "lentil soup", "veggie burger"), 0.05, 2, ("Green Table", "Garden Kitchen", "Sprout")),
-    ("Fast food restaurant", "fast food", ("chicken sandwich", "nuggets", "milkshake"), -0.45, 1, ("Burger Express", "Drive-In", "Quick Bites")),
-    ("Breakfast restaurant", "breakfast", ("pancakes", "omelette", "waffles"), 0.10, 1, ("Pancake House", "Diner", "Morning Cafe")),
-    ("Barbecue restaurant", "barbecue", ("brisket", "pulled pork", "smoked ribs"), 0.25, 2, ("BBQ", "Smokehouse", "Pit")),
-    ("Middle Eastern restaurant", "Middle Eastern", ("shawarma", "hummus", "kebab plate"), 0.20, 1, ("Grill", "Kabob House", "Bakery & Grill")),
+    (
+        "Korean restaurant",
+        "Korean",
+        ("bibimbap", "bulgogi", "kimchi stew"),
+        0.25,
+        2,
+        ("Korean BBQ", "Kitchen", "Pocha"),
+    ),
+    (
+        "French restaurant",
+        "French",
+        ("coq au vin", "steak frites", "creme brulee"),
+        0.20,
+        4,
+        ("Bistro", "Brasserie", "Maison"),
+    ),
+    (
+        "Vegetarian restaurant",
+        "vegetarian",
+        ("falafel bowl", "lentil soup", "veggie burger"),
+        0.05,
+        2,
+        ("Green Table", "Garden Kitchen", "Sprout"),
+    ),
+    (
+        "Fast food restaurant",
+        "fast food",
+        ("chicken sandwich", "nuggets", "milkshake"),
+        -0.45,
+        1,
+        ("Burger Express", "Drive-In", "Quick Bites"),
+    ),
+    (
+        "Breakfast restaurant",
+        "breakfast",
+        ("pancakes", "omelette", "waffles"),
+        0.10,
+        1,
+        ("Pancake House", "Diner", "Morning Cafe"),
+    ),
+    (
+        "Barbecue restaurant",
+        "barbecue",
+        ("brisket", "pulled pork", "smoked ribs"),
+        0.25,
+        2,
+        ("BBQ", "Smokehouse", "Pit"),
+    ),
+    (
+        "Middle Eastern restaurant",
+        "Middle Eastern",
+        ("shawarma", "hummus", "kebab plate"),
+        0.20,
+        1,
+        ("Grill", "Kabob House", "Bakery & Grill"),
+    ),
 ]
 # (word, global effect e_k, description phrase)
 AMBIENCE: list[tuple[str, float, str]] = [
@@ -142,7 +275,14 @@ AMBIENCE: list[tuple[str, float, str]] = [
     ("Lively", -0.05, "a lively, loud bar area"),
     ("Upscale", 0.10, "an upscale dining room with white tablecloths"),
 ]
-SECONDARY_CATEGORIES = ("Bar", "Takeout Restaurant", "Family restaurant", "Brunch restaurant", "Cocktail bar", "Delivery Restaurant")
+SECONDARY_CATEGORIES = (
+    "Bar",
+    "Takeout Restaurant",
+    "Family restaurant",
+    "Brunch restaurant",
+    "Cocktail bar",
+    "Delivery Restaurant",
+)
 OTHER_BUSINESSES = (
     ("Gas station", "Fuel & Go"),
     ("Hair salon", "Style Studio"),
@@ -162,48 +302,131 @@ TOWNS = (
 )
 TOWN_WEIGHTS = np.array([0.35, 0.25, 0.20, 0.12, 0.08])
 STATE = "NY"
-OWNERS = ("Luigi's", "Mama Rosa's", "Golden", "Lucky", "Blue", "Old Town", "Little", "Red Door", "Sunny", "Harbor",
-          "Uncle Joe's", "Tony's", "Jade", "Olive", "Maple", "Silver", "Corner", "Happy", "Royal", "Urban")
-FIRST_NAMES = ("Ann", "Ben", "Carla", "David", "Elena", "Frank", "Grace", "Hiro", "Isabel", "Jamal", "Kim", "Luis",
-               "Maria", "Nina", "Omar", "Priya", "Quinn", "Raj", "Sofia", "Tom", "Uma", "Victor", "Wei", "Yara", "Zoe")
-STREETS = ("Main St", "Oak Ave", "Elm St", "Broadway", "River Rd", "Park Ave", "Church St", "Lake St", "Hill Rd", "Mill St")
+OWNERS = (
+    "Luigi's",
+    "Mama Rosa's",
+    "Golden",
+    "Lucky",
+    "Blue",
+    "Old Town",
+    "Little",
+    "Red Door",
+    "Sunny",
+    "Harbor",
+    "Uncle Joe's",
+    "Tony's",
+    "Jade",
+    "Olive",
+    "Maple",
+    "Silver",
+    "Corner",
+    "Happy",
+    "Royal",
+    "Urban",
+)
+FIRST_NAMES = (
+    "Ann",
+    "Ben",
+    "Carla",
+    "David",
+    "Elena",
+    "Frank",
+    "Grace",
+    "Hiro",
+    "Isabel",
+    "Jamal",
+    "Kim",
+    "Luis",
+    "Maria",
+    "Nina",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Raj",
+    "Sofia",
+    "Tom",
+    "Uma",
+    "Victor",
+    "Wei",
+    "Yara",
+    "Zoe",
+)
+STREETS = (
+    "Main St",
+    "Oak Ave",
+    "Elm St",
+    "Broadway",
+    "River Rd",
+    "Park Ave",
+    "Church St",
+    "Lake St",
+    "Hill Rd",
+    "Mill St",
+)
 SERVICE_OPTIONS = ("Dine-in", "Takeout", "Delivery", "Curbside pickup", "Outdoor seating")
 OFFERINGS = ("Alcohol", "Beer", "Wine", "Vegetarian options", "Happy hour food", "Late-night food", "Comfort food")
 PAYMENTS = ("Credit cards", "Debit cards", "NFC mobile payments")
 
 TEMPLATES = {
-    5: ("Absolutely loved the {dish}!", "Best {cw} food in {town}, hands down.", "Fantastic {dish}, we will be back.",
-        "Outstanding meal from start to finish.", "Wow. The {dish} was incredible.", "Five stars, the staff were wonderful."),
-    4: ("Really good {dish}.", "Solid {cw} place, friendly staff.", "Tasty {dish} and quick service.",
-        "Good food, fair portions.", "Nice spot for {cw}, would return."),
-    3: ("The {dish} was okay, nothing special.", "Average {cw} food.", "Decent, but the wait was long.",
-        "Some dishes good, the {dish} was bland."),
-    2: ("The {dish} was cold and bland.", "Disappointing {cw} food.", "Slow service and a long wait.",
-        "Overcooked {dish}, not worth it."),
-    1: ("Terrible. The {dish} was inedible.", "Rude staff, would not come back.", "Worst {cw} food I have had.",
-        "Found a hair in my {dish}. Never again."),
+    5: (
+        "Absolutely loved the {dish}!",
+        "Best {cw} food in {town}, hands down.",
+        "Fantastic {dish}, we will be back.",
+        "Outstanding meal from start to finish.",
+        "Wow. The {dish} was incredible.",
+        "Five stars, the staff were wonderful.",
+    ),
+    4: (
+        "Really good {dish}.",
+        "Solid {cw} place, friendly staff.",
+        "Tasty {dish} and quick service.",
+        "Good food, fair portions.",
+        "Nice spot for {cw}, would return.",
+    ),
+    3: (
+        "The {dish} was okay, nothing special.",
+        "Average {cw} food.",
+        "Decent, but the wait was long.",
+        "Some dishes good, the {dish} was bland.",
+    ),
+    2: (
+        "The {dish} was cold and bland.",
+        "Disappointing {cw} food.",
+        "Slow service and a long wait.",
+        "Overcooked {dish}, not worth it.",
+    ),
+    1: (
+        "Terrible. The {dish} was inedible.",
+        "Rude staff, would not come back.",
+        "Worst {cw} food I have had.",
+        "Found a hair in my {dish}. Never again.",
+    ),
 }
 AMBIENCE_SENTENCES = {
     True: ("Love the {amb} vibe.", "{Amb} atmosphere, perfect for us.", "The room is {amb} and comfortable."),
     False: ("Too {amb} for my taste.", "Not a fan of the {amb} atmosphere.", "The {amb} setting was not for me."),
 }
-PRICE_SENTENCES = {
-    "high": ("Too pricey for what you get.", "Expensive."),
-    "fair": ("Great value.", "Prices are fair."),
-}
+PRICE_SENTENCES = {"high": ("Too pricey for what you get.", "Expensive."), "fair": ("Great value.", "Prices are fair.")}
 FOREIGN = {
-    True: ("(Translated by Google) Very good food (Original) Muy buena comida",
-           "(Translated by Google) Excellent, we will come back (Original) Excellent, nous reviendrons",
-           "(Translated by Google) Delicious (Original) とても美味しかった",
-           "(Translated by Google) It was delicious (Original) 정말 맛있었어요"),
-    False: ("(Translated by Google) Bad service (Original) Mal servicio",
-            "(Translated by Google) Disappointing (Original) Décevant",
-            "(Translated by Google) Not good (Original) 美味しくなかった",
-            "(Translated by Google) It was not good (Original) 별로였어요"),
+    True: (
+        "(Translated by Google) Very good food (Original) Muy buena comida",
+        "(Translated by Google) Excellent, we will come back (Original) Excellent, nous reviendrons",
+        "(Translated by Google) Delicious (Original) とても美味しかった",
+        "(Translated by Google) It was delicious (Original) 정말 맛있었어요",
+    ),
+    False: (
+        "(Translated by Google) Bad service (Original) Mal servicio",
+        "(Translated by Google) Disappointing (Original) Décevant",
+        "(Translated by Google) Not good (Original) 美味しくなかった",
+        "(Translated by Google) It was not good (Original) 별로였어요",
+    ),
 }
 EMOJI = {True: ("😋", "👍", "🔥", "❤️", "🍽️"), False: ("😡", "👎", "😞")}
-RESPONSES = ("Thank you for your review!", "Thanks for visiting, hope to see you again.",
-             "We are sorry to hear that, please contact us.")
+RESPONSES = (
+    "Thank you for your review!",
+    "Thanks for visiting, hope to see you again.",
+    "We are sorry to hear that, please contact us.",
+)
 
 RATING_CUTS = (0.035, 0.065, 0.125, 0.40)  # quantiles of s separating ratings 1|2|3|4|5
 
@@ -277,7 +500,7 @@ def simulate(
     quality = rng.normal(0.0, 0.35, n_items)
     loadings = rng.normal(0.0, 1.0, (n_items, k_comm))
     ranks = rng.permutation(n_items) + 1
-    pop = ranks ** -0.8 * np.exp(0.5 * quality)
+    pop = ranks**-0.8 * np.exp(0.5 * quality)
 
     u_town = rng.choice(len(TOWNS), size=n_users, p=TOWN_WEIGHTS)
     community = rng.integers(0, k_comm, n_users)
@@ -369,9 +592,7 @@ def _ids(rng: np.random.Generator, world: World) -> tuple[list[str], list[str]]:
     town_prefix = rng.integers(0x89C0_0000_0000, 0x89FF_FFFF_FFFF, len(TOWNS))
     base = int(rng.integers(0, 2**62))
     mult = 0x9E37_79B9_7F4A_7C15 | 1  # odd: i -> i * mult mod 2^63 is a bijection
-    gmap = [
-        f"0x{int(town_prefix[world.item_town[i]]):x}:0x{(base + (i + 1) * mult) % 2**63:x}" for i in range(n_items)
-    ]
+    gmap = [f"0x{int(town_prefix[world.item_town[i]]):x}:0x{(base + (i + 1) * mult) % 2**63:x}" for i in range(n_items)]
     ubase = int(rng.integers(10**18, 9 * 10**18))
     umult = 1_000_000_007 * 998_244_353  # coprime with 9 * 10**19: distinct users, distinct ids
     users = [str(10**20 + (ubase + u * umult) % (9 * 10**19)) for u in range(n_users)]
@@ -460,7 +681,10 @@ def _meta_records(rng: np.random.Generator, world: World, gmap: list[str], names
                 "avg_rating": round(float(np.mean(ratings)), 1) if ratings else None,
                 "num_of_reviews": len(ratings) + int(rng.integers(0, 40)),
                 "price": price,
-                "hours": [[day, hours_text] for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")],
+                "hours": [
+                    [day, hours_text]
+                    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+                ],
                 "MISC": misc,
                 "state": f"Open ⋅ Closes {closes}PM" if rng.random() < 0.7 else f"Closed ⋅ Opens {opens}AM",
                 "relative_results": related,
@@ -549,7 +773,7 @@ def _dirty_review_lines(rng: np.random.Generator, records: list[dict], gmap: lis
     for idx in rng.choice(n, size=count(0.004, 2), replace=False).tolist():  # verbatim duplicates
         extra.append((int(rng.integers(idx, n + 1)), lines[idx]))
     for k, idx in enumerate(rng.choice(n, size=count(0.003, 2), replace=False).tolist()):  # unknown business
-        ghost = f"0x{0x8a00_0000_0000 + k:x}:0x{int(rng.integers(0, 2**60)):x}"
+        ghost = f"0x{0x8A00_0000_0000 + k:x}:0x{int(rng.integers(0, 2**60)):x}"
         extra.append((int(rng.integers(1, n + 1)), _dump(dict(records[idx], gmap_id=ghost))))
     for idx in rng.choice(n, size=count(0.002, 2), replace=False).tolist():  # later re-review
         rec = dict(records[idx])
@@ -645,8 +869,11 @@ def _is_built(ds_dir: str, name: str, provenance: dict) -> bool:
     needed = [f"{name}.{s}" for s in ("train.inter", "valid.inter", "test.inter", "item", "user", "yaml")]
     needed += [side_file_name(name, suffix) for suffix in (ITEM_VEC_SUFFIX, USER_VEC_SUFFIX)]
     report = read_report(ds_dir, name)
-    return (report is not None and report.get("source") == provenance
-            and all(os.path.isfile(os.path.join(ds_dir, f)) for f in needed))
+    return (
+        report is not None
+        and report.get("source") == provenance
+        and all(os.path.isfile(os.path.join(ds_dir, f)) for f in needed)
+    )
 
 
 @contextlib.contextmanager
@@ -737,9 +964,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        ds_dir = ensure_restaurants(
-            args.out, args.name, args.seed, args.force, show_progress=not args.quiet, **sizes
-        )
+        ds_dir = ensure_restaurants(args.out, args.name, args.seed, args.force, show_progress=not args.quiet, **sizes)
     except InputError as exc:  # the converter's errors (files, paths) and EncoderInputError
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -5,6 +5,7 @@ the ml-100k and sample builders) and every module that reads them (text_vectors,
 The item and user suffixes are also what a dataset's NAME.yaml gives as ``item_text_vec`` /
 ``user_text_vec`` (properties/overall.yaml).
 """
+
 from __future__ import annotations
 
 #: Per-item and per-user text vectors (arrays ``ids`` and ``vectors``).

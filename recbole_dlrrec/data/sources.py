@@ -4,6 +4,7 @@ Each module has ``SOURCE`` (its :class:`recbole_dlrrec.data.convert.source.Sourc
 ``convert(reviews_path, meta_path, name, out_dir="dataset", options=None, **keywords)``; the
 command line calls ``convert`` through the module (so a test may replace it there).
 """
+
 from __future__ import annotations
 
 from types import ModuleType

@@ -15,6 +15,7 @@ arrays `users`, `items`, `row`, `vectors`) gives each TRAIN row the text vector 
 strictly earlier train reviews (`row` -1: none). `load_user_history` maps it to RecBole's ids:
 a sorted int64 key user * num_items + item per listed row, for a lookup on the device.
 """
+
 from __future__ import annotations
 
 import logging
@@ -182,7 +183,10 @@ def load_user_history(config, dataset, dim: int) -> UserHistory:
     users, items, row, vectors = _history_arrays(path)
     if len(vectors) and vectors.shape[1] != dim:
         raise TextVectorsMissingError(f"{path}: vectors are {vectors.shape[1]}-d, the user text vectors {dim}-d")
-    user_ids, item_ids = dataset.field2token_id[config["USER_ID_FIELD"]], dataset.field2token_id[config["ITEM_ID_FIELD"]]
+    user_ids, item_ids = (
+        dataset.field2token_id[config["USER_ID_FIELD"]],
+        dataset.field2token_id[config["ITEM_ID_FIELD"]],
+    )
     num_items = len(dataset.field2id_token[config["ITEM_ID_FIELD"]])
     u = np.array([user_ids.get(t, -1) for t in users], dtype=np.int64)
     i = np.array([item_ids.get(t, -1) for t in items], dtype=np.int64)
@@ -197,8 +201,13 @@ def load_user_history(config, dataset, dim: int) -> UserHistory:
             f"{path}: user {str(users[first])!r} and item {str(items[first])!r} are listed twice "
             "(a (user, item) pair must name one train row)"
         )
-    history = UserHistory(torch.from_numpy(keys), torch.from_numpy(rows),
-                          torch.from_numpy(vectors.reshape(len(vectors), dim)), num_items, path)
+    history = UserHistory(
+        torch.from_numpy(keys),
+        torch.from_numpy(rows),
+        torch.from_numpy(vectors.reshape(len(vectors), dim)),
+        num_items,
+        path,
+    )
     logging.getLogger().info(
         f"user history: {path}, {len(keys)} train rows ({history.with_history} with earlier text, "
         f"{int((~known).sum())} unknown to the dataset left out), {len(vectors)} vectors"

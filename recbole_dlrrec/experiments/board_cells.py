@@ -23,6 +23,7 @@ just does not hand a cell a shared override of a key its variant defines (regist
 e.g. DLRREC-noCL's w1 = w2 = 0; it logs a note instead), so a global --w1 cannot silently turn an
 ablation into the full model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,16 @@ from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.experiments import cell_rows
 from recbole_dlrrec.experiments.code_digest import code_version
 
-DLRREC_MODELS = ("DLRREC", "DLRREC-noText", "DLRREC-rawText", "DLRREC-V0", "DLRREC-noCL", "DLRREC-Lii", "DLRREC-Luu",
-                 "DLRREC-fp32")
+DLRREC_MODELS = (
+    "DLRREC",
+    "DLRREC-noText",
+    "DLRREC-rawText",
+    "DLRREC-V0",
+    "DLRREC-noCL",
+    "DLRREC-Lii",
+    "DLRREC-Luu",
+    "DLRREC-fp32",
+)
 BASELINE_MODELS = ("DLRM", "LR", "FM", "DeepFM", "WideDeep", "DCNV2", "xDeepFM", "AutoInt", "PNN", "DSSM", "NFM")
 DEFAULT_MODELS = DLRREC_MODELS + BASELINE_MODELS
 FIRST_SEED = 2020  # seeds are FIRST_SEED, FIRST_SEED + 1, ...
@@ -57,8 +66,13 @@ NOT_FINGERPRINTED = {"show_progress", "state", "checkpoint_dir"}
 # Keys added to properties/ after cells were recorded, and the value that stands for what every
 # earlier run did (plain RecBole float32 training with RecBole's own Adam): a cell recorded
 # without the key is up to date when today's default is that value.
-_ABSENT_MEANS = {"train_precision": "fp32", "fused_optimizer": False, "trust_cache": False,
-                 "cl_similarity": "swing", "cl_hard_pool": 50}
+_ABSENT_MEANS = {
+    "train_precision": "fp32",
+    "fused_optimizer": False,
+    "trust_cache": False,
+    "cl_similarity": "swing",
+    "cl_hard_pool": 50,
+}
 
 
 @dataclass
@@ -167,7 +181,9 @@ class Leaderboard:
         self.cells_dir = os.path.join(self.out_dir, "cells")
         self.overrides = {**SHARED_DEFAULTS, **(overrides or {})}
         user_checkpoints = self.overrides.pop("checkpoint_dir", None)
-        self.checkpoint_root = checkpoint_root or os.path.join(user_checkpoints or DEFAULT_CHECKPOINT_ROOT, out_name or dataset)
+        self.checkpoint_root = checkpoint_root or os.path.join(
+            user_checkpoints or DEFAULT_CHECKPOINT_ROOT, out_name or dataset
+        )
         self.force = force
         self.log = log
         self.runner = runner
@@ -188,8 +204,10 @@ class Leaderboard:
         _, variant = resolve_model(spec.model)
         masked = {k for k in variant if k in self.overrides and self.overrides[k] != variant[k]}
         for key in sorted(masked - self._masked_warned):
-            self.log(f"note: --{key}={self.overrides[key]!r} does not apply to variants that define {key} "
-                     f"(e.g. {spec.model}: {key}={variant[key]!r})")
+            self.log(
+                f"note: --{key}={self.overrides[key]!r} does not apply to variants that define {key} "
+                f"(e.g. {spec.model}: {key}={variant[key]!r})"
+            )
             self._masked_warned.add(key)
         config = {**self.overrides, **variant, **spec.settings, "seed": int(spec.seed)}
         config["checkpoint_dir"] = os.path.join(self.checkpoint_root, spec.key)
@@ -237,16 +255,27 @@ class Leaderboard:
         if not ran:  # nothing recorded to compare against
             return None
         missing = object()
-        changed = sorted(k for k, v in self.expected_defaults(spec).items() if ran.get(k, _ABSENT_MEANS.get(k, missing)) != v)
+        changed = sorted(
+            k for k, v in self.expected_defaults(spec).items() if ran.get(k, _ABSENT_MEANS.get(k, missing)) != v
+        )
         if changed:
-            return "changed defaults in properties/ (" + ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") + ")"
+            return (
+                "changed defaults in properties/ ("
+                + ", ".join(changed[:6])
+                + (", ..." if len(changed) > 6 else "")
+                + ")"
+            )
         return None
 
     def is_done(self, spec: CellSpec, record: Optional[dict]) -> bool:
         """ok, same settings, same code, and the defaults it ran with are still today's (cells
         from before code_version was recorded are judged by their recorded config alone)."""
-        return (record is not None and bool(record) and record.get("status") == "ok"
-                and self.stale_reason(spec, record) is None)
+        return (
+            record is not None
+            and bool(record)
+            and record.get("status") == "ok"
+            and self.stale_reason(spec, record) is None
+        )
 
     def test_scores(self, spec: CellSpec):
         """The per-row test file of a finished cell (cell_rows.CellRows: labels, scores and, for
@@ -281,20 +310,29 @@ class Leaderboard:
         durations: List[float] = []
         for position, spec in enumerate(todo, start=1):
             remaining = len(todo) - position
-            eta = (f"ETA {format_seconds(float(np.mean(durations)) * (remaining + 1))}" if durations
-                   else "ETA after the first cell")
-            self.log(f"[{position}/{len(todo)}] {self.dataset}: {spec.name} seed {spec.seed} running; "
-                     f"{remaining} more after it; {eta}")
+            eta = (
+                f"ETA {format_seconds(float(np.mean(durations)) * (remaining + 1))}"
+                if durations
+                else "ETA after the first cell"
+            )
+            self.log(
+                f"[{position}/{len(todo)}] {self.dataset}: {spec.name} seed {spec.seed} running; "
+                f"{remaining} more after it; {eta}"
+            )
             started = time.time()
             record = self._run_one(spec)
             durations.append(time.time() - started)
             out[spec.key] = record
             if record["status"] == "ok":
                 result = record["result"]
-                self.log(f"[{position}/{len(todo)}] {spec.key} done in {format_seconds(durations[-1])}: "
-                         f"test AUC {result['test_result'].get('auc', float('nan')):.4f}, best epoch {result['best_epoch']}")
+                self.log(
+                    f"[{position}/{len(todo)}] {spec.key} done in {format_seconds(durations[-1])}: "
+                    f"test AUC {result['test_result'].get('auc', float('nan')):.4f}, best epoch {result['best_epoch']}"
+                )
             else:
-                self.log(f"[{position}/{len(todo)}] {spec.key} FAILED in {format_seconds(durations[-1])}: {record['error']}")
+                self.log(
+                    f"[{position}/{len(todo)}] {spec.key} FAILED in {format_seconds(durations[-1])}: {record['error']}"
+                )
         self.records.update(out)
         return [out[spec.key] for spec in specs]
 
@@ -311,8 +349,12 @@ class Leaderboard:
         config_dict = self.cell_config(spec)
         _clear_checkpoints(config_dict["checkpoint_dir"])
         base = {
-            "name": spec.name, "model": spec.model, "seed": int(spec.seed), "dataset": self.dataset,
-            "settings": spec.settings, "overrides": {k: v for k, v in config_dict.items() if k != "checkpoint_dir"},
+            "name": spec.name,
+            "model": spec.model,
+            "seed": int(spec.seed),
+            "dataset": self.dataset,
+            "settings": spec.settings,
+            "overrides": {k: v for k, v in config_dict.items() if k != "checkpoint_dir"},
             "fingerprint": self.fingerprint(spec),
             "code_version": code_version(spec.model),
         }
@@ -322,38 +364,70 @@ class Leaderboard:
             runner = self.runner
             if runner is None:
                 from recbole_dlrrec.runtime.quick_start import run
+
                 runner = run
-            result = runner(spec.model, self.dataset, config_dict=config_dict, saved=True,
-                            result_file=self.cell_path(spec), epoch_callbacks=[capture], record_predictions=True)
+            result = runner(
+                spec.model,
+                self.dataset,
+                config_dict=config_dict,
+                saved=True,
+                result_file=self.cell_path(spec),
+                epoch_callbacks=[capture],
+                record_predictions=True,
+            )
             if not result.get("test_result"):
                 raise RuntimeError("the run returned no test result")
         except Exception as exc:  # a failing model is recorded; the others go on
             capture.close()
             message = " ".join(str(exc).split()) or type(exc).__name__
-            record = {**base, "status": "failed", "error": f"{type(exc).__name__}: {message}"[:500],
-                      "traceback": traceback.format_exc()[-4000:], "seconds": round(time.time() - started, 3),
-                      "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            record = {
+                **base,
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {message}"[:500],
+                "traceback": traceback.format_exc()[-4000:],
+                "seconds": round(time.time() - started, 3),
+                "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             atomic_write_json(self.cell_path(spec), record)
             return record
         capture.close()
-        scores_file = None
-        rows = cell_rows.from_recorder(capture.labels, capture.scores, capture.row_ids)
-        if rows is not None:
-            cell_rows.save(self.scores_path(spec), rows)
-            scores_file = os.path.basename(self.scores_path(spec))
-        record = {**base, "status": "ok", "error": None, "seconds": round(time.time() - started, 3),
-                  "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"), "scores_file": scores_file,
-                  "result": result}
+        record = {
+            **base,
+            "status": "ok",
+            "error": None,
+            "seconds": round(time.time() - started, 3),
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "scores_file": self._save_rows(spec, capture),
+            "result": result,
+        }
         atomic_write_json(self.cell_path(spec), record)
         return record
+
+    def _save_rows(self, spec: CellSpec, capture: "_TestScoreCapture") -> Optional[str]:
+        """The cell's per-row test file (cell_rows), when the run recorded its rows; its name."""
+        rows = cell_rows.from_recorder(capture.labels, capture.scores, capture.row_ids)
+        if rows is None:
+            return None
+        cell_rows.save(self.scores_path(spec), rows)
+        return os.path.basename(self.scores_path(spec))
 
     def record_failed(self, spec: CellSpec, error: str) -> dict:
         """Record a cell that could not run (e.g. its model's search failed) as failed: the
         board shows why, and a rerun runs it."""
         os.makedirs(self.cells_dir, exist_ok=True)
-        record = {"name": spec.name, "model": spec.model, "seed": int(spec.seed), "dataset": self.dataset,
-                  "settings": spec.settings, "fingerprint": self.fingerprint(spec), "code_version": code_version(spec.model),
-                  "status": "failed", "error": error[:500], "seconds": 0.0, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        record = {
+            "name": spec.name,
+            "model": spec.model,
+            "seed": int(spec.seed),
+            "dataset": self.dataset,
+            "settings": spec.settings,
+            "fingerprint": self.fingerprint(spec),
+            "code_version": code_version(spec.model),
+            "status": "failed",
+            "error": error[:500],
+            "seconds": 0.0,
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         atomic_write_json(self.cell_path(spec), record)
         self.records[spec.key] = record
         return record

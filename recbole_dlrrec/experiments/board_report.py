@@ -8,6 +8,7 @@ The cells come from board_cells.py, the tables from board_tables.py, the signifi
 board_significance.py, the per-user / calibration / segment section from cell_metrics.py, the
 chart from plots.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,19 +27,8 @@ from recbole_dlrrec.experiments.board_cells import (
     default_log,
     seeds_for,
 )
-from recbole_dlrrec.experiments.board_significance import (
-    significance_csv,
-    significance_markdown,
-    significance_rows,
-)
-from recbole_dlrrec.experiments.board_tables import (
-    Row,
-    best_flags,
-    sort_rows,
-    summarize,
-    table_csv,
-    table_markdown,
-)
+from recbole_dlrrec.experiments.board_significance import significance_csv, significance_markdown, significance_rows
+from recbole_dlrrec.experiments.board_tables import Row, best_flags, sort_rows, summarize, table_csv, table_markdown
 
 
 def machine_description() -> str:
@@ -48,7 +38,8 @@ def machine_description() -> str:
         threads = f", torch {torch.__version__} on {torch.get_num_threads()} thread(s)"
     except ImportError:  # pragma: no cover - torch is a dependency
         threads = ""
-    return f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs{threads}, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs{threads}, Python {python}"
 
 
 def run_settings(records: Iterable[dict]) -> dict:
@@ -56,15 +47,40 @@ def run_settings(records: Iterable[dict]) -> dict:
     for record in records:
         if record.get("status") == "ok":
             config = record["result"].get("config", {})
-            return {key: config.get(key) for key in ("epochs", "stopping_step", "valid_metric", "eval_args",
-                                                     "benchmark_filename", "embedding_size", "learning_rate",
-                                                     "train_batch_size", "eval_step")}
+            return {
+                key: config.get(key)
+                for key in (
+                    "epochs",
+                    "stopping_step",
+                    "valid_metric",
+                    "eval_args",
+                    "benchmark_filename",
+                    "embedding_size",
+                    "learning_rate",
+                    "train_batch_size",
+                    "eval_step",
+                )
+            }
     return {}
 
 
-DLRREC_KEYS = ("reduction", "reduction_dim", "reduction_hidden", "w1", "w2", "tau", "cl_repr", "cl_negatives",
-               "cl_num_negatives", "pos_weight", "first_order", "top_mlp", "train_precision", "enable_amp",
-               "fused_optimizer")
+DLRREC_KEYS = (
+    "reduction",
+    "reduction_dim",
+    "reduction_hidden",
+    "w1",
+    "w2",
+    "tau",
+    "cl_repr",
+    "cl_negatives",
+    "cl_num_negatives",
+    "pos_weight",
+    "first_order",
+    "top_mlp",
+    "train_precision",
+    "enable_amp",
+    "fused_optimizer",
+)
 
 
 def dlrrec_settings(records: Iterable[dict]) -> str:
@@ -102,8 +118,11 @@ def cap_note(records: Iterable[dict], cap, window: int = 10) -> str:
         hit.setdefault(record["name"], []).append(abs(pick(curve) - pick(curve[:-window])))
     if not hit:
         return ""
-    parts = [f"{name} ({len(gains)} of {total[name]} seeds; validation gained at most {max(gains):.4f} over the last "
-             f"{window} epochs)" for name, gains in sorted(hit.items())]
+    parts = [
+        f"{name} ({len(gains)} of {total[name]} seeds; validation gained at most {max(gains):.4f} over the last "
+        f"{window} epochs)"
+        for name, gains in sorted(hit.items())
+    ]
     return f"Trained to the {cap}-epoch cap without stopping early: " + ", ".join(parts) + "."
 
 
@@ -114,18 +133,29 @@ def _split_description(settings: dict) -> str:
     return f"RecBole split {split} (same split for every model of a seed)" if split else "as the dataset config defines"
 
 
-def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], overrides: dict, models: Sequence[str],
-                 notes: Sequence[str] = (), per_model: Sequence[str] = ()) -> List[str]:
+def header_notes(
+    dataset: str,
+    seeds: Sequence[int],
+    records: Sequence[dict],
+    overrides: dict,
+    models: Sequence[str],
+    notes: Sequence[str] = (),
+    per_model: Sequence[str] = (),
+) -> List[str]:
     settings = run_settings(records)
     settings.update({key: "tuned per model" for key in per_model if key in settings})
     overrides = {k: v for k, v in overrides.items() if k not in per_model}
     lines = [
         f"- Dataset: `{dataset}`; split: {_split_description(settings)}.",
         f"- Seeds: {', '.join(str(s) for s in seeds)} (config `seed`); cells show mean ± sample std over seeds.",
-        f"- Budget: at most {settings.get('epochs', 'n/a')} epochs, early stopping after {settings.get('stopping_step', 'n/a')} "
-        f"epochs without a better validation {settings.get('valid_metric', 'n/a')}; embedding_size {settings.get('embedding_size', 'n/a')}, "
-        f"learning_rate {settings.get('learning_rate', 'n/a')}, batch {settings.get('train_batch_size', 'n/a')} for every model.",
-        f"- Selection on validation: each run's best epoch is chosen on validation {settings.get('valid_metric', 'AUC')} and its "
+        f"- Budget: at most {settings.get('epochs', 'n/a')} epochs, early stopping after "
+        f"{settings.get('stopping_step', 'n/a')} "
+        f"epochs without a better validation {settings.get('valid_metric', 'n/a')}; embedding_size "
+        f"{settings.get('embedding_size', 'n/a')}, "
+        f"learning_rate {settings.get('learning_rate', 'n/a')}, batch {settings.get('train_batch_size', 'n/a')} for "
+        "every model.",
+        "- Selection on validation: each run's best epoch is chosen on validation "
+        f"{settings.get('valid_metric', 'AUC')} and its "
         "checkpoint is tested; test numbers never choose anything.",
         f"- Shared overrides: {', '.join(f'{k}={v}' for k, v in sorted(overrides.items())) or 'none'}.",
         f"- Machine: {machine_description()}.",
@@ -134,12 +164,17 @@ def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], ov
     ]
     dlrrec = dlrrec_settings(records)
     if dlrrec:
-        lines.append(f"- DLRREC settings (properties/model/DLRREC.yaml when run; variants change only their own keys): {dlrrec}.")
-    bf16 = sorted({r["name"] for r in records if r.get("status") == "ok"
-                   and r["result"].get("config", {}).get("enable_amp")})
+        lines.append(
+            f"- DLRREC settings (properties/model/DLRREC.yaml when run; variants change only their own keys): {dlrrec}."
+        )
+    bf16 = sorted(
+        {r["name"] for r in records if r.get("status") == "ok" and r["result"].get("config", {}).get("enable_amp")}
+    )
     if bf16:
-        lines.append(f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/training.py) for "
-                     f"{', '.join(bf16)}; float32 for the others. Evaluation is float32 for all.")
+        lines.append(
+            f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/training.py) for "
+            f"{', '.join(bf16)}; float32 for the others. Evaluation is float32 for all."
+        )
     capped = cap_note(records, settings.get("epochs"))
     if capped:
         lines.append(f"- {capped}")
@@ -150,15 +185,75 @@ def header_notes(dataset: str, seeds: Sequence[int], records: Sequence[dict], ov
     return lines
 
 
-def build_rows(board: Leaderboard, models: Sequence[str], seeds: Sequence[int],
-               settings: Optional[Dict[str, dict]] = None) -> List[Row]:
+def build_rows(
+    board: Leaderboard, models: Sequence[str], seeds: Sequence[int], settings: Optional[Dict[str, dict]] = None
+) -> List[Row]:
     grouped = board.records_for(cells(models, seeds, settings))
     return [summarize(name, grouped.get(name, []), len(seeds)) for name in models]
 
 
-def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence[int], notes: Sequence[str] = (),
-                      title: Optional[str] = None, n_boot: int = 1000, sections: Sequence[str] = (),
-                      per_model: Sequence[str] = ()) -> Dict[str, str]:
+def _board_paths(out: str) -> Dict[str, str]:
+    """The files a board writes into `out`, by role."""
+    names = {
+        "md": "leaderboard.md",
+        "csv": "leaderboard.csv",
+        "png": "leaderboard_auc.png",
+        "significance_md": "significance.md",
+        "significance_csv": "significance.csv",
+    }
+    return {role: os.path.join(out, name) for role, name in names.items()}
+
+
+def _significance_sections(sig_entries, vs_dlrm, method: List[str]) -> List[str]:
+    """leaderboard.md's significance sections: against the best baseline, then against DLRM."""
+    lines = [
+        "## Significance (DLRREC family vs the best baseline)",
+        "",
+        "Best baseline = best mean VALID AUC among non-DLRREC models. The bootstrap CI covers test-set sampling with "
+        "the trained models fixed; the tests over seeds cover training randomness, with little power at a handful of "
+        "seeds.",
+        "",
+        *method,
+        "",
+        significance_markdown(sig_entries),
+        "",
+    ]
+    if vs_dlrm:
+        lines += [
+            "## DLRREC family vs DLRM (the same backbone without text)",
+            "",
+            "The same tests against DLRM, whatever its validation rank: what the text path and the "
+            "contrastive heads add to the backbone they share.",
+            "",
+            significance_markdown(vs_dlrm),
+            "",
+        ]
+    return lines
+
+
+def _write_significance_files(paths: Dict[str, str], dataset: str, method: List[str], sig_entries, vs_dlrm) -> None:
+    """significance.md (both tables) and significance.csv (against the best baseline)."""
+    atomic.write_text(
+        paths["significance_md"],
+        f"# Significance: {dataset}\n\n"
+        + "\n".join(method)
+        + "\n\n"
+        + significance_markdown(sig_entries)
+        + (f"\n## Against DLRM\n\n{significance_markdown(vs_dlrm)}" if vs_dlrm else ""),
+    )
+    atomic.write_text(paths["significance_csv"], significance_csv(sig_entries))
+
+
+def write_leaderboard(
+    board: Leaderboard,
+    models: Sequence[str],
+    seeds: Sequence[int],
+    notes: Sequence[str] = (),
+    title: Optional[str] = None,
+    n_boot: int = 1000,
+    sections: Sequence[str] = (),
+    per_model: Sequence[str] = (),
+) -> Dict[str, str]:
     """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths.
     `sections`: markdown blocks appended to leaderboard.md (the tuned board's configurations);
     `per_model`: keys whose value differs per model (tuned), not stated as one value in the header."""
@@ -172,49 +267,55 @@ def write_leaderboard(board: Leaderboard, models: Sequence[str], seeds: Sequence
     # The same backbone without text: what the text path and the heads add, whichever baseline wins.
     has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in rows)
     vs_dlrm = significance_rows(board, models, seeds, rows, n_boot=n_boot, baseline="DLRM") if has_dlrm else []
-    method = board_significance.method_lines(board.dataset, board_significance.holm_over_board(sig_entries, vs_dlrm), n_boot)
-    out = board.out_dir
-    paths = {
-        "md": os.path.join(out, "leaderboard.md"),
-        "csv": os.path.join(out, "leaderboard.csv"),
-        "png": os.path.join(out, "leaderboard_auc.png"),
-        "significance_md": os.path.join(out, "significance.md"),
-        "significance_csv": os.path.join(out, "significance.csv"),
-    }
+    method = board_significance.method_lines(
+        board.dataset, board_significance.holm_over_board(sig_entries, vs_dlrm), n_boot
+    )
+    paths = _board_paths(board.out_dir)
     lines = [f"# {title or 'Leaderboard'}: {board.dataset}", ""]
-    lines += header_notes(board.dataset, seeds, all_records, {k: v for k, v in board.overrides.items()
-                                                              if k not in ("show_progress", "state")}, models, notes,
-                          per_model=per_model)
-    lines += ["", table_markdown(ordered, flags), "", "## Significance (DLRREC family vs the best baseline)", "",
-              "Best baseline = best mean VALID AUC among non-DLRREC models. The bootstrap CI covers test-set sampling with "
-              "the trained models fixed; the tests over seeds cover training randomness, with little power at a handful of seeds.",
-              "", *method, "", significance_markdown(sig_entries), ""]
-    if vs_dlrm:
-        lines += ["## DLRREC family vs DLRM (the same backbone without text)", "",
-                  "The same tests against DLRM, whatever its validation rank: what the text path and the "
-                  "contrastive heads add to the backbone they share.", "", significance_markdown(vs_dlrm), ""]
+    lines += header_notes(
+        board.dataset,
+        seeds,
+        all_records,
+        {k: v for k, v in board.overrides.items() if k not in ("show_progress", "state")},
+        models,
+        notes,
+        per_model=per_model,
+    )
+    lines += ["", table_markdown(ordered, flags), ""]
+    lines += _significance_sections(sig_entries, vs_dlrm, method)
     lines += [cell_metrics.metrics_section(board, models, seeds), ""]
     lines += [f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
     for section in sections:
         lines += ["", section]
     atomic.write_text(paths["md"], "\n".join(lines) + "\n")
     atomic.write_text(paths["csv"], table_csv(ordered, flags))
-    atomic.write_text(paths["significance_md"], f"# Significance: {board.dataset}\n\n" + "\n".join(method) + "\n\n"
-                      + significance_markdown(sig_entries)
-                      + (f"\n## Against DLRM\n\n{significance_markdown(vs_dlrm)}" if vs_dlrm else ""))
-    atomic.write_text(paths["significance_csv"], significance_csv(sig_entries))
-    plots.auc_bar_chart(ordered, paths["png"], title=f"{title or 'Leaderboard'}: {board.dataset} (test AUC, mean ± std over {len(seeds)} seed(s))")
+    _write_significance_files(paths, board.dataset, method, sig_entries, vs_dlrm)
+    plots.auc_bar_chart(
+        ordered,
+        paths["png"],
+        title=f"{title or 'Leaderboard'}: {board.dataset} (test AUC, mean ± std over {len(seeds)} seed(s))",
+    )
     return paths
 
 
-def run_leaderboard(dataset: str, models: Sequence[str] = DEFAULT_MODELS, seed_count: int = DEFAULT_SEED_COUNT,
-                    overrides: Optional[dict] = None, force: bool = False, results_dir: str = DEFAULT_RESULTS_DIR,
-                    out_name: Optional[str] = None, notes: Sequence[str] = (), log: Callable[[str], None] = default_log,
-                    title: Optional[str] = None, threads: Optional[int] = None) -> tuple:
+def run_leaderboard(
+    dataset: str,
+    models: Sequence[str] = DEFAULT_MODELS,
+    seed_count: int = DEFAULT_SEED_COUNT,
+    overrides: Optional[dict] = None,
+    force: bool = False,
+    results_dir: str = DEFAULT_RESULTS_DIR,
+    out_name: Optional[str] = None,
+    notes: Sequence[str] = (),
+    log: Callable[[str], None] = default_log,
+    title: Optional[str] = None,
+    threads: Optional[int] = None,
+) -> tuple:
     """Run (or resume) the cells and write the outputs. Returns (board, paths)."""
     seeds = seeds_for(seed_count)
-    board = Leaderboard(dataset, results_dir=results_dir, out_name=out_name, overrides=overrides, force=force, log=log,
-                        threads=threads)
+    board = Leaderboard(
+        dataset, results_dir=results_dir, out_name=out_name, overrides=overrides, force=force, log=log, threads=threads
+    )
     board.run_cells(cells(models, seeds))
     paths = write_leaderboard(board, models, seeds, notes=notes, title=title)
     log(f"leaderboard written: {paths['md']}")

@@ -11,6 +11,7 @@ by every seed (significance.py). A comparison whose cells lack ids (cells from b
 cell_rows.py kept them), or whose two models' rows name different ids, resamples rows instead,
 and its table row says so.
 """
+
 from __future__ import annotations
 
 import csv
@@ -78,8 +79,14 @@ def _seed_cells(board, name: str, baseline: str, seeds: Sequence[int]):
     return model_aucs, base_aucs, pairs, missing
 
 
-def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: Sequence[Row],
-                      n_boot: int = sig.DEFAULT_BOOTSTRAP, baseline: Optional[str] = None) -> List[Entry]:
+def significance_rows(
+    board,
+    models: Sequence[str],
+    seeds: Sequence[int],
+    rows: Sequence[Row],
+    n_boot: int = sig.DEFAULT_BOOTSTRAP,
+    baseline: Optional[str] = None,
+) -> List[Entry]:
     """Every DLRREC-family model with numbers against `baseline` (default: the best baseline by mean
     VALID AUC): a significance.Comparison each, or a dict with the reason it could not be tested.
     Holm's adjustment is left to `holm_over_board`, over every table of the board."""
@@ -101,8 +108,16 @@ def significance_rows(board, models: Sequence[str], seeds: Sequence[int], rows: 
             continue
         groups, used = paired_groups(pairs, unit)
         try:
-            result = sig.compare(name, baseline, model_aucs, base_aucs, groups,
-                                 baseline_valid_auc=by_name[baseline].valid_auc, n_boot=n_boot, unit=used)
+            result = sig.compare(
+                name,
+                baseline,
+                model_aucs,
+                base_aucs,
+                groups,
+                baseline_valid_auc=by_name[baseline].valid_auc,
+                n_boot=n_boot,
+                unit=used,
+            )
         except sig.SignificanceInputError as exc:
             out.append({**entry, "verdict": f"not testable: {exc}"})
             continue
@@ -131,30 +146,49 @@ def holm_over_board(*tables: Sequence[Entry]) -> int:
 def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP) -> List[str]:
     """How the tables were computed: the header of significance.md and the leaderboard's section."""
     unit = resampling_unit(dataset)
-    why = ("a cold board's test rows sit on a few held-out items" if unit == sig.UNIT_ITEMS
-           else "a user's rows share that user's taste")
+    why = (
+        "a cold board's test rows sit on a few held-out items"
+        if unit == sig.UNIT_ITEMS
+        else "a user's rows share that user's taste"
+    )
     return [
-        f"- Δ = mean over seeds of test AUC(model) − AUC(baseline). CI: {sig.DEFAULT_LEVEL:.0%} percentile interval of a "
-        f"paired bootstrap ({n_boot:,} replicates) that resamples whole **{unit}** ({why}); each replicate draws once and "
-        "every seed and both models weigh their rows by that draw, so the rows of several seeds never count as a larger "
+        f"- Δ = mean over seeds of test AUC(model) − AUC(baseline). CI: {sig.DEFAULT_LEVEL:.0%} percentile interval "
+        "of a "
+        f"paired bootstrap ({n_boot:,} replicates) that resamples whole **{unit}** ({why}); each replicate draws "
+        "once and "
+        "every seed and both models weigh their rows by that draw, so the rows of several seeds never count as a "
+        "larger "
         "test set. A row marked 'rows (...)' resampled single rows instead, for the reason given.",
         "- Beside it, over seeds: the paired t-test and the exact two-sided sign test (seeds better / worse).",
-        f"- Holm correction over this board's {family} comparisons (every table of the board): each test's p-values are step-down "
+        f"- Holm correction over this board's {family} comparisons (every table of the board): each test's p-values "
+        "are step-down "
         f"adjusted (shown as 'Holm'); **Significant** = Holm-adjusted bootstrap p < {sig.ALPHA:g}. The CI itself is "
         "not adjusted.",
     ]
 
 
 def _p(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
+    return (
+        "n/a" if value is None or not math.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
+    )
 
 
 def significance_markdown(entries: Sequence[Entry]) -> str:
     if not entries:
         return "No DLRREC-family model with results to test.\n"
-    headers = ["Model", "Baseline (valid AUC)", "Test AUC model", "Test AUC baseline", "Δ AUC", "95% bootstrap CI (unit)",
-               "bootstrap p (Holm)", "paired t over seeds: t, p (Holm)", "sign test: seeds better/worse, p (Holm)",
-               "Significant", "Verdict"]
+    headers = [
+        "Model",
+        "Baseline (valid AUC)",
+        "Test AUC model",
+        "Test AUC baseline",
+        "Δ AUC",
+        "95% bootstrap CI (unit)",
+        "bootstrap p (Holm)",
+        "paired t over seeds: t, p (Holm)",
+        "sign test: seeds better/worse, p (Holm)",
+        "Significant",
+        "Verdict",
+    ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for e in entries:
         if not isinstance(e, sig.Comparison):
@@ -163,16 +197,43 @@ def significance_markdown(entries: Sequence[Entry]) -> str:
         unit = e.unit if e.unit == sig.UNIT_ROWS or e.unit.startswith("rows") else f"{e.unit}: {e.n_clusters:,}"
         t_text = f"t={e.t:.2f}, p={_p(e.p)} ({_p(e.t_p_holm)})" if math.isfinite(e.p) else f"n/a (n={e.seeds})"
         lines.append(
-            f"| {e.model} | {e.baseline} ({e.baseline_valid_auc:.4f}) | {e.model_test_auc:.4f} | {e.baseline_test_auc:.4f} | "
-            f"{e.diff:+.4f} | [{e.ci_low:+.4f}, {e.ci_high:+.4f}] ({unit}) | {_p(e.boot_p)} ({_p(e.boot_p_holm)}) | {t_text} | "
+            f"| {e.model} | {e.baseline} ({e.baseline_valid_auc:.4f}) | {e.model_test_auc:.4f} | "
+            f"{e.baseline_test_auc:.4f} | "
+            f"{e.diff:+.4f} | [{e.ci_low:+.4f}, {e.ci_high:+.4f}] ({unit}) | {_p(e.boot_p)} ({_p(e.boot_p_holm)}) | "
+            f"{t_text} | "
             f"{e.seeds_better}/{e.seeds_worse} of {e.seeds}, p={_p(e.sign_p)} ({_p(e.sign_p_holm)}) | "
-            f"{'yes' if e.significant else 'no'} | {e.verdict} |")
+            f"{'yes' if e.significant else 'no'} | {e.verdict} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-CSV_KEYS = ("model", "baseline", "baseline_valid_auc", "model_test_auc", "baseline_test_auc", "diff", "ci_low", "ci_high",
-            "level", "n_boot", "n_rows", "unit", "n_clusters", "boot_p", "boot_p_holm", "t", "p", "t_p_holm", "seeds",
-            "seeds_better", "seeds_worse", "sign_p", "sign_p_holm", "significant", "verdict")
+CSV_KEYS = (
+    "model",
+    "baseline",
+    "baseline_valid_auc",
+    "model_test_auc",
+    "baseline_test_auc",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "level",
+    "n_boot",
+    "n_rows",
+    "unit",
+    "n_clusters",
+    "boot_p",
+    "boot_p_holm",
+    "t",
+    "p",
+    "t_p_holm",
+    "seeds",
+    "seeds_better",
+    "seeds_worse",
+    "sign_p",
+    "sign_p_holm",
+    "significant",
+    "verdict",
+)
 
 
 def significance_csv(entries: Sequence[Entry]) -> str:

@@ -8,6 +8,7 @@ the same table as markdown and as CSV.
 
 Pure functions over cell records (board_cells.py writes them); nothing here trains or reads files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -79,8 +80,12 @@ def summarize(name: str, records: Sequence[dict], seeds_total: Optional[int] = N
     for metric in METRICS:
         row.metrics[metric.key] = _mean_std([res["test_result"].get(metric.key) for res in results])
     valid_metric = str(results[0].get("valid_metric") or "auc").lower()
-    row.valid_auc = _mean_std([(res.get("valid_result") or {}).get("auc", res.get("best_valid_score") if valid_metric == "auc" else None)
-                               for res in results])[0]
+    row.valid_auc = _mean_std(
+        [
+            (res.get("valid_result") or {}).get("auc", res.get("best_valid_score") if valid_metric == "auc" else None)
+            for res in results
+        ]
+    )[0]
     row.best_epoch = _mean_std([res.get("best_epoch") for res in results])[0]
     row.seconds_per_epoch = _mean_std([res["timings"].get("seconds_per_epoch") for res in results])[0]
     row.num_parameters = int(results[0].get("num_parameters") or 0)
@@ -96,7 +101,8 @@ def best_flags(rows: Sequence[Row], metrics: Sequence[Metric] = METRICS, timing:
     flags: Dict[str, set] = {}
     scored = [r for r in rows if r.has_numbers]
     columns: List[Tuple[str, bool, Callable[[Row], float]]] = [
-        (m.key, m.bigger_is_better, _metric_mean(m.key)) for m in metrics]
+        (m.key, m.bigger_is_better, _metric_mean(m.key)) for m in metrics
+    ]
     if timing:
         columns.append(("seconds_per_epoch", False, lambda r: r.seconds_per_epoch))
     for key, bigger, getter in columns:
@@ -111,6 +117,7 @@ def best_flags(rows: Sequence[Row], metrics: Sequence[Metric] = METRICS, timing:
 
 def sort_rows(rows: Sequence[Row]) -> List[Row]:
     """Rows with numbers by mean test AUC (best first), then the failed / missing ones."""
+
     def key(row: Row):
         auc = row.metrics.get("auc", (float("nan"),))[0] if row.has_numbers else float("nan")
         return (0 if row.has_numbers else 1, -(auc if np.isfinite(auc) else -1e9), row.name)
@@ -149,9 +156,21 @@ STANDARD_TAIL = (
 )
 
 
-def table_markdown(rows: Sequence[Row], flags: Dict[str, set], extra: Sequence[Column] = (), tail: Sequence[Column] = STANDARD_TAIL,
-                   metrics: Sequence[Metric] = METRICS) -> str:
-    headers = ["Model", *[c.header for c in extra], *[f"Test {m.label}" for m in metrics], *[c.header for c in tail], "Seeds", "Notes"]
+def table_markdown(
+    rows: Sequence[Row],
+    flags: Dict[str, set],
+    extra: Sequence[Column] = (),
+    tail: Sequence[Column] = STANDARD_TAIL,
+    metrics: Sequence[Metric] = METRICS,
+) -> str:
+    headers = [
+        "Model",
+        *[c.header for c in extra],
+        *[f"Test {m.label}" for m in metrics],
+        *[c.header for c in tail],
+        "Seeds",
+        "Notes",
+    ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
         cells = [row.name, *[c.fmt(c.get(row)) for c in extra]]
@@ -163,16 +182,29 @@ def table_markdown(rows: Sequence[Row], flags: Dict[str, set], extra: Sequence[C
             cells.append(f"**{text}**" if row.name in flags.get(metric.key, set()) else text)
         for column in tail:
             text = column.fmt(column.get(row)) if row.has_numbers else "n/a"
-            cells.append(f"**{text}**" if row.name in flags.get(column.key.replace("_mean", ""), set()) and row.has_numbers else text)
+            cells.append(
+                f"**{text}**"
+                if row.name in flags.get(column.key.replace("_mean", ""), set()) and row.has_numbers
+                else text
+            )
         cells.append(f"{row.seeds_ok}/{row.seeds_total}")
-        note = {"failed": f"failed: {row.error}", "partial": f"some seeds failed: {row.error}", "missing": "not run"}.get(row.status, "")
+        note = {
+            "failed": f"failed: {row.error}",
+            "partial": f"some seeds failed: {row.error}",
+            "missing": "not run",
+        }.get(row.status, "")
         cells.append(note.replace("|", "/"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def table_csv(rows: Sequence[Row], flags: Dict[str, set], extra: Sequence[Column] = (), tail: Sequence[Column] = STANDARD_TAIL,
-              metrics: Sequence[Metric] = METRICS) -> str:
+def table_csv(
+    rows: Sequence[Row],
+    flags: Dict[str, set],
+    extra: Sequence[Column] = (),
+    tail: Sequence[Column] = STANDARD_TAIL,
+    metrics: Sequence[Metric] = METRICS,
+) -> str:
     header = ["model", "status", "seeds_ok", "seeds", *[c.key for c in extra]]
     for metric in metrics:
         header += [f"{metric.key}_mean", f"{metric.key}_std", f"{metric.key}_best"]

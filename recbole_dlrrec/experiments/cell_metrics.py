@@ -17,6 +17,7 @@ Accuracy, FPR and F1 of the tuned boards are those of the run itself, at the dec
 chosen on validation: the tuned board runs every cell with VALID_THRESHOLD (cls_threshold: auto,
 runtime/metrics.py choose_threshold).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,10 @@ from recbole_dlrrec.runtime.metrics import ECE_BINS, expected_calibration_error,
 # What the tuned board adds to every cell's settings: Accuracy / FPR / F1 at the validation-chosen threshold.
 VALID_THRESHOLD = {"cls_threshold": "auto"}
 SEGMENTS = ("users seen", "users unseen", "items unseen", "items low", "items mid", "items high")
-THRESHOLD_NOTE = ("Accuracy, FPR and F1 are taken at the decision threshold chosen on VALIDATION for each cell "
-                  "(cls_threshold: auto, the F1-optimal threshold on the valid rows), applied unchanged to test.")
+THRESHOLD_NOTE = (
+    "Accuracy, FPR and F1 are taken at the decision threshold chosen on VALIDATION for each cell "
+    "(cls_threshold: auto, the F1-optimal threshold on the valid rows), applied unchanged to test."
+)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -49,8 +52,11 @@ def segment_masks(rows: CellRows) -> Dict[str, np.ndarray]:
         return {}
     _, item_ids, user_train_rows, item_train_rows = rows.id_columns()
     seen_item = item_train_rows > 0
-    masks: Dict[str, np.ndarray] = {"users seen": user_train_rows > 0, "users unseen": user_train_rows == 0,
-                                    "items unseen": ~seen_item}
+    masks: Dict[str, np.ndarray] = {
+        "users seen": user_train_rows > 0,
+        "users unseen": user_train_rows == 0,
+        "items unseen": ~seen_item,
+    }
     _, first = np.unique(item_ids[seen_item], return_index=True)
     counts = item_train_rows[seen_item][first]  # one count per distinct seen item
     if counts.size:
@@ -59,7 +65,9 @@ def segment_masks(rows: CellRows) -> Dict[str, np.ndarray]:
         masks["items mid"] = seen_item & (item_train_rows > low) & (item_train_rows <= high)
         masks["items high"] = seen_item & (item_train_rows > high)
     else:
-        masks.update({name: np.zeros(rows.labels.size, dtype=bool) for name in ("items low", "items mid", "items high")})
+        masks.update(
+            {name: np.zeros(rows.labels.size, dtype=bool) for name in ("items low", "items mid", "items high")}
+        )
     return masks
 
 
@@ -95,10 +103,17 @@ def metrics_rows(per_cell: Dict[str, List[Dict[str, float]]]) -> List[str]:
             continue
         skipped = f" ({int(np.mean([c['gauc_users_skipped'] for c in with_ids]))} users skipped)" if with_ids else ""
         gauc = (_mean_std([c["gauc"] for c in with_ids]) + skipped) if with_ids else "no ids"
-        segments = [_mean_std([c.get(f"auc {s}", float("nan")) for c in with_ids]) if with_ids else "no ids" for s in SEGMENTS]
-        share = [f" [{np.mean([c.get(f'rows {s}', 0) for c in with_ids]):.0f} rows]" if with_ids else "" for s in SEGMENTS]
-        lines.append(f"| {model} | {gauc} | {_mean_std([c['ece'] for c in cells])} | "
-                     + " | ".join(v + r for v, r in zip(segments, share)) + " |")
+        segments = [
+            _mean_std([c.get(f"auc {s}", float("nan")) for c in with_ids]) if with_ids else "no ids" for s in SEGMENTS
+        ]
+        share = [
+            f" [{np.mean([c.get(f'rows {s}', 0) for c in with_ids]):.0f} rows]" if with_ids else "" for s in SEGMENTS
+        ]
+        lines.append(
+            f"| {model} | {gauc} | {_mean_std([c['ece'] for c in cells])} | "
+            + " | ".join(v + r for v, r in zip(segments, share))
+            + " |"
+        )
     return lines
 
 
@@ -109,16 +124,32 @@ def metrics_section(board, models: Sequence[str], seeds: Sequence[int]) -> str:
     for model in models:
         rows = [board.test_scores(CellSpec(model, model, seed)) for seed in seeds]
         per_cell[model] = [cell_metrics(r) for r in rows if r is not None]
-    header = ["Model", "GAUC (users with one class skipped)", f"ECE ({ECE_BINS} bins)",
-              *[f"AUC {name}" for name in SEGMENTS]]
-    return "\n".join([
-        "## Per-user, calibration and segment metrics", "",
-        "From each cell's per-row test file (mean ± std over seeds). GAUC: per-user AUC weighted by the user's test "
-        f"rows; ECE: expected calibration error over {ECE_BINS} equal-width probability bins; AUC by segment: test rows "
-        "of users seen / unseen in train, of items unseen in train, and of seen items by popularity tercile of their "
-        "train rows (cut over the distinct seen test items); [rows] = mean rows per seed. n/a: the segment has no rows "
-        "or one class; no ids: cells from before per-row ids were kept.", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *metrics_rows(per_cell), ""])
+    header = [
+        "Model",
+        "GAUC (users with one class skipped)",
+        f"ECE ({ECE_BINS} bins)",
+        *[f"AUC {name}" for name in SEGMENTS],
+    ]
+    return "\n".join(
+        [
+            "## Per-user, calibration and segment metrics",
+            "",
+            "From each cell's per-row test file (mean ± std over seeds). GAUC: per-user AUC weighted by the user's "
+            "test "
+            f"rows; ECE: expected calibration error over {ECE_BINS} equal-width probability bins; AUC by segment: "
+            "test rows "
+            "of users seen / unseen in train, of items unseen in train, and of seen items by popularity tercile of "
+            "their "
+            "train rows (cut over the distinct seen test items); [rows] = mean rows per seed. n/a: the segment has "
+            "no rows "
+            "or one class; no ids: cells from before per-row ids were kept.",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *metrics_rows(per_cell),
+            "",
+        ]
+    )
 
 
 def threshold_of(record: Optional[dict]) -> Optional[float]:

@@ -13,6 +13,7 @@ The significance tests resample whole users or items from rows 2 and 3, and the 
 read rows 4 and 5; a cell of the old shape still gives labels and scores (its comparisons fall
 back to resampling rows, and the tables say so).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,12 @@ class CellRows:
 
     def id_columns(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """user_ids, item_ids, user_train_rows, item_train_rows, n each (rows that have ids)."""
-        if self.user_ids is None or self.item_ids is None or self.user_train_rows is None \
-                or self.item_train_rows is None:
+        if (
+            self.user_ids is None
+            or self.item_ids is None
+            or self.user_train_rows is None
+            or self.item_train_rows is None
+        ):
             raise ValueError("these rows hold no ids")
         return self.user_ids, self.item_ids, self.user_train_rows, self.item_train_rows
 
@@ -65,7 +70,8 @@ def from_recorder(labels, scores, row_ids: Optional[dict]) -> Optional[CellRows]
     rows = CellRows(np.asarray(labels).ravel(), np.asarray(scores).ravel())
     if row_ids and all(np.size(row_ids[k]) == rows.labels.size for k in ROW_FIELDS[2:]):
         rows.user_ids, rows.item_ids, rows.user_train_rows, rows.item_train_rows = (
-            np.asarray(row_ids[k]).ravel() for k in ROW_FIELDS[2:])
+            np.asarray(row_ids[k]).ravel() for k in ROW_FIELDS[2:]
+        )
     return rows
 
 
@@ -83,7 +89,9 @@ def load(path: str) -> CellRows:
     """The rows of a per-row file of either shape (module doc); CellRowsError for another one."""
     array = np.load(path)
     if array.ndim != 2 or array.shape[0] not in (_OLD_ROWS, len(ROW_FIELDS)):
-        raise CellRowsError(f"{path}: expected {_OLD_ROWS} or {len(ROW_FIELDS)} rows of per-row values, got shape {array.shape}")
+        raise CellRowsError(
+            f"{path}: expected {_OLD_ROWS} or {len(ROW_FIELDS)} rows of per-row values, got shape {array.shape}"
+        )
     if array.shape[0] == _OLD_ROWS:
         return CellRows(array[0], array[1])
     ids = array[2:].astype(np.int64)

@@ -8,6 +8,7 @@ from today's is run again. The digest covers the code that decides a run's numbe
 else: experiments/ (boards, reports, the search driver) is left out on purpose, so reorganising
 how boards are run and written keeps every committed cell and search current.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,9 @@ from recbole_dlrrec.config.registry import resolve_model
 # training step, metrics, evaluation) and RecBole's fixes. config/registry.py is left out: it
 # only maps names to classes (a new DLRREC variant must not rerun RecBole's cells).
 RUN_CODE = tuple(os.path.join("config", name) for name in ("__init__.py", "stack.py", "keys.py", "paths.py")) + (
-    "runtime", "patches.py")
+    "runtime",
+    "patches.py",
+)
 # ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code and the
 # reader of the text side files (RecBole's models never read those).
 MODEL_CODE = ("nn", "models", "swing", os.path.join("config", "options.py"), os.path.join("data", "text_vectors.py"))
@@ -32,7 +35,11 @@ def source_digest(entries: Iterable[str]) -> str:
     digest = hashlib.sha256()
     for entry in entries:
         path = os.path.join(package, entry)
-        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py")) if os.path.isdir(path) else [path]
+        files = (
+            sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py"))
+            if os.path.isdir(path)
+            else [path]
+        )
         for name in files:
             if os.path.isfile(name):
                 digest.update(os.path.relpath(name, package).encode("utf-8"))

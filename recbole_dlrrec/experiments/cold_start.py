@@ -28,6 +28,7 @@ test rows here, so keeping them would leak test text. Item text vectors come fro
 only, and cold items are exactly where they should help: an untrained ID embedding is all an
 ID-only model has for them.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,8 @@ DEFAULT_VALID_SHARE = 1.0 / 9.0  # of the non-cold rows: 80/10 of the whole, as 
 DEFAULT_SEED = 2020
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
+# What the cold dataset's note says when user text vectors are left out.
+USER_TEXT_DROPPED = "dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)"
 
 
 class ColdSplitError(InputError, ValueError):
@@ -99,8 +102,11 @@ def _source_settings(dataset: str, data_path: str) -> dict:
 def _source_inter_files(config) -> List[str]:
     folder, name = config["data_path"], config["dataset"]
     names = config["benchmark_filename"]
-    paths = ([os.path.join(folder, f"{name}.{part}.inter") for part in names] if names
-             else [os.path.join(folder, f"{name}.inter")])
+    paths = (
+        [os.path.join(folder, f"{name}.{part}.inter") for part in names]
+        if names
+        else [os.path.join(folder, f"{name}.inter")]
+    )
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise ColdSplitError(f"source interaction file(s) not found: {', '.join(missing)}")
@@ -108,8 +114,14 @@ def _source_inter_files(config) -> List[str]:
 
 
 def _provenance(source: str, fraction: float, valid_share: float, seed: int, keep_user_text: bool) -> dict:
-    return {"source": source, "fraction": fraction, "valid_share": valid_share, "seed": seed,
-            "keep_user_text": keep_user_text, "version": FORMAT_VERSION}
+    return {
+        "source": source,
+        "fraction": fraction,
+        "valid_share": valid_share,
+        "seed": seed,
+        "keep_user_text": keep_user_text,
+        "version": FORMAT_VERSION,
+    }
 
 
 def _is_built(folder: str, name: str, provenance: dict) -> bool:
@@ -158,10 +170,14 @@ def make_cold_items_dataset(
 
     # Checked before the source is read: only a folder this tool wrote is ever replaced.
     with DatasetFolder(out_data_path, name) as folder:
-        n_cold, n_items, parts = _write_cold_dataset(folder, dataset, name, data_path, fraction, valid_share,
-                                                     seed, keep_user_text, provenance)
-    log(f"cold-item dataset {name}: {n_cold}/{n_items} items held out; rows "
-        + ", ".join(f"{part} {index.size}" for part, index in parts.items()) + f"; written to {final}")
+        n_cold, n_items, parts = _write_cold_dataset(
+            folder, dataset, name, data_path, fraction, valid_share, seed, keep_user_text, provenance
+        )
+    log(
+        f"cold-item dataset {name}: {n_cold}/{n_items} items held out; rows "
+        + ", ".join(f"{part} {index.size}" for part, index in parts.items())
+        + f"; written to {final}"
+    )
     return name
 
 
@@ -180,8 +196,9 @@ def _read_source(config) -> Tuple[List[str], List[str], np.ndarray, np.ndarray]:
     return header, rows, items, users
 
 
-def _split_rows(items: np.ndarray, dataset: str, fraction: float, valid_share: float,
-                seed: int) -> Tuple[np.ndarray, int, Dict[str, np.ndarray]]:
+def _split_rows(
+    items: np.ndarray, dataset: str, fraction: float, valid_share: float, seed: int
+) -> Tuple[np.ndarray, int, Dict[str, np.ndarray]]:
     """Draw the cold items and split the rows: every row of a cold item goes to test, the
     others at random to train / valid. Returns (cold items, distinct items, row indices per split)."""
     rng = np.random.default_rng(int(seed))
@@ -224,8 +241,9 @@ def _write_side_files(config, tmp: str, name: str, users_in_train: np.ndarray, k
             _link(source_vec, os.path.join(tmp, f"{name}.{suffix}.npz"))
 
 
-def _write_settings(config, tmp: str, name: str, dataset: str, data_path: Optional[str], seed: int, n_cold: int,
-                    keep_user_text: bool) -> dict:
+def _write_settings(
+    config, tmp: str, name: str, dataset: str, data_path: Optional[str], seed: int, n_cold: int, keep_user_text: bool
+) -> dict:
     """The cold dataset's YAML: the source's settings on the fixed benchmark files. Returns them."""
     import yaml
 
@@ -236,25 +254,37 @@ def _write_settings(config, tmp: str, name: str, dataset: str, data_path: Option
         raise ColdSplitError(f"no dataset settings (YAML) found for {dataset!r} under {data_path or DEFAULT_DATA_PATH}")
     eval_args = dict(settings.get("eval_args") or {})
     eval_args.pop("split", None)
-    settings.update({
-        "benchmark_filename": list(SPLITS),
-        "eval_args": eval_args,
-        "side_data_path": None,
-        "item_text_vec": config["item_text_vec"],
-        "user_text_vec": config["user_text_vec"] if keep_user_text else None,
-    })
+    settings.update(
+        {
+            "benchmark_filename": list(SPLITS),
+            "eval_args": eval_args,
+            "side_data_path": None,
+            "item_text_vec": config["item_text_vec"],
+            "user_text_vec": config["user_text_vec"] if keep_user_text else None,
+        }
+    )
     settings.pop("data_path", None)
-    note = (f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
-            f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
-            "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
-            "editing by hand. User text vectors: "
-            f"{'kept' if keep_user_text else 'dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)'}.\n")
+    note = (
+        f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
+        f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
+        "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
+        "editing by hand. User text vectors: " + ("kept" if keep_user_text else USER_TEXT_DROPPED) + ".\n"
+    )
     atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
     return settings
 
 
-def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_path: Optional[str], fraction: float,
-                        valid_share: float, seed: int, keep_user_text: bool, provenance: dict):
+def _write_cold_dataset(
+    folder: DatasetFolder,
+    dataset: str,
+    name: str,
+    data_path: Optional[str],
+    fraction: float,
+    valid_share: float,
+    seed: int,
+    keep_user_text: bool,
+    provenance: dict,
+):
     """Read the source, split it, write everything into ``folder`` and commit it; returns
     (cold items, items, row indices per split)."""
     from recbole_dlrrec.runtime.quick_start import build_config
@@ -279,8 +309,10 @@ def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_pat
             "items": n_items,
             "cold_items": n_cold,
             "rows": {part: int(index.size) for part, index in parts.items()},
-            "positive_share": {part: (float(labels[index].mean()) if labels is not None and index.size else None)
-                               for part, index in parts.items()},
+            "positive_share": {
+                part: (float(labels[index].mean()) if labels is not None and index.size else None)
+                for part, index in parts.items()
+            },
             "test_users_unseen_in_train": int(np.setdiff1d(users[parts["test"]], users[parts["train"]]).size),
             "cold_item_ids": [str(i) for i in cold_items],
         }

@@ -17,6 +17,7 @@
 The output folder is this tool's own: ``<out>/.docs_results.json`` lists what it wrote, a rerun
 replaces exactly those files, and a non-empty folder without that list is refused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,17 +83,23 @@ def find_pages(results_dir: str) -> List[ResultsPage]:
         if not reports:
             continue
         leaderboard_text = _read(os.path.join(root, LEADERBOARD)) if LEADERBOARD in reports else None
-        pages.append(ResultsPage(folder.replace(os.sep, "/"), folder.replace(os.sep, "/"),
-                                 tables=_table_order(reports, leaderboard_text),
-                                 logs=[f for f in reports if f.endswith(".txt")],
-                                 charts=[f for f in reports if f.endswith(".png")]))
+        pages.append(
+            ResultsPage(
+                folder.replace(os.sep, "/"),
+                folder.replace(os.sep, "/"),
+                tables=_table_order(reports, leaderboard_text),
+                logs=[f for f in reports if f.endswith(".txt")],
+                charts=[f for f in reports if f.endswith(".png")],
+            )
+        )
     if not pages:
         raise DocsResultsError(f"{results_dir}: no report files (*.md, *.txt, *.png) to make pages from")
     slugs: Dict[str, ResultsPage] = {}
     for page in pages:
         if page.slug in slugs:
-            raise DocsResultsError(f"{results_dir}: {page.slug}.md and the folder {page.slug}/ "
-                                   "would make the same page")
+            raise DocsResultsError(
+                f"{results_dir}: {page.slug}.md and the folder {page.slug}/ would make the same page"
+            )
         slugs[page.slug] = page
     return sorted(pages, key=lambda p: p.slug)
 
@@ -155,10 +162,15 @@ def render_page(results_dir: str, page: ResultsPage) -> str:
 
 
 def render_index(results_dir: str, pages: Sequence[ResultsPage]) -> str:
-    lines = ["# All result files", "",
-             "Every page below is generated from the files the boards, benchmarks and searches wrote "
-             "under `results/` in the repository.", "",
-             "| Page | Title | Source |", "|---|---|---|"]
+    lines = [
+        "# All result files",
+        "",
+        "Every page below is generated from the files the boards, benchmarks and searches wrote "
+        "under `results/` in the repository.",
+        "",
+        "| Page | Title | Source |",
+        "|---|---|---|",
+    ]
     for page in pages:
         link = f"{page.slug}/index.md"
         first = page.tables[0] if page.tables else None
@@ -179,8 +191,9 @@ def _previous_files(out_dir: str) -> List[str]:
             raise DocsResultsError(f"{manifest}: unreadable ({error}); remove {out_dir} by hand") from error
         return [f for f in files if isinstance(f, str) and not os.path.isabs(f) and ".." not in f.split("/")]
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-        raise DocsResultsError(f"{out_dir}: exists and was not written by docs_results (no {MANIFEST}); "
-                               "choose another --out or remove it")
+        raise DocsResultsError(
+            f"{out_dir}: exists and was not written by docs_results (no {MANIFEST}); choose another --out or remove it"
+        )
     return []
 
 
@@ -216,8 +229,11 @@ def build(results_dir: str, out_dir: str) -> List[str]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", default="results", help="the results folder (default: results)")
-    parser.add_argument("--out", default=os.path.join("docs", "results", "boards"),
-                        help="where the pages go (default: docs/results/boards; this tool's own folder)")
+    parser.add_argument(
+        "--out",
+        default=os.path.join("docs", "results", "boards"),
+        help="where the pages go (default: docs/results/boards; this tool's own folder)",
+    )
     return parser.parse_args(argv)
 
 

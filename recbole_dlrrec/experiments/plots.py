@@ -3,6 +3,7 @@
 Every function takes already-computed numbers and a path, writes the PNG atomically (temp file,
 then os.replace) and returns the path.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,25 +49,52 @@ def _zoomed_limits(low: np.ndarray, high: np.ndarray) -> tuple:
     return (max(0.0, lo - margin), min(1.0, hi + margin))
 
 
-def auc_bar_chart(rows: Sequence, path: str, title: str = "Test AUC", metric: str = "auc", label: str = "Test AUC") -> str:
+def auc_bar_chart(
+    rows: Sequence, path: str, title: str = "Test AUC", metric: str = "auc", label: str = "Test AUC"
+) -> str:
     """Bars of mean `metric` with std error bars, one per leaderboard Row (failed rows shown empty)."""
     figure = _figure(max(6.0, 0.55 * len(rows) + 2), 4.5)
     axes = figure.add_subplot(1, 1, 1)
     names = [r.name for r in rows]
-    means = np.array([r.metrics.get(metric, (np.nan, np.nan))[0] if r.has_numbers else np.nan for r in rows], dtype=float)
-    stds = np.array([r.metrics.get(metric, (np.nan, np.nan))[1] if r.has_numbers else np.nan for r in rows], dtype=float)
+    means = np.array(
+        [r.metrics.get(metric, (np.nan, np.nan))[0] if r.has_numbers else np.nan for r in rows], dtype=float
+    )
+    stds = np.array(
+        [r.metrics.get(metric, (np.nan, np.nan))[1] if r.has_numbers else np.nan for r in rows], dtype=float
+    )
     errors = np.nan_to_num(stds, nan=0.0)
     low, high = _zoomed_limits(means - errors, means + errors)
-    colours = [FAILED_COLOUR if not r.has_numbers else DLRREC_COLOUR if r.name.upper().startswith("DLRREC") else BASELINE_COLOUR
-               for r in rows]
+    colours = [
+        FAILED_COLOUR
+        if not r.has_numbers
+        else DLRREC_COLOUR
+        if r.name.upper().startswith("DLRREC")
+        else BASELINE_COLOUR
+        for r in rows
+    ]
     x = np.arange(len(rows))
     heights = np.where(np.isfinite(means), means - low, 0.0)
-    axes.bar(x, heights, bottom=low, yerr=np.where(np.isfinite(means), errors, 0.0), color=colours, capsize=3,
-             edgecolor="black", linewidth=0.5)
+    axes.bar(
+        x,
+        heights,
+        bottom=low,
+        yerr=np.where(np.isfinite(means), errors, 0.0),
+        color=colours,
+        capsize=3,
+        edgecolor="black",
+        linewidth=0.5,
+    )
     for position, row in enumerate(rows):
         if not row.has_numbers:
-            axes.text(position, low + (high - low) * 0.02, "failed" if row.status == "failed" else "n/a",
-                      rotation=90, ha="center", va="bottom", fontsize=8)
+            axes.text(
+                position,
+                low + (high - low) * 0.02,
+                "failed" if row.status == "failed" else "n/a",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     axes.set_xticks(x)
     axes.set_xticklabels(names, rotation=45, ha="right", fontsize=9)
     axes.set_ylim(low, high)
@@ -76,18 +104,33 @@ def auc_bar_chart(rows: Sequence, path: str, title: str = "Test AUC", metric: st
     return _save(figure, path)
 
 
-def reduction_size_chart(sizes: Union[Sequence[int], np.ndarray], auc_mean: Sequence[float], auc_std: Sequence[float],
-                         seconds_mean: Sequence[float], seconds_std: Sequence[float], path: str,
-                         title: str = "Reduction size") -> str:
+def reduction_size_chart(
+    sizes: Union[Sequence[int], np.ndarray],
+    auc_mean: Sequence[float],
+    auc_std: Sequence[float],
+    seconds_mean: Sequence[float],
+    seconds_std: Sequence[float],
+    path: str,
+    title: str = "Reduction size",
+) -> str:
     """Two panels against reduction_dim: test AUC and training seconds per epoch (mean ± std)."""
     figure = _figure(10, 4)
     sizes = np.asarray(sizes, dtype=float)
-    for position, (values, errors, ylabel, colour) in enumerate((
+    for position, (values, errors, ylabel, colour) in enumerate(
+        (
             (auc_mean, auc_std, "test AUC", DLRREC_COLOUR),
-            (seconds_mean, seconds_std, "training seconds per epoch", "tab:green"))):
+            (seconds_mean, seconds_std, "training seconds per epoch", "tab:green"),
+        )
+    ):
         axes = figure.add_subplot(1, 2, position + 1)
-        axes.errorbar(sizes, np.asarray(values, dtype=float), yerr=np.nan_to_num(np.asarray(errors, dtype=float)),
-                      marker="o", capsize=3, color=colour)
+        axes.errorbar(
+            sizes,
+            np.asarray(values, dtype=float),
+            yerr=np.nan_to_num(np.asarray(errors, dtype=float)),
+            marker="o",
+            capsize=3,
+            color=colour,
+        )
         axes.set_xscale("log", base=2)
         axes.set_xticks(sizes)
         axes.set_xticklabels([str(int(s)) for s in sizes])
@@ -98,8 +141,14 @@ def reduction_size_chart(sizes: Union[Sequence[int], np.ndarray], auc_mean: Sequ
     return _save(figure, path)
 
 
-def params_vs_auc_chart(names: Sequence[str], params: Sequence[int], auc_mean: Sequence[float], auc_std: Sequence[float],
-                        path: str, title: str = "Test AUC against trainable parameters") -> str:
+def params_vs_auc_chart(
+    names: Sequence[str],
+    params: Sequence[int],
+    auc_mean: Sequence[float],
+    auc_std: Sequence[float],
+    path: str,
+    title: str = "Test AUC against trainable parameters",
+) -> str:
     """Scatter of test AUC (± std) against parameter count, one labelled point per model."""
     figure = _figure(7, 4.5)
     axes = figure.add_subplot(1, 1, 1)
@@ -115,8 +164,13 @@ def params_vs_auc_chart(names: Sequence[str], params: Sequence[int], auc_mean: S
     return _save(figure, path)
 
 
-def tsne_chart(panels: Dict[str, np.ndarray], categories: Union[Sequence[str], np.ndarray], path: str,
-               title: str = "t-SNE of item representations", max_legend: int = 10) -> str:
+def tsne_chart(
+    panels: Dict[str, np.ndarray],
+    categories: Union[Sequence[str], np.ndarray],
+    path: str,
+    title: str = "t-SNE of item representations",
+    max_legend: int = 10,
+) -> str:
     """Side-by-side 2-d scatters (name -> N x 2), points coloured by category (the `max_legend`
     most frequent ones; the rest grey, as 'other')."""
     from matplotlib import colormaps
@@ -132,7 +186,9 @@ def tsne_chart(panels: Dict[str, np.ndarray], categories: Union[Sequence[str], n
         axes.scatter(points[other, 0], points[other, 1], s=6, color="lightgrey", label="other", alpha=0.6)
         for index, category in enumerate(top):
             mask = categories == category
-            axes.scatter(points[mask, 0], points[mask, 1], s=8, color=palette(index % 10), label=str(category), alpha=0.8)
+            axes.scatter(
+                points[mask, 0], points[mask, 1], s=8, color=palette(index % 10), label=str(category), alpha=0.8
+            )
         axes.set_title(name, fontsize=10)
         axes.set_xticks([])
         axes.set_yticks([])
@@ -161,16 +217,30 @@ def cosine_gap_chart(rows: Sequence[dict], path: str, title: str = "Cosine: SWIN
     return _save(figure, path)
 
 
-def save_bars(names: Sequence[str], values: Union[Sequence[float], np.ndarray], errors: Optional[Sequence[float]],
-              path: str, ylabel: str, title: str) -> str:
+def save_bars(
+    names: Sequence[str],
+    values: Union[Sequence[float], np.ndarray],
+    errors: Optional[Sequence[float]],
+    path: str,
+    ylabel: str,
+    title: str,
+) -> str:
     """Plain bars with optional error bars (used by small experiment tables)."""
     figure = _figure(max(5.0, 0.9 * len(names) + 2), 4)
     axes = figure.add_subplot(1, 1, 1)
     values = np.asarray(values, dtype=float)
     errs = np.nan_to_num(np.asarray(errors, dtype=float)) if errors is not None else np.zeros_like(values)
     low, high = _zoomed_limits(values - errs, values + errs)
-    axes.bar(np.arange(len(names)), np.where(np.isfinite(values), values - low, 0), bottom=low, yerr=errs,
-             color=DLRREC_COLOUR, capsize=3, edgecolor="black", linewidth=0.5)
+    axes.bar(
+        np.arange(len(names)),
+        np.where(np.isfinite(values), values - low, 0),
+        bottom=low,
+        yerr=errs,
+        color=DLRREC_COLOUR,
+        capsize=3,
+        edgecolor="black",
+        linewidth=0.5,
+    )
     axes.set_xticks(np.arange(len(names)))
     axes.set_xticklabels(names, rotation=20, ha="right", fontsize=9)
     axes.set_ylim(low, high)
@@ -180,8 +250,32 @@ def save_bars(names: Sequence[str], values: Union[Sequence[float], np.ndarray], 
     return _save(figure, path)
 
 
-def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace, metric: str,
-                title: str, best: Optional[TrialRecord]) -> List[str]:
+# How plot_params draws the trials of each status.
+TRIAL_STYLES: Dict[str, Dict[str, Any]] = {
+    "completed": dict(color="C0", marker="o"),
+    "pruned": dict(color="0.55", marker="v"),
+    "interrupted": dict(color="C1", marker="s"),
+}
+
+
+def _searched_range_axis(ax, param) -> None:
+    """The x axis over the key's whole searched range (log for loguniform keys)."""
+    if param.log_scale:
+        ax.set_xscale("log")
+        ax.set_xlim(param.args[0] / 1.25, param.args[1] * 1.25)
+    elif param.dist != "choice":
+        margin = 0.04 * (param.args[1] - param.args[0])
+        ax.set_xlim(param.args[0] - margin, param.args[1] + margin)
+
+
+def plot_params(
+    out_dir: str,
+    records: Sequence[TrialRecord],
+    space: SearchSpace,
+    metric: str,
+    title: str,
+    best: Optional[TrialRecord],
+) -> List[str]:
     """One scatter per tuned numeric key: best validation metric of each trial against the
     key's value (log x axis for loguniform keys). Failed trials have no score: counted in the
     title. Returns the PNG paths."""
@@ -193,28 +287,30 @@ def plot_params(out_dir: str, records: Sequence[TrialRecord], space: SearchSpace
     paths = []
     scored = [r for r in records if r.best_score is not None and math.isfinite(r.best_score)]
     failed = sum(r.status == "failed" for r in records)
-    styles: Dict[str, Dict[str, Any]] = {
-        "completed": dict(color="C0", marker="o"), "pruned": dict(color="0.55", marker="v"),
-        "interrupted": dict(color="C1", marker="s")}
     for param in space.params.values():
         if not param.numeric:
             continue
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        for status, style in styles.items():
-            points = [(float(r.params[param.key]), r.best_score) for r in scored
-                      if r.status == status and is_number(r.params.get(param.key))]
+        for status, style in TRIAL_STYLES.items():
+            points = [
+                (float(r.params[param.key]), r.best_score)
+                for r in scored
+                if r.status == status and is_number(r.params.get(param.key))
+            ]
             if points:
                 xs, ys = zip(*points)
                 ax.scatter(xs, ys, label=f"{status} ({len(points)})", alpha=0.8, **style)
         if best is not None and best.best_score is not None and is_number(best.params.get(param.key)):
-            ax.scatter([float(best.params[param.key])], [best.best_score], marker="*", s=220,
-                       color="C3", zorder=3, label=f"best ({best.trial_id})")
-        if param.log_scale:
-            ax.set_xscale("log")
-            ax.set_xlim(param.args[0] / 1.25, param.args[1] * 1.25)  # the whole searched range
-        elif param.dist != "choice":
-            margin = 0.04 * (param.args[1] - param.args[0])
-            ax.set_xlim(param.args[0] - margin, param.args[1] + margin)
+            ax.scatter(
+                [float(best.params[param.key])],
+                [best.best_score],
+                marker="*",
+                s=220,
+                color="C3",
+                zorder=3,
+                label=f"best ({best.trial_id})",
+            )
+        _searched_range_axis(ax, param)
         ax.set_xlabel(f"{param.key} ({param.describe()})")
         ax.set_ylabel(f"best validation {metric}")
         ax.set_title(title + (f"\n{failed} failed trial(s) not shown" if failed else ""), fontsize=9)

@@ -18,6 +18,7 @@ A search that joins a cluster checks, before any data is prepared, that a token 
 (:data:`LOCAL_RAY_ENV`, :data:`LOCAL_HOST`) and, when the user has no token, gets one of its own in
 the process environment (:func:`give_local_ray_a_token`) instead of Ray writing one into ``~/.ray``.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,8 +82,10 @@ def token_source() -> Optional[str]:
     named = os.environ.get(TOKEN_PATH_ENV)
     token = _read_token(token_file())
     if named and not token:
-        raise RayTokenError(f"{TOKEN_PATH_ENV}={named}: the file is missing or empty; "
-                            f"make a token there with `recbole-dlrrec ray-token`, or unset {TOKEN_PATH_ENV}")
+        raise RayTokenError(
+            f"{TOKEN_PATH_ENV}={named}: the file is missing or empty; "
+            f"make a token there with `recbole-dlrrec ray-token`, or unset {TOKEN_PATH_ENV}"
+        )
     return token_file() if token else None
 
 
@@ -120,7 +123,8 @@ def check_driver_token(address: str) -> None:
     if token_source() is None:
         raise RayTokenError(
             f"--address={address}: RAY_AUTH_MODE=token but no Ray auth token here ({TOKEN_ENV}, "
-            f"{TOKEN_PATH_ENV} or {default_token_file()}); copy the head's token file to {default_token_file()}")
+            f"{TOKEN_PATH_ENV} or {default_token_file()}); copy the head's token file to {default_token_file()}"
+        )
 
 
 def give_local_ray_a_token() -> None:

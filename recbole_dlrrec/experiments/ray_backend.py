@@ -9,6 +9,7 @@ A local Ray is watched by ``ray_reaper.py``, which stops every process of it whe
 ends, however it ends. The records, files and summary the search writes are Ray-free
 (search_records.py); the driver that ties them together is tune.py.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,9 +72,16 @@ class _TrialReports:
         self.curve: List[float] = []
 
     def payload(self, score: float, last: bool, **extra) -> dict:
-        return {"valid_score": score, "best_valid_score": self.best, "best_epoch": self.best_epoch,
-                "epoch": self.epoch, "last": last, "trial_seconds": time.time() - self.started,
-                "valid_curve": list(self.curve), **extra}
+        return {
+            "valid_score": score,
+            "best_valid_score": self.best,
+            "best_epoch": self.best_epoch,
+            "epoch": self.epoch,
+            "last": last,
+            "trial_seconds": time.time() - self.started,
+            "valid_curve": list(self.curve),
+            **extra,
+        }
 
     def record_epoch(self, score: float, bigger_is_better: bool) -> int:
         self.epoch = epoch = self.epoch + 1
@@ -108,9 +116,18 @@ class _TrialReports:
         self.report(self.payload(float("nan"), True, failed=reason))
 
 
-def trial(params: dict, *, model: str, dataset: str, config_files: List[str], overrides: dict,
-          space: SearchSpace, threads: int, finished: Optional[Dict[str, dict]] = None,
-          bigger: bool = True) -> None:
+def trial(
+    params: dict,
+    *,
+    model: str,
+    dataset: str,
+    config_files: List[str],
+    overrides: dict,
+    space: SearchSpace,
+    threads: int,
+    finished: Optional[Dict[str, dict]] = None,
+    bigger: bool = True,
+) -> None:
     """One trial: train `model` with `overrides` + the drawn `params`, reporting the
     validation score after every epoch (and the scores so far, ``valid_curve``, which the
     driver keeps in the run's record when the trial ends).
@@ -141,8 +158,14 @@ def trial(params: dict, *, model: str, dataset: str, config_files: List[str], ov
         return
     try:
         config = build_config(model, dataset, config_files, trial_overrides, prepare=False)
-        run(model, config=config, saved=False, evaluate_test=False,
-            result_file=os.path.join(os.getcwd(), "valid_result.json"), epoch_callbacks=[reports.epoch_callback])
+        run(
+            model,
+            config=config,
+            saved=False,
+            evaluate_test=False,
+            result_file=os.path.join(os.getcwd(), "valid_result.json"),
+            epoch_callbacks=[reports.epoch_callback],
+        )
     except Exception as exc:  # noqa: BLE001  (a failed trial; ASHA's stop is a SystemExit and passes)
         reports.failed(exc)
 
@@ -186,8 +209,10 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
         # Where `ray start --head` records the address (Ray's own rule: RAY_TMPDIR, TMPDIR, /tmp).
         root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
         if not os.path.isfile(os.path.join(root, "ray", "ray_current_cluster")):
-            raise TuneRunError("--address=auto: no Ray cluster was started on this machine "
-                               "(start one with `ray start --head`, or pass --address=HOST:PORT)")
+            raise TuneRunError(
+                "--address=auto: no Ray cluster was started on this machine "
+                "(start one with `ray start --head`, or pass --address=HOST:PORT)"
+            )
         return
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -196,8 +221,28 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise TuneRunError(f"--address={address}: no Ray cluster answers there ({exc.strerror or exc}); "
-                           f"start its head with `ray start --head --port={port}`") from None
+        raise TuneRunError(
+            f"--address={address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            f"start its head with `ray start --head --port={port}`"
+        ) from None
+
+
+def _start_reaper(ray, temp_dir: str) -> subprocess.Popen:
+    """ray_reaper.py watching this process: when it ends (even by SIGKILL), the reaper stops what
+    is left of the local Ray started in `temp_dir` and removes the folder."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_reaper.py"),
+            temp_dir,
+            os.path.dirname(os.path.abspath(ray.__file__)),
+            str(os.getpid()),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @contextlib.contextmanager
@@ -214,23 +259,27 @@ def ray_session(ray, address: Optional[str], num_cpus: Optional[int]):
             ray.init(address=address, **common)
         except (ConnectionError, ray.exceptions.AuthenticationError) as exc:  # the head went away after
             # check_ray_address, or it wants a token this driver does not have (RAY_AUTH_MODE unset here)
-            raise TuneRunError(f"--address={address}: cannot join the Ray cluster ({str(exc).splitlines()[0]})") from None
+            raise TuneRunError(
+                f"--address={address}: cannot join the Ray cluster ({str(exc).splitlines()[0]})"
+            ) from None
         try:
             yield
         finally:
             ray.shutdown()
         return
     temp_dir = _short_temp_dir()
-    reaper = subprocess.Popen(
-        [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_reaper.py"),
-         temp_dir, os.path.dirname(os.path.abspath(ray.__file__)), str(os.getpid())],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    reaper = _start_reaper(ray, temp_dir)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
     previous = signal.getsignal(signal.SIGTERM)
     try:
         ray_auth.give_local_ray_a_token()
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                 _temp_dir=temp_dir, _node_ip_address=ray_auth.LOCAL_HOST, **common)
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            _temp_dir=temp_dir,
+            _node_ip_address=ray_auth.LOCAL_HOST,
+            **common,
+        )
         if in_main_thread:  # after ray.init, whose C++ core installs a SIGTERM handler that aborts
             signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
         yield
@@ -292,8 +341,13 @@ def _ray_progress_callback(tune, total: int, space: SearchSpace, metric: str, re
             if status == "failed":
                 self._line(trials, trial, "failed", f"after {result.get('epoch', 0)} epoch(s): {result['failed']}")
                 return
-            self._line(trials, trial, status, f"{result.get('epoch', 0)} epoch(s), best valid {metric} "
-                                              f"{format_value(result.get('best_valid_score'))}")
+            self._line(
+                trials,
+                trial,
+                status,
+                f"{result.get('epoch', 0)} epoch(s), best valid {metric} "
+                f"{format_value(result.get('best_valid_score'))}",
+            )
 
         def on_trial_error(self, iteration, trials, trial, **info):
             error = _trial_error(trial)
@@ -315,8 +369,9 @@ def _trial_error(trial) -> str:
     return "failed (no error file)"
 
 
-def read_trials(experiment_dir: str, space: SearchSpace,
-                     finished: Optional[Dict[str, dict]] = None) -> List[TrialRecord]:
+def read_trials(
+    experiment_dir: str, space: SearchSpace, finished: Optional[Dict[str, dict]] = None
+) -> List[TrialRecord]:
     """Every trial of the experiment, in trial-id order, from Ray's saved experiment state;
     a trial in the run's record of finished trials (`finished`; a replayed trial by the id it
     replayed) is the recorded one."""
@@ -354,11 +409,13 @@ def _ray_state_saved(tune, experiment_dir: str) -> bool:
     """True when Ray saved the experiment's state (its tuner and at least one experiment
     checkpoint), which Tuner.restore needs."""
     return tune.Tuner.can_restore(experiment_dir) and bool(
-        glob.glob(os.path.join(experiment_dir, "experiment_state-*.json")))
+        glob.glob(os.path.join(experiment_dir, "experiment_state-*.json"))
+    )
 
 
-def fit(tune, resume: bool, spec: dict, space: SearchSpace, trainable, storage: str,
-        experiment_dir: str, record_path: str) -> bool:
+def fit(
+    tune, resume: bool, spec: dict, space: SearchSpace, trainable, storage: str, experiment_dir: str, record_path: str
+) -> bool:
     """Run (or continue) the search. Returns True when it was interrupted (Ctrl-C)."""
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.schedulers import ASHAScheduler
@@ -367,25 +424,36 @@ def fit(tune, resume: bool, spec: dict, space: SearchSpace, trainable, storage: 
     resources = tune.with_resources(trainable, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
     if resume and _ray_state_saved(tune, experiment_dir):
         # The restored run config brings back its scheduler, searcher and progress callback.
-        tuner = tune.Tuner.restore(experiment_dir, trainable=resources, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
+        tuner = tune.Tuner.restore(
+            experiment_dir, trainable=resources, resume_unfinished=True, resume_errored=False, restart_errored=False
+        )
     else:
         # (a run killed before Ray saved its state starts again: same sampler seed, same draws;
         # the trials in the record are replayed, not trained)
         progress = _ray_progress_callback(tune, spec["num_samples"], space, spec["valid_metric"], record_path)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=spec["max_epochs"],
-                                  grace_period=min(spec["grace_period"], spec["max_epochs"]),
-                                  reduction_factor=spec["reduction_factor"])
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=spec["max_epochs"],
+            grace_period=min(spec["grace_period"], spec["max_epochs"]),
+            reduction_factor=spec["reduction_factor"],
+        )
         tuner = tune.Tuner(
             resources,
             param_space=_ray_param_space(tune, space),
             tune_config=tune.TuneConfig(
-                metric="valid_score", mode="max" if spec["valid_metric_bigger"] else "min",
-                scheduler=scheduler, num_samples=spec["num_samples"],
+                metric="valid_score",
+                mode="max" if spec["valid_metric_bigger"] else "min",
+                scheduler=scheduler,
+                num_samples=spec["num_samples"],
                 search_alg=BasicVariantGenerator(random_state=spec["seed"]),
             ),
-            run_config=RunConfig(name=spec["name"], storage_path=storage, verbose=0, callbacks=[progress],
-                                 failure_config=FailureConfig(max_failures=0, fail_fast=False)),
+            run_config=RunConfig(
+                name=spec["name"],
+                storage_path=storage,
+                verbose=0,
+                callbacks=[progress],
+                failure_config=FailureConfig(max_failures=0, fail_fast=False),
+            ),
         )
     try:
         tuner.fit()

@@ -20,6 +20,7 @@ lived on, orphaned. A driver can clean up after Ctrl-C or SIGTERM (``ray.shutdow
 It imports nothing but the standard library and psutil (a dependency of Ray), and never the
 package (it runs as a script).
 """
+
 from __future__ import annotations
 
 import os

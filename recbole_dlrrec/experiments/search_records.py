@@ -10,6 +10,7 @@ Trial status: ``completed`` (trained to max_epochs or to RecBole's own early sto
 (stopped by ASHA), ``failed`` (raised, or NaN metric; ``error`` says why), ``interrupted``
 (stopped by Ctrl-C with some epochs done), ``not_started``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -122,9 +123,19 @@ def write_trials_csv(path: str, records: Sequence[TrialRecord], keys: Sequence[s
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for r in records:
-        writer.writerow([r.trial_id, r.status, r.epochs, _cell(r.last_score), _cell(r.best_score),
-                         _cell(r.best_epoch), _cell(None if r.seconds is None else round(r.seconds, 2)),
-                         *(_cell(r.params.get(k)) for k in keys), r.error])
+        writer.writerow(
+            [
+                r.trial_id,
+                r.status,
+                r.epochs,
+                _cell(r.last_score),
+                _cell(r.best_score),
+                _cell(r.best_epoch),
+                _cell(None if r.seconds is None else round(r.seconds, 2)),
+                *(_cell(r.params.get(k)) for k in keys),
+                r.error,
+            ]
+        )
     return atomic.write_text(path, buffer.getvalue())
 
 
@@ -137,11 +148,20 @@ def read_trials_csv(path: str) -> List[TrialRecord]:
         keys = fields[7:-1]
         if column is None or fields != _trials_header(keys, column):
             raise InputError(f"{path}: not a trials.csv of a search (header {fields})")
-        return [TrialRecord(row["trial_id"], row["status"], {k: _parse_cell(row[k]) for k in keys},
-                            epochs=int(row["epochs"]), last_score=_parse_cell(row[f"{column}_last"]),
-                            best_score=_parse_cell(row[f"{column}_best"]), best_epoch=_parse_cell(row["best_epoch"]),
-                            seconds=_parse_cell(row["seconds"]), error=row["error"])
-                for row in reader]
+        return [
+            TrialRecord(
+                row["trial_id"],
+                row["status"],
+                {k: _parse_cell(row[k]) for k in keys},
+                epochs=int(row["epochs"]),
+                last_score=_parse_cell(row[f"{column}_last"]),
+                best_score=_parse_cell(row[f"{column}_best"]),
+                best_epoch=_parse_cell(row["best_epoch"]),
+                seconds=_parse_cell(row["seconds"]),
+                error=row["error"],
+            )
+            for row in reader
+        ]
 
 
 def best_config_values(params: Dict[str, object], fixed: Dict[str, object], max_epochs: int, seed: int) -> dict:
@@ -183,17 +203,29 @@ def format_value(value) -> str:
     return str(value)
 
 
-def summary_table(records: Sequence[TrialRecord], keys: Sequence[str], metric: str, bigger: bool,
-                  limit: int = SUMMARY_ROWS) -> str:
+def summary_table(
+    records: Sequence[TrialRecord], keys: Sequence[str], metric: str, bigger: bool, limit: int = SUMMARY_ROWS
+) -> str:
     """The best `limit` trials as a text table, then the count of each status."""
     ranked = sorted(
         records,
-        key=lambda r: (r.best_score is None or r.status == "failed",
-                       -(r.best_score or 0.0) if bigger else (r.best_score or 0.0)),
+        key=lambda r: (
+            r.best_score is None or r.status == "failed",
+            -(r.best_score or 0.0) if bigger else (r.best_score or 0.0),
+        ),
     )
     header = ["rank", "trial", "status", "epochs", f"best valid {metric}", *keys]
-    rows = [[str(i + 1), r.trial_id, r.status, str(r.epochs), format_value(r.best_score), *(format_value(r.params.get(k)) for k in keys)]
-            for i, r in enumerate(ranked[:limit])]
+    rows = [
+        [
+            str(i + 1),
+            r.trial_id,
+            r.status,
+            str(r.epochs),
+            format_value(r.best_score),
+            *(format_value(r.params.get(k)) for k in keys),
+        ]
+        for i, r in enumerate(ranked[:limit])
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -235,12 +267,16 @@ def finite(value) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def record_from_result(trial_id: str, status: str, params: Dict[str, object], result: dict,
-                       error: str = "") -> TrialRecord:
+def record_from_result(
+    trial_id: str, status: str, params: Dict[str, object], result: dict, error: str = ""
+) -> TrialRecord:
     """A TrialRecord from a trial's last report (see `_ray_trial`'s payload)."""
     has_epochs = int(result.get("epoch") or 0) > 0
     return TrialRecord(
-        trial_id=trial_id, status=status, params=params, epochs=int(result.get("epoch") or 0),
+        trial_id=trial_id,
+        status=status,
+        params=params,
+        epochs=int(result.get("epoch") or 0),
         last_score=finite(result.get("valid_score")) if has_epochs else None,
         best_score=finite(result.get("best_valid_score")) if has_epochs else None,
         best_epoch=result.get("best_epoch") if has_epochs else None,

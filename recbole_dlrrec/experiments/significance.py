@@ -24,6 +24,7 @@ Resampling is done with per-row weights (how often each row's cluster was drawn)
 a weighted sample is computed from one sort of the scores, so 1,000 replicates over 10,000 rows
 take well under a second per model.
 """
+
 from __future__ import annotations
 
 import math
@@ -204,16 +205,24 @@ def bootstrap_auc_difference(
     replicates = np.empty(int(n_boot))
     for start in range(0, int(n_boot), _CHUNK):
         size = min(_CHUNK, int(n_boot) - start)
-        replicates[start:start + size] = replicate_differences(seeds, rng.integers(0, n_clusters, size=(size, n_clusters)))
+        replicates[start : start + size] = replicate_differences(
+            seeds, rng.integers(0, n_clusters, size=(size, n_clusters))
+        )
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         raise SignificanceInputError("every bootstrap replicate lost a class; too few test rows")
     tail = (1 - level) / 2
     low, high = np.quantile(finite, [tail, 1 - tail])
     return BootstrapResult(
-        diff=float(np.mean([s.diff for s in seeds])), ci_low=float(low), ci_high=float(high), level=float(level),
-        n_boot=int(finite.size), n_rows=n_rows, share_not_above_zero=float(np.mean(finite <= 0)),
-        n_clusters=n_clusters, p=bootstrap_p(finite),
+        diff=float(np.mean([s.diff for s in seeds])),
+        ci_low=float(low),
+        ci_high=float(high),
+        level=float(level),
+        n_boot=int(finite.size),
+        n_rows=n_rows,
+        share_not_above_zero=float(np.mean(finite <= 0)),
+        n_clusters=n_clusters,
+        p=bootstrap_p(finite),
     )
 
 
@@ -263,7 +272,7 @@ def sign_test(a: Sequence[float], b: Sequence[float]) -> SignTest:
     n = wins + losses
     if n == 0:
         return SignTest(wins, losses, float("nan"))
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
     return SignTest(wins, losses, float(min(1.0, 2 * tail)))
 
 
@@ -334,11 +343,27 @@ def compare(
     signs = sign_test(model_aucs, baseline_aucs)
     boot = bootstrap_auc_difference(groups, n_boot=n_boot, level=level, seed=seed)
     comparison = Comparison(
-        model=model, baseline=baseline, baseline_valid_auc=float(baseline_valid_auc),
-        model_test_auc=float(np.mean(model_aucs)), baseline_test_auc=float(np.mean(baseline_aucs)),
-        seeds=ttest.n, t=ttest.t, p=ttest.p, diff=boot.diff, ci_low=boot.ci_low, ci_high=boot.ci_high,
-        level=boot.level, n_boot=boot.n_boot, n_rows=boot.n_rows, significant=boot.significant, verdict="",
-        seeds_better=signs.wins, seeds_worse=signs.losses, unit=unit, n_clusters=boot.n_clusters, boot_p=boot.p,
+        model=model,
+        baseline=baseline,
+        baseline_valid_auc=float(baseline_valid_auc),
+        model_test_auc=float(np.mean(model_aucs)),
+        baseline_test_auc=float(np.mean(baseline_aucs)),
+        seeds=ttest.n,
+        t=ttest.t,
+        p=ttest.p,
+        diff=boot.diff,
+        ci_low=boot.ci_low,
+        ci_high=boot.ci_high,
+        level=boot.level,
+        n_boot=boot.n_boot,
+        n_rows=boot.n_rows,
+        significant=boot.significant,
+        verdict="",
+        seeds_better=signs.wins,
+        seeds_worse=signs.losses,
+        unit=unit,
+        n_clusters=boot.n_clusters,
+        boot_p=boot.p,
         sign_p=signs.p,
     )
     comparison.verdict = _verdict(comparison, "CI")
@@ -359,14 +384,17 @@ def apply_holm(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> None:
             setattr(comparison, target, value)
     for comparison in comparisons:
         comparison.significant = bool(comparison.boot_p_holm < alpha)
-        comparison.verdict = _verdict(comparison, f"Holm-adjusted bootstrap p {'<' if comparison.significant else '>='} {alpha:g}")
+        comparison.verdict = _verdict(
+            comparison, f"Holm-adjusted bootstrap p {'<' if comparison.significant else '>='} {alpha:g}"
+        )
 
 
 def select_best_baseline(valid_auc: dict, exclude_prefix: str = "DLRREC") -> Optional[str]:
     """The model with the best mean VALID AUC among names not starting with `exclude_prefix`
     (so DLRREC's own variants are not its baselines). None when there is none."""
     candidates = {
-        name: value for name, value in valid_auc.items()
+        name: value
+        for name, value in valid_auc.items()
         if not name.upper().startswith(exclude_prefix.upper()) and value is not None and np.isfinite(value)
     }
     if not candidates:

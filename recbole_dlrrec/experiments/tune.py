@@ -50,16 +50,15 @@ This module is the driver; the Ray calls are in ``ray_backend.py``, the records 
 (trials.csv, best_config.yaml, run_spec.json, finished_trials.jsonl) in ``search_records.py``,
 the plots in ``plots.py``.
 """
+
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-import re
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.experiments import ray_auth, ray_backend
@@ -70,7 +69,6 @@ from recbole_dlrrec.experiments.search_records import (
     best_config_values,
     finished_record_path,
     format_value,
-    json_safe,
     read_finished,
     read_run_spec,
     select_best,
@@ -79,57 +77,16 @@ from recbole_dlrrec.experiments.search_records import (
     write_run_spec,
     write_trials_csv,
 )
-from recbole_dlrrec.experiments.tune_space import SearchSpace, default_space_file, load_space
-
-TUNE_ROOT = os.path.join("results", "tune")
-RAY_DIRNAME = ".ray"  # results/tune/.ray/<dataset>/<run>/: Ray's experiment folders
-DEFAULT_MODEL = "DLRREC"
-DEFAULT_GRACE_PERIOD = 1  # ASHA: epochs every trial gets before it can be stopped
-DEFAULT_REDUCTION_FACTOR = 3  # ASHA: keep the best 1/3 at each rung (rungs 1, 3, 9, ... epochs)
-DEFAULT_CPUS_PER_TRIAL = 1.0
-DEFAULT_GPUS_PER_TRIAL = 0.0
-
-
-@dataclass
-class TuneRequest:
-    """One search as asked. An option left None takes its default in a new run and the run's
-    own value on ``resume`` (RUN_OPTIONS)."""
-
-    model: Optional[str]  # None: DEFAULT_MODEL
-    dataset: str
-    num_samples: Optional[int] = None  # needed by a new run
-    max_epochs: Optional[int] = None  # None: the config's `epochs`
-    space_file: Optional[str] = None  # None: properties/tune/<MODEL>.yaml
-    fixed: Dict[str, object] = field(default_factory=dict)  # --key=value overrides
-    config_files: List[str] = field(default_factory=list)
-    address: Optional[str] = None  # None: start Ray inside this process
-    cpus_per_trial: Optional[float] = None  # None: DEFAULT_CPUS_PER_TRIAL
-    gpus_per_trial: Optional[float] = None  # None: DEFAULT_GPUS_PER_TRIAL
-    resume: bool = False
-    name: Optional[str] = None
-    seed: Optional[int] = None  # None: the config's `seed`
-    out_root: str = TUNE_ROOT
-    grace_period: Optional[int] = None  # None: DEFAULT_GRACE_PERIOD
-    reduction_factor: Optional[float] = None  # None: DEFAULT_REDUCTION_FACTOR
-    num_cpus: Optional[int] = None  # local Ray only; None: all CPUs of this machine
-    evaluate_best: Optional[bool] = None  # re-train the best config and evaluate it on test; None: True
-
-
-# Request field -> (run_spec.json key, the command-line option that sets it): what a resumed run
-# takes from its spec. Where it runs (address, num_cpus) may change between the two.
-RUN_OPTIONS = {
-    "model": ("model", "--model"), "num_samples": ("num_samples", "--num_samples"),
-    "max_epochs": ("max_epochs", "--max_epochs"), "space_file": ("space_file", "--space"),
-    "fixed": ("fixed", "--key=value"), "config_files": ("config_files", "--config_files"),
-    "seed": ("seed", "--seed"), "cpus_per_trial": ("cpus_per_trial", "--cpus_per_trial"),
-    "gpus_per_trial": ("gpus_per_trial", "--gpus_per_trial"), "grace_period": ("grace_period", "--grace_period"),
-    "reduction_factor": ("reduction_factor", "--reduction_factor"), "evaluate_best": ("evaluate_best", "--no_test"),
-}
-# Defaults of a new run, and of a resumed run whose spec predates the key (run_spec.json from
-# before evaluate_best was recorded: those runs evaluated test unless told otherwise).
-NEW_RUN_DEFAULTS = {"model": DEFAULT_MODEL, "cpus_per_trial": DEFAULT_CPUS_PER_TRIAL,
-                    "gpus_per_trial": DEFAULT_GPUS_PER_TRIAL, "grace_period": DEFAULT_GRACE_PERIOD,
-                    "reduction_factor": DEFAULT_REDUCTION_FACTOR, "evaluate_best": True}
+from recbole_dlrrec.experiments.tune_request import (
+    DEFAULT_GRACE_PERIOD,
+    RAY_DIRNAME,
+    TUNE_ROOT,
+    TuneRequest,
+    new_request,
+    resumed_request,
+    with_run_name,
+)
+from recbole_dlrrec.experiments.tune_space import SearchSpace, load_space
 
 
 @dataclass
@@ -165,8 +122,9 @@ def _ignore_ray_folder(out_root: str) -> None:
 def interrupted_line(request: TuneRequest) -> str:
     """What to tell a user who stopped the search: how to continue it (once its run spec is
     written, --resume can), else to start it again."""
-    if request.name and os.path.isfile(os.path.join(run_dirs(request.out_root, request.dataset, request.name)[0],
-                                                    "run_spec.json")):
+    if request.name and os.path.isfile(
+        os.path.join(run_dirs(request.out_root, request.dataset, request.name)[0], "run_spec.json")
+    ):
         where = "" if request.out_root == TUNE_ROOT else f" --out_root={request.out_root}"
         return f"interrupted; continue with --resume --name {request.name} --dataset={request.dataset}{where}"
     return "interrupted before the search started; rerun the same command"
@@ -186,8 +144,11 @@ def _prepare_data(model: str, dataset: str, config_files: List[str], fixed: dict
 def _session_overrides(config, checkpoint_dir: str) -> dict:
     """Absolute paths for trials (Ray changes their working directory)."""
     data_root = os.path.dirname(os.path.normpath(config["data_path"]))
-    out = {"data_path": os.path.abspath(data_root), "checkpoint_dir": os.path.abspath(checkpoint_dir),
-           "show_progress": False}
+    out = {
+        "data_path": os.path.abspath(data_root),
+        "checkpoint_dir": os.path.abspath(checkpoint_dir),
+        "show_progress": False,
+    }
     side = config["side_data_path"] if "side_data_path" in config else None
     if side:
         out["side_data_path"] = os.path.abspath(side)
@@ -195,8 +156,13 @@ def _session_overrides(config, checkpoint_dir: str) -> dict:
 
 
 def _check_fixed(fixed: dict) -> None:
-    banned = {"epochs": "--max_epochs", "seed": "--seed", "eval_step": "nothing (validation runs every epoch)",
-              "checkpoint_dir": "nothing (run_tune.py sets it)", "gpu_id": "--gpus_per_trial"}
+    banned = {
+        "epochs": "--max_epochs",
+        "seed": "--seed",
+        "eval_step": "nothing (validation runs every epoch)",
+        "checkpoint_dir": "nothing (run_tune.py sets it)",
+        "gpu_id": "--gpus_per_trial",
+    }
     for key, use in banned.items():
         if key in fixed:
             raise TuneRunError(f"--{key} cannot be a fixed override of run_tune.py; use {use}")
@@ -210,15 +176,24 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
     if num_samples < 1:
         raise TuneRunError(f"--num_samples must be >= 1, got {request.num_samples}")
     return {
-        "model": request.model, "model_class": model_name, "dataset": request.dataset,
-        "name": request.name, "num_samples": num_samples, "max_epochs": max_epochs,
-        "space_file": os.path.abspath(space_file), "fixed": dict(request.fixed),
+        "model": request.model,
+        "model_class": model_name,
+        "dataset": request.dataset,
+        "name": request.name,
+        "num_samples": num_samples,
+        "max_epochs": max_epochs,
+        "space_file": os.path.abspath(space_file),
+        "fixed": dict(request.fixed),
         "config_files": [os.path.abspath(f) for f in request.config_files],
         "seed": int(request.seed if request.seed is not None else config["seed"]),
-        "cpus_per_trial": request.cpus_per_trial, "gpus_per_trial": request.gpus_per_trial,
-        "grace_period": int(request.grace_period or DEFAULT_GRACE_PERIOD), "reduction_factor": request.reduction_factor,
-        "valid_metric": str(config["valid_metric"]), "valid_metric_bigger": bool(config["valid_metric_bigger"]),
-        "evaluate_best": bool(request.evaluate_best), "scheduler": "ASHA",
+        "cpus_per_trial": request.cpus_per_trial,
+        "gpus_per_trial": request.gpus_per_trial,
+        "grace_period": int(request.grace_period or DEFAULT_GRACE_PERIOD),
+        "reduction_factor": request.reduction_factor,
+        "valid_metric": str(config["valid_metric"]),
+        "valid_metric_bigger": bool(config["valid_metric_bigger"]),
+        "evaluate_best": bool(request.evaluate_best),
+        "scheduler": "ASHA",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
@@ -228,17 +203,27 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
     from recbole_dlrrec.runtime.quick_start import atomic_write_json, build_config, run
     from recbole_dlrrec.runtime.threads import threads_within
 
-    overrides = {**spec["fixed"], **session, **best.params, "epochs": spec["max_epochs"], "seed": spec["seed"],
-                 "checkpoint_dir": os.path.join(experiment_dir, "best_model")}
+    overrides = {
+        **spec["fixed"],
+        **session,
+        **best.params,
+        "epochs": spec["max_epochs"],
+        "seed": spec["seed"],
+        "checkpoint_dir": os.path.join(experiment_dir, "best_model"),
+    }
     overrides.setdefault("state", "WARNING")
     with threads_within(int(spec["cpus_per_trial"])):  # as in the trial: same numbers
         config = build_config(spec["model"], spec["dataset"], spec["config_files"], overrides, prepare=False)
         path = os.path.join(out_dir, "best_test_result.json")
         results = run(spec["model"], config=config, saved=True, evaluate_test=True, result_file=path)
     results["tuning"] = {
-        "run": spec["name"], "trial_id": best.trial_id, "trial_status": best.status,
-        "trial_best_valid_score": best.best_score, "trial_best_epoch": best.best_epoch,
-        "params": best.params, "space_file": os.path.join(out_dir, "space.yaml"),
+        "run": spec["name"],
+        "trial_id": best.trial_id,
+        "trial_status": best.status,
+        "trial_best_valid_score": best.best_score,
+        "trial_best_epoch": best.best_epoch,
+        "params": best.params,
+        "space_file": os.path.join(out_dir, "space.yaml"),
         "selected_on": f"validation {spec['valid_metric']} ({'max' if spec['valid_metric_bigger'] else 'min'})",
     }
     atomic_write_json(path, results)
@@ -246,74 +231,6 @@ def _retrain_best(spec: dict, best: TrialRecord, session: dict, experiment_dir: 
 
 
 # -- the request as it will run ----------------------------------------------------------------
-def with_run_name(request: TuneRequest) -> TuneRequest:
-    """The request with its run name (default <MODEL>-<time>), checked; a new object, so a
-    caller that names the run to resume after Ctrl-C names the one that ran."""
-    name = request.name
-    if not name:
-        if request.resume:
-            raise TuneRunError("--resume needs --name RUN (the run to continue)")
-        name = f"{request.model or DEFAULT_MODEL}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
-        raise TuneRunError(f"--name {name!r}: use letters, digits and _ . + - only")
-    return dataclasses.replace(request, name=name)
-
-
-def _given(request: TuneRequest, attr: str):
-    """The request's value of a RUN_OPTIONS field in run_spec.json's terms, or None when not given."""
-    value = getattr(request, attr)
-    if attr in ("fixed", "config_files"):
-        return None if not value else json_safe(value if attr == "fixed" else [os.path.abspath(f) for f in value])
-    if attr == "space_file":
-        return None if value is None else os.path.abspath(value)
-    return value
-
-
-def _option_text(flag: str, value) -> str:
-    if flag == "--no_test":
-        return "without --no_test" if value else "with --no_test"
-    if flag == "--key=value":
-        return "with " + (" ".join(f"--{k}={v}" for k, v in sorted(value.items())) or "no --key=value")
-    if flag == "--config_files":
-        return f"with --config_files={','.join(value)}" if value else "without --config_files"
-    return f"with {flag}={value}"
-
-
-def resumed_request(request: TuneRequest, spec: dict, spec_path: str) -> TuneRequest:
-    """The request of a resumed run: every RUN_OPTIONS value from its spec (a key the spec
-    predates: the request's value, else the default). TuneRunError (one line) when the request
-    gives an option with another value than the run was started with."""
-    if spec.get("dataset") != request.dataset:
-        raise TuneRunError(f"{spec_path}: run {request.name} is on dataset {spec.get('dataset')}, not {request.dataset}")
-    values: Dict[str, Any] = {}
-    for attr, (key, flag) in RUN_OPTIONS.items():
-        recorded, given = spec.get(key), _given(request, attr)
-        if given is not None and recorded is not None and given != recorded:
-            raise TuneRunError(f"--resume: run {request.name} was started {_option_text(flag, recorded)}, not "
-                               f"{_option_text(flag, given)} ({spec_path}); a resumed run keeps the options it was "
-                               "started with")
-        if recorded is not None:
-            values[attr] = recorded
-        elif given is None and attr in NEW_RUN_DEFAULTS:
-            values[attr] = NEW_RUN_DEFAULTS[attr]
-    values["space_file"] = os.path.join(os.path.dirname(spec_path), "space.yaml")  # the merged copy
-    return dataclasses.replace(request, **values)
-
-
-def new_request(request: TuneRequest) -> TuneRequest:
-    """The request of a new run, its unset options at their defaults."""
-    from recbole_dlrrec.config.registry import resolve_model
-    from recbole_dlrrec.config.stack import PROPERTIES_DIR
-
-    if request.num_samples is None:
-        raise TuneRunError("--num_samples is needed to start a run (only --resume takes the run's own)")
-    values: Dict[str, Any] = {attr: default for attr, default in NEW_RUN_DEFAULTS.items()
-                              if getattr(request, attr) is None}
-    model = str(values.get("model", request.model))
-    space_file = request.space_file or default_space_file(resolve_model(model)[0].__name__, PROPERTIES_DIR)
-    return dataclasses.replace(request, **values, space_file=space_file)
-
-
 def _resolved(request: TuneRequest) -> Tuple[str, str, str]:
     """(model, run name, space file) of a request that new_request / resumed_request resolved."""
     if request.model is None or request.name is None or request.space_file is None:
@@ -346,14 +263,17 @@ def _start_run(request: TuneRequest, model_name: str, space: SearchSpace, config
     --resume reads alone) and run_spec.json. Returns the spec."""
     spec = _new_spec(request, model_name, _resolved(request)[2], config)
     os.makedirs(out_dir, exist_ok=True)
-    atomic.write_text(os.path.join(out_dir, "space.yaml"), space.to_text(
-        header=[f"Search space of run {request.name}, merged from: {', '.join(space.files)}."]))
+    atomic.write_text(
+        os.path.join(out_dir, "space.yaml"),
+        space.to_text(header=[f"Search space of run {request.name}, merged from: {', '.join(space.files)}."]),
+    )
     write_run_spec(os.path.join(out_dir, "run_spec.json"), spec)
     return spec
 
 
-def _search(request: TuneRequest, spec: dict, space: SearchSpace, session: dict,
-            out_dir: str) -> Tuple[List[TrialRecord], bool]:
+def _search(
+    request: TuneRequest, spec: dict, space: SearchSpace, session: dict, out_dir: str
+) -> Tuple[List[TrialRecord], bool]:
     """Step 3, the ASHA search in Ray. Returns (every trial's record, interrupted)."""
     _, storage, experiment_dir = run_dirs(request.out_root, request.dataset, _resolved(request)[1])
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
@@ -363,39 +283,63 @@ def _search(request: TuneRequest, spec: dict, space: SearchSpace, session: dict,
     if finished:
         print(f"{len(finished)} trial(s) finished before: kept, not trained again ({record_path})", flush=True)
     trainable = functools.partial(
-        ray_backend.trial, model=spec["model"], dataset=spec["dataset"], config_files=spec["config_files"],
-        overrides=overrides, space=space, threads=int(max(1, spec["cpus_per_trial"])),
-        finished=finished, bigger=bool(spec["valid_metric_bigger"]),
+        ray_backend.trial,
+        model=spec["model"],
+        dataset=spec["dataset"],
+        config_files=spec["config_files"],
+        overrides=overrides,
+        space=space,
+        threads=int(max(1, spec["cpus_per_trial"])),
+        finished=finished,
+        bigger=bool(spec["valid_metric_bigger"]),
     )
     # Ray names trial folders after it; typeshed's partial has no __name__ (a partial takes attributes).
     trainable.__name__ = spec["model_class"]  # type: ignore[attr-defined]
     with ray_backend.ray_session(ray, request.address, request.num_cpus):
-        print(f"search {spec['name']}: {spec['num_samples']} trials of {spec['model']} on {spec['dataset']}, "
-              f"ASHA over {spec['max_epochs']} epochs, space {request.space_file}", flush=True)
-        interrupted = ray_backend.fit(tune, request.resume, spec, space, trainable, storage, experiment_dir,
-                                      record_path)
+        print(
+            f"search {spec['name']}: {spec['num_samples']} trials of {spec['model']} on {spec['dataset']}, "
+            f"ASHA over {spec['max_epochs']} epochs, space {request.space_file}",
+            flush=True,
+        )
+        interrupted = ray_backend.fit(
+            tune, request.resume, spec, space, trainable, storage, experiment_dir, record_path
+        )
         records = ray_backend.read_trials(experiment_dir, space, read_finished(record_path))
     return records, interrupted
 
 
-def _write_best_config(spec: dict, records: List[TrialRecord], best: TrialRecord, interrupted: bool,
-                       out_dir: str) -> str:
+def _write_best_config(
+    spec: dict, records: List[TrialRecord], best: TrialRecord, interrupted: bool, out_dir: str
+) -> str:
     """best_config.yaml of the best trial, checked to be accepted as is by run_recbole.py."""
     from recbole_dlrrec.runtime.quick_start import build_config
 
     metric = spec["valid_metric"]
-    note = (f"run {spec['name']}, {len(records)} trials, ASHA over {spec['max_epochs']} epochs, "
-            f"trial {best.trial_id} best valid {metric} {format_value(best.best_score)}"
-            + ("; search interrupted, partial" if interrupted else ""))
-    best_file = write_best_config(os.path.join(out_dir, "best_config.yaml"),
-                                  best_config_values(best.params, spec["fixed"], spec["max_epochs"], spec["seed"]),
-                                  spec["model"], spec["dataset"], note)
+    note = (
+        f"run {spec['name']}, {len(records)} trials, ASHA over {spec['max_epochs']} epochs, "
+        f"trial {best.trial_id} best valid {metric} {format_value(best.best_score)}"
+        + ("; search interrupted, partial" if interrupted else "")
+    )
+    best_file = write_best_config(
+        os.path.join(out_dir, "best_config.yaml"),
+        best_config_values(best.params, spec["fixed"], spec["max_epochs"], spec["seed"]),
+        spec["model"],
+        spec["dataset"],
+        note,
+    )
     build_config(spec["model"], spec["dataset"], [best_file], {}, prepare=False)
     return best_file
 
 
-def _write_outputs(request: TuneRequest, spec: dict, space: SearchSpace, records: List[TrialRecord],
-                   interrupted: bool, session: dict, out_dir: str) -> TuneOutcome:
+def _write_outputs(
+    request: TuneRequest,
+    spec: dict,
+    space: SearchSpace,
+    records: List[TrialRecord],
+    interrupted: bool,
+    session: dict,
+    out_dir: str,
+) -> TuneOutcome:
     """Step 4: trials.csv, the plots, best_config.yaml, and (unless interrupted or told not to)
     the best config re-trained and evaluated on test once."""
     experiment_dir = run_dirs(request.out_root, request.dataset, _resolved(request)[1])[2]
@@ -411,14 +355,27 @@ def _write_outputs(request: TuneRequest, spec: dict, space: SearchSpace, records
         print(f"re-training the best config (trial {best.trial_id}) and evaluating it on test ...", flush=True)
         retrain = _retrain_best(spec, best, session, experiment_dir, out_dir)
         test_file = retrain["result_file"]
-        summary += (f"\nbest trial {best.trial_id}: valid {metric} {format_value(best.best_score)} in the search; "
-                    f"re-trained: valid {format_value(retrain['best_valid_score'])}, "
-                    f"test {metric} {format_value((retrain['test_result'] or {}).get(metric.lower()))}")
+        summary += (
+            f"\nbest trial {best.trial_id}: valid {metric} {format_value(best.best_score)} in the search; "
+            f"re-trained: valid {format_value(retrain['best_valid_score'])}, "
+            f"test {metric} {format_value((retrain['test_result'] or {}).get(metric.lower()))}"
+        )
     print(summary, flush=True)
     print(f"outputs: {out_dir}", flush=True)
-    return TuneOutcome(out_dir=out_dir, experiment_dir=experiment_dir, metric=metric, bigger=bigger,
-                       trials=records, best=best, best_config_file=best_file, test_result_file=test_file,
-                       retrain=retrain, plots=plots, interrupted=interrupted, summary=summary)
+    return TuneOutcome(
+        out_dir=out_dir,
+        experiment_dir=experiment_dir,
+        metric=metric,
+        bigger=bigger,
+        trials=records,
+        best=best,
+        best_config_file=best_file,
+        test_result_file=test_file,
+        retrain=retrain,
+        plots=plots,
+        interrupted=interrupted,
+        summary=summary,
+    )
 
 
 def run_search(request: TuneRequest) -> TuneOutcome:
@@ -434,7 +391,9 @@ def run_search(request: TuneRequest) -> TuneOutcome:
         request = resumed_request(request, spec, spec_path)
     else:
         if os.path.exists(spec_path):
-            raise TuneRunError(f"run {request.name} exists in {out_dir}; pass --resume to continue it or choose another --name")
+            raise TuneRunError(
+                f"run {request.name} exists in {out_dir}; pass --resume to continue it or choose another --name"
+            )
         _check_fixed(request.fixed)
         request = new_request(request)
     stack, space = _checked_space(request)

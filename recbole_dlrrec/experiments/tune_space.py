@@ -26,6 +26,7 @@ A space file outside that folder stands alone.
 This module never imports ray: the Ray adapter (``recbole_dlrrec.experiments.ray_backend``) turns a
 :class:`SearchSpace` into Ray's own distributions.
 """
+
 from __future__ import annotations
 
 import math
@@ -125,8 +126,9 @@ class SearchSpace:
     def without(self, keys: Iterable[str], reason: str) -> "SearchSpace":
         """This space minus `keys` (e.g. those a model variant fixes), each noted in left_out."""
         keys = set(keys)
-        out = SearchSpace(self.path, {k: p for k, p in self.params.items() if k not in keys}, self.shared_path,
-                          dict(self.left_out))
+        out = SearchSpace(
+            self.path, {k: p for k, p in self.params.items() if k not in keys}, self.shared_path, dict(self.left_out)
+        )
         out.left_out.update({k: reason for k in sorted(keys & set(self.params))})
         return out
 
@@ -144,6 +146,7 @@ class SearchSpace:
 
 def _plain_entries(entries: Dict[str, dict]) -> Dict[str, dict]:
     """Tuples -> lists, so that safe_dump writes plain YAML lists."""
+
     def plain(value):
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
@@ -244,8 +247,14 @@ def shared_space_file(path: str) -> Optional[str]:
     return shared
 
 
-def _parse_entries(space: SearchSpace, path: str, data: dict, lines: Dict[str, int],
-                   specs: Optional[Dict[str, KeySpec]], source: str = "") -> None:
+def _parse_entries(
+    space: SearchSpace,
+    path: str,
+    data: dict,
+    lines: Dict[str, int],
+    specs: Optional[Dict[str, KeySpec]],
+    source: str = "",
+) -> None:
     for key, entry in data.items():
         where = _where(path, lines.get(str(key), 0))
         if not isinstance(key, str):
@@ -259,9 +268,7 @@ def _parse_entries(space: SearchSpace, path: str, data: dict, lines: Dict[str, i
             )
         dist, args = next(iter(entry.items()))
         if dist not in DISTRIBUTIONS:
-            raise SpaceError(
-                f"{where}: {key}: unknown distribution {dist!r}; valid: {', '.join(DISTRIBUTIONS)}"
-            )
+            raise SpaceError(f"{where}: {key}: unknown distribution {dist!r}; valid: {', '.join(DISTRIBUTIONS)}")
         spec = (specs or {}).get(key)
         int_only = bool(spec and spec.types == frozenset({"int"}))
         if dist == "choice" and args == DECLARED:  # the key's valid values stay listed in one place
@@ -285,15 +292,25 @@ def parse_space(path: str, specs: Optional[Dict[str, KeySpec]] = None) -> Search
         for key, entry in data.items():
             if key in shared and entry is not None:
                 raise SpaceError(
-                    f"{_where(path, lines.get(str(key), 0))}: {key} is a shared key ({space.shared_path}): its range is "
-                    f"the same for every model and is set there only; write `{key}: ~` to leave it out of this model")
+                    f"{_where(path, lines.get(str(key), 0))}: {key} is a shared key ({space.shared_path}): its range "
+                    "is "
+                    f"the same for every model and is set there only; write `{key}: ~` to leave it out of this model"
+                )
             if entry is None and key not in shared:
-                raise SpaceError(f"{_where(path, lines.get(str(key), 0))}: {key}: `~` leaves out a shared key, "
-                                 f"and {key} is not one ({space.shared_path})")
+                raise SpaceError(
+                    f"{_where(path, lines.get(str(key), 0))}: {key}: `~` leaves out a shared key, "
+                    f"and {key} is not one ({space.shared_path})"
+                )
         left_out = {k for k, v in data.items() if v is None}
         space.left_out = {k: f"left out by {os.path.basename(path)}" for k in shared if k in left_out}
-        _parse_entries(space, space.shared_path, {k: v for k, v in shared.items() if k not in left_out},
-                       shared_lines, specs, source=space.shared_path)
+        _parse_entries(
+            space,
+            space.shared_path,
+            {k: v for k, v in shared.items() if k not in left_out},
+            shared_lines,
+            specs,
+            source=space.shared_path,
+        )
         data = {k: v for k, v in data.items() if v is not None}
     if not space.params and not data:
         raise SpaceError(f"{path}: the search space is empty; expected lines like w1: {{loguniform: [0.001, 1.0]}}")
@@ -339,8 +356,13 @@ def foreign_keys(model_name: str, properties_dir: str, own_files: Sequence[str])
     return foreign
 
 
-def check_space(space: SearchSpace, model_name: str, properties_dir: str, config_files: Sequence[str],
-                specs: Optional[Dict[str, KeySpec]] = None) -> None:
+def check_space(
+    space: SearchSpace,
+    model_name: str,
+    properties_dir: str,
+    config_files: Sequence[str],
+    specs: Optional[Dict[str, KeySpec]] = None,
+) -> None:
     """Raise SpaceError (naming file, line, key) unless every key is one of `model_name`'s
     config keys and every sample value of it has the declared type.
 
@@ -372,7 +394,8 @@ def model_key_specs(properties_dir: str, config_files: Sequence[str]) -> Dict[st
     (known_keys walks all of properties/, and a space file is no definition of a key)."""
     tune_dir = os.path.join(os.path.abspath(properties_dir), "tune") + os.sep
     return {
-        name: spec for name, spec in known_keys(properties_dir, config_files).items()
+        name: spec
+        for name, spec in known_keys(properties_dir, config_files).items()
         if not os.path.abspath(spec.source).startswith(tune_dir)
     }
 
@@ -402,6 +425,7 @@ def model_space(model: str, properties_dir: str, config_files: Sequence[str]) ->
     model_class, variant = resolve_model(model)
     base = model_class.__name__
     own = default_space_file(model, properties_dir)
-    space = load_space(own if os.path.isfile(own) else default_space_file(base, properties_dir), base, properties_dir,
-                       config_files)
+    space = load_space(
+        own if os.path.isfile(own) else default_space_file(base, properties_dir), base, properties_dir, config_files
+    )
     return space.without(variant, f"fixed by {model}") if variant else space

@@ -11,6 +11,7 @@ tuning/<MODEL>/ (space.yaml, trials.csv, best_config.yaml, tuning.json) and reus
 unless --retune, or unless what it depends on changed (`tuning_inputs`, digested by
 `search_fingerprint`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,13 +77,17 @@ class TuneBudget:
         if self.max_epochs < 1:
             raise TuneBudgetError(f"the epoch cap must be >= 1, got {self.max_epochs}")
         if self.grace_period < 1 or (self.grace_period < MIN_GRACE_PERIOD and not self.allow_short_grace):
-            raise TuneBudgetError(f"--grace_period must be >= {MIN_GRACE_PERIOD} (pruning after fewer epochs favours the "
-                                  f"models that fit fastest), got {self.grace_period}")
+            raise TuneBudgetError(
+                f"--grace_period must be >= {MIN_GRACE_PERIOD} (pruning after fewer epochs favours the "
+                f"models that fit fastest), got {self.grace_period}"
+            )
 
     def describe(self) -> str:
-        return (f"{self.trials} trials per model (random draws, sampler seed {self.seed}), ASHA on the validation metric "
-                f"after every epoch with a grace period of {min(self.grace_period, self.max_epochs)} epoch(s) and "
-                f"reduction factor {self.reduction_factor:g}, at most {self.max_epochs} epochs per trial")
+        return (
+            f"{self.trials} trials per model (random draws, sampler seed {self.seed}), ASHA on the validation metric "
+            f"after every epoch with a grace period of {min(self.grace_period, self.max_epochs)} epoch(s) and "
+            f"reduction factor {self.reduction_factor:g}, at most {self.max_epochs} epochs per trial"
+        )
 
 
 @dataclass
@@ -114,8 +119,9 @@ def board_space(model: str, dataset: str, overrides: Optional[dict] = None) -> S
     return model_space(model, PROPERTIES_DIR, stack.plugin_files() + stack.dataset_files())
 
 
-def check_tuned_inputs(dataset: str, models: Sequence[str], overrides: Optional[dict],
-                       budget: TuneBudget) -> Dict[str, SearchSpace]:
+def check_tuned_inputs(
+    dataset: str, models: Sequence[str], overrides: Optional[dict], budget: TuneBudget
+) -> Dict[str, SearchSpace]:
     """Everything a tuned board needs that can be checked before any work: the budget, the
     dataset (its atomic files, or a builder), every model's space file. Returns model -> space."""
     from recbole_dlrrec.config.stack import ConfigStack
@@ -159,11 +165,18 @@ def tuning_inputs(board: Leaderboard, model: str, space, budget: TuneBudget) -> 
 
     data_path = ConfigStack(model, board.dataset, (), board.overrides).data_path
     return {
-        "model": model, "dataset": board.dataset, "data_files": data_files_digest(board.dataset, data_path, side_files=is_plugin_model(model)),
-        "space": space.to_dict(), "space_left_out": dict(space.left_out),
+        "model": model,
+        "dataset": board.dataset,
+        "data_files": data_files_digest(board.dataset, data_path, side_files=is_plugin_model(model)),
+        "space": space.to_dict(),
+        "space_left_out": dict(space.left_out),
         "space_files": [os.path.relpath(f) for f in space.files],
-        "trials": budget.trials, "max_epochs": budget.max_epochs, "grace_period": budget.grace_period,
-        "reduction_factor": budget.reduction_factor, "seed": budget.seed, "code_version": code_version(model),
+        "trials": budget.trials,
+        "max_epochs": budget.max_epochs,
+        "grace_period": budget.grace_period,
+        "reduction_factor": budget.reduction_factor,
+        "seed": budget.seed,
+        "code_version": code_version(model),
         "fixed": {k: v for k, v in search_overrides(board, model).items() if k not in NOT_FINGERPRINTED},
         "defaults": search_defaults(board, model, space),
     }
@@ -204,8 +217,12 @@ def _stale_inputs(old: dict, new: dict) -> str:
     ignore = {"space_files"}  # paths: what they hold is compared as "space"
     changed = sorted(k for k in new if k not in ignore and k in old and old[k] != new[k])
     if "defaults" in changed:  # name the keys: "defaults" alone does not say which file to look at
-        keys = sorted(k for k in set(old["defaults"]) | set(new["defaults"]) if old["defaults"].get(k) != new["defaults"].get(k))
-        changed[changed.index("defaults")] = f"defaults in properties/ ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})"
+        keys = sorted(
+            k for k in set(old["defaults"]) | set(new["defaults"]) if old["defaults"].get(k) != new["defaults"].get(k)
+        )
+        changed[changed.index("defaults")] = (
+            f"defaults in properties/ ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})"
+        )
     return ", ".join(changed) or "the record"
 
 
@@ -235,17 +252,30 @@ def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneB
     outputs go to tuning/.runs/<dataset>/<run>/. Returns the search's TuneOutcome."""
     if search is None:
         from recbole_dlrrec.experiments.tune import run_search
+
         search = run_search
     from recbole_dlrrec.experiments.tune import TuneRequest
 
     runs_root = os.path.join(board.out_dir, TUNING_DIRNAME, ".runs")  # tune.run_search's own folders
     board.apply_threads()
-    outcome = search(TuneRequest(
-        model=model, dataset=board.dataset, num_samples=budget.trials, max_epochs=budget.max_epochs,
-        space_file=space_file, fixed=search_overrides(board, model), name=_new_run_name(runs_root, board.dataset, model),
-        seed=budget.seed, out_root=runs_root,
-        grace_period=budget.grace_period, reduction_factor=budget.reduction_factor, num_cpus=budget.num_cpus,
-        cpus_per_trial=budget.cpus_per_trial, evaluate_best=False))
+    outcome = search(
+        TuneRequest(
+            model=model,
+            dataset=board.dataset,
+            num_samples=budget.trials,
+            max_epochs=budget.max_epochs,
+            space_file=space_file,
+            fixed=search_overrides(board, model),
+            name=_new_run_name(runs_root, board.dataset, model),
+            seed=budget.seed,
+            out_root=runs_root,
+            grace_period=budget.grace_period,
+            reduction_factor=budget.reduction_factor,
+            num_cpus=budget.num_cpus,
+            cpus_per_trial=budget.cpus_per_trial,
+            evaluate_best=False,
+        )
+    )
     if outcome.interrupted:
         raise KeyboardInterrupt  # Ctrl-C in the search: stop the board too (the CLI says how to continue)
     return outcome
@@ -254,26 +284,62 @@ def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneB
 def _keep_search(outcome, folder: str) -> dict:
     """Copy a finished search's trials.csv and best_config.yaml into tuning/<MODEL>/; returns
     the record fields of its best trial. RuntimeError when no trial has a finite score."""
-    counts = {status: sum(t.status == status for t in outcome.trials) for status in ("completed", "pruned", "failed",
-                                                                                    "interrupted", "not_started")}
+    counts = {
+        status: sum(t.status == status for t in outcome.trials)
+        for status in ("completed", "pruned", "failed", "interrupted", "not_started")
+    }
     if outcome.best is None:
-        raise RuntimeError(f"no trial ended with a finite validation {outcome.metric} "
-                           f"({counts['failed']} of {len(outcome.trials)} failed)")
+        raise RuntimeError(
+            f"no trial ended with a finite validation {outcome.metric} "
+            f"({counts['failed']} of {len(outcome.trials)} failed)"
+        )
     with atomic.atomic_path(os.path.join(folder, "trials.csv")) as tmp:
         shutil.copyfile(os.path.join(outcome.out_dir, "trials.csv"), tmp)
     # The copy's "how to run it" comment names the copy, not the Ray run folder (not kept in git).
     with open(os.path.join(outcome.out_dir, "best_config.yaml"), encoding="utf-8") as handle:
-        text = handle.read().replace(os.path.relpath(os.path.join(outcome.out_dir, "best_config.yaml")),
-                                     os.path.relpath(os.path.join(folder, "best_config.yaml")))
+        text = handle.read().replace(
+            os.path.relpath(os.path.join(outcome.out_dir, "best_config.yaml")),
+            os.path.relpath(os.path.join(folder, "best_config.yaml")),
+        )
     atomic.write_text(os.path.join(folder, "best_config.yaml"), text)
     best = outcome.best
-    return {"status": "ok", "error": None, "params": dict(best.params), "trial_id": best.trial_id,
-            "best_valid_score": best.best_score, "best_epoch": best.best_epoch, "metric": outcome.metric,
-            "metric_bigger": outcome.bigger, "trial_counts": counts, "run_dir": os.path.relpath(outcome.out_dir)}
+    return {
+        "status": "ok",
+        "error": None,
+        "params": dict(best.params),
+        "trial_id": best.trial_id,
+        "best_valid_score": best.best_score,
+        "best_epoch": best.best_epoch,
+        "metric": outcome.metric,
+        "metric_bigger": outcome.bigger,
+        "trial_counts": counts,
+        "run_dir": os.path.relpath(outcome.out_dir),
+    }
 
 
-def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune: bool = False,
-               search: Optional[Callable] = None) -> TunedModel:
+def _reusable(old: dict, fingerprint: str, folder: str) -> bool:
+    """A saved search that finished with the same inputs and still has its best configuration."""
+    return bool(
+        old.get("status") == "ok"
+        and old.get("fingerprint") == fingerprint
+        and os.path.isfile(os.path.join(folder, "best_config.yaml"))
+    )
+
+
+def _log_search(board: Leaderboard, model: str, record: dict) -> None:
+    """One line: the winning trial and its values, or why the search failed."""
+    if record["status"] == "ok":
+        board.log(
+            f"{model}: best trial {record['trial_id']} (valid {record['metric']} {record['best_valid_score']:.4f}): "
+            + ", ".join(f"{k}={v}" for k, v in record["params"].items())
+        )
+    else:
+        board.log(f"{model}: tuning FAILED: {record['error']}")
+
+
+def tune_model(
+    board: Leaderboard, model: str, space, budget: TuneBudget, retune: bool = False, search: Optional[Callable] = None
+) -> TunedModel:
     """Search `model`'s space with `budget` (or reuse its saved search), keep the outputs in
     tuning/<MODEL>/; a search that fails is recorded as failed and returned, never raised
     (bad input is, as an InputError). `search`: tune.run_search (tests may pass their own)."""
@@ -282,16 +348,28 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
     inputs = tuning_inputs(board, model, space, budget)
     old = _read_json(record_path)
     fingerprint = search_fingerprint(inputs, old)
-    if (not retune and old and old.get("status") == "ok" and old.get("fingerprint") == fingerprint
-            and os.path.isfile(os.path.join(folder, "best_config.yaml"))):
-        board.log(f"{model}: tuned before with the same budget, space and code; reusing {folder} (--retune to search again)")
+    if not retune and old is not None and _reusable(old, fingerprint, folder):
+        board.log(
+            f"{model}: tuned before with the same budget, space and code; reusing {folder} (--retune to search again)"
+        )
         return TunedModel(model, "ok", dict(old["params"]), True, old)
     board.log(f"{model}: tuning ({_why_search(old, inputs, retune)}): {budget.describe()}")
     os.makedirs(folder, exist_ok=True)
-    space_file = atomic.write_text(os.path.join(folder, "space.yaml"), space.to_text(header=[
-        f"Search space of {model} on the tuned leaderboard, merged from: {', '.join(inputs['space_files'])}."]))
-    base = {"model": model, "fingerprint": digest(inputs), "inputs": inputs, "space_file": os.path.relpath(space_file),
-            "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    space_file = atomic.write_text(
+        os.path.join(folder, "space.yaml"),
+        space.to_text(
+            header=[
+                f"Search space of {model} on the tuned leaderboard, merged from: {', '.join(inputs['space_files'])}."
+            ]
+        ),
+    )
+    base = {
+        "model": model,
+        "fingerprint": digest(inputs),
+        "inputs": inputs,
+        "space_file": os.path.relpath(space_file),
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     started = time.time()
     try:
         record = {**base, **_keep_search(_search_model(board, model, space_file, budget, search), folder)}
@@ -299,26 +377,31 @@ def tune_model(board: Leaderboard, model: str, space, budget: TuneBudget, retune
         raise
     except Exception as exc:  # a failed search is recorded; the other models go on
         message = " ".join(str(exc).split()) or type(exc).__name__
-        record = {**base, "status": "failed", "error": f"{type(exc).__name__}: {message}"[:500], "params": {},
-                  "traceback": traceback.format_exc()[-4000:]}
+        record = {
+            **base,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {message}"[:500],
+            "params": {},
+            "traceback": traceback.format_exc()[-4000:],
+        }
     record.update(seconds=round(time.time() - started, 3), finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
     atomic_write_json(record_path, record)
-    if record["status"] == "ok":
-        board.log(f"{model}: best trial {record['trial_id']} (valid {record['metric']} {record['best_valid_score']:.4f}): "
-                  + ", ".join(f"{k}={v}" for k, v in record["params"].items()))
-    else:
-        board.log(f"{model}: tuning FAILED: {record['error']}")
+    _log_search(board, model, record)
     return TunedModel(model, record["status"], record["params"], False, record)
 
 
 def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, SearchSpace], results_dir: str) -> List[str]:
     files = sorted({os.path.relpath(f) for space in spaces.values() for f in space.files})
     defaults_board = os.path.join(results_dir, dataset, "leaderboard.md")
-    defaults_state = "" if os.path.isfile(defaults_board) else (
-        f" (not run yet: run_leaderboard.py --dataset={dataset} without --tune)")
+    defaults_state = (
+        ""
+        if os.path.isfile(defaults_board)
+        else (f" (not run yet: run_leaderboard.py --dataset={dataset} without --tune)")
+    )
     return [
         f"Tuning budget (the same for every model, before its seeds run): {budget.describe()}; each cell then trains "
-        f"for at most {budget.max_epochs} epochs too. The configuration with the best VALIDATION score over its epochs is "
+        f"for at most {budget.max_epochs} epochs too. The configuration with the best VALIDATION score over its "
+        "epochs is "
         "the one run over the seeds; the search never evaluates test.",
         f"Search spaces: {', '.join(f'`{f}`' for f in files)} (shared.yaml: one range per shared key for all models). "
         f"Each model's merged space, trials and chosen config: `{TUNING_DIRNAME}/<MODEL>/`.",
@@ -328,10 +411,15 @@ def tuned_header_notes(dataset: str, budget: TuneBudget, spaces: Dict[str, Searc
 
 def tuned_configs_markdown(tuned: Sequence[TunedModel]) -> str:
     """The '## Tuned configurations' section: per model, the search and the chosen values."""
-    lines = ["## Tuned configurations", "",
-             "Chosen on validation only (best validation score of any trial over its epochs); "
-             f"trials: completed / pruned by ASHA / failed. Files: `{TUNING_DIRNAME}/<MODEL>/`.", "",
-             "| Model | Search | Trials (c/p/f) | Best valid (trial) | Chosen values |", "|---|---|---|---|---|"]
+    lines = [
+        "## Tuned configurations",
+        "",
+        "Chosen on validation only (best validation score of any trial over its epochs); "
+        f"trials: completed / pruned by ASHA / failed. Files: `{TUNING_DIRNAME}/<MODEL>/`.",
+        "",
+        "| Model | Search | Trials (c/p/f) | Best valid (trial) | Chosen values |",
+        "|---|---|---|---|---|",
+    ]
     for t in tuned:
         r = t.record
         if t.status != "ok":
@@ -339,17 +427,29 @@ def tuned_configs_markdown(tuned: Sequence[TunedModel]) -> str:
             continue
         counts = r.get("trial_counts") or {}
         values = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(t.params.items())).replace("|", "/")
-        lines.append(f"| {t.model} | {'reused' if t.reused else 'run'} ({r.get('finished_at', '')}) | "
-                     f"{counts.get('completed', 0)}/{counts.get('pruned', 0)}/{counts.get('failed', 0)} | "
-                     f"{r.get('metric', '')} {r.get('best_valid_score', float('nan')):.4f} ({r.get('trial_id', '')}) | {values} |")
+        lines.append(
+            f"| {t.model} | {'reused' if t.reused else 'run'} ({r.get('finished_at', '')}) | "
+            f"{counts.get('completed', 0)}/{counts.get('pruned', 0)}/{counts.get('failed', 0)} | "
+            f"{r.get('metric', '')} {r.get('best_valid_score', float('nan')):.4f} ({r.get('trial_id', '')}) | "
+            f"{values} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, budget: TuneBudget,
-                          overrides: Optional[dict] = None, force: bool = False, retune: bool = False,
-                          results_dir: str = DEFAULT_RESULTS_DIR, notes: Sequence[str] = (),
-                          log: Callable[[str], None] = default_log, threads: Optional[int] = None,
-                          search: Optional[Callable] = None) -> tuple:
+def run_tuned_leaderboard(
+    dataset: str,
+    models: Sequence[str],
+    seed_count: int,
+    budget: TuneBudget,
+    overrides: Optional[dict] = None,
+    force: bool = False,
+    retune: bool = False,
+    results_dir: str = DEFAULT_RESULTS_DIR,
+    notes: Sequence[str] = (),
+    log: Callable[[str], None] = default_log,
+    threads: Optional[int] = None,
+    search: Optional[Callable] = None,
+) -> tuple:
     """The tuned board (see the section comment): check everything, tune each model (or reuse
     its search), run the chosen configs over the seeds, write the board to
     results/<dataset>-tuned/. Returns (board, paths, tuned)."""
@@ -363,8 +463,15 @@ def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, 
     # Before its files are fingerprinted; a RecBole-bundled dataset (ml-100k) gets its side files
     # where its config puts them, as build_config does.
     prepare_dataset(dataset, stack.data_path, stack.merged()[0].get("side_data_path"))
-    board = Leaderboard(dataset, results_dir=results_dir, out_name=tuned_out_name(dataset), overrides=overrides,
-                        force=force, log=log, threads=threads)
+    board = Leaderboard(
+        dataset,
+        results_dir=results_dir,
+        out_name=tuned_out_name(dataset),
+        overrides=overrides,
+        force=force,
+        log=log,
+        threads=threads,
+    )
     tuned = [tune_model(board, model, spaces[model], budget, retune=retune, search=search) for model in models]
     settings = {t.model: {**t.params, **cell_metrics.VALID_THRESHOLD} for t in tuned if t.status == "ok"}
     for t in tuned:
@@ -372,9 +479,14 @@ def run_tuned_leaderboard(dataset: str, models: Sequence[str], seed_count: int, 
             for seed in seeds:
                 board.record_failed(CellSpec(t.model, t.model, seed), f"tuning failed: {t.record.get('error')}")
     board.run_cells(cells([t.model for t in tuned if t.status == "ok"], seeds, settings))
-    paths = write_leaderboard(board, models, seeds, notes=[*tuned_header_notes(dataset, budget, spaces, results_dir),
-                                                          cell_metrics.THRESHOLD_NOTE, *notes],
-                              title="Tuned leaderboard", sections=[tuned_configs_markdown(tuned)],
-                              per_model=sorted({k for space in spaces.values() for k in space.params}))
+    paths = write_leaderboard(
+        board,
+        models,
+        seeds,
+        notes=[*tuned_header_notes(dataset, budget, spaces, results_dir), cell_metrics.THRESHOLD_NOTE, *notes],
+        title="Tuned leaderboard",
+        sections=[tuned_configs_markdown(tuned)],
+        per_model=sorted({k for space in spaces.values() for k in space.params}),
+    )
     log(f"tuned leaderboard written: {paths['md']}")
     return board, paths, tuned

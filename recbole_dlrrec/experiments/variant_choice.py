@@ -17,6 +17,7 @@ space and sampler seed), so each configuration has a validation AUC on every dat
 becomes the defaults. A configuration some search did not draw, or whose trial failed there, is
 left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -132,14 +133,23 @@ def settings_report(model: str, trials: Sequence[SharedTrial], datasets: Sequenc
         "seed); ranked by the mean over the datasets of each configuration's best VALIDATION AUC in that search "
         "(epochs: how far ASHA let it train there).",
         "",
-        "| Rank | " + " | ".join(keys) + " | " + " | ".join(f"valid {d} (epochs)" for d in datasets) + " | mean valid |",
+        "| Rank | "
+        + " | ".join(keys)
+        + " | "
+        + " | ".join(f"valid {d} (epochs)" for d in datasets)
+        + " | mean valid |",
         "|---" * (1 + len(keys) + len(datasets)) + "|---|",
     ]
     for position, trial in enumerate(trials[:top], 1):
         values = " | ".join(_format_value(trial.params[k]) for k in keys)
         scores = " | ".join(f"{trial.valid[d]:.4f} ({trial.epochs[d]})" for d in datasets)
         lines.append(f"| {position} | {values} | {scores} | {trial.mean_valid():.4f} |")
-    lines += ["", f"Chosen (rank 1), as YAML for properties/model/{MODEL_VARIANTS.get(model, (model,))[0]}.yaml:", "", "```yaml"]
+    lines += [
+        "",
+        f"Chosen (rank 1), as YAML for properties/model/{MODEL_VARIANTS.get(model, (model,))[0]}.yaml:",
+        "",
+        "```yaml",
+    ]
     rounded = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in trials[0].params.items()}
     lines += [yaml.safe_dump(rounded, default_flow_style=None, sort_keys=False).rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
@@ -166,19 +176,33 @@ def report(ranked: Sequence[VariantScores], datasets: Sequence[str]) -> str:
         "the tuned board's equal budget on each dataset, then run over its seeds; the ranking is by mean "
         "VALIDATION AUC over the seeds, averaged over the datasets. Test AUC is shown for the record only.",
         "",
-        "| Rank | Model | " + " | ".join(f"valid {d}" for d in datasets) + " | mean valid | "
-        + " | ".join(f"test {d}" for d in datasets) + " | settings over DLRREC.yaml |",
+        "| Rank | Model | "
+        + " | ".join(f"valid {d}" for d in datasets)
+        + " | mean valid | "
+        + " | ".join(f"test {d}" for d in datasets)
+        + " | settings over DLRREC.yaml |",
         "|---" * (3 + 2 * len(datasets)) + "|---|",
     ]
     for position, scores in enumerate(ranked, 1):
         have = [d for d in datasets if d in scores.valid]
         mean = f"{scores.mean_valid(have):.4f}" + ("" if len(have) == len(datasets) else f" ({len(have)} datasets)")
-        settings = ", ".join(f"{k}: {v}" for k, v in settings_of(scores.model).items()) or "(DLRREC.yaml as the boards ran it)"
-        lines.append(f"| {position} | {scores.model} | " + " | ".join(cell(scores.valid, d) for d in datasets)
-                     + f" | {mean} | " + " | ".join(cell(scores.test, d) for d in datasets) + f" | {settings} |")
+        settings = (
+            ", ".join(f"{k}: {v}" for k, v in settings_of(scores.model).items()) or "(DLRREC.yaml as the boards ran it)"
+        )
+        lines.append(
+            f"| {position} | {scores.model} | "
+            + " | ".join(cell(scores.valid, d) for d in datasets)
+            + f" | {mean} | "
+            + " | ".join(cell(scores.test, d) for d in datasets)
+            + f" | {settings} |"
+        )
     if ranked:
         best = ranked[0]
-        lines += ["", f"Best on validation: **{best.model}** ({', '.join(f'{k}: {v}' for k, v in settings_of(best.model).items()) or 'the current defaults'})."]
+        lines += [
+            "",
+            f"Best on validation: **{best.model}** "
+            f"({', '.join(f'{k}: {v}' for k, v in settings_of(best.model).items()) or 'the current defaults'}).",
+        ]
     return "\n".join(lines) + "\n"
 
 

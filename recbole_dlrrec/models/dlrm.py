@@ -12,6 +12,7 @@ top MLP's input; `embedding_l2`, an L2 penalty on the batch's embedding rows add
 RecBole 1.2.1 has no DLRM. Defaults: properties/model/DLRM.yaml. The loss (class-weighted BCE on
 the logit, plus the embedding penalty) is computed in `calculate_loss`, outside the arches.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -142,12 +143,17 @@ class DLRM(ContextRecommender):
         # The dense output is both passed through and one of the interacting vectors, as in DLRM.
         num_vectors = self.sparse_arch.num_vectors + (1 if self.dense_arch else 0) + self.num_extra_vectors
         self.interaction_arch = interaction_arch(
-            self.options.interaction, num_vectors, self.embedding_size,
-            dcn_layers=self.options.dcn_layers, dcn_low_rank=self.options.dcn_low_rank,
+            self.options.interaction,
+            num_vectors,
+            self.embedding_size,
+            dcn_layers=self.options.dcn_layers,
+            dcn_low_rank=self.options.dcn_low_rank,
         )
         dense_dim = self.embedding_size if self.dense_arch else 0
         self.over_arch = OverArch(
-            self.interaction_arch.output_dim(dense_dim), self.options.top_mlp, dropout,
+            self.interaction_arch.output_dim(dense_dim),
+            self.options.top_mlp,
+            dropout,
             input_dropout=self.options.top_dropout,
         )
         self.first_order_arch = (
@@ -176,13 +182,12 @@ class DLRM(ContextRecommender):
 
     def sparse_input(self, interaction):
         """(token ids B x F_tok or None, list of token_seq tensors B x L)."""
-        token_ids = (
-            torch.stack([interaction[name] for name in self.fields.token], dim=1) if self.fields.token else None
-        )
+        token_ids = torch.stack([interaction[name] for name in self.fields.token], dim=1) if self.fields.token else None
         return token_ids, [interaction[name] for name in self.fields.token_seq]
 
-    def feature_vectors(self, interaction, extras: Optional[List[torch.Tensor]] = None,
-                        token_vectors: Optional[torch.Tensor] = None):
+    def feature_vectors(
+        self, interaction, extras: Optional[List[torch.Tensor]] = None, token_vectors: Optional[torch.Tensor] = None
+    ):
         """Returns (vectors B x F x D, dense B x D or None). Parts the caller has computed
         already: `extras` (this batch's `extra_vectors`) and `token_vectors` (B x F_tok x D, the
         token fields' embedding rows); the others are computed here."""
@@ -196,8 +201,9 @@ class DLRM(ContextRecommender):
         return torch.cat(parts, dim=1), dense
 
     # -- RecBole API -----------------------------------------------------------------------
-    def forward(self, interaction, extras: Optional[List[torch.Tensor]] = None,
-                token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, interaction, extras: Optional[List[torch.Tensor]] = None, token_vectors: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Logits, shape B. `extras`, `token_vectors` as in `feature_vectors`."""
         vectors, dense = self.feature_vectors(interaction, extras, token_vectors)
         logits = self.over_arch(self.interaction_arch(vectors, dense))

@@ -59,6 +59,7 @@ hard-negative samplers with their negative weights and the collapse-monitor samp
 NEGATIVES); this class keeps forward, the losses, predict, the monitoring and the parts.
 Defaults: properties/model/DLRREC.yaml.
 """
+
 from __future__ import annotations
 
 import logging
@@ -175,15 +176,25 @@ class DLRREC(DLRM):
         """(text_of, id_of): the side's text tower (None without one) and its ID embedding."""
         return self.text_sides[side] if side in self.text_sides else None, lambda ids: self.id_embedding(side, ids)
 
-    def representation(self, side: str, ids: torch.Tensor, text: Optional[torch.Tensor] = None,
-                       id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def representation(
+        self,
+        side: str,
+        ids: torch.Tensor,
+        text: Optional[torch.Tensor] = None,
+        id_vectors: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The contrasted representation (cl_repr) of ids B -> B x D (text_vs_id: the text).
         `text` / `id_vectors`: the side's text vectors / ID embeddings of `ids` (B x D) when the
         caller has them."""
         return self.representation_strategy.of_ids(ids, *self._encoders(side), text, id_vectors)
 
-    def draw_representations(self, side: str, draw: ContrastiveDraw, text: Optional[torch.Tensor] = None,
-                             id_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def draw_representations(
+        self,
+        side: str,
+        draw: ContrastiveDraw,
+        text: Optional[torch.Tensor] = None,
+        id_vectors: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The representations of `draw.ids()` (len x D) the loss reads (text_vs_id: the
         anchors' text, A x D, then the ID embeddings of the positives and negatives). `text`:
         the text of the ids the strategy reads text of (`text_ids`); `id_vectors`: the ID
@@ -204,8 +215,13 @@ class DLRREC(DLRM):
         vectors = self.token_table()(flat).split([r.numel() for r in rows])
         return vectors[0].view(*token_ids.shape, -1), dict(zip(sides, vectors[1:]))
 
-    def _encode_side(self, side: str, batch_ids: torch.Tensor, draw: Optional[ContrastiveDraw],
-                     id_vectors: Optional[torch.Tensor] = None):
+    def _encode_side(
+        self,
+        side: str,
+        batch_ids: torch.Tensor,
+        draw: Optional[ContrastiveDraw],
+        id_vectors: Optional[torch.Tensor] = None,
+    ):
         """One pass of the side's text path over the batch's table rows (`batch_ids`: see
         tower_rows) and the ids the contrastive head needs (the anchors are batch ids, so most
         are shared; the tower runs once per distinct row). Returns (B x D text for the
@@ -216,7 +232,7 @@ class DLRREC(DLRM):
             if draw is not None and self.representation_strategy.reads_text:
                 cl_ids = self.representation_strategy.text_ids(draw)
                 both = text_side(torch.cat([batch_ids, cl_ids]))
-                batch_text, cl_text = both[: len(batch_ids)], both[len(batch_ids):]
+                batch_text, cl_text = both[: len(batch_ids)], both[len(batch_ids) :]
             else:
                 batch_text = text_side(batch_ids)
         reps = self.draw_representations(side, draw, cl_text, id_vectors) if draw is not None else None
@@ -231,8 +247,13 @@ class DLRREC(DLRM):
         if self.options.cl_max_anchors is not None and anchors.numel() > self.options.cl_max_anchors:
             pick = torch.randperm(anchors.numel(), generator=sampler.generator, device=sampler.device)
             anchors = anchors[pick[: int(self.options.cl_max_anchors)]]
-        draw = self.negative_strategy.draw(sampler, self.hard_samplers.get(side), anchors,
-                                           self.options.cl_num_negatives, self.representation_strategy.self_positive)
+        draw = self.negative_strategy.draw(
+            sampler,
+            self.hard_samplers.get(side),
+            anchors,
+            self.options.cl_num_negatives,
+            self.representation_strategy.self_positive,
+        )
         if self.options.cl_mask_neighbours:
             draw = draw.excluding(sampler.neighbour_hits(anchors, draw.negatives))
         return draw
@@ -259,9 +280,10 @@ class DLRREC(DLRM):
         token_vectors, id_vectors = self._lookup_ids(self.sparse_input(interaction)[0], draws)
         if token_vectors is None and self.options.embedding_l2:
             token_vectors = self.lookup_token_vectors(interaction)  # shared by forward and the penalty
-        encoded = {side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side),
-                                           id_vectors.get(side))
-                   for side in weights}
+        encoded = {
+            side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side), id_vectors.get(side))
+            for side in weights
+        }
         extras = [encoded[side][0] for side in self.text_sides]  # the order extra_vectors uses
         rec = self.rec_loss_value(self.forward(interaction, extras, token_vectors), interaction)
         heads = {

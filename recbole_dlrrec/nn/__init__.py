@@ -3,5 +3,6 @@ shapes in their docstrings. Nothing here imports RecBole or reads a Config (test
 
     layers.py       the DLRM arches: SparseArch, DenseArch, InteractionArch, OverArch, FirstOrderArch; mlp, Dropout
     text.py         ReductionTower (T -> R) and TextTower (ids -> text vector -> tower -> D)
-    contrastive.py  info_nce, ContrastiveDraw (one batch's anchors / positives / negatives and their loss), mean_pairwise_cosine
+    contrastive.py  info_nce, ContrastiveDraw (one batch's anchors / positives / negatives and their loss),
+                    mean_pairwise_cosine
 """

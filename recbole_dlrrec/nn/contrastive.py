@@ -5,6 +5,7 @@ Shapes: A = anchors, N = negatives (per anchor or one shared pool), D = represen
 Where the ids come from (SWING neighbours, the corpus) is the caller's business
 (swing/sampler.py); what is contrasted (ID embedding, text, both) too (models/dlrrec.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -15,8 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float,
-             negative_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def info_nce(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    tau: float,
+    negative_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Per-anchor InfoNCE on cosine similarity:
     -log( e^{s(a,p)/tau} / (e^{s(a,p)/tau} + sum_n e^{s(a,n)/tau}) ).
 
@@ -51,8 +57,9 @@ class ContrastiveDraw:
     mask: torch.Tensor
 
     @classmethod
-    def with_shared_negatives(cls, anchors: torch.Tensor, positives: torch.Tensor,
-                              negatives: torch.Tensor, mask: torch.Tensor) -> "ContrastiveDraw":
+    def with_shared_negatives(
+        cls, anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, mask: torch.Tensor
+    ) -> "ContrastiveDraw":
         """A draw whose N negatives are shared by all anchors (a corpus pool, or the anchors'
         positives: in-batch): a shared id equal to an anchor or to its positive is masked out
         for that anchor."""
@@ -75,8 +82,8 @@ class ContrastiveDraw:
         (len(ids()) x D); 0 when no anchor has a positive. Masking by weight, not by indexing,
         keeps the step free of host syncs."""
         count = len(self.anchors)
-        a, p = reps[:count], reps[count: 2 * count]
-        n = reps[2 * count:].reshape(*self.negatives.shape, -1)
+        a, p = reps[:count], reps[count : 2 * count]
+        n = reps[2 * count :].reshape(*self.negatives.shape, -1)
         # Similarities in fp32 even under bf16 autocast (train_precision): dividing cosines by a
         # small tau would magnify bf16's ~3-digit rounding.
         with torch.autocast(device_type=reps.device.type, enabled=False):

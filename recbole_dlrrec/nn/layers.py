@@ -7,6 +7,7 @@ DCNInteractionArch (a DCN-V2 CrossNet over the concatenated vectors).
 Shapes in docstrings: B = batch, F = number of feature vectors, D = embedding size.
 Losses live outside these modules (in the models' `calculate_loss`).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
@@ -119,8 +120,12 @@ class SparseArch(nn.Module):
         """Rows of the shared table for ids (any shape) of token field number `field`."""
         return ids + self.token_offsets[field]
 
-    def forward(self, token_ids: Optional[torch.Tensor], token_seqs: Sequence[torch.Tensor],
-                token_vectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        token_ids: Optional[torch.Tensor],
+        token_seqs: Sequence[torch.Tensor],
+        token_vectors: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """`token_vectors`: the B x F_tok x D rows of `token_ids`, when the caller looked them up
         together with other rows of the table (one lookup, one table-sized gradient)."""
         parts = []
@@ -290,8 +295,9 @@ class DCNInteractionArch(nn.Module):
 INTERACTIONS = ("dot", "dot_concat", "dcn")
 
 
-def interaction_arch(kind: str, num_vectors: int, dim: int, dcn_layers: int = 2,
-                     dcn_low_rank: Optional[int] = None) -> Union[InteractionArch, DCNInteractionArch]:
+def interaction_arch(
+    kind: str, num_vectors: int, dim: int, dcn_layers: int = 2, dcn_low_rank: Optional[int] = None
+) -> Union[InteractionArch, DCNInteractionArch]:
     """The interaction arch named `kind` (INTERACTIONS) for F = num_vectors vectors of size D.
     Each has `output_dim(dense_dim)` and `forward(vectors B x F x D, dense B x D or None)`."""
     if kind == "dot":
@@ -311,8 +317,7 @@ class OverArch(nn.Module):
             output) before the first layer; 0 adds no module.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float = 0.0,
-                 input_dropout: float = 0.0):
+    def __init__(self, in_features: int, hidden: Sequence[int], dropout: float = 0.0, input_dropout: float = 0.0):
         super().__init__()
         # A separate attribute, not model[0]: model's indices (and so checkpoints' keys) stay
         # as they were without input dropout.

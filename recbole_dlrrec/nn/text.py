@@ -15,6 +15,7 @@ reviews before it): `RowHistoryLookup` maps each row's (user, item) to the row o
 tower's table that holds its vector, and the tower's `missing` rows (no text at all) may take
 one learned vector instead of the tower's output of a zero vector.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -45,8 +46,15 @@ class ReductionTower(nn.Module):
     pca_mean: torch.Tensor  # buffers of the 'pca' kind: T, and R x T
     pca_components: torch.Tensor
 
-    def __init__(self, kind: str, in_dim: int, out_dim: int, hidden: Sequence[int] = (),
-                 dropout: float = 0.0, norm: Optional[str] = None):
+    def __init__(
+        self,
+        kind: str,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+        norm: Optional[str] = None,
+    ):
         super().__init__()
         self.kind = kind
         if kind == "mlp":
@@ -100,10 +108,20 @@ class TextTower(nn.Module):
     vectors: torch.Tensor  # buffers: the N x T table, and its N missing flags when given
     missing: torch.Tensor
 
-    def __init__(self, vectors: torch.Tensor, kind: str, reduction_dim: int, dim: int,
-                 hidden: Sequence[int] = (), dropout: float = 0.0, norm: Optional[str] = None,
-                 vector_dtype: Optional[torch.dtype] = None, adapter: str = "linear",
-                 text_dropout: float = 0.0, missing: Optional[torch.Tensor] = None):
+    def __init__(
+        self,
+        vectors: torch.Tensor,
+        kind: str,
+        reduction_dim: int,
+        dim: int,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+        norm: Optional[str] = None,
+        vector_dtype: Optional[torch.dtype] = None,
+        adapter: str = "linear",
+        text_dropout: float = 0.0,
+        missing: Optional[torch.Tensor] = None,
+    ):
         super().__init__()
         if adapter not in ADAPTERS:
             raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
@@ -111,15 +129,16 @@ class TextTower(nn.Module):
             raise ValueError(f"adapter 'none' needs reduction_dim == dim, got {reduction_dim} and {dim}")
         if not 0 <= text_dropout < 1:
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
-        self.register_buffer("vectors", vectors if vector_dtype is None else vectors.to(vector_dtype),
-                             persistent=False)
+        self.register_buffer("vectors", vectors if vector_dtype is None else vectors.to(vector_dtype), persistent=False)
         self.text_dropout = Dropout(text_dropout) if text_dropout > 0 else nn.Identity()
         self.tower = ReductionTower(kind, int(vectors.shape[1]), reduction_dim, hidden, dropout, norm)
         self.adapter = nn.Identity() if reduction_dim == dim else nn.Linear(reduction_dim, dim)
         self.missing_vector = None
         if missing is not None:
             if missing.shape != vectors.shape[:1]:
-                raise ValueError(f"missing must have one flag per table row ({vectors.shape[0]}), got {tuple(missing.shape)}")
+                raise ValueError(
+                    f"missing must have one flag per table row ({vectors.shape[0]}), got {tuple(missing.shape)}"
+                )
             self.register_buffer("missing", missing.bool(), persistent=False)
             # Zeros, not a random draw: the random stream of every later initialisation stays as it was.
             self.missing_vector = nn.Parameter(torch.zeros(dim))
@@ -158,7 +177,9 @@ class RowHistoryLookup(nn.Module):
     def __init__(self, keys: torch.Tensor, rows: torch.Tensor, num_items: int):
         super().__init__()
         if keys.shape != rows.shape or keys.dim() != 1:
-            raise ValueError(f"keys and rows must be 1-d of one length, got {tuple(keys.shape)} and {tuple(rows.shape)}")
+            raise ValueError(
+                f"keys and rows must be 1-d of one length, got {tuple(keys.shape)} and {tuple(rows.shape)}"
+            )
         self.register_buffer("keys", keys.long(), persistent=False)
         self.register_buffer("rows", rows.long(), persistent=False)
         self.num_items = int(num_items)

@@ -11,6 +11,7 @@ Models start from rank 0's weights (DDP broadcasts them). With `fast_dataloader:
 own loaders shard through torch's DistributedSampler, whose shuffle seed is its default 0 plus the
 epoch, not the config's seed (RecBole 1.2.1 passes none); the fast loaders use seed + epoch.
 """
+
 from __future__ import annotations
 
 import logging

@@ -50,6 +50,7 @@ into file order before computing any metric (patches.py, fix 10).
 Memory: the joined table holds every field per row, so it grows linearly with the rows, on top
 of RecBole's own `inter_feat` (which the Dataset keeps).
 """
+
 from __future__ import annotations
 
 import logging
@@ -151,7 +152,7 @@ class RankShard:
         if pad and n % self.world_size:
             total = math.ceil(n / self.world_size) * self.world_size
             order = torch.cat([order, order.repeat(math.ceil(total / n))[: total - n]])
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
 
 class _FastLoader:
@@ -264,7 +265,7 @@ class FastTrainDataLoader(_FastLoader):
             return
         order = torch.randperm(n, generator=self.generator, device=self.device)
         for start in range(0, n, step):
-            batch = self._take(order[start:start + step])
+            batch = self._take(order[start : start + step])
             if like_recbole and start + step > n:  # a short last batch: the sampler ran out while filling it
                 self._draw_like_recbole("tail", n)
             yield batch
@@ -281,7 +282,7 @@ class FastTrainDataLoader(_FastLoader):
             order = torch.arange(self.sample_size, device=self.device)
         mine = self.sampler.take(order, pad=True)
         for start in range(0, mine.numel(), self.step):
-            yield self._take(mine[start:start + self.step])
+            yield self._take(mine[start : start + self.step])
 
 
 class FastEvalDataLoader(_FastLoader):
@@ -304,7 +305,7 @@ class FastEvalDataLoader(_FastLoader):
         if self.sampler is not None:  # rows rank, rank + W, ...; gathered back by the trainer
             mine = self.sampler.take(torch.arange(n, device=self.device), pad=False)
             for start in range(0, mine.numel(), step):
-                yield self._take(mine[start:start + step]), None, None, None
+                yield self._take(mine[start : start + step]), None, None, None
             return
         for start in range(0, n, step):
             yield self._slice(start, min(step, n - start)), None, None, None

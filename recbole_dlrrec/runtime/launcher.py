@@ -15,6 +15,7 @@ with `local_rank` (and world_size, ip, port, nproc, offset), which makes RecBole
 and runs `quick_start.run`. Global rank = offset + local rank; global rank 0's results come back
 to the parent, and on a machine without rank 0 `launch_run` returns None.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,14 @@ class Launch:
 
     def config_keys(self, local_rank: int) -> dict:
         """The keys that make RecBole's Config join the process group as `local_rank`."""
-        return {"world_size": self.total, "ip": self.ip, "port": self.port, "nproc": self.nproc,
-                "offset": self.offset, "local_rank": local_rank}
+        return {
+            "world_size": self.total,
+            "ip": self.ip,
+            "port": self.port,
+            "nproc": self.nproc,
+            "offset": self.offset,
+            "local_rank": local_rank,
+        }
 
 
 def port_is_free(port: int) -> bool:
@@ -103,11 +110,22 @@ def check_devices(launch: Launch, config) -> None:
         return
     gpus = torch.cuda.device_count()
     if launch.nproc > gpus:
-        raise LaunchError(f"--nproc={launch.nproc} is more than this machine's {gpus} GPUs (gpu_id={config['gpu_id']!r})")
+        raise LaunchError(
+            f"--nproc={launch.nproc} is more than this machine's {gpus} GPUs (gpu_id={config['gpu_id']!r})"
+        )
 
 
-def _worker(local_rank: int, launch: Launch, model: str, dataset: Optional[str], files: Sequence[str],
-            overrides: dict, result_file: Optional[str], saved: bool, queue) -> None:
+def _worker(
+    local_rank: int,
+    launch: Launch,
+    model: str,
+    dataset: Optional[str],
+    files: Sequence[str],
+    overrides: dict,
+    result_file: Optional[str],
+    saved: bool,
+    queue,
+) -> None:
     """One rank: build its config (joins the process group), run, hand rank 0's results back."""
     import sys
 
@@ -115,8 +133,9 @@ def _worker(local_rank: int, launch: Launch, model: str, dataset: Optional[str],
 
     share_cores(launch.nproc)
     try:
-        config = quick_start.build_config(model, dataset, files, {**overrides, **launch.config_keys(local_rank)},
-                                          prepare=False)
+        config = quick_start.build_config(
+            model, dataset, files, {**overrides, **launch.config_keys(local_rank)}, prepare=False
+        )
         results = quick_start.run(model, config=config, saved=saved, result_file=result_file)
         if is_main_process(config):
             queue.put(("results", results))
@@ -128,9 +147,15 @@ def _worker(local_rank: int, launch: Launch, model: str, dataset: Optional[str],
             dist.destroy_process_group()
 
 
-def run_distributed(launch: Launch, model: str, dataset: Optional[str] = None, files: Sequence[str] = (),
-                    overrides: Optional[dict] = None, result_file: Optional[str] = None,
-                    saved: bool = True) -> Optional[dict]:
+def run_distributed(
+    launch: Launch,
+    model: str,
+    dataset: Optional[str] = None,
+    files: Sequence[str] = (),
+    overrides: Optional[dict] = None,
+    result_file: Optional[str] = None,
+    saved: bool = True,
+) -> Optional[dict]:
     """Check the launch, prepare the data once, spawn `launch.nproc` ranks and wait for them.
 
     Returns global rank 0's results (quick_start.run's dict), or None on a machine without rank 0.
@@ -144,8 +169,12 @@ def run_distributed(launch: Launch, model: str, dataset: Optional[str] = None, f
     check_devices(launch, quick_start.build_config(model, dataset, files, overrides))  # also builds the dataset's files
     queue = mp.get_context("spawn").SimpleQueue()
     try:
-        mp.spawn(_worker, args=(launch, model, dataset, list(files), overrides, result_file, saved, queue),
-                 nprocs=launch.nproc, join=True)
+        mp.spawn(
+            _worker,
+            args=(launch, model, dataset, list(files), overrides, result_file, saved, queue),
+            nprocs=launch.nproc,
+            join=True,
+        )
     except mp.ProcessExitedException:
         while not queue.empty():
             kind, payload = queue.get()
@@ -160,8 +189,14 @@ def run_distributed(launch: Launch, model: str, dataset: Optional[str] = None, f
     return results
 
 
-def launch_run(launch: Launch, model: str, dataset: Optional[str] = None, files: Sequence[str] = (),
-               overrides: Optional[dict] = None, result_file: Optional[str] = None) -> Optional[dict]:
+def launch_run(
+    launch: Launch,
+    model: str,
+    dataset: Optional[str] = None,
+    files: Sequence[str] = (),
+    overrides: Optional[dict] = None,
+    result_file: Optional[str] = None,
+) -> Optional[dict]:
     """quick_start.run in this process for a one-process launch, else `run_distributed`."""
     if not launch.distributed:
         return quick_start.run(model, dataset, list(files), overrides, result_file=result_file)

@@ -24,6 +24,7 @@ written. The rewrite happens in `resolve_metric_names`, called by the Config pat
 Importing this module registers nothing: `recbole_dlrrec.patches.apply()` (fix 7) adds these
 classes to RecBole's metric registry and installs the Config patch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -173,7 +174,6 @@ def expected_calibration_error(labels, scores, bins: int = ECE_BINS) -> float:
     if y.size == 0:
         return float("nan")
     which = np.clip(np.floor(p * bins).astype(np.int64), 0, bins - 1)
-    rows = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, weights=y, minlength=bins) - np.bincount(which, weights=p, minlength=bins))
     return float(gap.sum() / y.size)  # rows_b / N * |sum_y / rows_b - sum_p / rows_b| = |sum_y - sum_p| / N
 
@@ -236,8 +236,13 @@ class ThresholdChoice:
     valid_fpr: float
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "rule": self.rule, "target_fpr": self.target_fpr,
-                "valid_f1": self.valid_f1, "valid_fpr": self.valid_fpr}
+        return {
+            "value": self.value,
+            "rule": self.rule,
+            "target_fpr": self.target_fpr,
+            "valid_f1": self.valid_f1,
+            "valid_fpr": self.valid_fpr,
+        }
 
 
 def threshold_settings(config):
@@ -317,9 +322,7 @@ def resolve_metric_names(metrics, eval_mode=None):
         metrics = [metrics]
     others = [m for m in metrics if m.lower() not in _VALUE_ALIASES]
     modes = eval_mode.values() if isinstance(eval_mode, dict) else [eval_mode]
-    value_config = "labeled" in modes or any(
-        metric_types.get(m.lower()) == EvaluatorType.VALUE for m in others
-    )
+    value_config = "labeled" in modes or any(metric_types.get(m.lower()) == EvaluatorType.VALUE for m in others)
     if not value_config:
         return list(metrics)
     return [_VALUE_ALIASES.get(m.lower(), m) for m in metrics]

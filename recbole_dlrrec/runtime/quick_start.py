@@ -6,6 +6,7 @@ docstring has the one precedence rule, type checks and provenance) plus building
 first use. This module never imports ray (RecBole's own quick_start does), so training runs
 where ray cannot be installed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -266,8 +267,10 @@ def select_cls_threshold(config, trainer, valid_data, load_best_model: bool):
         del evaluator.evaluate
     struct = captured[-1]
     if "rec.score" not in struct or "data.label" not in struct:
-        raise ValueError("cls_threshold: auto needs scores and labels of the valid rows: add a value metric "
-                         "(AUC, LogLoss, F1, ...) to metrics")
+        raise ValueError(
+            "cls_threshold: auto needs scores and labels of the valid rows: add a value metric "
+            "(AUC, LogLoss, F1, ...) to metrics"
+        )
     choice = choose_threshold(struct.get("rec.score").numpy(), struct.get("data.label").numpy(), target_fpr)
     set_threshold(evaluator, choice.value)
     logging.getLogger().info(f"cls_threshold: auto chose {choice.value:.6g} on valid ({choice.rule})")
@@ -371,7 +374,11 @@ def run(
             "seconds_per_epoch": round(train_seconds / max(len(history), 1), 3),
         },
         "saved_model_file": trainer.saved_model_file if saved else None,
-        "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": str(config["device"])},
+        "environment": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "device": str(config["device"]),
+        },
         "config": config_snapshot(config),
     }
     logger.info(f"best valid: {results['valid_result']}")

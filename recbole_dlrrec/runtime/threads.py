@@ -7,6 +7,7 @@ by the CLIs (before any work) and by the per-cell / per-trial worker entry point
 sets thread counts. (swing/kernels.py narrows numba to one thread around small kernels and
 restores the count afterwards.)
 """
+
 from __future__ import annotations
 
 import contextlib

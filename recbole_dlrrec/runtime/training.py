@@ -20,6 +20,7 @@ Defaults: fp32 and no fused optimizer for every model (properties/overall.yaml, 
 baselines run as RecBole ships them); auto and fused for the plugin's DLRM and DLRREC
 (properties/model/*.yaml).
 """
+
 from __future__ import annotations
 
 import logging
@@ -134,8 +135,12 @@ class PredictionRecorder:
         train = train_dataset.inter_feat
         user_counts = np.bincount(train[uid].detach().cpu().numpy().ravel(), minlength=int(users.max(initial=0)) + 1)
         item_counts = np.bincount(train[iid].detach().cpu().numpy().ravel(), minlength=int(items.max(initial=0)) + 1)
-        self.row_ids = {"user_id": users, "item_id": items, "user_train_rows": user_counts[users].astype(np.int64),
-                        "item_train_rows": item_counts[items].astype(np.int64)}
+        self.row_ids = {
+            "user_id": users,
+            "item_id": items,
+            "user_train_rows": user_counts[users].astype(np.int64),
+            "item_train_rows": item_counts[items].astype(np.int64),
+        }
         return True
 
     def __getattr__(self, name):  # anything else RecBole reads from its evaluator
@@ -148,8 +153,10 @@ def unique_checkpoint_file(config) -> str:
     for every run of a model started in the same second, so concurrent runs overwrote and
     reloaded each other's best model. The random part comes from the OS, not from the RNGs that
     `init_seed` has just seeded (those give every run with the same seed the same draw)."""
-    name = (f"{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}-seed{config['seed']}"
-            f"-pid{os.getpid()}-{secrets.token_hex(4)}.pth")
+    name = (
+        f"{config['model']}-{time.strftime('%Y%m%d-%H%M%S')}-seed{config['seed']}"
+        f"-pid{os.getpid()}-{secrets.token_hex(4)}.pth"
+    )
     return os.path.join(config["checkpoint_dir"], name)
 
 

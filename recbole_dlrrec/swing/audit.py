@@ -25,15 +25,18 @@ def summarize(neighbours: SwingNeighbours) -> dict:
             "nodes": table.n_nodes,
             "with_neighbours": with_any,
             "mean_neighbours": float(table.counts[table.counts > 0].mean()) if with_any else 0.0,
-            "score_quantiles": ({f"q{int(q * 100)}": float(v) for q, v in
-                                 zip(_QUANTILES, np.quantile(scores, _QUANTILES))}
-                                if scores.size else {}),
+            "score_quantiles": (
+                {f"q{int(q * 100)}": float(v) for q, v in zip(_QUANTILES, np.quantile(scores, _QUANTILES))}
+                if scores.size
+                else {}
+            ),
         }
     return summary
 
 
-def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, has_vector=None,
-                        unknown: str = "(none)") -> dict:
+def neighbour_agreement(
+    table: NeighbourTable, categories=None, vectors=None, has_vector=None, unknown: str = "(none)"
+) -> dict:
     """Over the kept (node, neighbour) pairs of one side: how many, the share whose two ends
     have the same category, and their mean text cosine; each beside its chance level.
 
@@ -53,9 +56,10 @@ def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, ha
         both = known[anchors] & known[neighbours]
         _, label_counts = np.unique(labels[known].astype(str), return_counts=True)
         share = label_counts / max(label_counts.sum(), 1)
-        result["same_category"] = (float((labels[anchors[both]] == labels[neighbours[both]]).mean())
-                                   if both.any() else float("nan"))
-        result["same_category_chance"] = float((share ** 2).sum())
+        result["same_category"] = (
+            float((labels[anchors[both]] == labels[neighbours[both]]).mean()) if both.any() else float("nan")
+        )
+        result["same_category_chance"] = float((share**2).sum())
     if vectors is not None:
         vectors = np.asarray(vectors, dtype=np.float64)
         has = np.ones(len(vectors), dtype=bool) if has_vector is None else np.asarray(has_vector, dtype=bool)
@@ -68,8 +72,7 @@ def neighbour_agreement(table: NeighbourTable, categories=None, vectors=None, ha
         n = int(has.sum())
         total = unit[has].sum(0)
         result["text_cosine"] = float(cosine.mean()) if cosine.size else float("nan")
-        result["text_cosine_random"] = (float((total @ total - n) / (n * (n - 1))) if n > 1
-                                        else float("nan"))
+        result["text_cosine_random"] = float((total @ total - n) / (n * (n - 1))) if n > 1 else float("nan")
     return result
 
 
@@ -88,8 +91,11 @@ def plot_score_histogram(neighbours: SwingNeighbours, path: str, *, similarity: 
         if scores.size:  # scores are heavy-tailed: log-spaced bins on a log x axis
             low, high = float(scores.min()), float(scores.max())
             bins = np.geomspace(low, high * (1 + 1e-9), 50) if high > low else 1
-            axes.hist(scores, bins=bins,  # type: ignore[arg-type]  # matplotlib stubs: no ndarray bins
-                      color="tab:blue" if side == "users" else "tab:orange")
+            axes.hist(
+                scores,
+                bins=bins,  # type: ignore[arg-type]  # matplotlib stubs: no ndarray bins
+                color="tab:blue" if side == "users" else "tab:orange",
+            )
             axes.set_xscale("log")
             axes.set_yscale("log")
         axes.set_title(f"{side[:-1]}-{side[:-1]} {similarity}, top-{table.k} ({scores.size} scores)")

@@ -67,12 +67,14 @@ def _json_default(value):
 
 
 def _cache_meta(key_params: dict, fingerprint: str) -> str:
-    return json.dumps({"version": CACHE_FORMAT_VERSION, "params": key_params,
-                       "fingerprint": fingerprint}, sort_keys=True, default=_json_default)
+    return json.dumps(
+        {"version": CACHE_FORMAT_VERSION, "params": key_params, "fingerprint": fingerprint},
+        sort_keys=True,
+        default=_json_default,
+    )
 
 
-def cache_file_path(cache_dir: str, key_params: dict, fingerprint: str = "",
-                    prefix: str = "swing") -> str:
+def cache_file_path(cache_dir: str, key_params: dict, fingerprint: str = "", prefix: str = "swing") -> str:
     """``<cache_dir>/<prefix>_<16 hex of sha256(params, fingerprint, version)>.npz``."""
     digest = hashlib.sha256(_cache_meta(key_params, fingerprint).encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"{prefix}_{digest}.npz")
@@ -87,9 +89,14 @@ def _say(logger, level: str, message: str) -> None:
         print(message)
 
 
-def load_or_compute(cache_dir: str, key_params: dict,
-                    compute_fn: Callable[[], Dict[str, np.ndarray]], fingerprint: str = "",
-                    logger=None, prefix: str = "swing") -> CacheResult:
+def load_or_compute(
+    cache_dir: str,
+    key_params: dict,
+    compute_fn: Callable[[], Dict[str, np.ndarray]],
+    fingerprint: str = "",
+    logger=None,
+    prefix: str = "swing",
+) -> CacheResult:
     """Load the arrays cached for (``key_params``, ``fingerprint``) or compute and save them.
 
     ``compute_fn()`` returns a dict of numpy arrays (names not starting with ``__``). The file
@@ -111,9 +118,9 @@ def load_or_compute(cache_dir: str, key_params: dict,
             _say(logger, "info", f"loaded {prefix} cache {path}")
             return CacheResult(arrays, path, True, time.perf_counter() - start)
         except Exception as error:  # noqa: BLE001 - any unreadable file is recomputed
-            _say(logger, "warning",
-                 f"{prefix} cache {path} is unreadable ({type(error).__name__}: {error}); "
-                 "recomputing")
+            _say(
+                logger, "warning", f"{prefix} cache {path} is unreadable ({type(error).__name__}: {error}); recomputing"
+            )
     arrays = compute_fn()
     if not isinstance(arrays, dict) or any(name.startswith("__") for name in arrays):
         raise ValueError("compute_fn must return a dict of arrays with names not starting '__'")
@@ -136,28 +143,36 @@ def swing_params_from_config(config) -> dict:
     """Validated SWING parameters from a RecBole ``Config`` (or a dict); errors name the key."""
     alpha = _check_alpha(_config_value(config, "swing_alpha"), "swing_alpha")
     topk = _check_count(_config_value(config, "swing_topk"), "swing_topk", allow_none=False)
-    item_cap = _check_count(_config_value(config, "swing_max_users_per_item"),
-                            "swing_max_users_per_item")
-    user_cap = _check_count(_config_value(config, "swing_max_items_per_user"),
-                            "swing_max_items_per_user")
+    item_cap = _check_count(_config_value(config, "swing_max_users_per_item"), "swing_max_users_per_item")
+    user_cap = _check_count(_config_value(config, "swing_max_items_per_user"), "swing_max_items_per_user")
     edges = _config_value(config, "swing_edges")
     if edges not in SWING_EDGE_CHOICES:
         raise ValueError(f"swing_edges must be one of {SWING_EDGE_CHOICES}, got {edges!r}")
     seed = _check_seed(config["seed"] if "seed" in config else 0, "seed")
-    return {"alpha": alpha, "topk": topk, "max_users_per_item": item_cap,
-            "max_items_per_user": user_cap, "edges": edges,
-            "seed": seed}
+    return {
+        "alpha": alpha,
+        "topk": topk,
+        "max_users_per_item": item_cap,
+        "max_items_per_user": user_cap,
+        "edges": edges,
+        "seed": seed,
+    }
 
 
 def _csr_arrays(prefix: str, csr: sp.csr_matrix) -> Dict[str, np.ndarray]:
-    return {f"{prefix}_indptr": csr.indptr, f"{prefix}_indices": csr.indices,
-            f"{prefix}_data": csr.data, f"{prefix}_shape": np.asarray(csr.shape, dtype=np.int64)}
+    return {
+        f"{prefix}_indptr": csr.indptr,
+        f"{prefix}_indices": csr.indices,
+        f"{prefix}_data": csr.data,
+        f"{prefix}_shape": np.asarray(csr.shape, dtype=np.int64),
+    }
 
 
 def _csr_from_arrays(prefix: str, arrays: Dict[str, np.ndarray]) -> sp.csr_matrix:
     shape = tuple(int(n) for n in arrays[f"{prefix}_shape"])
-    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"],
-                          arrays[f"{prefix}_indptr"]), shape=shape)
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape
+    )
 
 
 def swing_cache_dir(config) -> str:
@@ -182,21 +197,33 @@ def train_edges(config, train_dataset, edges: str) -> sp.csr_matrix:
     labels = None
     if edges == "positive":
         if label_field is None or label_field not in inter:
-            raise ValueError(f"swing_edges='positive' needs the label field {label_field!r} in "
-                             "the train interactions; set swing_edges: all to use every row")
+            raise ValueError(
+                f"swing_edges='positive' needs the label field {label_field!r} in "
+                "the train interactions; set swing_edges: all to use every row"
+            )
         labels = inter[label_field]
-    return swing_edges_matrix(inter[config["USER_ID_FIELD"]], inter[config["ITEM_ID_FIELD"]],
-                              labels, train_dataset.user_num, train_dataset.item_num, edges)
+    return swing_edges_matrix(
+        inter[config["USER_ID_FIELD"]],
+        inter[config["ITEM_ID_FIELD"]],
+        labels,
+        train_dataset.user_num,
+        train_dataset.item_num,
+        edges,
+    )
 
 
-def swing_neighbours_and_cache(config, train_dataset, logger=None,
-                               progress: bool = True) -> Tuple[SwingNeighbours, CacheResult]:
+def swing_neighbours_and_cache(
+    config, train_dataset, logger=None, progress: bool = True
+) -> Tuple[SwingNeighbours, CacheResult]:
     """:func:`swing_for_dataset` and what the cache did (the file, loaded or computed)."""
     params = swing_params_from_config(config)
     similarity = similarity_from_config(config)
     graph = train_edges(config, train_dataset, params["edges"])
-    caps = dict(max_users_per_item=params["max_users_per_item"],
-                max_items_per_user=params["max_items_per_user"], seed=params["seed"])
+    caps = dict(
+        max_users_per_item=params["max_users_per_item"],
+        max_items_per_user=params["max_items_per_user"],
+        seed=params["seed"],
+    )
     if similarity == "swing":
         key_params = {"dataset": str(config["dataset"]), **params}
 
@@ -206,19 +233,21 @@ def swing_neighbours_and_cache(config, train_dataset, logger=None,
             arrays.update(_csr_arrays("user", user_similarity(graph, **common)))
             return arrays
     else:  # alpha is SWING's own: it does not key the co-occurrence tables
-        key_params = {"dataset": str(config["dataset"]), "similarity": similarity,
-                      **{name: value for name, value in params.items() if name != "alpha"}}
+        key_params = {
+            "dataset": str(config["dataset"]),
+            "similarity": similarity,
+            **{name: value for name, value in params.items() if name != "alpha"},
+        }
 
         def compute():
             users, items = similarity_tables(graph, similarity, params["topk"], **caps)
             return {**_csr_arrays("item", items), **_csr_arrays("user", users)}
 
     cache_dir = swing_cache_dir(config)
-    result = load_or_compute(cache_dir, key_params, compute, edges_fingerprint(graph), logger,
-                             prefix=similarity)
-    neighbours = SwingNeighbours.from_csr(_csr_from_arrays("user", result.arrays),
-                                          _csr_from_arrays("item", result.arrays),
-                                          params["topk"])
+    result = load_or_compute(cache_dir, key_params, compute, edges_fingerprint(graph), logger, prefix=similarity)
+    neighbours = SwingNeighbours.from_csr(
+        _csr_from_arrays("user", result.arrays), _csr_from_arrays("item", result.arrays), params["topk"]
+    )
     return neighbours, result
 
 
@@ -227,7 +256,8 @@ def swing_for_dataset(config, train_dataset, logger=None, progress: bool = True)
     ``cl_similarity`` the config names.
 
     Reads ``swing_alpha``, ``swing_topk``, ``swing_max_users_per_item``,
-    ``swing_max_items_per_user``, ``swing_edges``, ``cl_similarity`` and ``seed`` from ``config`` (defaults: ``properties/swing.yaml``), builds the edge matrix from
+    ``swing_max_items_per_user``, ``swing_edges``, ``cl_similarity`` and ``seed`` from ``config``
+    (defaults: ``properties/swing.yaml``), builds the edge matrix from
     ``train_dataset.inter_feat`` (``user_num x item_num``) and caches the result in
     :func:`swing_cache_dir`. Only the train split must be passed, or labels leak.
     """

@@ -40,9 +40,7 @@ SWING_EDGE_CHOICES = ("all", "positive")
 
 def _check_sparse(matrix, name: str = "matrix") -> None:
     if not sp.issparse(matrix):
-        raise ValueError(
-            f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}"
-        )
+        raise ValueError(f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}")
     if len(matrix.shape) != 2:
         raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
 
@@ -56,8 +54,7 @@ def _check_count(value, name: str, allow_none: bool = True) -> Optional[int]:
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -88,9 +85,7 @@ def binarize(matrix) -> sp.csr_matrix:
     keep = data != 0
     rows = coo.row[keep]
     cols = coo.col[keep]
-    graph = sp.csr_matrix(
-        (np.ones(rows.shape[0], dtype=np.float64), (rows, cols)), shape=coo.shape
-    )
+    graph = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.float64), (rows, cols)), shape=coo.shape)
     graph.sum_duplicates()
     graph.data[:] = 1.0
     graph.sort_indices()
@@ -110,15 +105,14 @@ def _cap_columns(graph: sp.csr_matrix, cap: int, rng: np.random.Generator) -> sp
     rank = np.empty_like(order)
     rank[order] = np.arange(order.shape[0]) - csc.indptr[column[order]]
     keep = rank < cap
-    sampled = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (csc.indices[keep], column[keep])), shape=graph.shape
-    )
+    sampled = sp.csr_matrix((np.ones(int(keep.sum())), (csc.indices[keep], column[keep])), shape=graph.shape)
     sampled.sort_indices()
     return sampled
 
 
-def sample_graph(matrix, max_users_per_item: Optional[int] = None, seed: int = 0,
-                 max_items_per_user: Optional[int] = None) -> sp.csr_matrix:
+def sample_graph(
+    matrix, max_users_per_item: Optional[int] = None, seed: int = 0, max_items_per_user: Optional[int] = None
+) -> sp.csr_matrix:
     """The binarized ``users x items`` graph with capped degrees, seeded.
 
     First every item keeps at most ``max_users_per_item`` of its users, then every user at
@@ -149,7 +143,6 @@ def connector_weights(graph) -> np.ndarray:
     return weights
 
 
-
 def _as_numpy(values, name: str) -> np.ndarray:
     if hasattr(values, "detach"):  # torch tensor, without importing torch here
         values = values.detach().cpu().numpy()
@@ -159,8 +152,9 @@ def _as_numpy(values, name: str) -> np.ndarray:
     return array
 
 
-def swing_edges_matrix(user_ids, item_ids, labels, n_users: int, n_items: int,
-                       edges: str = "positive") -> sp.csr_matrix:
+def swing_edges_matrix(
+    user_ids, item_ids, labels, n_users: int, n_items: int, edges: str = "positive"
+) -> sp.csr_matrix:
     """Binary ``n_users x n_items`` CSR of TRAIN interactions.
 
     ``edges='all'`` uses every row; ``edges='positive'`` only rows with ``label == 1``
@@ -184,8 +178,7 @@ def swing_edges_matrix(user_ids, item_ids, labels, n_users: int, n_items: int,
         users, items = users[keep], items[keep]
     for name, ids, bound in (("user_ids", users, n_users), ("item_ids", items, n_items)):
         if ids.size and (ids.min() < 0 or ids.max() >= bound):
-            raise ValueError(f"{name} must lie in [0, {bound}), got range "
-                             f"[{ids.min()}, {ids.max()}]")
+            raise ValueError(f"{name} must lie in [0, {bound}), got range [{ids.min()}, {ids.max()}]")
     matrix = sp.csr_matrix((np.ones(users.shape[0]), (users, items)), shape=(n_users, n_items))
     return binarize(matrix)
 
@@ -210,8 +203,7 @@ class NeighbourTable:
         self.scores = np.asarray(self.scores, dtype=np.float64)
         self.counts = np.asarray(self.counts, dtype=np.int64)
         if self.ids.ndim != 2 or self.ids.shape != self.scores.shape:
-            raise ValueError(f"ids and scores must be equal n x k arrays, got {self.ids.shape} "
-                             f"and {self.scores.shape}")
+            raise ValueError(f"ids and scores must be equal n x k arrays, got {self.ids.shape} and {self.scores.shape}")
         if self.counts.shape != (self.ids.shape[0],):
             raise ValueError(f"counts must have shape ({self.ids.shape[0]},)")
 
@@ -252,8 +244,7 @@ class NeighbourTable:
         valid = self.ids != self.PAD_ID
         rows = np.nonzero(valid)[0]
         n_columns = self.n_nodes if n_columns is None else n_columns
-        return sp.csr_matrix((self.scores[valid], (rows, self.ids[valid])),
-                             shape=(self.n_nodes, n_columns))
+        return sp.csr_matrix((self.scores[valid], (rows, self.ids[valid])), shape=(self.n_nodes, n_columns))
 
 
 @dataclass
@@ -265,5 +256,4 @@ class SwingNeighbours:
 
     @classmethod
     def from_csr(cls, user_csr, item_csr, k: int) -> "SwingNeighbours":
-        return cls(users=NeighbourTable.from_csr(user_csr, k),
-                   items=NeighbourTable.from_csr(item_csr, k))
+        return cls(users=NeighbourTable.from_csr(user_csr, k), items=NeighbourTable.from_csr(item_csr, k))

@@ -21,6 +21,7 @@ float32) and its overlap (a sparse product) at a time, so 28k users need tens of
 It is cached beside the SWING cache (:func:`hard_negatives_for_dataset`), keyed by a digest of
 the side's text vectors as aligned to the dataset's ids, the train edges and m.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def hard_negative_table(vectors, has_vector, graph, pool: int, first_valid_id: int = 1,
-                        chunk_elements: int = CHUNK_ELEMENTS) -> NeighbourTable:
+def hard_negative_table(
+    vectors, has_vector, graph, pool: int, first_valid_id: int = 1, chunk_elements: int = CHUNK_ELEMENTS
+) -> NeighbourTable:
     """Per node, the ``pool`` ids closest by text cosine among those sharing no connector.
 
     vectors: n x T text vectors (row = internal id); has_vector: n bool (False rows are never
@@ -65,8 +67,9 @@ def hard_negative_table(vectors, has_vector, graph, pool: int, first_valid_id: i
     has_vector = np.asarray(has_vector, dtype=bool)
     n = unit.shape[0]
     if has_vector.shape != (n,) or graph.shape[0] != n:
-        raise ValueError(f"vectors ({n} rows), has_vector {has_vector.shape} and graph "
-                         f"{graph.shape} must describe the same nodes")
+        raise ValueError(
+            f"vectors ({n} rows), has_vector {has_vector.shape} and graph {graph.shape} must describe the same nodes"
+        )
     nodes = binarize(graph)
     connectors = nodes.T.tocsr()
     candidate = has_vector.copy()
@@ -108,9 +111,16 @@ class HardNegativeSampler:
         seed, rank: the generator's stream, as in :class:`~recbole_dlrrec.swing.sampler.SwingSampler`.
     """
 
-    def __init__(self, hard_ids, counts, n_corpus: int, seed: int = 0,
-                 device: Union[str, torch.device, None] = "cpu", first_valid_id: int = 1,
-                 rank: Optional[int] = None):
+    def __init__(
+        self,
+        hard_ids,
+        counts,
+        n_corpus: int,
+        seed: int = 0,
+        device: Union[str, torch.device, None] = "cpu",
+        first_valid_id: int = 1,
+        rank: Optional[int] = None,
+    ):
         self.device = torch.device(device if device is not None else "cpu")
         self.first_valid_id = _check_int(first_valid_id, "first_valid_id", 0)
         # At least 3 ids, so that one is left after excluding an anchor and its positive.
@@ -118,8 +128,9 @@ class HardNegativeSampler:
         self.hard_ids = torch.as_tensor(np.asarray(hard_ids), dtype=torch.long, device=self.device)
         self.counts = torch.as_tensor(np.asarray(counts), dtype=torch.long, device=self.device)
         if self.hard_ids.dim() != 2 or self.counts.shape != self.hard_ids.shape[:1]:
-            raise ValueError(f"hard_ids must be n x m and counts n, got {tuple(self.hard_ids.shape)} "
-                             f"and {tuple(self.counts.shape)}")
+            raise ValueError(
+                f"hard_ids must be n x m and counts n, got {tuple(self.hard_ids.shape)} and {tuple(self.counts.shape)}"
+            )
         seed = _check_int(seed, "seed", 0)
         rank = _check_int(default_rank() if rank is None else rank, "rank", 0)
         self.generator = torch.Generator(device=self.device)
@@ -141,8 +152,7 @@ class HardNegativeSampler:
         second = torch.where(positive_in, positives, beyond)
         first, second = torch.minimum(first, second), torch.maximum(first, second)
         allowed = (high - low) - anchor_in.long() - positive_in.long()
-        u = torch.rand((anchors.shape[0], n), generator=self.generator, device=self.device,
-                       dtype=self._float)
+        u = torch.rand((anchors.shape[0], n), generator=self.generator, device=self.device, dtype=self._float)
         draws = low + torch.minimum((u * allowed[:, None]).long(), allowed[:, None] - 1)
         draws = draws + (draws >= first[:, None]).long()
         return draws + (draws >= second[:, None]).long()
@@ -190,8 +200,7 @@ def hard_negatives_for_dataset(config, train_dataset, sides: Iterable[str], logg
     :func:`~recbole_dlrrec.swing.cache.swing_cache_dir`. Raises TextVectorsMissingError (an
     InputError) naming the key when a side has no text vectors."""
     from recbole_dlrrec.data.text_vectors import SIDES, TextVectorsMissingError, load_text_table
-    from recbole_dlrrec.swing.cache import (edges_fingerprint, load_or_compute, swing_cache_dir,
-                                            train_edges)
+    from recbole_dlrrec.swing.cache import edges_fingerprint, load_or_compute, swing_cache_dir, train_edges
 
     pool = hard_pool_from_config(config)
     graph = train_edges(config, train_dataset, "all")  # any shared train row disqualifies
@@ -203,19 +212,26 @@ def hard_negatives_for_dataset(config, train_dataset, sides: Iterable[str], logg
             key = SIDES[side][1]
             raise TextVectorsMissingError(
                 f"cl_negatives: hard needs {side} text vectors, but {key} is not set for dataset "
-                f"{config['dataset']!r}; set {key} or choose another cl_negatives")
+                f"{config['dataset']!r}; set {key} or choose another cl_negatives"
+            )
         vectors, has_vector = text.vectors.numpy(), text.has_vector.numpy()
         side_graph = graph if side == "user" else graph.T.tocsr()
-        key_params = {"dataset": str(config["dataset"]), "side": side, "pool": pool,
-                      "vectors": _vectors_digest(vectors, has_vector)}
+        key_params = {
+            "dataset": str(config["dataset"]),
+            "side": side,
+            "pool": pool,
+            "vectors": _vectors_digest(vectors, has_vector),
+        }
 
         def compute(vectors=vectors, has_vector=has_vector, side_graph=side_graph):
             table = hard_negative_table(vectors, has_vector, side_graph, pool)
             return {"ids": table.ids.astype(np.int32), "scores": table.scores.astype(np.float32)}
 
-        result = load_or_compute(swing_cache_dir(config), key_params, compute, fingerprint, logger,
-                                 prefix=f"hard_{side}")
+        result = load_or_compute(
+            swing_cache_dir(config), key_params, compute, fingerprint, logger, prefix=f"hard_{side}"
+        )
         ids = result.arrays["ids"].astype(np.int64)
-        tables[side] = NeighbourTable(ids=ids, scores=result.arrays["scores"],
-                                      counts=(ids != NeighbourTable.PAD_ID).sum(axis=1))
+        tables[side] = NeighbourTable(
+            ids=ids, scores=result.arrays["scores"], counts=(ids != NeighbourTable.PAD_ID).sum(axis=1)
+        )
     return tables

@@ -93,7 +93,6 @@ _PARALLEL_MIN_WORK = 200_000
 _PROGRESS_BATCHES = 20
 
 
-
 # --------------------------------------------------------------------------------------------
 # numba kernels. Shared arguments:
 #   rows, task_ptr: rows[task_ptr[t]:task_ptr[t+1]] are the rows computed by task t
@@ -101,8 +100,7 @@ _PROGRESS_BATCHES = 20
 #   conn_indptr/conn_nodes: CSR connectors -> nodes
 # --------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True)
-def _count_row_nnz(rows, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes, out_nnz,
-                   out_work):
+def _count_row_nnz(rows, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes, out_nnz, out_work):
     """out_nnz[i] = number of j != i reached from i by at least two connectors.
 
     out_work[i] estimates the cost of row i for the common-lists method: entries swept plus
@@ -137,8 +135,9 @@ def _count_row_nnz(rows, task_ptr, node_indptr, node_conn, conn_indptr, conn_nod
 
 
 @njit(cache=True)
-def _row_by_marking(i, start, stop, node_conn, conn_indptr, conn_nodes, weights, alpha,
-                    mark, stamp, seen, common, touched, acc):
+def _row_by_marking(
+    i, start, stop, node_conn, conn_indptr, conn_nodes, weights, alpha, mark, stamp, seen, common, touched, acc
+):
     """Row i, pair by pair: mark I_u, scan I_v, add the pair's term to every shared column.
 
     Memory O(n_nodes); time sum over pairs (u, v) of U_i of |I_v|. Returns (columns, stamp).
@@ -173,8 +172,9 @@ def _row_by_marking(i, start, stop, node_conn, conn_indptr, conn_nodes, weights,
 
 
 @njit(cache=True)
-def _row_by_common_lists(i, start, stop, node_conn, conn_indptr, conn_nodes, weights, alpha,
-                         count, cursor, touched, acc, pair_common):
+def _row_by_common_lists(
+    i, start, stop, node_conn, conn_indptr, conn_nodes, weights, alpha, count, cursor, touched, acc, pair_common
+):
     """Row i via, per column j, the list L_j of users of i that also have j.
 
     1. One sweep over I_u for u in U_i gives |L_j|; the columns are the j != i with
@@ -244,9 +244,23 @@ def _row_by_common_lists(i, start, stop, node_conn, conn_indptr, conn_nodes, wei
 
 
 @njit(parallel=True, cache=True)
-def _swing_rows(rows, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes, weights,
-                alpha, topk, max_conn_degree, dense_limit, out_indptr, out_cols, out_vals,
-                out_len):
+def _swing_rows(
+    rows,
+    task_ptr,
+    node_indptr,
+    node_conn,
+    conn_indptr,
+    conn_nodes,
+    weights,
+    alpha,
+    topk,
+    max_conn_degree,
+    dense_limit,
+    out_indptr,
+    out_cols,
+    out_vals,
+    out_len,
+):
     """Compute the SWING rows ``rows`` into the CSR slots out_indptr[i]:out_indptr[i+1].
 
     Rows with at most ``dense_limit`` users use _row_by_common_lists, others
@@ -274,13 +288,38 @@ def _swing_rows(rows, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes,
             start = node_indptr[i]
             stop = node_indptr[i + 1]
             if stop - start <= dense_limit:
-                n_touched = _row_by_common_lists(i, start, stop, node_conn, conn_indptr,
-                                                 conn_nodes, weights, alpha, count, cursor,
-                                                 touched, acc, pair_common)
+                n_touched = _row_by_common_lists(
+                    i,
+                    start,
+                    stop,
+                    node_conn,
+                    conn_indptr,
+                    conn_nodes,
+                    weights,
+                    alpha,
+                    count,
+                    cursor,
+                    touched,
+                    acc,
+                    pair_common,
+                )
             else:
-                n_touched, stamp = _row_by_marking(i, start, stop, node_conn, conn_indptr,
-                                                   conn_nodes, weights, alpha, mark, stamp,
-                                                   seen, common, touched, acc)
+                n_touched, stamp = _row_by_marking(
+                    i,
+                    start,
+                    stop,
+                    node_conn,
+                    conn_indptr,
+                    conn_nodes,
+                    weights,
+                    alpha,
+                    mark,
+                    stamp,
+                    seen,
+                    common,
+                    touched,
+                    acc,
+                )
             capacity = out_indptr[i + 1] - out_indptr[i]
             base = out_indptr[i]
             cols = np.sort(touched[:n_touched])
@@ -318,8 +357,9 @@ def _schedule(rows: np.ndarray, cost: np.ndarray, n_tasks: int):
     return np.ascontiguousarray(rows[by_task], dtype=np.int64), task_ptr
 
 
-def similarity_from_graph(graph, weights, alpha: float = 1.0, topk: Optional[int] = None,
-                          progress: bool = False, desc: str = "SWING") -> sp.csr_matrix:
+def similarity_from_graph(
+    graph, weights, alpha: float = 1.0, topk: Optional[int] = None, progress: bool = False, desc: str = "SWING"
+) -> sp.csr_matrix:
     """SWING between the columns of a (possibly sampled) ``connectors x nodes`` graph.
 
     This is the exact core behind :func:`item_similarity`: ``graph`` is used as is (after
@@ -363,15 +403,42 @@ def similarity_from_graph(graph, weights, alpha: float = 1.0, topk: Optional[int
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        return _similarity_rows(rows, pair_cost, threads, node_indptr, node_conn, conn_indptr,
-                                conn_nodes, kept_weights, alpha, topk, max_conn_degree,
-                                n_nodes, progress, desc)
+        return _similarity_rows(
+            rows,
+            pair_cost,
+            threads,
+            node_indptr,
+            node_conn,
+            conn_indptr,
+            conn_nodes,
+            kept_weights,
+            alpha,
+            topk,
+            max_conn_degree,
+            n_nodes,
+            progress,
+            desc,
+        )
     finally:
         numba.set_num_threads(previous_threads)
 
 
-def _similarity_rows(rows, pair_cost, threads, node_indptr, node_conn, conn_indptr, conn_nodes,
-                     kept_weights, alpha, topk, max_conn_degree, n_nodes, progress, desc):
+def _similarity_rows(
+    rows,
+    pair_cost,
+    threads,
+    node_indptr,
+    node_conn,
+    conn_indptr,
+    conn_nodes,
+    kept_weights,
+    alpha,
+    topk,
+    max_conn_degree,
+    n_nodes,
+    progress,
+    desc,
+):
     """Both kernel passes of :func:`similarity_from_graph` on prepared arrays."""
     node_degree = np.diff(node_indptr)
     n_tasks = _TASKS_PER_THREAD * threads
@@ -379,8 +446,7 @@ def _similarity_rows(rows, pair_cost, threads, node_indptr, node_conn, conn_indp
     nnz = np.zeros(n_nodes, dtype=np.int64)
     work = np.zeros(n_nodes, dtype=np.float64)
     scheduled, task_ptr = _schedule(rows, node_degree.astype(np.float64), n_tasks)
-    _count_row_nnz(scheduled, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes, nnz,
-                   work)
+    _count_row_nnz(scheduled, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes, nnz, work)
     # Pass-2 cost of a row: the common-lists work (2 sweeps over the incidences, the pair
     # triangle) or, for the marking method, its pair loop.
     dense = node_degree <= _DENSE_PAIR_LIMIT
@@ -396,17 +462,34 @@ def _similarity_rows(rows, pair_cost, threads, node_indptr, node_conn, conn_indp
     rows = rows[nnz[rows] > 0]
     by_cost = rows[np.argsort(-row_cost[rows], kind="stable")]
     n_batches = min(_PROGRESS_BATCHES, max(1, by_cost.shape[0])) if progress else 1
-    bar = (tqdm(total=float(row_cost[rows].sum()), desc=desc, unit="op", unit_scale=True,
-                leave=False) if progress else None)
+    bar = (
+        tqdm(total=float(row_cost[rows].sum()), desc=desc, unit="op", unit_scale=True, leave=False)
+        if progress
+        else None
+    )
     try:
         for b in range(n_batches):
             batch = by_cost[b::n_batches]
             if batch.shape[0] == 0:
                 continue
             scheduled, task_ptr = _schedule(batch, row_cost, n_tasks)
-            _swing_rows(scheduled, task_ptr, node_indptr, node_conn, conn_indptr, conn_nodes,
-                        kept_weights, alpha, -1 if topk is None else topk, max_conn_degree,
-                        _DENSE_PAIR_LIMIT, out_indptr, out_cols, out_vals, out_len)
+            _swing_rows(
+                scheduled,
+                task_ptr,
+                node_indptr,
+                node_conn,
+                conn_indptr,
+                conn_nodes,
+                kept_weights,
+                alpha,
+                -1 if topk is None else topk,
+                max_conn_degree,
+                _DENSE_PAIR_LIMIT,
+                out_indptr,
+                out_cols,
+                out_vals,
+                out_len,
+            )
             if bar is not None:
                 bar.update(float(row_cost[batch].sum()))
     finally:
@@ -417,8 +500,9 @@ def _similarity_rows(rows, pair_cost, threads, node_indptr, node_conn, conn_indp
     return sp.csr_matrix((out_vals, out_cols, out_indptr), shape=(n_nodes, n_nodes))
 
 
-def _similarity(matrix, side: str, alpha, topk, max_users_per_item, seed, progress,
-                max_items_per_user) -> sp.csr_matrix:
+def _similarity(
+    matrix, side: str, alpha, topk, max_users_per_item, seed, progress, max_items_per_user
+) -> sp.csr_matrix:
     _check_sparse(matrix)
     alpha = _check_alpha(alpha)
     topk = _check_count(topk, "topk")
@@ -426,14 +510,25 @@ def _similarity(matrix, side: str, alpha, topk, max_users_per_item, seed, progre
     full = binarize(matrix)
     if side == "users":
         full, sampled = full.T.tocsr(), sampled.T.tocsr()
-    return similarity_from_graph(sampled, connector_weights(full), alpha=alpha, topk=topk,
-                                 progress=progress, desc=f"SWING {side[:-1]}-{side[:-1]}")
+    return similarity_from_graph(
+        sampled,
+        connector_weights(full),
+        alpha=alpha,
+        topk=topk,
+        progress=progress,
+        desc=f"SWING {side[:-1]}-{side[:-1]}",
+    )
 
 
-def item_similarity(matrix, alpha: float = 1.0, topk: Optional[int] = None,
-                    max_users_per_item: Optional[int] = None, seed: int = 0,
-                    progress: bool = False,
-                    max_items_per_user: Optional[int] = None) -> sp.csr_matrix:
+def item_similarity(
+    matrix,
+    alpha: float = 1.0,
+    topk: Optional[int] = None,
+    max_users_per_item: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = False,
+    max_items_per_user: Optional[int] = None,
+) -> sp.csr_matrix:
     """Item-item SWING of a ``users x items`` sparse matrix: float64 CSR ``items x items``.
 
     ``alpha >= 0`` smooths ``1 / (alpha + |I_u & I_v|)``; ``topk`` keeps the k best per row
@@ -442,19 +537,22 @@ def item_similarity(matrix, alpha: float = 1.0, topk: Optional[int] = None,
     SWING is then exact on the sampled graph, with weights from the full degrees. ``None`` =
     exact SWING. ``progress`` shows a tqdm bar. See the module docstring.
     """
-    return _similarity(matrix, "items", alpha, topk, max_users_per_item, seed, progress,
-                       max_items_per_user)
+    return _similarity(matrix, "items", alpha, topk, max_users_per_item, seed, progress, max_items_per_user)
 
 
-def user_similarity(matrix, alpha: float = 1.0, topk: Optional[int] = None,
-                    max_users_per_item: Optional[int] = None, seed: int = 0,
-                    progress: bool = False,
-                    max_items_per_user: Optional[int] = None) -> sp.csr_matrix:
+def user_similarity(
+    matrix,
+    alpha: float = 1.0,
+    topk: Optional[int] = None,
+    max_users_per_item: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = False,
+    max_items_per_user: Optional[int] = None,
+) -> sp.csr_matrix:
     """User-user SWING of a ``users x items`` matrix: float64 CSR ``users x users``.
 
     Without caps this is exactly ``item_similarity(matrix.T)``. The caps keep their meaning
     on ``matrix`` (users per item, items per user), so both sides use the same sampled graph;
     ``max_users_per_item`` bounds the cost here too (it caps the connectors' degree).
     """
-    return _similarity(matrix, "users", alpha, topk, max_users_per_item, seed, progress,
-                       max_items_per_user)
+    return _similarity(matrix, "users", alpha, topk, max_users_per_item, seed, progress, max_items_per_user)

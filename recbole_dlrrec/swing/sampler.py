@@ -37,8 +37,15 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["NEGATIVE_DISTS", "NEGATIVE_POOLS", "SAMPLE_MODES", "SwingSampler", "default_rank",
-           "negative_weights", "rank_seed"]
+__all__ = [
+    "NEGATIVE_DISTS",
+    "NEGATIVE_POOLS",
+    "SAMPLE_MODES",
+    "SwingSampler",
+    "default_rank",
+    "negative_weights",
+    "rank_seed",
+]
 
 SAMPLE_MODES = ("score", "uniform")
 NEGATIVE_POOLS = ("all", "seen")  # cl_negative_pool
@@ -68,8 +75,9 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0]) >> 1
 
 
-def negative_weights(counts, pool: str = "all", dist: str = "uniform",
-                     power: float = POPULARITY_POWER) -> Optional[torch.Tensor]:
+def negative_weights(
+    counts, pool: str = "all", dist: str = "uniform", power: float = POPULARITY_POWER
+) -> Optional[torch.Tensor]:
     """Per-id weights of the negative draw from per-id TRAIN counts (``n_corpus``, index = id).
 
     ``pool``: ``'all'`` ids or only the ``'seen'`` ones (count > 0); ``dist``: ``'uniform'`` over
@@ -106,9 +114,18 @@ class SwingSampler:
             :meth:`set_negative_weights`); None: uniform over the corpus.
     """
 
-    def __init__(self, neighbour_ids, neighbour_scores, n_corpus: int, mode: str = "score",
-                 seed: int = 0, device: Union[str, torch.device, None] = "cpu",
-                 first_valid_id: int = 1, rank: Optional[int] = None, negative_weights=None):
+    def __init__(
+        self,
+        neighbour_ids,
+        neighbour_scores,
+        n_corpus: int,
+        mode: str = "score",
+        seed: int = 0,
+        device: Union[str, torch.device, None] = "cpu",
+        first_valid_id: int = 1,
+        rank: Optional[int] = None,
+        negative_weights=None,
+    ):
         if mode not in SAMPLE_MODES:
             raise ValueError(f"swing_sample_mode must be one of {SAMPLE_MODES}, got {mode!r}")
         self.mode = mode
@@ -121,8 +138,10 @@ class SwingSampler:
         ids = torch.as_tensor(neighbour_ids)
         scores = torch.as_tensor(neighbour_scores)
         if ids.dim() != 2 or ids.shape != scores.shape:
-            raise ValueError("neighbour_ids and neighbour_scores must be equal n x k tensors, "
-                             f"got {tuple(ids.shape)} and {tuple(scores.shape)}")
+            raise ValueError(
+                "neighbour_ids and neighbour_scores must be equal n x k tensors, "
+                f"got {tuple(ids.shape)} and {tuple(scores.shape)}"
+            )
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise ValueError(f"neighbour_ids must be integers, got {ids.dtype}")
         scores = scores.to(torch.float64)
@@ -164,8 +183,9 @@ class SwingSampler:
         # Checked and summed up on the host, in float64 (once, at set-up); then moved.
         weights = torch.as_tensor(weights).detach().to("cpu", torch.float64).clone()
         if weights.shape != (self.n_corpus,):
-            raise ValueError(f"negative weights must be one per corpus id ({self.n_corpus}), got "
-                             f"{tuple(weights.shape)}")
+            raise ValueError(
+                f"negative weights must be one per corpus id ({self.n_corpus}), got {tuple(weights.shape)}"
+            )
         if not torch.isfinite(weights).all() or (weights < 0).any():
             raise ValueError("negative weights must be finite and >= 0")
         weights[: self.first_valid_id] = 0.0
@@ -208,17 +228,17 @@ class SwingSampler:
     def _anchors(self, anchors) -> torch.Tensor:
         anchors = torch.as_tensor(anchors, device=self.device)
         if anchors.dim() != 1 or anchors.is_floating_point() or anchors.dtype == torch.bool:
-            raise ValueError(f"anchors must be a 1-D integer tensor, got {anchors.dtype} "
-                             f"{tuple(anchors.shape)}")
+            raise ValueError(f"anchors must be a 1-D integer tensor, got {anchors.dtype} {tuple(anchors.shape)}")
         anchors = anchors.long()
         if anchors.numel() and (anchors.min() < 0 or anchors.max() >= self.neighbour_ids.shape[0]):
-            raise ValueError(f"anchors must lie in [0, {self.neighbour_ids.shape[0]}), got "
-                             f"[{int(anchors.min())}, {int(anchors.max())}]")
+            raise ValueError(
+                f"anchors must lie in [0, {self.neighbour_ids.shape[0]}), got "
+                f"[{int(anchors.min())}, {int(anchors.max())}]"
+            )
         return anchors
 
     def _randint(self, size) -> torch.Tensor:
-        return torch.randint(self.first_valid_id, self.n_corpus, size, generator=self.generator,
-                             device=self.device)
+        return torch.randint(self.first_valid_id, self.n_corpus, size, generator=self.generator, device=self.device)
 
     def _draw_negatives(self, size) -> torch.Tensor:
         """Ids from the negative pool (with replacement), on the device, no host sync."""
@@ -234,8 +254,9 @@ class SwingSampler:
         # right=True: zero-weight entries (a flat step of the cdf) are never picked.
         return torch.searchsorted(cdf, u.reshape(-1), right=True).clamp_(max=count - 1).view(u.shape)
 
-    def sample(self, anchors, n_negatives: int, self_positive: float = 0.0
-               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, anchors, n_negatives: int, self_positive: float = 0.0
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Positives ``[B]``, negatives ``[B, n_negatives]`` and mask ``[B]`` for ``anchors [B]``.
 
         ``mask[b]`` is False when anchor b has no valid neighbour (its positive is then the
@@ -253,8 +274,7 @@ class SwingSampler:
         batch = anchors.shape[0]
         if batch == 0:
             empty = anchors.new_empty((0,))
-            return empty, anchors.new_empty((0, n_negatives)), torch.zeros(
-                0, dtype=torch.bool, device=self.device)
+            return empty, anchors.new_empty((0, n_negatives)), torch.zeros(0, dtype=torch.bool, device=self.device)
         cdf = self._cdf[anchors]  # B x k
         u = torch.rand(batch, 1, generator=self.generator, device=self.device, dtype=cdf.dtype) * cdf[:, -1:]
         # right=True: u in [cdf[j-1], cdf[j]) picks j, so zero-weight columns are never picked.
@@ -268,8 +288,7 @@ class SwingSampler:
         negatives = self._negatives_excluding(anchors, positives, n_negatives)
         return positives, negatives, mask
 
-    def _negatives_excluding(self, anchors: torch.Tensor, positives: torch.Tensor,
-                             n_negatives: int) -> torch.Tensor:
+    def _negatives_excluding(self, anchors: torch.Tensor, positives: torch.Tensor, n_negatives: int) -> torch.Tensor:
         batch = anchors.shape[0]
         if n_negatives == 0:
             return anchors.new_empty((batch, 0))
@@ -277,8 +296,10 @@ class SwingSampler:
         in_range_p = self._in_negative_pool(positives) & (positives != anchors)
         allowed = self.n_allowed - in_range_a.long() - in_range_p.long()
         if (allowed < 1).any():
-            raise ValueError(f"no negative left: the negative pool (of the corpus [{self.first_valid_id}, "
-                             f"{self.n_corpus})) holds only the anchor and its positive")
+            raise ValueError(
+                f"no negative left: the negative pool (of the corpus [{self.first_valid_id}, "
+                f"{self.n_corpus})) holds only the anchor and its positive"
+            )
         anchor_col = anchors.unsqueeze(1)
         positive_col = positives.unsqueeze(1)
         negatives = self._draw_negatives((batch, n_negatives))

@@ -18,6 +18,7 @@ computed in row chunks, each cut to its top-k before the next chunk starts, so m
 bounded by one chunk's product and never ``n x n``. A row's work is the sum of its
 connectors' degrees; a chunk holds rows up to :data:`CHUNK_WORK` of it.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -86,11 +87,15 @@ def cooccurrence_similarity(graph, kind: str, topk: int, chunk_work: int = CHUNK
     return sp.vstack(pieces, format="csr")
 
 
-def similarity_tables(matrix, kind: str, topk: int, max_users_per_item: Optional[int] = None,
-                      max_items_per_user: Optional[int] = None, seed: int = 0
-                      ) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+def similarity_tables(
+    matrix,
+    kind: str,
+    topk: int,
+    max_users_per_item: Optional[int] = None,
+    max_items_per_user: Optional[int] = None,
+    seed: int = 0,
+) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
     """(users x users, items x items) top-k ``kind`` similarities of a ``users x items`` edge
     matrix, on the graph sampled with the SWING caps and seed (one sampled graph for both)."""
     sampled = sample_graph(matrix, max_users_per_item, seed, max_items_per_user)
-    return (cooccurrence_similarity(sampled, kind, topk),
-            cooccurrence_similarity(sampled.T.tocsr(), kind, topk))
+    return (cooccurrence_similarity(sampled, kind, topk), cooccurrence_similarity(sampled.T.tocsr(), kind, topk))

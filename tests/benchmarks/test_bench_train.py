@@ -1,5 +1,6 @@
 """benchmarks/bench_train.py: the --quick smoke run end to end (no timing asserts), and the
 pieces the full run relies on (generated dataset layout, run expansion, paired ratios)."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,22 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
     save = tmp_path / "out" / "cpu"
     plot = tmp_path / "out" / "scaling.png"
     proc = subprocess.run(
-        [sys.executable, BENCH, "--quick", "--data-dir", str(tmp_path / "data"), "--save", str(save),
-         "--plot", str(plot)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+        [
+            sys.executable,
+            BENCH,
+            "--quick",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--save",
+            str(save),
+            "--plot",
+            str(plot),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
@@ -44,8 +58,9 @@ def test_quick_run_reports_every_run_scaling_and_encoder(tmp_path):
     for model in ("DeepFM", "DLRREC"):  # same seed on the CPU: the fast path trains on the same batches
         assert runs[f"{model} fast"]["test_auc"] == pytest.approx(runs[f"{model} standard"]["test_auc"], abs=1e-6)
     ratios = session["batches"]["256"]["ratios"]
-    assert {"DeepFM fast / DeepFM standard", "DLRREC fast / DLRREC standard",
-            "DLRREC fast / DeepFM standard"} <= set(ratios)
+    assert {"DeepFM fast / DeepFM standard", "DLRREC fast / DLRREC standard", "DLRREC fast / DeepFM standard"} <= set(
+        ratios
+    )
     assert all(r["median"] > 0 and r["target"] for r in (ratios[k] for k in ratios) if r["target"] is not None)
 
     (fresh,) = report["fresh"]  # the headline pair again, each run in its own process
@@ -68,10 +83,21 @@ def test_generated_dataset_has_the_converter_layout_and_is_reused(tmp_path):
     assert name == "bench-3k"
     folder = tmp_path / name
     header = lambda f: (folder / f).read_text().splitlines()[0].split("\t")  # noqa: E731
-    assert header(f"{name}.train.inter") == ["user_id:token", "item_id:token", "rating:float", "label:float",
-                                              "timestamp:float"]
-    assert header(f"{name}.item") == ["item_id:token", "price:token", "categories:token_seq", "latitude:float",
-                                      "longitude:float", "pic_count:float"]
+    assert header(f"{name}.train.inter") == [
+        "user_id:token",
+        "item_id:token",
+        "rating:float",
+        "label:float",
+        "timestamp:float",
+    ]
+    assert header(f"{name}.item") == [
+        "item_id:token",
+        "price:token",
+        "categories:token_seq",
+        "latitude:float",
+        "longitude:float",
+        "pic_count:float",
+    ]
     assert header(f"{name}.user") == ["user_id:token", "n_train_reviews:float"]
     rows = sum(len((folder / f"{name}.{s}.inter").read_text().splitlines()) - 1 for s in ("train", "valid", "test"))
     assert rows == 3000
@@ -86,9 +112,13 @@ def test_generated_dataset_has_the_converter_layout_and_is_reused(tmp_path):
 
 
 def test_fresh_ratio_pairs_runs_within_a_round():
-    points = [{"round": 0, "run": "A", "samples_per_s": 120.0}, {"round": 0, "run": "B", "samples_per_s": 100.0},
-              {"round": 1, "run": "B", "samples_per_s": 50.0}, {"round": 1, "run": "A", "samples_per_s": 40.0},
-              {"round": 2, "run": "A", "samples_per_s": 90.0}]  # round 2 lost B: left out of the ratios
+    points = [
+        {"round": 0, "run": "A", "samples_per_s": 120.0},
+        {"round": 0, "run": "B", "samples_per_s": 100.0},
+        {"round": 1, "run": "B", "samples_per_s": 50.0},
+        {"round": 1, "run": "A", "samples_per_s": 40.0},
+        {"round": 2, "run": "A", "samples_per_s": 90.0},
+    ]  # round 2 lost B: left out of the ratios
     ratio = bench_train_runs.fresh_ratio(points, "A", "B")
     assert ratio["rounds"] == 2 and ratio["min"] == pytest.approx(0.8) and ratio["max"] == pytest.approx(1.2)
     assert ratio["median"] == pytest.approx(1.0)
@@ -97,10 +127,17 @@ def test_fresh_ratio_pairs_runs_within_a_round():
 
 
 def test_variants_expand_only_the_fast_headline_runs():
-    runs = bench_train_runs.expand_runs(["DeepFM standard", "DLRREC fast", "DeepFM fast"], ["plain", "fused+cudagraphs"])
+    runs = bench_train_runs.expand_runs(
+        ["DeepFM standard", "DLRREC fast", "DeepFM fast"], ["plain", "fused+cudagraphs"]
+    )
     labels = [label for label, _, _ in runs]
-    assert labels == ["DeepFM standard", "DLRREC fast", "DeepFM fast", "DLRREC fast [fused+cudagraphs]",
-                      "DeepFM fast [fused+cudagraphs]"]
+    assert labels == [
+        "DeepFM standard",
+        "DLRREC fast",
+        "DeepFM fast",
+        "DLRREC fast [fused+cudagraphs]",
+        "DeepFM fast [fused+cudagraphs]",
+    ]
     assert runs[-1][2] == {"fused_adam": True, "compile": "reduce-overhead"}
     with pytest.raises(SystemExit):
         bench_train_runs.variant_options("fused+turbo")

@@ -1,4 +1,5 @@
 """`recbole-dlrrec SUBCOMMAND`: the dispatcher reaches each tool's own main."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,20 @@ def test_each_subcommand_has_its_own_help(name, capsys):
 
 def test_convert_reports_bad_input_in_one_line(tmp_path, capsys):
     missing = str(tmp_path / "no_such_reviews.json")
-    status = main(["convert", "--reviews", missing, "--meta", os.path.join(FIXTURES, "meta_small.json"),
-                   "--name", "x", "--out", str(tmp_path / "out"), "--quiet"])
+    status = main(
+        [
+            "convert",
+            "--reviews",
+            missing,
+            "--meta",
+            os.path.join(FIXTURES, "meta_small.json"),
+            "--name",
+            "x",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert status == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "no_such_reviews.json" in err[0]

@@ -7,6 +7,7 @@ The documented install (Makefile, "Installing the wheel") is one command per Pyt
 must hold everything the wheel and RecBole need, dependencies of dependencies included: checked
 here against the lock of every supported Python and, for the running one, down the whole tree.
 A plain `pip install` of the wheel leaves RecBole out; the command then says so in one line."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
-
 from importlib import metadata
 from typing import Dict, List
 
@@ -127,8 +127,9 @@ def test_missing_recbole_is_one_line_naming_the_step(monkeypatch, capsys):
 def _copy_checkout(dest: str) -> None:
     """The files git would ship (tracked, plus new files .gitignore does not exclude), so the
     build sees neither datasets nor results nor the checkout's own build/ and *.egg-info."""
-    proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                          cwd=ROOT, capture_output=True)
+    proc = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip("the checkout is not a git work tree: its files cannot be listed")
     listed = proc.stdout.decode().split("\0")
@@ -154,8 +155,13 @@ def wheel_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
     src, dist, venv = base / "src", base / "dist", base / "venv"
     _copy_checkout(str(src))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(dist), "."], cwd=src, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), "."],
+        cwd=src,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = list(dist.glob("recbole_dlrrec-*.whl"))
     return wheel, venv, _install_wheel(wheel, venv, sysconfig.get_paths()["purelib"])
 
@@ -169,10 +175,20 @@ def _install_wheel(wheel, venv, dependencies: str) -> dict:
     env["PYTHONNOUSERSITE"] = "1"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300, env=env)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True, env=env).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout.strip()
     assert any(name.startswith("recbole_dlrrec-") for name in os.listdir(purelib)), f"{wheel} not installed in {venv}"
     # Written after the install, so pip saw no recbole-dlrrec already installed.
     with open(os.path.join(purelib, "_test_dependencies.pth"), "w") as handle:
@@ -187,9 +203,13 @@ def test_wheel_ships_properties_and_the_command(wheel_env):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    shipped = {n[len("recbole_dlrrec/"):] for n in names if n.startswith("recbole_dlrrec/properties/")}
-    in_repo = {os.path.relpath(os.path.join(d, f), ROOT) for d, _, files in os.walk(os.path.join(ROOT, "properties"))
-               for f in files if f.endswith(".yaml")}
+    shipped = {n[len("recbole_dlrrec/") :] for n in names if n.startswith("recbole_dlrrec/properties/")}
+    in_repo = {
+        os.path.relpath(os.path.join(d, f), ROOT)
+        for d, _, files in os.walk(os.path.join(ROOT, "properties"))
+        for f in files
+        if f.endswith(".yaml")
+    }
     assert shipped == in_repo and "properties/overall.yaml" in shipped
     assert "recbole-dlrrec = recbole_dlrrec.cli.main:main" in entry_points
 
@@ -200,9 +220,18 @@ def test_installed_command_trains_outside_the_checkout(wheel_env, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import recbole_dlrrec, recbole_dlrrec.runtime.quick_start as q; print(recbole_dlrrec.__file__); print(q.PROPERTIES_DIR)"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import recbole_dlrrec, recbole_dlrrec.runtime.quick_start, recbole_dlrrec.config.stack as s; "
+            "print(recbole_dlrrec.__file__); print(s.PROPERTIES_DIR)",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr[-2000:]
     package_file, properties = where.stdout.split()
     assert package_file.startswith(str(venv)) and not package_file.startswith(ROOT)
@@ -222,9 +251,22 @@ def test_installed_command_trains_outside_the_checkout(wheel_env, tmp_path):
         save_text_vectors(str(side / f"{NAME}.{suffix}.npz"), ids, np.ones((len(ids), 8), dtype=np.float32))
 
     proc = subprocess.run(
-        ["recbole-dlrrec", "train", "--model=DLRM", "--dataset=ml-100k", "--epochs=1", "--use_gpu=False",
-         "--show_progress=False", "--state=WARNING"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        [
+            "recbole-dlrrec",
+            "train",
+            "--model=DLRM",
+            "--dataset=ml-100k",
+            "--epochs=1",
+            "--use_gpu=False",
+            "--show_progress=False",
+            "--state=WARNING",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result_file = proc.stdout.strip().splitlines()[-1]
     results = json.load(open(os.path.join(work, result_file)))
@@ -246,13 +288,23 @@ def test_plain_install_names_the_missing_recbole_step(wheel_env, tmp_path):
         if entry != "recbole" and not entry.startswith("recbole-"):
             os.symlink(os.path.join(here, entry), without_recbole / entry)
     env = _install_wheel(wheel, tmp_path / "venv", str(without_recbole))
-    proc = subprocess.run(["recbole-dlrrec", "train", "--model=DLRM", "--dataset=ml-100k"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["recbole-dlrrec", "train", "--model=DLRM", "--dataset=ml-100k"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1, proc.stderr[-2000:]
-    assert err[0] == ("error: RecBole is not installed: install it without its own dependencies "
-                      "(recbole-dlrrec brought the ones it uses): pip install --no-deps recbole==1.2.1")
-    helped = subprocess.run(["recbole-dlrrec", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert err[0] == (
+        "error: RecBole is not installed: install it without its own dependencies "
+        "(recbole-dlrrec brought the ones it uses): pip install --no-deps recbole==1.2.1"
+    )
+    helped = subprocess.run(
+        ["recbole-dlrrec", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert helped.returncode == 0 and "train" in helped.stdout
 
 

@@ -1,5 +1,6 @@
 """Key specs from YAML comments: the type/choice/rule grammar, the rules' agreement with the
 code that uses the keys, and the one base class of input errors."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,20 @@ def test_note_grammar():
     assert parse_note("hidden", "list of int", "x.yaml", " [1]").types == frozenset({"list", "int"})
 
 
-@pytest.mark.parametrize("value, ok", [(0.5, True), (1, True), (0, False), (-1.0, False), (math.nan, False),
-                                       (None, False), ("auto", True), ("bogus", False), (True, False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (0.5, True),
+        (1, True),
+        (0, False),
+        (-1.0, False),
+        (math.nan, False),
+        (None, False),
+        ("auto", True),
+        ("bogus", False),
+        (True, False),
+    ],
+)
 def test_value_problem(value, ok):
     spec = parse_note("pos_weight", "float or 'auto', > 0", "x.yaml", " 1.0")
     assert (value_problem(value, spec) is None) == ok
@@ -58,12 +71,32 @@ def test_every_input_error_is_an_input_error():
     from recbole_dlrrec.experiments.tune_space import SpaceError
     from recbole_dlrrec.runtime.quick_start import DatasetNotFoundError
 
-    for cls in (UnknownModelError, DatasetNotFoundError, ConfigFileError, ConfigKeyError, SpaceError, TuneRunError,
-                ColdSplitError, TextVectorsMissingError, SignificanceInputError, ConversionError, EncoderInputError,
-                FeatureError):
+    for cls in (
+        UnknownModelError,
+        DatasetNotFoundError,
+        ConfigFileError,
+        ConfigKeyError,
+        SpaceError,
+        TuneRunError,
+        ColdSplitError,
+        TextVectorsMissingError,
+        SignificanceInputError,
+        ConversionError,
+        EncoderInputError,
+        FeatureError,
+    ):
         assert issubclass(cls, InputError), cls
-    for cls in (UnknownModelError, DatasetNotFoundError, ConfigFileError, ConfigKeyError, SpaceError, TuneRunError,
-                ColdSplitError, TextVectorsMissingError, SignificanceInputError):
+    for cls in (
+        UnknownModelError,
+        DatasetNotFoundError,
+        ConfigFileError,
+        ConfigKeyError,
+        SpaceError,
+        TuneRunError,
+        ColdSplitError,
+        TextVectorsMissingError,
+        SignificanceInputError,
+    ):
         assert issubclass(cls, ValueError), cls  # callers that catch ValueError keep working
     assert issubclass(EncoderInputError, EncoderError) and not issubclass(EncoderError, InputError)
 

@@ -1,5 +1,6 @@
 """The config stack: one precedence rule, type and value checks on every layer, provenance,
 safe YAML, and a final config identical to RecBole's own file loading."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,14 @@ import yaml
 from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.config.registry import UnknownModelError
 from recbole_dlrrec.config.stack import (
-    FLAG_SOURCE, PROPERTIES_DIR, RECBOLE_DEFAULT, ConfigFileError, ConfigStack, StackConfig, parse_flags, read_yaml,
+    FLAG_SOURCE,
+    PROPERTIES_DIR,
+    RECBOLE_DEFAULT,
+    ConfigFileError,
+    ConfigStack,
+    StackConfig,
+    parse_flags,
+    read_yaml,
 )
 from recbole_dlrrec.errors import InputError
 
@@ -97,7 +105,9 @@ def test_a_bad_type_is_refused_in_any_layer_naming_it(layered, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochs: abc\n")
     with pytest.raises(ConfigKeyError, match=r"'epochs' takes int .*got 'abc' \(set by .*bad\.yaml\)"):
-        ConfigStack("DLRM", "tiny", [str(bad)], {"data_path": data, "epochs": 3}).check()  # even when a flag overrides it
+        ConfigStack(
+            "DLRM", "tiny", [str(bad)], {"data_path": data, "epochs": 3}
+        ).check()  # even when a flag overrides it
     with open(dataset_yaml, "a") as handle:
         handle.write("swing_topk: many\n")
     with pytest.raises(ConfigKeyError, match=r"'swing_topk' takes int .*\(set by .*tiny\.yaml\)"):
@@ -129,12 +139,32 @@ def test_unknown_model_names_never_reach_importlib():
 
 
 def test_flags_are_parsed_for_their_key_type():
-    parsed = parse_flags({"reduction": "none", "item_text_vec": "none", "reduction_norm": "null", "epochs": "5",
-                          "w1": "1e-3", "fused_optimizer": "false", "top_mlp": "[64, 32]", "pos_weight": "auto",
-                          "train_precision": "fp32", "unknown_key": "null"})
-    assert parsed == {"reduction": "none", "item_text_vec": None, "reduction_norm": None, "epochs": 5, "w1": 1e-3,
-                      "fused_optimizer": False, "top_mlp": [64, 32], "pos_weight": "auto", "train_precision": "fp32",
-                      "unknown_key": None}
+    parsed = parse_flags(
+        {
+            "reduction": "none",
+            "item_text_vec": "none",
+            "reduction_norm": "null",
+            "epochs": "5",
+            "w1": "1e-3",
+            "fused_optimizer": "false",
+            "top_mlp": "[64, 32]",
+            "pos_weight": "auto",
+            "train_precision": "fp32",
+            "unknown_key": "null",
+        }
+    )
+    assert parsed == {
+        "reduction": "none",
+        "item_text_vec": None,
+        "reduction_norm": None,
+        "epochs": 5,
+        "w1": 1e-3,
+        "fused_optimizer": False,
+        "top_mlp": [64, 32],
+        "pos_weight": "auto",
+        "train_precision": "fp32",
+        "unknown_key": None,
+    }
 
 
 # -- safe YAML -----------------------------------------------------------------------------

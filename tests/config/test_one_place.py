@@ -3,6 +3,7 @@ file; a model's file holds only what it adds to or changes from its base model's
 options objects take every default from the YAML files and hold none themselves; and where code
 must name the valid values itself (the nn / swing / training registries that implement them), or
 reuse a YAML default as a constant, a test here fails when the two disagree."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,10 @@ def test_a_model_file_holds_only_what_it_adds_or_changes(model):
 @pytest.mark.parametrize("model, options_class", OPTIONS)
 def test_options_hold_no_default_of_their_own(model, options_class):
     assert issubclass(DLRRECOptions, DLRMOptions) and DLRREC.options_class is DLRRECOptions
-    assert all(field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-               for field in dataclasses.fields(options_class))
+    assert all(
+        field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        for field in dataclasses.fields(options_class)
+    )
 
 
 @pytest.mark.parametrize("model, options_class", OPTIONS)
@@ -112,10 +115,19 @@ def test_code_registries_implement_exactly_the_declared_choices():
     from recbole_dlrrec.swing.similarity import SIMILARITIES
 
     specs = base_key_specs()
-    implemented = {"interaction": INTERACTIONS, "reduction": REDUCTIONS, "reduction_adapter": ADAPTERS,
-                   "train_precision": PRECISIONS, "swing_edges": SWING_EDGE_CHOICES, "cl_negative_pool": NEGATIVE_POOLS,
-                   "cl_negative_dist": NEGATIVE_DISTS, "swing_sample_mode": SAMPLE_MODES, "cl_similarity": SIMILARITIES,
-                   "cl_repr": REPRESENTATIONS, "cl_negatives": NEGATIVES}
+    implemented = {
+        "interaction": INTERACTIONS,
+        "reduction": REDUCTIONS,
+        "reduction_adapter": ADAPTERS,
+        "train_precision": PRECISIONS,
+        "swing_edges": SWING_EDGE_CHOICES,
+        "cl_negative_pool": NEGATIVE_POOLS,
+        "cl_negative_dist": NEGATIVE_DISTS,
+        "swing_sample_mode": SAMPLE_MODES,
+        "cl_similarity": SIMILARITIES,
+        "cl_repr": REPRESENTATIONS,
+        "cl_negatives": NEGATIVES,
+    }
     for key, names in implemented.items():
         assert set(specs[key].choices) == set(names), key
 

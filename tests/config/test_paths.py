@@ -1,4 +1,5 @@
 """properties_dir(): the package's own copy (wheel), else the checkout's, else the env override."""
+
 from __future__ import annotations
 
 import os

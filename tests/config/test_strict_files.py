@@ -3,6 +3,7 @@ refused in one line naming the file and the key (with the closest known keys), t
 file may set without a declaration are an explicit list, and a YAML document whose aliases
 expand without bound (a "billion laughs") or into themselves is refused before any value is
 built. A folder given as a config file is named as a folder."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def test_a_typo_in_a_dataset_file_is_refused_naming_it(tiny_data_path, tmp_path)
     shutil.copytree(os.path.join(tiny_data_path, "tiny"), data / "tiny")
     dataset_yaml = data / "tiny" / "tiny.yaml"
     dataset_yaml.write_text(dataset_yaml.read_text() + "reduction_dimm: 8\n")
-    with pytest.raises(ConfigKeyError, match=f"unknown config key 'reduction_dimm' in {dataset_yaml}. "
-                                             "Did you mean reduction_dim"):
+    with pytest.raises(
+        ConfigKeyError, match=f"unknown config key 'reduction_dimm' in {dataset_yaml}. Did you mean reduction_dim"
+    ):
         ConfigStack("DLRREC", "tiny", (), {"data_path": str(data)}).check()
 
 
@@ -102,8 +104,12 @@ def test_an_alias_inside_its_own_value_is_refused(tmp_path):
 def test_plain_aliases_still_read(tmp_path):
     text = "base: &base {w1: 0.1, w2: 0.2}\ncopy: *base\nsizes: &s [64, 32]\nother: *s\n"
     path = _write(tmp_path, "anchors.yaml", text)
-    assert read_yaml(path) == {"base": {"w1": 0.1, "w2": 0.2}, "copy": {"w1": 0.1, "w2": 0.2},
-                               "sizes": [64, 32], "other": [64, 32]}
+    assert read_yaml(path) == {
+        "base": {"w1": 0.1, "w2": 0.2},
+        "copy": {"w1": 0.1, "w2": 0.2},
+        "sizes": [64, 32],
+        "other": [64, 32],
+    }
 
 
 def test_the_run_command_ends_a_billion_laughs_file_in_one_line_exit_2(tmp_path, capsys):

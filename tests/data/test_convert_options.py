@@ -1,4 +1,5 @@
 """The converter's options are declared once (ConvertOptions) and the command line is built from them."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,6 @@
 """The one dataset-folder writer (recbole_dlrrec.data.dataset_folder), through the converter
 and the cold-item split: only what the tool wrote is replaced, paths fail early with one line."""
+
 from __future__ import annotations
 
 import errno
@@ -9,8 +10,8 @@ import os
 import pytest
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.data import dataset_folder as dsf
 from recbole_dlrrec.cli import convert as cli_convert
+from recbole_dlrrec.data import dataset_folder as dsf
 from recbole_dlrrec.data import google_local as gl
 from recbole_dlrrec.data.encoder import HashEncoder
 from recbole_dlrrec.errors import InputError
@@ -36,7 +37,9 @@ def test_a_folder_of_someone_elses_is_refused_and_kept(tmp_path, capsys):
     notes = tmp_path / "o" / "important" / "notes.txt"
     notes.parent.mkdir(parents=True)
     notes.write_text("notes\n")
-    rc, err = cli(capsys, "--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "important", "--out", str(tmp_path / "o"))
+    rc, err = cli(
+        capsys, "--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "important", "--out", str(tmp_path / "o")
+    )
     assert rc == 2 and err.count("\n") == 1 and "did not write" in err and "never-read" not in err
     assert notes.read_text() == "notes\n"
     assert sorted(os.listdir(tmp_path / "o")) == ["important"]
@@ -86,6 +89,7 @@ def test_stale_temp_folders_of_this_name_are_cleaned_and_nothing_else(tmp_path):
 
 def test_cold_start_uses_the_same_marker_rule(tmp_path):
     from conftest import write_tiny_dataset
+
     from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
     root = write_tiny_dataset(str(tmp_path), name="tiny")
@@ -136,6 +140,7 @@ def test_read_only_out(tmp_path, capsys, monkeypatch):
     if os.geteuid() != 0:
         out.chmod(0o555)
     else:  # root writes anywhere: the OS refusal is simulated where the folder is made
+
         def refuse(*args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied", str(out))
 
@@ -185,8 +190,22 @@ def test_a_file_of_yours_inside_our_dataset_is_refused_unless_force(tmp_path, ca
     convert(tmp_path, label_threshold=5)
     assert not (tmp_path / "tiny" / "swing_cache").exists()
     notes.write_text("mine\n")
-    rc, err = cli(capsys, "--reviews", REVIEWS, "--meta", META, "--name", "tiny", "--out", str(tmp_path),
-                  "--encoder_cache", str(tmp_path / "c.sqlite"), "--force", "--encoder_model", NO_INPUT)
+    rc, err = cli(
+        capsys,
+        "--reviews",
+        REVIEWS,
+        "--meta",
+        META,
+        "--name",
+        "tiny",
+        "--out",
+        str(tmp_path),
+        "--encoder_cache",
+        str(tmp_path / "c.sqlite"),
+        "--force",
+        "--encoder_model",
+        NO_INPUT,
+    )
     assert rc == 2 and "text model directory not found" in err  # --force passed the folder check
     report = convert(tmp_path, force=True)
     assert not notes.exists() and report["files"] == sorted(os.listdir(tmp_path / "tiny"))
@@ -208,6 +227,7 @@ def test_a_dataset_written_before_the_file_list_is_judged_by_its_names(tmp_path)
 
 def test_cold_start_keeps_a_file_of_yours_too(tmp_path):
     from conftest import write_tiny_dataset
+
     from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
     root = write_tiny_dataset(str(tmp_path), name="tiny")
@@ -216,4 +236,6 @@ def test_cold_start_keeps_a_file_of_yours_too(tmp_path):
     notes.write_text("mine\n")
     with pytest.raises(dsf.DatasetFolderError, match="notes.txt"):
         make_cold_items_dataset("tiny", data_path=root, fraction=0.3, force=True, log=lambda m: None)
-    assert notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold"), "tiny-cold")["cold_items"] == 10
+    assert (
+        notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold"), "tiny-cold")["cold_items"] == 10
+    )

@@ -44,9 +44,7 @@ class CountingModel:
 
 def make(tmp_path, model, **kwargs):
     kwargs.setdefault("show_progress", False)
-    return TextEncoder(
-        model=model, model_id="fake-model", cache_path=str(tmp_path / "c.sqlite"), **kwargs
-    )
+    return TextEncoder(model=model, model_id="fake-model", cache_path=str(tmp_path / "c.sqlite"), **kwargs)
 
 
 def test_duplicates_are_encoded_once_and_scattered_back(tmp_path):
@@ -82,8 +80,9 @@ def test_second_run_reads_everything_from_the_cache(tmp_path):
 def test_cache_is_keyed_by_model_identity(tmp_path):
     make(tmp_path, CountingModel()).encode(["same text"])
     other = CountingModel()
-    TextEncoder(model=other, model_id="another-model", cache_path=str(tmp_path / "c.sqlite"),
-                show_progress=False).encode(["same text"])
+    TextEncoder(
+        model=other, model_id="another-model", cache_path=str(tmp_path / "c.sqlite"), show_progress=False
+    ).encode(["same text"])
     assert other.calls == [["same text"]]
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
         keys = {k for (k,) in conn.execute("SELECT key FROM vectors")}
@@ -243,19 +242,40 @@ def test_device_auto_picks_the_gpu_only_when_torch_sees_one():
 def test_converter_refuses_an_unknown_encoder_device_before_reading(tmp_path, capsys):
     from recbole_dlrrec.cli import convert as cli
 
-    code = cli.main(["--reviews", str(tmp_path / "absent.json"), "--meta", str(tmp_path / "absent.json"),
-                     "--name", "x", "--out", str(tmp_path), "--encoder_device", "cuda:99", "--quiet"])
+    code = cli.main(
+        [
+            "--reviews",
+            str(tmp_path / "absent.json"),
+            "--meta",
+            str(tmp_path / "absent.json"),
+            "--name",
+            "x",
+            "--out",
+            str(tmp_path),
+            "--encoder_device",
+            "cuda:99",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cuda:99" in err and "absent" not in err and err.count("\n") == 1
-    assert cli.options_from_args(cli.build_arg_parser().parse_args(
-        ["--reviews", "r", "--meta", "m", "--name", "n", "--encoder_device", "cpu"])).encoder_device == "cpu"
+    assert (
+        cli.options_from_args(
+            cli.build_arg_parser().parse_args(
+                ["--reviews", "r", "--meta", "m", "--name", "n", "--encoder_device", "cpu"]
+            )
+        ).encoder_device
+        == "cpu"
+    )
 
 
 # -- a damaged or crafted cache (issue 25 item 5) ---------------------------------------------
 def _craft(tmp_path, text, vec, dim=None, model_id="fake-model"):
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
-        conn.execute("INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
-                     (cache_key(model_id, text), model_id, len(vec) if dim is None else dim, vec.tobytes()))
+        conn.execute(
+            "INSERT OR REPLACE INTO vectors (key, model_id, dim, vec) VALUES (?, ?, ?, ?)",
+            (cache_key(model_id, text), model_id, len(vec) if dim is None else dim, vec.tobytes()),
+        )
 
 
 def _one_line_naming_the_cache(tmp_path, caught):
@@ -299,9 +319,21 @@ def test_a_cache_of_another_schema_is_one_line_in_the_converter(tmp_path, capsys
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
         conn.execute("CREATE TABLE vectors (something TEXT)")
     fixtures = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
-    rc = cli_convert.main(["--quiet", "--reviews", os.path.join(fixtures, "reviews_small.json"),
-                           "--meta", os.path.join(fixtures, "meta_small.json"), "--name", "tiny",
-                           "--out", str(tmp_path / "out"), "--encoder_cache", str(tmp_path / "c.sqlite")])
+    rc = cli_convert.main(
+        [
+            "--quiet",
+            "--reviews",
+            os.path.join(fixtures, "reviews_small.json"),
+            "--meta",
+            os.path.join(fixtures, "meta_small.json"),
+            "--name",
+            "tiny",
+            "--out",
+            str(tmp_path / "out"),
+            "--encoder_cache",
+            str(tmp_path / "c.sqlite"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert str(tmp_path / "c.sqlite") in err and "delete the cache file" in err

@@ -110,9 +110,7 @@ def test_report_counts_add_up(tmp_path):
     report, folder = run(tmp_path)
     meta, reviews = report["meta"], report["reviews"]
     assert meta["lines_read"] == 8 and meta["kept"] == 4
-    assert meta["dropped"] == {
-        "category_filter": 1, "duplicate": 1, "malformed_json": 1, "missing_field:gmap_id": 1
-    }
+    assert meta["dropped"] == {"category_filter": 1, "duplicate": 1, "malformed_json": 1, "missing_field:gmap_id": 1}
     assert meta["malformed_lines"] == [6]
     assert reviews["lines_read"] == 20 and reviews["kept"] == 12
     assert reviews["dropped"] == {
@@ -137,9 +135,7 @@ def test_report_counts_add_up(tmp_path):
     assert splits["test"]["users_not_in_train"] == 1  # u6
     assert report["totals"]["positive_to_negative"] == pytest.approx(8 / 4)
     assert report["businesses_without_kept_reviews"] == 1  # Golden Dragon
-    assert report["vectors"] == {
-        "items": 3, "users": 5, "dim": 16, "encoder": "hash-16", "cached": 0, "encoded": 8
-    }
+    assert report["vectors"] == {"items": 3, "users": 5, "dim": 16, "encoder": "hash-16", "cached": 0, "encoded": 8}
     assert report["seconds"] >= 0
     with open(os.path.join(folder, "REPORT.json"), encoding="utf-8") as handle:
         assert json.load(handle) == json.loads(json.dumps(report))
@@ -170,9 +166,10 @@ def test_text_of_valid_and_test_reviews_cannot_influence_any_output(tmp_path):
     obj["text"] = "Changed train text"
     train_changed[0] = json.dumps(obj)
     _, other = run(tmp_path / "c", reviews=write_lines(tmp_path / "r_c.json", train_changed))
-    with open(os.path.join(clean, "tiny.uservec.npz"), "rb") as a, open(
-        os.path.join(other, "tiny.uservec.npz"), "rb"
-    ) as b:
+    with (
+        open(os.path.join(clean, "tiny.uservec.npz"), "rb") as a,
+        open(os.path.join(other, "tiny.uservec.npz"), "rb") as b,
+    ):
         assert a.read() != b.read()
 
 
@@ -198,8 +195,14 @@ def test_features_are_given_the_train_rows_and_nothing_else(tmp_path, monkeypatc
 
 def test_keyword_options_and_the_options_object_give_the_same_dataset(tmp_path):
     a, _ = run(tmp_path / "a", split="random", seed=3, k_core=None)
-    b = gl.convert(REVIEWS, META, "tiny", str(tmp_path / "b"), gl.ConvertOptions(split="random", seed=3, show_progress=False),
-                   encoder=HashEncoder())
+    b = gl.convert(
+        REVIEWS,
+        META,
+        "tiny",
+        str(tmp_path / "b"),
+        gl.ConvertOptions(split="random", seed=3, show_progress=False),
+        encoder=HashEncoder(),
+    )
     assert a["params"] == b["params"] and a["splits"] == b["splits"]
     with pytest.raises(TypeError):
         run(tmp_path / "c", no_such_option=1)
@@ -331,9 +334,13 @@ def test_unreadable_files_name_the_file(tmp_path):
 
 
 def test_swapped_files_are_recognised(tmp_path):
-    with pytest.raises(gl.ConversionError, match=r"meta_small\.json: looks like a meta file .*are --reviews and --meta swapped\?"):
+    with pytest.raises(
+        gl.ConversionError, match=r"meta_small\.json: looks like a meta file .*are --reviews and --meta swapped\?"
+    ):
         run(tmp_path, reviews=META, meta=META)
-    with pytest.raises(gl.ConversionError, match=r"reviews_small\.json: looks like a reviews file .*are --reviews and --meta swapped\?"):
+    with pytest.raises(
+        gl.ConversionError, match=r"reviews_small\.json: looks like a reviews file .*are --reviews and --meta swapped\?"
+    ):
         run(tmp_path, reviews=META, meta=REVIEWS)
 
 
@@ -363,7 +370,9 @@ def test_wrong_typed_fields_are_counted_not_silently_used(tmp_path):
         tmp_path, reviews=write_lines(tmp_path / "r.json", reviews), meta=write_lines(tmp_path / "m.json", meta)
     )
     assert report["meta"]["field_anomalies"] == {
-        "category_not_a_list": 1, "latitude_not_a_number": 1, "price_unrecognised": 1
+        "category_not_a_list": 1,
+        "latitude_not_a_number": 1,
+        "price_unrecognised": 1,
     }
     assert report["reviews"]["field_anomalies"] == {"pics_not_a_list": 1, "text_not_a_string": 1}
     item = read(folder, "tiny.item").splitlines()
@@ -497,7 +506,11 @@ def test_item_text_flattens_misc_and_skips_missing_parts():
     from recbole_dlrrec.data.text_build import item_text
 
     text = item_text(
-        "Cafe X", ["Cafe restaurant", ""], None, "  Great\tcoffee ", {"Amenities": ["Wi-Fi", None], "Nested": {"a": 1}, "Note": "Dogs ok"}
+        "Cafe X",
+        ["Cafe restaurant", ""],
+        None,
+        "  Great\tcoffee ",
+        {"Amenities": ["Wi-Fi", None], "Nested": {"a": 1}, "Note": "Dogs ok"},
     )
     assert text == "Cafe X. Categories: Cafe restaurant. Great coffee. Amenities: Wi-Fi. Note: Dogs ok."
 
@@ -524,8 +537,14 @@ def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, re
     results = run_model(
         "DLRM",
         "glreal",
-        config_dict={"data_path": str(tmp_path / "out"), "epochs": 1, "use_gpu": False, "show_progress": False,
-                     "state": "WARNING", "checkpoint_dir": str(tmp_path / "saved")},
+        config_dict={
+            "data_path": str(tmp_path / "out"),
+            "epochs": 1,
+            "use_gpu": False,
+            "show_progress": False,
+            "state": "WARNING",
+            "checkpoint_dir": str(tmp_path / "saved"),
+        },
         result_file=str(tmp_path / "result.json"),
     )
     assert np.isfinite(results["test_result"]["logloss"])
@@ -535,6 +554,7 @@ def test_a_split_with_one_label_is_refused_before_training(tmp_path, capsys):
     """AUC is undefined on a split whose rows all have one label (issue 25 item 7): the run stops
     with one line naming the dataset and the split, before any model is built."""
     from conftest import write_tiny_dataset
+
     from recbole_dlrrec.cli.train import main as train_main
     from recbole_dlrrec.errors import InputError
     from recbole_dlrrec.runtime.quick_start import OneLabelSplitError, build_config, load_splits
@@ -543,10 +563,15 @@ def test_a_split_with_one_label_is_refused_before_training(tmp_path, capsys):
     valid = os.path.join(data_path, "ones", "ones.valid.inter")
     lines = read(os.path.join(data_path, "ones"), "ones.valid.inter").splitlines()
     with open(valid, "w", encoding="utf-8") as handle:  # label is the third column
-        handle.write(lines[0] + "\n" + "".join("\t".join(l.split("\t")[:2] + ["1"] + l.split("\t")[3:]) + "\n"
-                                             for l in lines[1:]))
+        handle.write(
+            lines[0]
+            + "\n"
+            + "".join("\t".join(l.split("\t")[:2] + ["1"] + l.split("\t")[3:]) + "\n" for l in lines[1:])
+        )
     config = build_config("DLRM", "ones", config_dict={"data_path": data_path})
-    with pytest.raises(OneLabelSplitError, match=r"dataset 'ones': the valid split \(300 rows\) has only label = 1") as caught:
+    with pytest.raises(
+        OneLabelSplitError, match=r"dataset 'ones': the valid split \(300 rows\) has only label = 1"
+    ) as caught:
         load_splits(config)
     assert isinstance(caught.value, InputError) and "\n" not in str(caught.value)
     rc = train_main(["--model=DLRM", "--dataset=ones", f"--data_path={data_path}", "--epochs=1"])
@@ -558,6 +583,7 @@ def test_a_nan_feature_is_refused_before_training(tmp_path):
     """A dataset written by hand (or by an older converter) with an all-missing float column:
     the run stops with one line naming the field, before any model sees it."""
     from conftest import write_tiny_dataset
+
     from recbole_dlrrec.errors import FeatureError, InputError
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
@@ -568,7 +594,9 @@ def test_a_nan_feature_is_refused_before_training(tmp_path):
         handle.write(lines[0] + "\tlatitude:float\n" + "".join(line + "\t\n" for line in lines[1:]))
     yaml_file = os.path.join(data_path, "holes", "holes.yaml")
     text = read(os.path.join(data_path, "holes"), "holes.yaml")
-    text = text.replace("item: [item_id, cuisine, tags, price_level]", "item: [item_id, cuisine, tags, price_level, latitude]")
+    text = text.replace(
+        "item: [item_id, cuisine, tags, price_level]", "item: [item_id, cuisine, tags, price_level, latitude]"
+    )
     text = text.replace("numerical_features: [price_level]", "numerical_features: [price_level, latitude]")
     text = text.replace("normalize_field: [price_level]", "normalize_field: [price_level, latitude]")
     with open(yaml_file, "w", encoding="utf-8") as handle:

@@ -1,5 +1,6 @@
 """Hardening of the Google Local converter: each test reproduces a way the converter used to fail
 (a traceback, a dataset RecBole cannot read, a silent data-quality trap, a misleading message)."""
+
 from __future__ import annotations
 
 import gzip
@@ -58,8 +59,9 @@ def test_ids_recbole_cannot_read_back_are_counted_and_the_dataset_loads(tmp_path
     meta = [json.loads(l) for l in lines_of(META)[:3]]
     meta[0]["category"] = ['Bar "The Best"', "Italian restaurant", "NA restaurant"]
     meta.append(dict(meta[1], gmap_id='0x11:"q"'))
-    report, folder = run(tmp_path, reviews=write_lines(tmp_path / "r.json", reviews + extra),
-                         meta=write_lines(tmp_path / "m.json", meta))
+    report, folder = run(
+        tmp_path, reviews=write_lines(tmp_path / "r.json", reviews + extra), meta=write_lines(tmp_path / "m.json", meta)
+    )
     assert report["reviews"]["dropped"]["invalid_value:user_id"] == 5
     assert report["meta"]["dropped"]["invalid_value:gmap_id"] == 1
     assert report["meta"]["field_anomalies"]["category_token_unreadable"] == 1  # the quoted one
@@ -80,8 +82,9 @@ def test_verify_reports_a_dataset_recbole_cannot_load_as_one_line(tmp_path, caps
         return report
 
     monkeypatch.setattr(gl, "convert", convert_then_damage)
-    rc = cli_convert.main(["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path),
-                           "--quiet", "--verify"])
+    rc = cli_convert.main(
+        ["--reviews", REVIEWS, "--meta", META, "--name", "v", "--out", str(tmp_path), "--quiet", "--verify"]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "RecBole cannot load it" in err and "Traceback" not in err
 
@@ -103,8 +106,21 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
-KEYS = ["user_id", "gmap_id", "time", "rating", "text", "pics", "name", "category", "price", "MISC",
-        "latitude", "description", "avg_rating"]
+KEYS = [
+    "user_id",
+    "gmap_id",
+    "time",
+    "rating",
+    "text",
+    "pics",
+    "name",
+    "category",
+    "price",
+    "MISC",
+    "latitude",
+    "description",
+    "avg_rating",
+]
 OBJECTS = st.dictionaries(st.sampled_from(KEYS), JSON_VALUES, max_size=len(KEYS))
 
 
@@ -116,8 +132,10 @@ def _check_line(raw: bytes) -> None:
         assert parsed.reason in ("blank_line", "malformed_json", "not_an_object")
         return
     assert isinstance(parsed, dict)
-    for result in (gl.parse_review(parsed, 1, Counter(), Counter(), keep_pic_urls=True),
-                   gl.parse_meta(parsed, Counter())):
+    for result in (
+        gl.parse_review(parsed, 1, Counter(), Counter(), keep_pic_urls=True),
+        gl.parse_meta(parsed, Counter()),
+    ):
         assert isinstance(result, (gl.Skip, gl.Review, gl.Business))
         if isinstance(result, gl.Review):
             assert gl.readable_token(result.user) and gl.readable_token(result.item)
@@ -189,8 +207,21 @@ def test_absurd_times_are_dropped_as_invalid(tmp_path, stamp):
 def test_label_threshold_leaving_one_class_is_refused_before_reading(tmp_path, threshold, capsys):
     with pytest.raises(gl.ConversionError, match=r"label_threshold must be in \(1, 5\]"):
         run(tmp_path, reviews=NO_INPUT, label_threshold=threshold)
-    rc = cli_convert.main(["--reviews", NO_INPUT, "--meta", NO_INPUT, "--name", "x", "--out", str(tmp_path),
-                  "--quiet", "--label_threshold", str(threshold)])
+    rc = cli_convert.main(
+        [
+            "--reviews",
+            NO_INPUT,
+            "--meta",
+            NO_INPUT,
+            "--name",
+            "x",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--label_threshold",
+            str(threshold),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "label_threshold" in err
 
@@ -198,8 +229,11 @@ def test_label_threshold_leaving_one_class_is_refused_before_reading(tmp_path, t
 def test_conflicting_duplicate_meta_is_counted_apart_and_the_first_wins(tmp_path):
     meta = lines_of(META)
     conflicting = dict(json.loads(meta[0]), name="Luigi's Other Place", price="$$$$")
-    report, folder = run(tmp_path, meta=write_lines(tmp_path / "m.json", meta + [json.dumps(conflicting)]),
-                         encoder=(enc := HashEncoder()))
+    report, folder = run(
+        tmp_path,
+        meta=write_lines(tmp_path / "m.json", meta + [json.dumps(conflicting)]),
+        encoder=(enc := HashEncoder()),
+    )
     assert report["meta"]["dropped"]["duplicate"] == 1  # the fixture's exact repeat
     assert report["meta"]["dropped"]["duplicate_conflicting"] == 1
     assert enc.calls[0][0].startswith("Luigi's Trattoria.")
@@ -276,8 +310,14 @@ def _review(user, item, t):
 
 
 def test_k_core_counts_train_rows_only_and_iterates_to_a_fixed_point():
-    train = [_review("a", "x", 1), _review("a", "y", 2), _review("b", "x", 3), _review("b", "y", 4),
-             _review("c", "x", 5), _review("c", "z", 6)]  # z has 1 train review -> c drops to 1 -> c goes
+    train = [
+        _review("a", "x", 1),
+        _review("a", "y", 2),
+        _review("b", "x", 3),
+        _review("b", "y", 4),
+        _review("c", "x", 5),
+        _review("c", "z", 6),
+    ]  # z has 1 train review -> c drops to 1 -> c goes
     valid = [_review("c", "x", 7), _review("a", "x", 8)]
     test = [_review("d", "x", 9), _review("b", "y", 10), _review("a", "z", 11)]
     future = [_review("c", "z", 12 + i) for i in range(5)]  # lots of future reviews count for nothing
@@ -313,7 +353,9 @@ def test_k_core_option_on_generated_data(tmp_path):
 # -- one label (issue 25 item 7) ----------------------------------------------------------------
 def test_input_with_one_label_is_refused_in_one_line(tmp_path, capsys):
     """Every review 5 stars: no negative row anywhere; it used to convert ("48.00:1")."""
-    five = write_lines(tmp_path / "r.json", [l.replace('"rating": ', '"rating": 5, "was": ') for l in lines_of(REVIEWS)])
+    five = write_lines(
+        tmp_path / "r.json", [l.replace('"rating": ', '"rating": 5, "was": ') for l in lines_of(REVIEWS)]
+    )
     out = tmp_path / "out"
     rc = cli_convert.main(["--quiet", "--reviews", five, "--meta", META, "--name", "fives", "--out", str(out)])
     err = capsys.readouterr().err
@@ -350,13 +392,19 @@ def test_a_line_over_max_line_bytes_is_a_counted_skip_naming_it(tmp_path):
     assert "Lines over max_line_bytes=1000 (skipped unread): 4" in read(folder, "REPORT.md")
     # A line of exactly the cap is read; --strict makes a longer one fatal, naming file:line.
     lines[3] = _review_line_of(1000)
-    at_cap, _ = run(tmp_path, reviews=write_lines(tmp_path / "r.json", lines), meta=good_meta(tmp_path),
-                    max_line_bytes=1000)
+    at_cap, _ = run(
+        tmp_path, reviews=write_lines(tmp_path / "r.json", lines), meta=good_meta(tmp_path), max_line_bytes=1000
+    )
     assert "line_too_long" not in at_cap["reviews"]["dropped"]
     lines[3] = _review_line_of(1001)
     with pytest.raises(gl.ConversionError, match=r"r\.json:4: line of 1001 bytes is longer than max_line_bytes=1000"):
-        run(tmp_path, reviews=write_lines(tmp_path / "r.json", lines), meta=good_meta(tmp_path),
-            max_line_bytes=1000, strict=True)
+        run(
+            tmp_path,
+            reviews=write_lines(tmp_path / "r.json", lines),
+            meta=good_meta(tmp_path),
+            max_line_bytes=1000,
+            strict=True,
+        )
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -368,7 +416,7 @@ def test_a_huge_line_is_never_held_in_memory(tmp_path, gz):
     lines = lines_of(REVIEWS)
     lines.insert(0, _review_line_of(16 << 20))
     path = str(tmp_path / ("r.json.gz" if gz else "r.json"))
-    with (gzip.open(path, "wt", encoding="utf-8") if gz else open(path, "w", encoding="utf-8")) as handle:
+    with gzip.open(path, "wt", encoding="utf-8") if gz else open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     meta = good_meta(tmp_path)
     businesses, filtered, _ = gl.read_meta(meta, None, False, False)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from recbole_dlrrec.data import google_local as gl
-from recbole_dlrrec.data.convert import split as splitting
 from recbole_dlrrec.data import text_build
+from recbole_dlrrec.data.convert import split as splitting
 from recbole_dlrrec.data.encoder import HashEncoder
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
@@ -51,8 +51,14 @@ DIGESTS_BEFORE_USERHIST = {
 T0 = 1_600_000_000_000
 # User "h": train reviews at distinct times plus a tie (b2 and b3 at T0 + 3000), one without text
 # (b4), then one valid and one test review. Ten other users fill the train period, two the rest.
-H_TRAIN = [("b0", 1000, "first visit"), ("b1", 2000, "second visit"), ("b2", 3000, "tie one"),
-           ("b3", 3000, "tie two"), ("b4", 4000, None), ("b5", 5000, "fifth")]
+H_TRAIN = [
+    ("b0", 1000, "first visit"),
+    ("b1", 2000, "second visit"),
+    ("b2", 3000, "tie one"),
+    ("b3", 3000, "tie two"),
+    ("b4", 4000, None),
+    ("b5", 5000, "fifth"),
+]
 EXPECTED_H_HISTORY = {
     "b0": None,
     "b1": "first visit",
@@ -71,13 +77,18 @@ def _review(user, item, t, text, rating=5):
 def history_fixture(tmp_path, h_train=H_TRAIN):
     lines = [_review("h", item, t, text) for item, t, text in h_train]
     lines += [_review(f"o{k}", f"b{k % 6}", 1500 + 500 * k, f"other {k}", rating=1 + k % 5) for k in range(10)]
-    lines += [_review("h", "b6", 100_000, "valid text of h"), _review("o10", "b0", 100_500, "valid other"),
-              _review("h", "b7", 200_000, "test text of h"), _review("o11", "b1", 200_500, "test other")]
+    lines += [
+        _review("h", "b6", 100_000, "valid text of h"),
+        _review("o10", "b0", 100_500, "valid other"),
+        _review("h", "b7", 200_000, "test text of h"),
+        _review("o11", "b1", 200_500, "test other"),
+    ]
     reviews = tmp_path / "reviews.json"
     reviews.write_text("\n".join(lines) + "\n", encoding="utf-8")
     meta = tmp_path / "meta.json"
-    meta.write_text("\n".join(json.dumps({"gmap_id": f"b{i}", "name": f"Place {i}"}) for i in range(8)) + "\n",
-                    encoding="utf-8")
+    meta.write_text(
+        "\n".join(json.dumps({"gmap_id": f"b{i}", "name": f"Place {i}"}) for i in range(8)) + "\n", encoding="utf-8"
+    )
     return str(reviews), str(meta)
 
 
@@ -144,8 +155,14 @@ def test_each_train_row_gets_only_its_strictly_earlier_reviews(tmp_path):
     assert encoder.calls[1][0] == EXPECTED_H_PROFILE  # the full profile: "h" sorts before "o0"
     assert not any("valid" in t or "test" in t for call in encoder.calls for t in call)
     h = report["user_history"]
-    assert h == {"file": "hist.userhist.npz", "train_rows_with_history": 5, "train_rows_without_history": 11,
-                 "texts": 3, "cached": 0, "encoded": 3}
+    assert h == {
+        "file": "hist.userhist.npz",
+        "train_rows_with_history": 5,
+        "train_rows_without_history": 11,
+        "texts": 3,
+        "cached": 0,
+        "encoded": 3,
+    }
     md = open(os.path.join(folder, "REPORT.md"), encoding="utf-8").read()
     assert "5 train rows with earlier text, 11 without; 3 distinct texts" in md
 
@@ -155,9 +172,13 @@ def test_history_text_is_cut_exactly_like_a_user_text(tmp_path):
     texts newest first: texts are fetched cleaned and cut at cap + 2, which changes nothing,
     also when the cut falls just before a space."""
     cap = 20
-    h_train = [("b0", 1000, "one two   three four five six seven"),  # char 21 of the clean text is a space
-               ("b1", 2000, "short"), ("b2", 3000, "a" * 30), ("b3", 4000, "end of story here"),
-               ("b4", 5000, "x")]
+    h_train = [
+        ("b0", 1000, "one two   three four five six seven"),  # char 21 of the clean text is a space
+        ("b1", 2000, "short"),
+        ("b2", 3000, "a" * 30),
+        ("b3", 4000, "end of story here"),
+        ("b4", 5000, "x"),
+    ]
     encoder = HashEncoder()
     _, folder = convert(tmp_path, *history_fixture(tmp_path, h_train), encoder=encoder, user_text_max_chars=cap)
     z = load_history(folder)
@@ -195,8 +216,9 @@ def test_generated_data_history_matches_a_reference_built_from_the_raw_lines(tmp
 
     reviews, meta = sample.generate(str(tmp_path / "raw"), seed=5, n_restaurants=40, n_users=60, n_reviews=900)
     encoder = HashEncoder()
-    report, folder = convert(tmp_path, reviews, meta, name="gen", encoder=encoder, k_core=k_core,
-                             category_filter="restaurant")
+    report, folder = convert(
+        tmp_path, reviews, meta, name="gen", encoder=encoder, k_core=k_core, category_filter="restaurant"
+    )
     text_of = {}
     with gzip.open(reviews, "rt", encoding="utf-8") as handle:
         for line in handle:

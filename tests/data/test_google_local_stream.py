@@ -16,8 +16,10 @@ BIG_TEXT = 40_000  # characters of each review text that no feature may need
 
 
 def _meta(n_items: int) -> list[str]:
-    return [json.dumps({"gmap_id": f"b{i}", "name": f"Place {i}", "category": ["Pizza restaurant"],
-                        "price": "$$"}) for i in range(n_items)]
+    return [
+        json.dumps({"gmap_id": f"b{i}", "name": f"Place {i}", "category": ["Pizza restaurant"], "price": "$$"})
+        for i in range(n_items)
+    ]
 
 
 def _bulky_reviews(n_users: int = 40, per_user: int = 10, n_unknown: int = 500) -> list[str]:
@@ -29,11 +31,30 @@ def _bulky_reviews(n_users: int = 40, per_user: int = 10, n_unknown: int = 500) 
         user, item = k % n_users, k // n_users
         late = k >= int(0.8 * n)
         text = ("late " * (BIG_TEXT // 5)) if late else f"short review {k}"
-        lines.append(json.dumps({"user_id": f"u{user}", "gmap_id": f"b{item}", "time": 1_600_000_000_000 + k * 1000,
-                                 "rating": 1 + k % 5, "text": text, "pics": None}))
+        lines.append(
+            json.dumps(
+                {
+                    "user_id": f"u{user}",
+                    "gmap_id": f"b{item}",
+                    "time": 1_600_000_000_000 + k * 1000,
+                    "rating": 1 + k % 5,
+                    "text": text,
+                    "pics": None,
+                }
+            )
+        )
     for k in range(n_unknown):
-        lines.append(json.dumps({"user_id": f"u{k}", "gmap_id": f"gone{k}", "time": 1_600_000_000_000 + k,
-                                 "rating": 5, "text": "x " * 4000}))
+        lines.append(
+            json.dumps(
+                {
+                    "user_id": f"u{k}",
+                    "gmap_id": f"gone{k}",
+                    "time": 1_600_000_000_000 + k,
+                    "rating": 5,
+                    "text": "x " * 4000,
+                }
+            )
+        )
     return lines
 
 
@@ -67,11 +88,29 @@ def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monke
     or a history text (the newest before a train row that fit it) needs, and no other."""
     lines = []
     for k in range(6):  # one user, six train-period reviews of 30 characters, newest last
-        lines.append(json.dumps({"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k,
-                                 "rating": 5, "text": f"review number {k} " + "x" * 13}))
+        lines.append(
+            json.dumps(
+                {
+                    "user_id": "u",
+                    "gmap_id": f"b{k}",
+                    "time": 1_600_000_000_000 + k,
+                    "rating": 5,
+                    "text": f"review number {k} " + "x" * 13,
+                }
+            )
+        )
     for k in range(6, 10):  # later reviews by others: valid/test (both labels: one label is refused)
-        lines.append(json.dumps({"user_id": f"v{k}", "gmap_id": "b0", "time": 1_700_000_000_000 + k,
-                                 "rating": 4 if k % 2 else 2, "text": "later"}))
+        lines.append(
+            json.dumps(
+                {
+                    "user_id": f"v{k}",
+                    "gmap_id": "b0",
+                    "time": 1_700_000_000_000 + k,
+                    "rating": 4 if k % 2 else 2,
+                    "text": "later",
+                }
+            )
+        )
     reviews = _write(tmp_path / "reviews.json", lines)
     meta = _write(tmp_path / "meta.json", _meta(6))
     parsed_lines = []
@@ -83,11 +122,22 @@ def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monke
 
     monkeypatch.setattr(gl.read, "parse_review", spy)
     encoder = HashEncoder()
-    gl.convert(reviews, meta, "cap", str(tmp_path / "out"), encoder=encoder, show_progress=False,
-               ratios=(0.6, 0.2, 0.2), user_text_max_chars=70)
-    second_pass = parsed_lines[len(lines):]
-    train_rows = [r for r in gl.read_reviews(reviews, *gl.read_meta(meta, None, False, False)[:2], False, False)[0]
-                  if r.user == "u"]
+    gl.convert(
+        reviews,
+        meta,
+        "cap",
+        str(tmp_path / "out"),
+        encoder=encoder,
+        show_progress=False,
+        ratios=(0.6, 0.2, 0.2),
+        user_text_max_chars=70,
+    )
+    second_pass = parsed_lines[len(lines) :]
+    train_rows = [
+        r
+        for r in gl.read_reviews(reviews, *gl.read_meta(meta, None, False, False)[:2], False, False)[0]
+        if r.user == "u"
+    ]
     # Train = the 6 rows of "u"; 70 characters hold the two newest (31 + 1 + 31), not a third.
     assert sorted(r.lineno for r in history.user_text_rows(train_rows, 70)) == [5, 6]
     # The history of row k holds rows k-1 and k-2: every train text but the newest.
@@ -97,8 +147,12 @@ def test_only_the_texts_a_user_or_history_text_needs_are_fetched(tmp_path, monke
 
 
 def test_a_file_changed_between_the_passes_is_refused(tmp_path):
-    lines = [json.dumps({"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k, "rating": 5,
-                         "text": f"text {k}"}) for k in range(3)]
+    lines = [
+        json.dumps(
+            {"user_id": "u", "gmap_id": f"b{k}", "time": 1_600_000_000_000 + k, "rating": 5, "text": f"text {k}"}
+        )
+        for k in range(3)
+    ]
     reviews = _write(tmp_path / "reviews.json", lines)
     businesses, filtered, _ = gl.read_meta(_write(tmp_path / "meta.json", _meta(3)), None, False, False)
     rows, _ = gl.read_reviews(reviews, businesses, filtered, False, False)
@@ -120,8 +174,10 @@ def test_stable_sorts_per_field_give_the_key_tuple_order():
     import random
 
     rng = random.Random(3)
-    rows = [gl.Review(rng.choice((1, 2, 3)), rng.choice("abc"), rng.choice("xyz"), 5.0, None, 0, None, k)
-            for k in range(300)]
+    rows = [
+        gl.Review(rng.choice((1, 2, 3)), rng.choice("abc"), rng.choice("xyz"), 5.0, None, 0, None, k)
+        for k in range(300)
+    ]
     expected = sorted(rows, key=lambda r: (r.user, r.item, r.time))  # ties keep the line order
     records.sort_stable_by(rows, "user", "item", "time")
     assert [r.lineno for r in rows] == [r.lineno for r in expected]

@@ -50,8 +50,21 @@ def test_records_have_the_google_local_fields(tmp_path):
         first_meta = json.loads(handle.readline())
     assert list(first_review) == ["user_id", "name", "time", "rating", "text", "pics", "resp", "gmap_id"]
     assert list(first_meta) == [
-        "name", "address", "gmap_id", "description", "latitude", "longitude", "category", "avg_rating",
-        "num_of_reviews", "price", "hours", "MISC", "state", "relative_results", "url",
+        "name",
+        "address",
+        "gmap_id",
+        "description",
+        "latitude",
+        "longitude",
+        "category",
+        "avg_rating",
+        "num_of_reviews",
+        "price",
+        "hours",
+        "MISC",
+        "state",
+        "relative_results",
+        "url",
     ]
     assert sample.T_START_MS <= first_review["time"] <= sample.T_END_MS
     assert isinstance(first_meta["category"], list)
@@ -80,8 +93,15 @@ def test_label_ratio_is_about_seven_to_one(default_build):
 def test_every_cleaning_rule_fires(default_build):
     report = default_build[0]
     for reason in (
-        "blank_line", "malformed_json", "not_an_object", "missing_field:user_id", "null_rating",
-        "invalid_value:rating", "business_not_matching_category", "unknown_business", "duplicate",
+        "blank_line",
+        "malformed_json",
+        "not_an_object",
+        "missing_field:user_id",
+        "null_rating",
+        "invalid_value:rating",
+        "business_not_matching_category",
+        "unknown_business",
+        "duplicate",
         "repeat_user_business",
     ):
         assert report["reviews"]["dropped"].get(reason, 0) > 0, reason
@@ -175,7 +195,9 @@ def test_cli_builds_with_the_real_encoder_and_code_reuses_it(tmp_path, monkeypat
     args = [f"--{k}={v}" for k, v in tiny.items()]
     done = subprocess.run(
         [sys.executable, "-m", "recbole_dlrrec.data.sample", "--out", str(tmp_path), "--seed", "4", "--quiet", *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "restaurants ready" in done.stdout

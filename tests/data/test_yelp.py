@@ -23,23 +23,66 @@ from recbole_dlrrec.data.encoder import HashEncoder
 
 B1, B2, B3 = "vUrTGX_7HxqeoQ_6QCVz6g", "0bPLkL0QhhPO5kt1_EXmNQ", "qkRM_2X51Yqxk3btlwAQIg"
 SUPPLIES, DENTIST = "Pns2l4eNsfO8kk83dixA6A", "mpf3x-BjTdTEA3yCZrAYPw"
-U1, U2, U3, U4, U5, U6 = ("mh_-eMZ6K5RLWhZyISBhwA", "OyoGAe7OKpv6SyGZT5g77Q", "8g_iMtfSiwikVnbP2etR0A",
-                          "_7bHUi9Uuf5__HHc_Q8guQ", "bcjbaE6dDog4jkNY91ncLQ", "TZQSUDDcA4ek5gBd6BzcjA")
+U1, U2, U3, U4, U5, U6 = (
+    "mh_-eMZ6K5RLWhZyISBhwA",
+    "OyoGAe7OKpv6SyGZT5g77Q",
+    "8g_iMtfSiwikVnbP2etR0A",
+    "_7bHUi9Uuf5__HHc_Q8guQ",
+    "bcjbaE6dDog4jkNY91ncLQ",
+    "TZQSUDDcA4ek5gBd6BzcjA",
+)
 
 
 def business(business_id, name, categories, city, state, lat, lon, stars, count, attributes):
-    return {"business_id": business_id, "name": name, "address": "1 Main St", "city": city, "state": state,
-            "postal_code": "19107", "latitude": lat, "longitude": lon, "stars": stars, "review_count": count,
-            "is_open": 1, "attributes": attributes, "categories": categories,
-            "hours": {"Monday": "11:0-22:0", "Tuesday": "11:0-22:0"}}
+    return {
+        "business_id": business_id,
+        "name": name,
+        "address": "1 Main St",
+        "city": city,
+        "state": state,
+        "postal_code": "19107",
+        "latitude": lat,
+        "longitude": lon,
+        "stars": stars,
+        "review_count": count,
+        "is_open": 1,
+        "attributes": attributes,
+        "categories": categories,
+        "hours": {"Monday": "11:0-22:0", "Tuesday": "11:0-22:0"},
+    }
 
 
 BUSINESSES = [
-    business(B1, "Pizzeria Uno", "Pizza, Restaurants, Italian", "Philadelphia", "PA", 39.95, -75.16, 4.0, 120,
-             {"RestaurantsPriceRange2": "2", "WiFi": "u'free'", "RestaurantsTakeOut": "True",
-              "Ambience": "{'romantic': False, 'casual': True}", "GoodForKids": "False"}),
-    business(B2, "Sushi Zen", "Japanese, Sushi Bars, Restaurants", "Tampa", "FL", 27.95, -82.46, 4.5, 310,
-             {"RestaurantsPriceRange2": "3"}),
+    business(
+        B1,
+        "Pizzeria Uno",
+        "Pizza, Restaurants, Italian",
+        "Philadelphia",
+        "PA",
+        39.95,
+        -75.16,
+        4.0,
+        120,
+        {
+            "RestaurantsPriceRange2": "2",
+            "WiFi": "u'free'",
+            "RestaurantsTakeOut": "True",
+            "Ambience": "{'romantic': False, 'casual': True}",
+            "GoodForKids": "False",
+        },
+    ),
+    business(
+        B2,
+        "Sushi Zen",
+        "Japanese, Sushi Bars, Restaurants",
+        "Tampa",
+        "FL",
+        27.95,
+        -82.46,
+        4.5,
+        310,
+        {"RestaurantsPriceRange2": "3"},
+    ),
     business(B3, "Taco Shack", "Restaurants, Mexican", "Tucson", "AZ", 32.22, -110.97, 3.5, 45, None),
     business(SUPPLIES, "Kitchen Depot", "Restaurant Supplies, Shopping", "Reno", "NV", 39.5, -119.8, 4.0, 12, {}),
     business(DENTIST, "Bright Smile Dental", "Dentists, Health & Medical", "Boise", "ID", 43.6, -116.2, 5.0, 8, {}),
@@ -47,8 +90,17 @@ BUSINESSES = [
 
 
 def review(n, user, business_id, stars, text, date):
-    return {"review_id": f"KU_O5udG6zpxOg-VcAEod{n:x}", "user_id": user, "business_id": business_id,
-            "stars": stars, "useful": 0, "funny": 0, "cool": 0, "text": text, "date": date}
+    return {
+        "review_id": f"KU_O5udG6zpxOg-VcAEod{n:x}",
+        "user_id": user,
+        "business_id": business_id,
+        "stars": stars,
+        "useful": 0,
+        "funny": 0,
+        "cool": 0,
+        "text": text,
+        "date": date,
+    }
 
 
 # 12 kept reviews, 10 lines dropped for one reason each (in the comment), interleaved.
@@ -77,11 +129,14 @@ REVIEW_LINES = [
     review(12, U6, B2, 1.0, "TEST secret text", "2019-03-01 10:00:00"),
 ]
 BUSINESS_LINES = [
-    BUSINESSES[0], BUSINESSES[3], BUSINESSES[1],
+    BUSINESSES[0],
+    BUSINESSES[3],
+    BUSINESSES[1],
     '{"business_id": "x", "name": "Half',  # malformed_json (line 4)
     BUSINESSES[0],  # duplicate
     {k: v for k, v in BUSINESSES[2].items() if k != "business_id"},  # missing_field:business_id
-    BUSINESSES[2], BUSINESSES[4],
+    BUSINESSES[2],
+    BUSINESSES[4],
 ]
 GOOD_BUSINESS_LINES = [b for i, b in enumerate(BUSINESS_LINES, 1) if i not in (4, 6)]  # no bad line
 
@@ -90,8 +145,18 @@ HEADER = "user_id:token\titem_id:token\trating:float\tlabel:float\ttimestamp:flo
 DAY = 86_400_000
 EXPECTED_TRAIN = HEADER + "".join(
     f"{u}\t{b}\t{s}\t{int(s >= 4)}\t{T0 + d * DAY}\n"
-    for u, b, s, d in [(U1, B1, 5, 0), (U2, B1, 4, 1), (U3, B2, 2, 2), (U1, B2, 5, 3), (U4, B3, 3, 4),
-                       (U2, B3, 5, 5), (U5, B1, 1, 6), (U3, B3, 4, 7), (U4, B1, 5, 8), (U1, B3, 4, 9)]
+    for u, b, s, d in [
+        (U1, B1, 5, 0),
+        (U2, B1, 4, 1),
+        (U3, B2, 2, 2),
+        (U1, B2, 5, 3),
+        (U4, B3, 3, 4),
+        (U2, B3, 5, 5),
+        (U5, B1, 1, 6),
+        (U3, B3, 4, 7),
+        (U4, B1, 5, 8),
+        (U1, B3, 4, 9),
+    ]
 )
 EXPECTED_VALID = HEADER + f"{U5}\t{B2}\t5\t1\t{T0 + 31 * DAY}\n"
 EXPECTED_TEST = HEADER + f"{U6}\t{B2}\t1\t0\t{T0 + 59 * DAY}\n"
@@ -107,7 +172,7 @@ EXPECTED_USER = "user_id:token\tn_train_reviews:float\n" + "".join(
 )
 ITEM_TEXTS = {
     B1: "Pizzeria Uno. Categories: Pizza, Restaurants, Italian. Price: $$. Location: Philadelphia, PA. "
-        "Offers: Restaurants Take Out. Wi Fi: free. Ambience: casual.",
+    "Offers: Restaurants Take Out. Wi Fi: free. Ambience: casual.",
     B2: "Sushi Zen. Categories: Japanese, Sushi Bars, Restaurants. Price: $$$. Location: Tampa, FL.",
     B3: "Taco Shack. Categories: Restaurants, Mexican. Location: Tucson, AZ.",
 }
@@ -119,8 +184,12 @@ USER_TEXTS = {
     U5: "Cold food, rude staff.",
 }
 # Per train row in order: its user's strictly earlier train texts (U4's earlier review has none).
-HISTORY_TEXTS = ["Great slice, thin crust.", "Solid pizza.", "Fish was not fresh.",
-                 "Best sushi in town.\nGreat slice, thin crust."]
+HISTORY_TEXTS = [
+    "Great slice, thin crust.",
+    "Solid pizza.",
+    "Fish was not fresh.",
+    "Best sushi in town.\nGreat slice, thin crust.",
+]
 
 
 def write_lines(path, lines):
@@ -132,8 +201,10 @@ def write_lines(path, lines):
 
 
 def yelp_files(tmp_path, reviews=REVIEW_LINES, businesses=BUSINESS_LINES):
-    return (write_lines(tmp_path / "yelp_academic_dataset_review.json", reviews),
-            write_lines(tmp_path / "yelp_academic_dataset_business.json", businesses))
+    return (
+        write_lines(tmp_path / "yelp_academic_dataset_review.json", reviews),
+        write_lines(tmp_path / "yelp_academic_dataset_business.json", businesses),
+    )
 
 
 def run(tmp_path, files=None, name="yelp", **kwargs):
@@ -151,8 +222,9 @@ def read(folder, name):
 
 def outputs(folder):
     """Every file's bytes but the report's (it holds the time taken and the input paths)."""
-    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))
-            if not n.startswith("REPORT")}
+    return {
+        n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder)) if not n.startswith("REPORT")
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,14 +255,25 @@ def test_report_counts_every_line_and_names_the_bad_ones(tmp_path):
     report, folder = run(tmp_path)
     meta, reviews = report["meta"], report["reviews"]
     assert (meta["lines_read"], meta["kept"]) == (8, 3)
-    assert meta["dropped"] == {"category_filter": 2, "duplicate": 1, "malformed_json": 1,
-                               "missing_field:business_id": 1}
+    assert meta["dropped"] == {
+        "category_filter": 2,
+        "duplicate": 1,
+        "malformed_json": 1,
+        "missing_field:business_id": 1,
+    }
     assert meta["malformed_lines"] == [4]
     assert (reviews["lines_read"], reviews["kept"]) == (22, 12)
     assert reviews["dropped"] == {
-        "blank_line": 1, "business_not_matching_category": 1, "duplicate": 1, "invalid_value:date": 1,
-        "invalid_value:stars": 1, "malformed_json": 1, "missing_field:user_id": 1, "null_rating": 1,
-        "repeat_user_business": 1, "unknown_business": 1,
+        "blank_line": 1,
+        "business_not_matching_category": 1,
+        "duplicate": 1,
+        "invalid_value:date": 1,
+        "invalid_value:stars": 1,
+        "malformed_json": 1,
+        "missing_field:user_id": 1,
+        "null_rating": 1,
+        "repeat_user_business": 1,
+        "unknown_business": 1,
     }
     assert reviews["malformed_lines"] == [3]
     for part in (meta, reviews):
@@ -216,13 +299,16 @@ def test_strict_makes_bad_lines_fatal_with_file_and_line(tmp_path):
 def test_text_of_valid_and_test_reviews_cannot_influence_any_output(tmp_path):
     """Leak-free: the texts of evaluation reviews feed nothing, byte for byte."""
     _, clean = run(tmp_path / "a")
-    changed = [dict(r, text="completely different words " * 20) if isinstance(r, dict) and "secret" in r["text"]
-               else r for r in REVIEW_LINES]
+    changed = [
+        dict(r, text="completely different words " * 20) if isinstance(r, dict) and "secret" in r["text"] else r
+        for r in REVIEW_LINES
+    ]
     _, other = run(tmp_path / "b", yelp_files(tmp_path, changed))
     assert outputs(clean) == outputs(other)
     # ... while a train review's text does reach the user vectors.
-    changed = [dict(r, text="other words") if isinstance(r, dict) and r["text"] == "Lovely." else r
-               for r in REVIEW_LINES]
+    changed = [
+        dict(r, text="other words") if isinstance(r, dict) and r["text"] == "Lovely." else r for r in REVIEW_LINES
+    ]
     _, third = run(tmp_path / "c", yelp_files(tmp_path, changed))
     assert outputs(clean)["yelp.uservec.npz"] != outputs(third)["yelp.uservec.npz"]
 
@@ -257,10 +343,21 @@ def generated_yelp(tmp_path, n_users=60, seed=0):
     on random dates of 2018-2021, texts from a few phrases."""
     rng = np.random.default_rng(seed)
     cuisines = ["Pizza", "Sushi Bars", "Mexican", "Thai", "Burgers", "Vegan", "Hardware Stores", "Dentists"]
-    businesses = [business(f"gen{k:02d}biz{'x' * 14}", f"Place {k}",
-                           f"{c}, Restaurants" if k < 6 else f"{c}, Home Services", "Austin", "TX",
-                           30.2 + k / 100, -97.7 - k / 100, 3.5, 10 + k, {"RestaurantsPriceRange2": str(1 + k % 4)})
-                  for k, c in enumerate(cuisines)]
+    businesses = [
+        business(
+            f"gen{k:02d}biz{'x' * 14}",
+            f"Place {k}",
+            f"{c}, Restaurants" if k < 6 else f"{c}, Home Services",
+            "Austin",
+            "TX",
+            30.2 + k / 100,
+            -97.7 - k / 100,
+            3.5,
+            10 + k,
+            {"RestaurantsPriceRange2": str(1 + k % 4)},
+        )
+        for k, c in enumerate(cuisines)
+    ]
     phrases = ["Great food.", "Slow service.", "Would come back!", "Too salty.", "Friendly staff."]
     reviews, n = [], 0
     for u in range(n_users):
@@ -269,8 +366,11 @@ def generated_yelp(tmp_path, n_users=60, seed=0):
             day = int(rng.integers(0, 1400))
             date = f"{2018 + day // 365}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d} {day % 24:02d}:00:00"
             text = " ".join(rng.choice(phrases, size=int(rng.integers(0, 4))))
-            reviews.append(review(n, f"genuser{u:03d}{'y' * 8}", businesses[b]["business_id"],
-                                  float(rng.integers(1, 6)), text, date))
+            reviews.append(
+                review(
+                    n, f"genuser{u:03d}{'y' * 8}", businesses[b]["business_id"], float(rng.integers(1, 6)), text, date
+                )
+            )
     return yelp_files(tmp_path, reviews, businesses)
 
 
@@ -282,8 +382,10 @@ def test_generated_data_keep_the_guarantees_under_both_splits_and_k_core(tmp_pat
     assert outputs(folder) == outputs(again)
     assert report["k_core"]["k"] == 2 and report["meta"]["dropped"] == {"category_filter": 2}
     assert report["reviews"]["dropped"]["business_not_matching_category"] > 0
-    rows = {s: [line.split("\t") for line in read(folder, f"yelp.{s}.inter").splitlines()[1:]]
-            for s in ("train", "valid", "test")}
+    rows = {
+        s: [line.split("\t") for line in read(folder, f"yelp.{s}.inter").splitlines()[1:]]
+        for s in ("train", "valid", "test")
+    }
     per_user, per_item = Counter(r[0] for r in rows["train"]), Counter(r[1] for r in rows["train"])
     assert min(per_user.values()) >= 2 and min(per_item.values()) >= 2
     pairs = [tuple(r[:2]) for part in rows.values() for r in part]
@@ -358,29 +460,51 @@ def test_swapped_and_wrong_files_are_named(tmp_path):
         run(tmp_path, (google_like, businesses))
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe{", b'{"stars": 1e999}', b'{"date": ["2019"]}', b"[" * 100_000,
-                                 json.dumps(review(1, U1, B1, 5, 3, {"d": 1})).encode()])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe{",
+        b'{"stars": 1e999}',
+        b'{"date": ["2019"]}',
+        b"[" * 100_000,
+        json.dumps(review(1, U1, B1, 5, 3, {"d": 1})).encode(),
+    ],
+)
 def test_any_line_gives_a_skip_or_a_clean_record(raw):
     from recbole_dlrrec.data.convert.jsonl import parse_line
 
     obj = parse_line(raw)
-    for parsed in ([obj] if isinstance(obj, Skip) else
-                   [yelp.read.parse_review(obj, 1, Counter(), Counter()), yelp.parse_meta(obj, Counter())]):
+    for parsed in (
+        [obj]
+        if isinstance(obj, Skip)
+        else [yelp.read.parse_review(obj, 1, Counter(), Counter()), yelp.parse_meta(obj, Counter())]
+    ):
         assert isinstance(parsed, (Skip, Review, Business))
 
 
 def test_business_attributes_are_read_as_yelp_writes_them():
     anomalies = Counter()
-    b = yelp.parse_meta(dict(BUSINESSES[0], categories=["not", "a string"], latitude="39.9",
-                                 attributes={"RestaurantsPriceRange2": 2, "NoiseLevel": "u'very_loud'",
-                                             "Music": "{'dj': True, 'live': None}", "Odd": "[" * 5000}),
-                            anomalies)
+    b = yelp.parse_meta(
+        dict(
+            BUSINESSES[0],
+            categories=["not", "a string"],
+            latitude="39.9",
+            attributes={
+                "RestaurantsPriceRange2": 2,
+                "NoiseLevel": "u'very_loud'",
+                "Music": "{'dj': True, 'live': None}",
+                "Odd": "[" * 5000,
+            },
+        ),
+        anomalies,
+    )
     assert b.price == "$$" and b.categories == [] and b.latitude is None
     assert b.misc == {"Location": "Philadelphia, PA", "Noise Level": "very loud", "Music": ["dj"], "Odd": "[" * 5000}
     assert anomalies == {"categories_not_a_string": 1, "latitude_not_a_number": 1}
     anomalies = Counter()
-    assert yelp.parse_meta(dict(BUSINESSES[1], attributes={"RestaurantsPriceRange2": "9"}), anomalies).price \
-        == "unknown"
+    assert (
+        yelp.parse_meta(dict(BUSINESSES[1], attributes={"RestaurantsPriceRange2": "9"}), anomalies).price == "unknown"
+    )
     assert anomalies == {"price_unrecognised": 1}
 
 
@@ -388,14 +512,40 @@ def test_cli_converts_yelp_and_refuses_bad_input_in_one_line(tmp_path, capsys, m
     reviews, businesses = yelp_files(tmp_path)
     original = yelp.convert
     monkeypatch.setattr(yelp, "convert", lambda *a, **k: original(*a, **{**k, "encoder": HashEncoder()}))
-    rc = cli_convert.main(["--source", "yelp", "--reviews", reviews, "--meta", businesses, "--name", "cli",
-                           "--out", str(tmp_path / "out"), "--quiet"])
+    rc = cli_convert.main(
+        [
+            "--source",
+            "yelp",
+            "--reviews",
+            reviews,
+            "--meta",
+            businesses,
+            "--name",
+            "cli",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "# Conversion report: cli" in out and "| invalid_value:date | 1 |" in out
     assert read(str(tmp_path / "out" / "cli"), "cli.train.inter") == EXPECTED_TRAIN
-    rc = cli_convert.main(["--source", "yelp", "--reviews", str(tmp_path / "missing.json"), "--meta", businesses,
-                           "--name", "x", "--out", str(tmp_path / "out"), "--quiet"])
+    rc = cli_convert.main(
+        [
+            "--source",
+            "yelp",
+            "--reviews",
+            str(tmp_path / "missing.json"),
+            "--meta",
+            businesses,
+            "--name",
+            "x",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and err.startswith("error: ") and "missing.json" in err
 
@@ -426,8 +576,10 @@ def test_a_huge_line_is_a_counted_skip_naming_it(tmp_path):
 
 
 def test_input_with_one_label_is_refused_and_a_one_label_split_is_warned(tmp_path):
-    fives = [dict(r, stars=5.0) if isinstance(r, dict) and isinstance(r.get("stars"), float) and r["stars"] <= 5
-             else r for r in REVIEW_LINES]
+    fives = [
+        dict(r, stars=5.0) if isinstance(r, dict) and isinstance(r.get("stars"), float) and r["stars"] <= 5 else r
+        for r in REVIEW_LINES
+    ]
     with pytest.raises(ConversionError, match=r"review\.json: every kept review \(12\) has label 1"):
         run(tmp_path / "a", yelp_files(tmp_path, fives))
     report, _ = run(tmp_path / "b")  # the valid split is one positive row: written, with a warning

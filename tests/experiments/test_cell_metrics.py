@@ -1,4 +1,5 @@
 """GAUC, ECE and AUC by segment from a cell's per-row file, and the board's section."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,15 +37,19 @@ def test_cell_metrics_hand_computed():
     assert out["auc items unseen"] != out["auc items unseen"]  # both rows positive: nan
     assert out["rows items low"] == 2 and np.isnan(out["auc items low"])  # item 11: negatives only
     assert out["ece"] == pytest.approx(
-        __import__("recbole_dlrrec.runtime.metrics", fromlist=["x"]).expected_calibration_error(ROWS.labels, ROWS.scores))
+        __import__("recbole_dlrrec.runtime.metrics", fromlist=["x"]).expected_calibration_error(
+            ROWS.labels, ROWS.scores
+        )
+    )
     old = cell_metrics.cell_metrics(CellRows(ROWS.labels, ROWS.scores))
     assert set(old) == {"ece"}  # a cell without ids: calibration only
 
 
 def test_section_shows_mean_and_std_over_seeds_and_marks_cells_without_ids():
     seeds = [cell_metrics.cell_metrics(ROWS), cell_metrics.cell_metrics(ROWS)]
-    lines = cell_metrics.metrics_rows({"DLRREC": seeds, "FM": [cell_metrics.cell_metrics(CellRows(ROWS.labels, ROWS.scores))],
-                                       "LR": []})
+    lines = cell_metrics.metrics_rows(
+        {"DLRREC": seeds, "FM": [cell_metrics.cell_metrics(CellRows(ROWS.labels, ROWS.scores))], "LR": []}
+    )
     assert lines[0].startswith("| DLRREC | 0.8750 ± 0.0000 (0 users skipped) |")
     assert "0.7500 ± 0.0000 [4 rows]" in lines[0] and "n/a [2 rows]" in lines[0]
     assert lines[1].startswith("| FM | no ids |") and lines[2].startswith("| LR | no per-row files |")

@@ -1,5 +1,6 @@
 """The docs site's results pages: built from the committed board files, never by hand, and written
 only into a folder the tool owns."""
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,12 @@ def test_every_report_folder_and_top_level_table_is_a_page_records_are_not(resul
     out = str(tmp_path / "out")
     written = docs_results.build(results, out)
     assert sorted(f for f in written if f.endswith("index.md")) == [
-        "bench/index.md", "defaults/index.md", "index.md", "old/index.md", "toy-tuned/index.md"]
+        "bench/index.md",
+        "defaults/index.md",
+        "index.md",
+        "old/index.md",
+        "toy-tuned/index.md",
+    ]
     assert not any("cells" in f or "tuning" in f for f in written)
     with open(os.path.join(out, "index.md"), encoding="utf-8") as handle:
         index = handle.read()

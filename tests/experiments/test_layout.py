@@ -1,5 +1,6 @@
 """experiments/ stays split by job: small modules, short functions, no reach into another
 module's private names, and the code digest still covers every source it names."""
+
 from __future__ import annotations
 
 import ast
@@ -45,15 +46,26 @@ def _private_reaches(path: str):
     """`from recbole_dlrrec... import _name` and `module._name` on a project module that `path` imports."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
-    project_imports = [node for node in ast.walk(tree)
-                       if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("recbole_dlrrec")]
+    project_imports = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("recbole_dlrrec")
+    ]
     modules = {alias.asname or alias.name for node in project_imports for alias in node.names}
     for node in project_imports:
-        yield from (f"{node.module}.{alias.name}" for alias in node.names
-                    if alias.name.startswith("_") and not alias.name.startswith("__"))
+        yield from (
+            f"{node.module}.{alias.name}"
+            for alias in node.names
+            if alias.name.startswith("_") and not alias.name.startswith("__")
+        )
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             yield f"{node.value.id}.{node.attr}"
 
 

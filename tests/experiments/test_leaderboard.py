@@ -1,4 +1,5 @@
 """Leaderboard, experiments, cold-item split and significance: CI-sized runs on tiny data."""
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,19 @@ def restaurants_built() -> bool:
 @pytest.mark.skipif(not restaurants_built(), reason="dataset/restaurants not built yet (run_recbole.py builds it)")
 def test_cli_on_restaurants_ci_sized(tmp_path):
     out = str(tmp_path / "results")
-    cmd = [sys.executable, "run_leaderboard.py", "--dataset=restaurants", "--seeds", "1", "--epochs", "2",
-           "--models", "DLRREC,DLRM,DeepFM", f"--results_dir={out}", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    cmd = [
+        sys.executable,
+        "run_leaderboard.py",
+        "--dataset=restaurants",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--models",
+        "DLRREC,DLRM,DeepFM",
+        f"--results_dir={out}",
+        f"--checkpoint_dir={tmp_path / 'saved'}",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     folder = os.path.join(out, "restaurants")
@@ -98,7 +110,9 @@ def test_cli_writes_tables_chart_resumes_and_forces(data_path, tmp_path, capsys)
     significance = open(os.path.join(folder, "significance.md")).read()
     # One family: DLRREC vs the best baseline and vs DLRM (one comparison when DLRM is the best baseline).
     family = 1 if significance.split("\n| DLRREC | ")[1].startswith("DLRM (") else 2
-    assert "whole **users**" in significance and f"Holm correction over this board's {family} comparisons" in significance
+    assert (
+        "whole **users**" in significance and f"Holm correction over this board's {family} comparisons" in significance
+    )
     assert "## Against DLRM" in significance and "(users: " in significance
     assert "[1/3]" in capsys.readouterr().err  # progress lines
 
@@ -129,7 +143,9 @@ def test_changed_settings_rerun_the_cell(data_path, tmp_path):
     board.run_cells([spec])
     board.run_cells([spec])
     assert calls == [1]
-    Leaderboard("tiny", results_dir=str(tmp_path), overrides={"epochs": 3}, runner=runner, log=lambda m: None).run_cells([spec])
+    Leaderboard(
+        "tiny", results_dir=str(tmp_path), overrides={"epochs": 3}, runner=runner, log=lambda m: None
+    ).run_cells([spec])
     assert calls == [1, 3]
 
 
@@ -163,9 +179,14 @@ def test_code_version_covers_every_module_that_can_change_a_result(tmp_path, mon
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code_digest, "__file__", str(copy / "experiments" / "code_digest.py"))
     before = {m: code_digest.code_version(m) for m in ("DLRM", "FM")}
-    for module, changes in (("runtime/training.py", {"DLRM", "FM"}), ("runtime/fast_loader.py", {"DLRM", "FM"}),
-                            ("config/stack.py", {"DLRM", "FM"}), ("patches.py", {"DLRM", "FM"}),
-                            ("models/dlrrec.py", {"DLRM"}), ("swing/sampler.py", {"DLRM"})):
+    for module, changes in (
+        ("runtime/training.py", {"DLRM", "FM"}),
+        ("runtime/fast_loader.py", {"DLRM", "FM"}),
+        ("config/stack.py", {"DLRM", "FM"}),
+        ("patches.py", {"DLRM", "FM"}),
+        ("models/dlrrec.py", {"DLRM"}),
+        ("swing/sampler.py", {"DLRM"}),
+    ):
         with open(copy / module, "a", encoding="utf-8") as handle:
             handle.write("\n# edited\n")
         after = {m: code_digest.code_version(m) for m in ("DLRM", "FM")}
@@ -179,8 +200,12 @@ def test_changed_yaml_defaults_rerun_the_cell(tmp_path, monkeypatch):
 
     def runner(model, dataset, config_dict, **kwargs):
         board_defaults = board.expected_defaults(CellSpec(model, model, 2020))
-        return {"test_result": {"auc": 0.5}, "best_epoch": 0, "timings": {"seconds_per_epoch": 0.1},
-                "config": {**board_defaults, **config_dict}}
+        return {
+            "test_result": {"auc": 0.5},
+            "best_epoch": 0,
+            "timings": {"seconds_per_epoch": 0.1},
+            "config": {**board_defaults, **config_dict},
+        }
 
     board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
     spec = CellSpec("DLRREC", "DLRREC", 2020)
@@ -203,10 +228,17 @@ def test_cells_recorded_before_a_new_key_are_judged_by_what_they_ran(tmp_path):
     where it is not (the plugin's models default to auto / fused)."""
 
     def runner(model, dataset, config_dict, **kwargs):
-        old = {k: v for k, v in board.expected_defaults(CellSpec(model, model, 2020)).items()
-               if k not in ("train_precision", "fused_optimizer")}
-        return {"test_result": {"auc": 0.5}, "best_epoch": 0, "timings": {"seconds_per_epoch": 0.1},
-                "config": {**old, **config_dict}}
+        old = {
+            k: v
+            for k, v in board.expected_defaults(CellSpec(model, model, 2020)).items()
+            if k not in ("train_precision", "fused_optimizer")
+        }
+        return {
+            "test_result": {"auc": 0.5},
+            "best_epoch": 0,
+            "timings": {"seconds_per_epoch": 0.1},
+            "config": {**old, **config_dict},
+        }
 
     board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
     fm, dlrrec = CellSpec("FM", "FM", 2020), CellSpec("DLRREC", "DLRREC", 2020)
@@ -265,13 +297,22 @@ def test_variant_settings_win_over_shared_overrides(tmp_path):
 # -- marking the best values -----------------------------------------------------------------
 def _row(name, auc, logloss, fpr, seconds, std=0.01):
     row = Row(name, "ok", 2, 2, seconds_per_epoch=seconds, num_parameters=100)
-    row.metrics = {"auc": (auc, std), "logloss": (logloss, std), "accuracy": (0.8, std), "fpr": (fpr, std), "f1": (0.7, std)}
+    row.metrics = {
+        "auc": (auc, std),
+        "logloss": (logloss, std),
+        "accuracy": (0.8, std),
+        "fpr": (fpr, std),
+        "f1": (0.7, std),
+    }
     return row
 
 
 def test_best_values_are_marked():
-    rows = [_row("A", 0.81, 0.40, 0.20, 2.0), _row("B", 0.79, 0.38, 0.25, 1.0),
-            Row("C", "failed", 0, 2, error="ValueError: nope")]
+    rows = [
+        _row("A", 0.81, 0.40, 0.20, 2.0),
+        _row("B", 0.79, 0.38, 0.25, 1.0),
+        Row("C", "failed", 0, 2, error="ValueError: nope"),
+    ]
     flags = best_flags(rows)
     assert flags["auc"] == {"A"} and flags["logloss"] == {"B"} and flags["fpr"] == {"A"}
     assert flags["accuracy"] == {"A", "B"}  # ties are all marked
@@ -394,7 +435,9 @@ def test_experiments_write_tables_and_plots(data_path, tmp_path):
     assert ablation == ["DLRREC-noCL", "DLRREC-Luu", "DLRREC-Lii", "DLRREC"]
     sizes = _csv_rows(os.path.join(folder, "reduction_size.csv"))
     assert [r["model"] for r in sizes] == ["R=4", "R=8"] and all(r["status"] == "ok" for r in sizes)
-    embedding = int(json.load(open(os.path.join(folder, "cells", "DLRREC-r4-seed2020.json")))["result"]["config"]["embedding_size"])
+    embedding = int(
+        json.load(open(os.path.join(folder, "cells", "DLRREC-r4-seed2020.json")))["result"]["config"]["embedding_size"]
+    )
     assert [int(r["bottleneck"]) for r in sizes] == [min(4, embedding), min(8, embedding)]
     assert not os.path.exists(os.path.join(folder, "cells", "DLRREC-r8-seed2020.json"))  # reused DLRREC
     v0 = {r["model"]: int(r["num_parameters"]) for r in _csv_rows(os.path.join(folder, "v0_vs_unified.csv"))}
@@ -402,7 +445,11 @@ def test_experiments_write_tables_and_plots(data_path, tmp_path):
     # either way the V0 row compared has DLRREC's capacity within it.
     compared = v0.get("DLRREC-V0-matched", v0["DLRREC-V0"])
     assert abs(compared - v0["DLRREC"]) <= experiments.PARAM_TOLERANCE * v0["DLRREC"]
-    assert ("DLRREC-V0-matched" in v0) == (abs(v0["DLRREC-V0"] - v0["DLRREC"]) > experiments.PARAM_TOLERANCE * v0["DLRREC"])
+    assert ("DLRREC-V0-matched" in v0) == (
+        abs(v0["DLRREC-V0"] - v0["DLRREC"]) > experiments.PARAM_TOLERANCE * v0["DLRREC"]
+    )
     cosine = _csv_rows(os.path.join(folder, "swing_audit.csv"))
-    assert {(r["model"], r["side"]) for r in cosine} == {(m, s) for m in ("DLRREC", "DLRREC-noCL") for s in ("item", "user")}
+    assert {(r["model"], r["side"]) for r in cosine} == {
+        (m, s) for m in ("DLRREC", "DLRREC-noCL") for s in ("item", "user")
+    }
     assert all(-1 <= float(r["cos_swing"]) <= 1 for r in cosine)

@@ -1,6 +1,7 @@
 """The Ray auth token (experiments/ray_auth.py, `recbole-dlrrec ray-token`): made from nothing with
 mode 0600, never over an existing one without --force, found where Ray looks, checked before a
 driver prepares any data."""
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ with `run_tune.py --address=127.0.0.1:PORT`, then the head this test started is 
 nothing of it is left. An address where no cluster answers, and a driver without the token, are
 one line and exit 2, before any data. A local search listens on 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,12 @@ def _fresh_env(home) -> dict:
     """This environment as on a fresh machine: HOME is `home` (made empty here), no Ray token."""
     os.makedirs(home, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
-    return {**env, **RAY_ENV, "HOME": str(home),
-            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return {
+        **env,
+        **RAY_ENV,
+        "HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
 
 
 def _free_port() -> int:
@@ -62,13 +67,31 @@ def test_unreachable_address_is_one_line_before_any_data(tmp_path, tiny_data_pat
     from recbole_dlrrec.cli.tune import main
 
     port = _free_port()  # nothing listens there
-    status = main(["--model=DLRM", "--dataset=tiny", "--num_samples=2", f"--address=127.0.0.1:{port}",
-                   f"--out_root={tmp_path / 'out'}", f"--data_path={tiny_data_path}"])
+    status = main(
+        [
+            "--model=DLRM",
+            "--dataset=tiny",
+            "--num_samples=2",
+            f"--address=127.0.0.1:{port}",
+            f"--out_root={tmp_path / 'out'}",
+            f"--data_path={tiny_data_path}",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in err and f"--address=127.0.0.1:{port}: no Ray cluster answers there" in err
     assert not (tmp_path / "out").exists()
-    assert main(["--model=DLRM", "--dataset=tiny", "--num_samples=2", "--address=nohostport",
-                 f"--data_path={tiny_data_path}"]) == 2
+    assert (
+        main(
+            [
+                "--model=DLRM",
+                "--dataset=tiny",
+                "--num_samples=2",
+                "--address=nohostport",
+                f"--data_path={tiny_data_path}",
+            ]
+        )
+        == 2
+    )
     assert "expected HOST:PORT" in capsys.readouterr().err
 
 
@@ -83,8 +106,16 @@ def test_a_driver_without_the_token_is_one_line_before_any_data(tmp_path, tiny_d
         head.bind(("127.0.0.1", 0))
         head.listen()
         address = f"127.0.0.1:{head.getsockname()[1]}"
-        status = main(["--model=DLRM", "--dataset=tiny", "--num_samples=2", f"--address={address}",
-                       f"--out_root={tmp_path / 'out'}", f"--data_path={tiny_data_path}"])
+        status = main(
+            [
+                "--model=DLRM",
+                "--dataset=tiny",
+                "--num_samples=2",
+                f"--address={address}",
+                f"--out_root={tmp_path / 'out'}",
+                f"--data_path={tiny_data_path}",
+            ]
+        )
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert status == 2 and "\n" not in err, err
@@ -94,9 +125,23 @@ def test_a_driver_without_the_token_is_one_line_before_any_data(tmp_path, tiny_d
 
 def _ray_start_head(port: int, temp_dir: str, env: dict, block: bool = True):
     return subprocess.Popen(
-        [RAY, "start", "--head", *(["--block"] if block else []), f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env,
+        [
+            RAY,
+            "start",
+            "--head",
+            *(["--block"] if block else []),
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=env,
     )
 
 
@@ -129,12 +174,30 @@ def test_search_joins_a_started_head_and_the_head_is_stopped(tmp_path, tiny_data
         out_root = tmp_path / "out"
         space = tmp_path / "space.yaml"
         space.write_text("learning_rate: {choice: [0.001, 0.002]}\n")
-        command = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--model=DLRM", "--dataset=tiny",
-                   "--num_samples=2", "--max_epochs=1", f"--space={space}", "--name=cluster", "--seed=1", "--no_test",
-                   f"--address=127.0.0.1:{port}", f"--out_root={out_root}", f"--data_path={tiny_data_path}"]
+        command = [
+            sys.executable,
+            os.path.join(ROOT, "run_tune.py"),
+            "--model=DLRM",
+            "--dataset=tiny",
+            "--num_samples=2",
+            "--max_epochs=1",
+            f"--space={space}",
+            "--name=cluster",
+            "--seed=1",
+            "--no_test",
+            f"--address=127.0.0.1:{port}",
+            f"--out_root={out_root}",
+            f"--data_path={tiny_data_path}",
+        ]
         # A driver whose machine lacks the token: one line, before any data.
-        stranger = subprocess.run(command, cwd=str(tmp_path), capture_output=True, text=True, timeout=120,
-                                  env=_fresh_env(tmp_path / "other_home"))
+        stranger = subprocess.run(
+            command,
+            cwd=str(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_fresh_env(tmp_path / "other_home"),
+        )
         assert stranger.returncode == 2 and stranger.stderr.strip().count("\n") == 0, stranger.stderr[-2000:]
         assert "no Ray auth token" in stranger.stderr and not out_root.exists()
         driver = subprocess.run(command, cwd=str(tmp_path), capture_output=True, text=True, timeout=400, env=env)
@@ -182,8 +245,9 @@ def test_a_local_search_listens_on_loopback_only_and_leaves_home_alone(tmp_path)
     env = _fresh_env(tmp_path / "home")
     env.pop("RAY_AUTH_MODE")  # Ray's default for a local Ray: token mode, with a token it would make
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-    done = subprocess.run([sys.executable, "-c", LISTENERS], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", LISTENERS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found, "no Ray process listening was found"

@@ -1,5 +1,6 @@
 """The cluster bootstrap (against brute force), one resample shared by every seed, Holm, the sign
 test, the per-row cell files and the board's choice of resampling unit."""
+
 from __future__ import annotations
 
 import itertools
@@ -24,10 +25,18 @@ def _naive_auc(labels, scores) -> float:
 
 # Two seeds over the same three users (ids 7, 3, 9), with different rows per seed, as a random split gives.
 TINY = [
-    (np.array([1, 0, 1, 0, 1, 0, 0]), np.array([.9, .2, .6, .6, .4, .5, .1]), np.array([.7, .3, .2, .6, .8, .1, .4]),
-     np.array([7, 7, 3, 3, 3, 9, 9])),
-    (np.array([0, 1, 1, 0, 1]), np.array([.3, .8, .4, .5, .7]), np.array([.6, .5, .9, .5, .2]),
-     np.array([9, 3, 7, 7, 9])),
+    (
+        np.array([1, 0, 1, 0, 1, 0, 0]),
+        np.array([0.9, 0.2, 0.6, 0.6, 0.4, 0.5, 0.1]),
+        np.array([0.7, 0.3, 0.2, 0.6, 0.8, 0.1, 0.4]),
+        np.array([7, 7, 3, 3, 3, 9, 9]),
+    ),
+    (
+        np.array([0, 1, 1, 0, 1]),
+        np.array([0.3, 0.8, 0.4, 0.5, 0.7]),
+        np.array([0.6, 0.5, 0.9, 0.5, 0.2]),
+        np.array([9, 3, 7, 7, 9]),
+    ),
 ]
 
 
@@ -100,7 +109,7 @@ def test_clustered_rows_widen_the_interval():
 
 
 def test_bootstrap_input_checks():
-    labels, a = np.array([0, 1, 0, 1]), np.array([.1, .9, .3, .7])
+    labels, a = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.3, 0.7])
     with pytest.raises(sig.SignificanceInputError, match="cluster ids"):
         sig.bootstrap_auc_difference([(labels, a, a, np.arange(3))])
     with pytest.raises(sig.SignificanceInputError, match="different kinds"):
@@ -160,48 +169,58 @@ def _rows(labels, scores, users=None, items=None):
     if users is None:
         return cell_rows.CellRows(np.asarray(labels, float), np.asarray(scores, float))
     n = len(labels)
-    return cell_rows.CellRows(np.asarray(labels, float), np.asarray(scores, float), np.asarray(users), np.asarray(items),
-                              np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+    return cell_rows.CellRows(
+        np.asarray(labels, float),
+        np.asarray(scores, float),
+        np.asarray(users),
+        np.asarray(items),
+        np.ones(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+    )
 
 
 def test_cell_rows_round_trip_and_old_files_stay_readable(tmp_path):
-    new = _rows([1, 0, 1], [.9, .1, .5], users=[2**40, 3, 5], items=[1, 1, 4])
+    new = _rows([1, 0, 1], [0.9, 0.1, 0.5], users=[2**40, 3, 5], items=[1, 1, 4])
     cell_rows.save(str(tmp_path / "new.npy"), new)
     back = cell_rows.load(str(tmp_path / "new.npy"))
     assert back.has_ids and back.user_ids.tolist() == [2**40, 3, 5] and back.item_train_rows.tolist() == [0, 0, 0]
-    np.save(tmp_path / "old.npy", np.stack([[1, 0], [.7, .2]]).astype(np.float32))  # a cell from before ids
+    np.save(tmp_path / "old.npy", np.stack([[1, 0], [0.7, 0.2]]).astype(np.float32))  # a cell from before ids
     old = cell_rows.load(str(tmp_path / "old.npy"))
     labels, scores = old
-    assert not old.has_ids and labels.tolist() == [1, 0] and scores.tolist() == pytest.approx([.7, .2])
+    assert not old.has_ids and labels.tolist() == [1, 0] and scores.tolist() == pytest.approx([0.7, 0.2])
     np.save(tmp_path / "bad.npy", np.zeros((3, 4)))
     with pytest.raises(cell_rows.CellRowsError, match="bad.npy"):
         cell_rows.load(str(tmp_path / "bad.npy"))
-    partial = cell_rows.from_recorder([1, 0], [.5, .4], {"user_id": [1, 2], "item_id": [1], "user_train_rows": [0, 0],
-                                                         "item_train_rows": [0, 0]})
+    partial = cell_rows.from_recorder(
+        [1, 0], [0.5, 0.4], {"user_id": [1, 2], "item_id": [1], "user_train_rows": [0, 0], "item_train_rows": [0, 0]}
+    )
     assert not partial.has_ids  # ids that do not cover the rows are not kept
 
 
 def test_board_unit_is_items_on_cold_boards_users_elsewhere_and_rows_without_ids():
     assert bs.resampling_unit("ml-100k-cold") == sig.UNIT_ITEMS
     assert bs.resampling_unit("google-local-hi-ms") == sig.UNIT_USERS
-    a = _rows([1, 0, 1, 0], [.9, .1, .6, .4], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
-    b = _rows([1, 0, 1, 0], [.5, .5, .7, .3], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
+    a = _rows([1, 0, 1, 0], [0.9, 0.1, 0.6, 0.4], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
+    b = _rows([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.3], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
     groups, unit = bs.paired_groups([(a, b)], sig.UNIT_ITEMS)
     assert unit == sig.UNIT_ITEMS and groups[0][3].tolist() == [5, 6, 5, 6]
     groups, unit = bs.paired_groups([(a, b)], sig.UNIT_USERS)
     assert groups[0][3].tolist() == [1, 1, 2, 2]
-    old = _rows([1, 0, 1, 0], [.5, .5, .7, .3])
+    old = _rows([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.3])
     groups, unit = bs.paired_groups([(a, b), (a, old)], sig.UNIT_USERS)
     assert unit == "rows (cells without ids)" and all(len(g) == 3 for g in groups)
-    other = _rows([1, 0, 1, 0], [.5, .5, .7, .3], users=[1, 2, 2, 2], items=[5, 6, 5, 6])
+    other = _rows([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.3], users=[1, 2, 2, 2], items=[5, 6, 5, 6])
     assert bs.paired_groups([(a, other)], sig.UNIT_USERS)[1].startswith("rows (the two models")
 
 
 def test_significance_table_names_unit_seed_tests_and_holm():
-    c = sig.compare("DLRREC", "FM", [0.8, 0.81, 0.82], [0.79, 0.8, 0.83], [TINY[0], TINY[1]], n_boot=100,
-                    unit=sig.UNIT_USERS)
+    c = sig.compare(
+        "DLRREC", "FM", [0.8, 0.81, 0.82], [0.79, 0.8, 0.83], [TINY[0], TINY[1]], n_boot=100, unit=sig.UNIT_USERS
+    )
     bs.holm_over_board([c])
-    text = bs.significance_markdown([c, {"model": "DLRREC-noCL", "baseline": "FM", "verdict": "no seed where both ran"}])
+    text = bs.significance_markdown(
+        [c, {"model": "DLRREC-noCL", "baseline": "FM", "verdict": "no seed where both ran"}]
+    )
     assert "(users: 3)" in text and "2/1 of 3" in text and "paired t over seeds" in text and "(Holm)" in text
     assert "| DLRREC-noCL | FM |" in text
     lines = bs.method_lines("ml-100k-cold", 7)
@@ -221,13 +240,26 @@ def _fake_runner(model, dataset, config_dict, epoch_callbacks=(), **kwargs):
     labels = (rng.random(items.size) < 0.5).astype(np.float32)
     noise = np.random.default_rng(config_dict["seed"] + (0 if model == "FM" else 1)).normal(size=items.size)
     scores = (1 / (1 + np.exp(-(noise + (2.0 if model != "FM" else 0.3) * (labels - 0.5))))).astype(np.float32)
-    recorder = SimpleNamespace(labels=labels, scores=scores, row_ids={
-        "user_id": users, "item_id": items, "user_train_rows": users % 3, "item_train_rows": np.zeros_like(items)})
+    recorder = SimpleNamespace(
+        labels=labels,
+        scores=scores,
+        row_ids={
+            "user_id": users,
+            "item_id": items,
+            "user_train_rows": users % 3,
+            "item_train_rows": np.zeros_like(items),
+        },
+    )
     for callback in epoch_callbacks:
         callback(0, 0.5, SimpleNamespace(evaluator=recorder))
     value = sig.auc(labels, scores)
-    return {"test_result": {"auc": value}, "valid_result": {"auc": value}, "best_valid_score": value, "best_epoch": 0,
-            "timings": {"seconds_per_epoch": 0.1}}
+    return {
+        "test_result": {"auc": value},
+        "valid_result": {"auc": value},
+        "best_valid_score": value,
+        "best_epoch": 0,
+        "timings": {"seconds_per_epoch": 0.1},
+    }
 
 
 def test_cold_board_resamples_items_and_states_holm(tmp_path):

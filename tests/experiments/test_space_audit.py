@@ -1,5 +1,6 @@
 """The search-space audit: every regulariser a tuned model applies is searched or deliberately fixed,
 and results/search_spaces.md says what the code and properties/tune/ say."""
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,8 @@ def test_committed_page_matches_the_code_and_spaces(audits):
     generated = space_audit.spaces_markdown(list(audits.values()))
     assert committed.split(space_audit.SECTION_SEARCHES)[0].rstrip() == generated.rstrip(), (
         "results/search_spaces.md is out of date: python -m recbole_dlrrec.experiments.space_audit "
-        "--out results/search_spaces.md")
+        "--out results/search_spaces.md"
+    )
 
 
 def test_saved_searches_of_another_space_are_marked_stale(tmp_path):
@@ -64,8 +66,15 @@ def test_saved_searches_of_another_space_are_marked_stale(tmp_path):
 
     folder = tmp_path / "toy-tuned" / "tuning" / "DCNV2"
     folder.mkdir(parents=True)
-    (folder / "tuning.json").write_text(json.dumps({"status": "ok", "inputs": {"trials": 4, "space": {"structure": {}}},
-                                                    "trial_counts": {"completed": 1, "pruned": 3}}))
+    (folder / "tuning.json").write_text(
+        json.dumps(
+            {
+                "status": "ok",
+                "inputs": {"trials": 4, "space": {"structure": {}}},
+                "trial_counts": {"completed": 1, "pruned": 3},
+            }
+        )
+    )
     text = space_audit.searches_markdown(str(tmp_path))
     assert "| DCNV2 | 4 (1/3/0) stale |" in text
     (folder / "tuning.json").write_text("{broken")

@@ -1,4 +1,5 @@
 """run_tune.py / recbole_dlrrec.experiments.tune: ASHA search on per-epoch validation, outputs, failures."""
+
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.experiments import search_records, tune
+from recbole_dlrrec.experiments import search_records, tune, tune_request
 from recbole_dlrrec.experiments.tune_space import SpaceError, parse_space
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,10 +53,18 @@ def restaurants_search(tmp_path_factory):
     prepare_dataset(DATASET, DEFAULT_DATA_PATH)
     out_root = tmp_path_factory.mktemp("tune")
     started = time.time()
-    outcome = tune.run_search(tune.TuneRequest(
-        model="DLRREC", dataset=DATASET, num_samples=3, max_epochs=2, name="tiny", seed=7,
-        out_root=str(out_root), fixed={"show_progress": False},
-    ))
+    outcome = tune.run_search(
+        tune.TuneRequest(
+            model="DLRREC",
+            dataset=DATASET,
+            num_samples=3,
+            max_epochs=2,
+            name="tiny",
+            seed=7,
+            out_root=str(out_root),
+            fixed={"show_progress": False},
+        )
+    )
     return outcome, time.time() - started
 
 
@@ -65,7 +74,9 @@ def test_tiny_search_writes_outputs(restaurants_search):
     assert seconds < 180, f"the tiny search took {seconds:.0f} s"
     rows = _rows(os.path.join(outcome.out_dir, "trials.csv"))
     assert len(rows) == 3
-    assert {"trial_id", "status", "epochs", "valid_auc_last", "valid_auc_best", "w1", "w2", "tau", "error"} <= set(rows[0])
+    assert {"trial_id", "status", "epochs", "valid_auc_last", "valid_auc_best", "w1", "w2", "tau", "error"} <= set(
+        rows[0]
+    )
     for row in rows:
         assert row["status"] in ("completed", "pruned"), row
         assert 1 <= int(row["epochs"]) <= 2
@@ -88,7 +99,11 @@ def test_tiny_search_writes_outputs(restaurants_search):
 def test_trials_report_every_epoch_and_never_see_test(restaurants_search):
     outcome, _ = restaurants_search
     rows = {r["trial_id"]: r for r in _rows(os.path.join(outcome.out_dir, "trials.csv"))}
-    trial_dirs = [d for d in glob.glob(os.path.join(outcome.experiment_dir, "*")) if os.path.isfile(os.path.join(d, "result.json"))]
+    trial_dirs = [
+        d
+        for d in glob.glob(os.path.join(outcome.experiment_dir, "*"))
+        if os.path.isfile(os.path.join(d, "result.json"))
+    ]
     assert len(trial_dirs) == 3
     for folder in trial_dirs:
         with open(os.path.join(folder, "result.json")) as handle:
@@ -111,7 +126,9 @@ def test_best_config_is_accepted_by_run_recbole(restaurants_search):
     path = outcome.best_config_file
     text = open(path).read()
     assert "--model=DLRREC" in text and "--dataset=restaurants" in text
-    args, files, overrides = run_recbole.parse_args(["--model=DLRREC", f"--dataset={DATASET}", f"--config_files={path}"])
+    args, files, overrides = run_recbole.parse_args(
+        ["--model=DLRREC", f"--dataset={DATASET}", f"--config_files={path}"]
+    )
     config = build_config(args.model, args.dataset, files, overrides, prepare=False)
     for key in ("w1", "w2", "tau"):
         assert config[key] == pytest.approx(outcome.best.params[key])
@@ -137,29 +154,42 @@ def test_trials_reuse_the_prepared_caches(restaurants_search):
     outcome, _ = restaurants_search
     folder = os.path.join(ROOT, "dataset", DATASET)
     first_trial = min(os.path.getctime(d) for d in glob.glob(os.path.join(outcome.experiment_dir, "DLRREC_*")))
-    written = [f for f in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
-               if os.path.isfile(f) and os.path.getmtime(f) > first_trial]
+    written = [
+        f
+        for f in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
+        if os.path.isfile(f) and os.path.getmtime(f) > first_trial
+    ]
     assert not written, f"trials wrote data files: {written}"
 
 
 # -- errors before any trial ---------------------------------------------------------------------
-@pytest.mark.parametrize("text, expected", [
-    ("w1: {lognormal: [0.1, 1.0]}\n", "unknown distribution 'lognormal'"),
-    ("w1: [0.1, 1.0]\n", "expected one {distribution: [args]}"),
-    ("w1: {loguniform: [0.0, 1.0]}\n", "loguniform needs 0 < low"),
-    ("w1: {uniform: [1.0, 0.1]}\n", "needs low < high"),
-    ("w1: {quniform: [1, 10]}\n", "quniform takes [low, high, q]"),
-    ("w1: {choice: []}\n", "needs at least one value"),
-    ("reduction_dim: {uniform: [8, 32]}\n", "takes an int"),
-    ("tau: {choice: [fast]}\n", "config key 'tau' takes float"),
-    ("epochs: {choice: [1, 2]}\n", "epochs cannot be tuned"),
-    ("w1: {loguniform: [0.1, 1.0]\n", "not valid YAML"),
-    ("", "the search space is empty"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("w1: {lognormal: [0.1, 1.0]}\n", "unknown distribution 'lognormal'"),
+        ("w1: [0.1, 1.0]\n", "expected one {distribution: [args]}"),
+        ("w1: {loguniform: [0.0, 1.0]}\n", "loguniform needs 0 < low"),
+        ("w1: {uniform: [1.0, 0.1]}\n", "needs low < high"),
+        ("w1: {quniform: [1, 10]}\n", "quniform takes [low, high, q]"),
+        ("w1: {choice: []}\n", "needs at least one value"),
+        ("reduction_dim: {uniform: [8, 32]}\n", "takes an int"),
+        ("tau: {choice: [fast]}\n", "config key 'tau' takes float"),
+        ("epochs: {choice: [1, 2]}\n", "epochs cannot be tuned"),
+        ("w1: {loguniform: [0.1, 1.0]\n", "not valid YAML"),
+        ("", "the search space is empty"),
+    ],
+)
 def test_bad_space_file_fails_before_any_trial(tmp_path, tiny_data_path, text, expected):
     path = _space(tmp_path, text)
-    request = tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=2, max_epochs=1, space_file=path,
-                               fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"))
+    request = tune.TuneRequest(
+        model="DLRREC",
+        dataset="tiny",
+        num_samples=2,
+        max_epochs=1,
+        space_file=path,
+        fixed={"data_path": tiny_data_path},
+        out_root=str(tmp_path / "out"),
+    )
     with pytest.raises(ValueError) as info:
         tune.run_search(request)
     message = str(info.value)
@@ -167,16 +197,26 @@ def test_bad_space_file_fails_before_any_trial(tmp_path, tiny_data_path, text, e
     assert _no_experiment(tmp_path / "out")
 
 
-@pytest.mark.parametrize("model, text, expected", [
-    ("DLRREC", "w1: {loguniform: [0.1, 1.0]}\nfoo_bar: {choice: [1, 2]}\n", ":2: unknown config key 'foo_bar'"),
-    ("DLRREC", "w11: {loguniform: [0.1, 1.0]}\n", "Did you mean w1"),
-    ("DLRREC", "mlp_hidden_size: {choice: [[64], [32]]}\n", "mlp_hidden_size is not a config key of DLRREC"),
-    ("DeepFM", "tau: {loguniform: [0.1, 1.0]}\n", "tau is not a config key of DeepFM"),
-])
+@pytest.mark.parametrize(
+    "model, text, expected",
+    [
+        ("DLRREC", "w1: {loguniform: [0.1, 1.0]}\nfoo_bar: {choice: [1, 2]}\n", ":2: unknown config key 'foo_bar'"),
+        ("DLRREC", "w11: {loguniform: [0.1, 1.0]}\n", "Did you mean w1"),
+        ("DLRREC", "mlp_hidden_size: {choice: [[64], [32]]}\n", "mlp_hidden_size is not a config key of DLRREC"),
+        ("DeepFM", "tau: {loguniform: [0.1, 1.0]}\n", "tau is not a config key of DeepFM"),
+    ],
+)
 def test_unknown_key_fails_before_any_trial(tmp_path, tiny_data_path, model, text, expected):
     path = _space(tmp_path, text)
-    request = tune.TuneRequest(model=model, dataset="tiny", num_samples=2, max_epochs=1, space_file=path,
-                               fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"))
+    request = tune.TuneRequest(
+        model=model,
+        dataset="tiny",
+        num_samples=2,
+        max_epochs=1,
+        space_file=path,
+        fixed={"data_path": tiny_data_path},
+        out_root=str(tmp_path / "out"),
+    )
     with pytest.raises(ValueError, match="unknown config key|is not a config key") as info:
         tune.run_search(request)
     assert expected in str(info.value) and path in str(info.value)
@@ -184,8 +224,14 @@ def test_unknown_key_fails_before_any_trial(tmp_path, tiny_data_path, model, tex
 
 
 def test_unknown_fixed_override_fails_before_any_trial(tmp_path, tiny_data_path):
-    request = tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=2, max_epochs=1,
-                               fixed={"data_path": tiny_data_path, "w11": 0.3}, out_root=str(tmp_path / "out"))
+    request = tune.TuneRequest(
+        model="DLRREC",
+        dataset="tiny",
+        num_samples=2,
+        max_epochs=1,
+        fixed={"data_path": tiny_data_path, "w11": 0.3},
+        out_root=str(tmp_path / "out"),
+    )
     with pytest.raises(ValueError, match="unknown config key 'w11'"):
         tune.run_search(request)
     assert _no_experiment(tmp_path / "out")
@@ -195,13 +241,20 @@ def test_shipped_spaces_parse_and_match_their_models():
     from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
     from recbole_dlrrec.experiments.tune_space import default_space_file, load_space
 
-    dlrrec = load_space(default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC"))
+    dlrrec = load_space(
+        default_space_file("DLRREC", PROPERTIES_DIR), "DLRREC", PROPERTIES_DIR, plugin_config_files("DLRREC")
+    )
     tuned = {k: (p.dist, p.args) for k, p in dlrrec.params.items()}
     assert {k: tuned[k] for k in ("w1", "w2", "tau")} == {
-        "w1": ("loguniform", (0.001, 1.0)), "w2": ("loguniform", (0.001, 1.0)), "tau": ("loguniform", (0.03, 1.0))}
+        "w1": ("loguniform", (0.001, 1.0)),
+        "w2": ("loguniform", (0.001, 1.0)),
+        "tau": ("loguniform", (0.03, 1.0)),
+    }
     # + the shared ranges of properties/tune/shared.yaml (tests/experiments/test_tuned_board.py checks them)
     assert {"learning_rate", "weight_decay", "dropout_prob", "embedding_size"} <= set(tuned)
-    deepfm = load_space(default_space_file("DeepFM", PROPERTIES_DIR), "DeepFM", PROPERTIES_DIR, plugin_config_files("DeepFM"))
+    deepfm = load_space(
+        default_space_file("DeepFM", PROPERTIES_DIR), "DeepFM", PROPERTIES_DIR, plugin_config_files("DeepFM")
+    )
     assert "learning_rate" in deepfm.params and deepfm.params["embedding_size"].as_int
 
 
@@ -209,7 +262,9 @@ def test_space_parsing_casts_int_keys_and_reads_recbole_floats(tmp_path):
     from recbole_dlrrec.config.keys import KeySpec
 
     specs = {"swing_topk": KeySpec("swing_topk", frozenset({"int"}), "swing.yaml")}
-    space = parse_space(_space(tmp_path, "swing_topk: {quniform: [10, 50, 10]}\nlearning_rate: {loguniform: [1e-4, 1e-2]}\n"), specs)
+    space = parse_space(
+        _space(tmp_path, "swing_topk: {quniform: [10, 50, 10]}\nlearning_rate: {loguniform: [1e-4, 1e-2]}\n"), specs
+    )
     assert space.coerce({"swing_topk": 30.0}) == {"swing_topk": 30}
     assert isinstance(space.coerce({"swing_topk": 30.0})["swing_topk"], int)
     assert space.params["learning_rate"].args == (1e-4, 1e-2) and space.params["learning_rate"].log_scale
@@ -223,10 +278,20 @@ def test_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_data_pa
     """reduction_dim 64 is wider than the tiny text vectors (24-d), a check that needs the data:
     those trials fail inside the trial, the others complete."""
     path = _space(tmp_path, "reduction_dim: {choice: [64, 8]}\n")
-    outcome = tune.run_search(tune.TuneRequest(
-        model="DLRREC", dataset="tiny", num_samples=4, max_epochs=1, space_file=path, seed=3,
-        fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"), name="fail", evaluate_best=False,
-    ))
+    outcome = tune.run_search(
+        tune.TuneRequest(
+            model="DLRREC",
+            dataset="tiny",
+            num_samples=4,
+            max_epochs=1,
+            space_file=path,
+            seed=3,
+            fixed={"data_path": tiny_data_path},
+            out_root=str(tmp_path / "out"),
+            name="fail",
+            evaluate_best=False,
+        )
+    )
     rows = _rows(os.path.join(outcome.out_dir, "trials.csv"))
     assert len(rows) == 4
     failed = [r for r in rows if r["status"] == "failed"]
@@ -245,10 +310,20 @@ def test_a_space_value_no_trial_could_take_is_refused_before_ray(tmp_path, tiny_
     """tau = -1 breaks the key's rule (> 0): the space file is refused with file:line, before Ray starts."""
     path = _space(tmp_path, "tau: {choice: [-1.0, 0.2]}\n")
     with pytest.raises(SpaceError, match=r"space.yaml:1: config key 'tau' must be > 0"):
-        tune.run_search(tune.TuneRequest(
-            model="DLRREC", dataset="tiny", num_samples=4, max_epochs=1, space_file=path, seed=3,
-            fixed={"data_path": tiny_data_path}, out_root=str(tmp_path / "out"), name="refused", evaluate_best=False,
-        ))
+        tune.run_search(
+            tune.TuneRequest(
+                model="DLRREC",
+                dataset="tiny",
+                num_samples=4,
+                max_epochs=1,
+                space_file=path,
+                seed=3,
+                fixed={"data_path": tiny_data_path},
+                out_root=str(tmp_path / "out"),
+                name="refused",
+                evaluate_best=False,
+            )
+        )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("trials.csv"))
 
 
@@ -258,8 +333,18 @@ def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_dat
     out_root = tmp_path / "out"
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
     space = _space(tmp_path, PAPER_KNOBS)
-    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=r", "--seed=1", f"--space={space}",
-                    "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    start = base + [
+        "--model=DLRREC",
+        "--num_samples=3",
+        "--max_epochs=4",
+        "--name=r",
+        "--seed=1",
+        f"--space={space}",
+        "--cpus_per_trial=2",
+        "--num_cpus=2",
+        "--no_test",
+        f"--data_path={tiny_data_path}",
+    ]
     proc = subprocess.Popen(start, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:  # wait for the first finished trial, then press Ctrl-C
@@ -277,8 +362,9 @@ def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_dat
     assert "--resume" in "".join(lines)
 
     # No option given again: the run continues with its own (--no_test included: no test evaluation).
-    resumed = subprocess.run(base + ["--name=r", "--resume"], cwd=str(tmp_path),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        base + ["--name=r", "--resume"], cwd=str(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = _rows(out_dir / "trials.csv")
     assert len(rows) == 3 and all(r["status"] in ("completed", "pruned") for r in rows), rows
@@ -289,11 +375,28 @@ def test_interrupt_keeps_finished_trials_and_resume_completes(tmp_path, tiny_dat
 def _started_run(out_root, **changes):
     """The folder of run "r" on tiny as run_search leaves it once started: its run_spec.json."""
     out_dir = os.path.join(str(out_root), "tiny", "r")
-    spec = {"model": "DLRREC", "model_class": "DLRREC", "dataset": "tiny", "name": "r", "num_samples": 3,
-            "max_epochs": 4, "space_file": os.path.join(str(out_root), "space.yaml"), "fixed": {"data_path": "/data"},
-            "config_files": [], "seed": 1, "cpus_per_trial": 2.0, "gpus_per_trial": 0.0, "grace_period": 1,
-            "reduction_factor": 3, "valid_metric": "AUC", "valid_metric_bigger": True, "evaluate_best": False,
-            "scheduler": "ASHA", "created": "2026-01-01 00:00:00", **changes}
+    spec = {
+        "model": "DLRREC",
+        "model_class": "DLRREC",
+        "dataset": "tiny",
+        "name": "r",
+        "num_samples": 3,
+        "max_epochs": 4,
+        "space_file": os.path.join(str(out_root), "space.yaml"),
+        "fixed": {"data_path": "/data"},
+        "config_files": [],
+        "seed": 1,
+        "cpus_per_trial": 2.0,
+        "gpus_per_trial": 0.0,
+        "grace_period": 1,
+        "reduction_factor": 3,
+        "valid_metric": "AUC",
+        "valid_metric_bigger": True,
+        "evaluate_best": False,
+        "scheduler": "ASHA",
+        "created": "2026-01-01 00:00:00",
+        **changes,
+    }
     search_records.write_run_spec(os.path.join(out_dir, "run_spec.json"), spec)
     return out_dir, spec
 
@@ -303,13 +406,22 @@ def test_resume_takes_every_option_from_the_run(tmp_path):
     spec_path = os.path.join(out_dir, "run_spec.json")
     request = tune.TuneRequest(model=None, dataset="tiny", name="r", resume=True, out_root=str(tmp_path))
     resumed = tune.resumed_request(request, spec, spec_path)
-    for attr, (key, _) in tune.RUN_OPTIONS.items():
+    for attr, (key, _) in tune_request.RUN_OPTIONS.items():
         if attr != "space_file":
             assert getattr(resumed, attr) == spec[key], attr
     assert resumed.space_file == os.path.join(out_dir, "space.yaml")  # the merged copy of the run's space
     assert request.evaluate_best is None and request.num_samples is None  # the request given is left as it was
-    same = tune.TuneRequest(model="DLRREC", dataset="tiny", name="r", resume=True, num_samples=3, seed=1,
-                            fixed={"data_path": "/data"}, evaluate_best=False, out_root=str(tmp_path))
+    same = tune.TuneRequest(
+        model="DLRREC",
+        dataset="tiny",
+        name="r",
+        resume=True,
+        num_samples=3,
+        seed=1,
+        fixed={"data_path": "/data"},
+        evaluate_best=False,
+        out_root=str(tmp_path),
+    )
     assert tune.resumed_request(same, spec, spec_path).max_epochs == 4  # the same values again: accepted
     # A run_spec.json from before evaluate_best was recorded: the request says, else the default.
     del spec["evaluate_best"]
@@ -317,16 +429,19 @@ def test_resume_takes_every_option_from_the_run(tmp_path):
     assert tune.resumed_request(same, spec, spec_path).evaluate_best is False
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--num_samples=5"], "was started with --num_samples=3, not with --num_samples=5"),
-    (["--model=DeepFM"], "was started with --model=DLRREC, not with --model=DeepFM"),
-    (["--seed=2"], "was started with --seed=1, not with --seed=2"),
-    (["--max_epochs=9"], "was started with --max_epochs=4, not with --max_epochs=9"),
-    (["--cpus_per_trial=1"], "was started with --cpus_per_trial=2.0, not with --cpus_per_trial=1.0"),
-    (["--grace_period=2"], "was started with --grace_period=1, not with --grace_period=2"),
-    (["--learning_rate=0.5"], "was started with --data_path=/data, not with --learning_rate=0.5"),
-    (["--config_files=a.yaml"], "was started without --config_files, not with --config_files="),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--num_samples=5"], "was started with --num_samples=3, not with --num_samples=5"),
+        (["--model=DeepFM"], "was started with --model=DLRREC, not with --model=DeepFM"),
+        (["--seed=2"], "was started with --seed=1, not with --seed=2"),
+        (["--max_epochs=9"], "was started with --max_epochs=4, not with --max_epochs=9"),
+        (["--cpus_per_trial=1"], "was started with --cpus_per_trial=2.0, not with --cpus_per_trial=1.0"),
+        (["--grace_period=2"], "was started with --grace_period=1, not with --grace_period=2"),
+        (["--learning_rate=0.5"], "was started with --data_path=/data, not with --learning_rate=0.5"),
+        (["--config_files=a.yaml"], "was started without --config_files, not with --config_files="),
+    ],
+)
 def test_resume_refuses_an_option_the_run_was_not_started_with(tmp_path, capsys, options, message):
     from recbole_dlrrec.cli import tune as run_tune
 
@@ -349,13 +464,22 @@ def test_resume_refuses_no_test_on_a_run_started_with_test(tmp_path, capsys):
 def test_run_name_taken_and_resume_without_run(tmp_path, tiny_data_path):
     out_root = str(tmp_path / "out")
     with pytest.raises(search_records.TuneRunError, match="nothing to resume"):
-        tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=0, name="nope",
-                                         resume=True, out_root=out_root))
+        tune.run_search(
+            tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=0, name="nope", resume=True, out_root=out_root)
+        )
     os.makedirs(os.path.join(out_root, "tiny", "taken"))
     search_records.write_run_spec(os.path.join(out_root, "tiny", "taken", "run_spec.json"), {"dataset": "tiny"})
     with pytest.raises(search_records.TuneRunError, match="run taken exists"):
-        tune.run_search(tune.TuneRequest(model="DLRREC", dataset="tiny", num_samples=1, name="taken",
-                                         fixed={"data_path": tiny_data_path}, out_root=out_root))
+        tune.run_search(
+            tune.TuneRequest(
+                model="DLRREC",
+                dataset="tiny",
+                num_samples=1,
+                name="taken",
+                fixed={"data_path": tiny_data_path},
+                out_root=out_root,
+            )
+        )
 
 
 # -- kill -9 of the driver ----------------------------------------------------------------------------
@@ -418,12 +542,22 @@ def test_kill_9_keeps_finished_trials_and_leaves_no_ray_process(tmp_path, tiny_d
     out_root = tmp_path / "out"
     record = out_root / "tiny" / "k" / search_records.FINISHED_FILE
     base = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}"]
-    start = base + ["--model=DLRREC", "--num_samples=3", "--max_epochs=2", "--name=k", "--seed=1",
-                    f"--space={_space(tmp_path, PAPER_KNOBS)}",
-                    "--cpus_per_trial=2", "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    start = base + [
+        "--model=DLRREC",
+        "--num_samples=3",
+        "--max_epochs=2",
+        "--name=k",
+        "--seed=1",
+        f"--space={_space(tmp_path, PAPER_KNOBS)}",
+        "--cpus_per_trial=2",
+        "--num_cpus=2",
+        "--no_test",
+        f"--data_path={tiny_data_path}",
+    ]
     first_log = tmp_path / "first.log"
-    proc, seen = _run_watched(start, str(tmp_path), first_log,
-                              until=lambda: bool(search_records.read_finished(str(record))))
+    proc, seen = _run_watched(
+        start, str(tmp_path), first_log, until=lambda: bool(search_records.read_finished(str(record)))
+    )
     _descendants(proc.pid, seen)
     assert proc.poll() is None, "the search ended before it could be killed:\n" + first_log.read_text()
     proc.send_signal(signal.SIGKILL)
@@ -466,12 +600,23 @@ def test_finished_record_round_trip_and_matching(tmp_path):
     path = str(tmp_path / search_records.FINISHED_FILE)
     assert search_records.read_finished(path) == {}
     params = {"w1": 0.1234567891234, "tau": 0.2}
-    record = search_records.record_from_result("a_00000", "pruned", params,
-                                               {"epoch": 2, "valid_score": 0.61, "best_valid_score": 0.62,
-                                                "best_epoch": 1, "trial_seconds": 3.5, "last": False})
+    record = search_records.record_from_result(
+        "a_00000",
+        "pruned",
+        params,
+        {
+            "epoch": 2,
+            "valid_score": 0.61,
+            "best_valid_score": 0.62,
+            "best_epoch": 1,
+            "trial_seconds": 3.5,
+            "last": False,
+        },
+    )
     search_records.append_finished(path, search_records.finished_entry(record, [0.62, 0.61], False))
-    failed = search_records.record_from_result("a_00001", "failed", {"w1": 0.5, "tau": 0.2},
-                                               {"epoch": 0, "failed": "ValueError: x"})
+    failed = search_records.record_from_result(
+        "a_00001", "failed", {"w1": 0.5, "tau": 0.2}, {"epoch": 0, "failed": "ValueError: x"}
+    )
     search_records.append_finished(path, search_records.finished_entry(failed, [], True))
     finished = search_records.read_finished(path)
     assert list(finished) == ["a_00000", "a_00001"]
@@ -503,7 +648,8 @@ def test_reaper_stops_what_a_killed_driver_left(tmp_path):
         " stdin=subprocess.PIPE,"
         " start_new_session=True)\n"
         # like Ray's dashboard agent: a descendant whose command line names Ray's package, not the temp folder
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', '/no/ray/package/dashboard/agent.py'])\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', "
+        "'/no/ray/package/dashboard/agent.py'])\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(120)\n"
     )
@@ -524,13 +670,24 @@ def test_reaper_stops_what_a_killed_driver_left(tmp_path):
 def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data_path):
     out_root = tmp_path / "out"
     record = out_root / "tiny" / "t" / search_records.FINISHED_FILE
-    cmd = [sys.executable, os.path.join(ROOT, "run_tune.py"), "--dataset=tiny", f"--out_root={out_root}",
-           "--model=DLRREC", "--num_samples=3", "--max_epochs=4", "--name=t", "--seed=1", "--cpus_per_trial=2",
-           f"--space={_space(tmp_path, PAPER_KNOBS)}",
-           "--num_cpus=2", "--no_test", f"--data_path={tiny_data_path}"]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "run_tune.py"),
+        "--dataset=tiny",
+        f"--out_root={out_root}",
+        "--model=DLRREC",
+        "--num_samples=3",
+        "--max_epochs=4",
+        "--name=t",
+        "--seed=1",
+        "--cpus_per_trial=2",
+        f"--space={_space(tmp_path, PAPER_KNOBS)}",
+        "--num_cpus=2",
+        "--no_test",
+        f"--data_path={tiny_data_path}",
+    ]
     log = tmp_path / "run.log"
-    proc, seen = _run_watched(cmd, str(tmp_path), log,
-                              until=lambda: bool(search_records.read_finished(str(record))))
+    proc, seen = _run_watched(cmd, str(tmp_path), log, until=lambda: bool(search_records.read_finished(str(record))))
     _descendants(proc.pid, seen)
     assert proc.poll() is None, log.read_text()
     proc.terminate()
@@ -545,9 +702,19 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_ray_process(tmp_path, tiny_data
 
 def test_trials_csv_reads_back_what_it_wrote(tmp_path):
     trial = search_records.TrialRecord
-    records = [trial("t_0", "completed", {"w1": 0.1234567890123, "top_mlp": [64, 32], "interaction": "dcn"},
-                     epochs=9, last_score=0.7, best_score=0.71, best_epoch=6, seconds=12.5),
-               trial("t_1", "failed", {"w1": 1e-05, "top_mlp": [128], "interaction": "dot"}, error="boom")]
+    records = [
+        trial(
+            "t_0",
+            "completed",
+            {"w1": 0.1234567890123, "top_mlp": [64, 32], "interaction": "dcn"},
+            epochs=9,
+            last_score=0.7,
+            best_score=0.71,
+            best_epoch=6,
+            seconds=12.5,
+        ),
+        trial("t_1", "failed", {"w1": 1e-05, "top_mlp": [128], "interaction": "dot"}, error="boom"),
+    ]
     path = str(tmp_path / "trials.csv")
     search_records.write_trials_csv(path, records, ["w1", "top_mlp", "interaction"], "AUC")
     assert search_records.read_trials_csv(path) == records

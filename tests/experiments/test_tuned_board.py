@@ -1,5 +1,6 @@
 """The tuned leaderboard (run_leaderboard.py --tune N): one search budget for every model, the
 shared search ranges, bad input before any work, reuse / --retune of a saved search."""
+
 from __future__ import annotations
 
 import csv
@@ -89,8 +90,9 @@ def test_merged_space_text_reads_back_the_same(tmp_path, model):
     files = plugin_config_files(resolve_model(model)[0].__name__)
     back = parse_space(str(path), known_keys(PROPERTIES_DIR, files))
     assert back.shared_path is None
-    assert {k: (p.dist, p.args, p.as_int) for k, p in back.params.items()} == \
-        {k: (p.dist, p.args, p.as_int) for k, p in space.params.items()}
+    assert {k: (p.dist, p.args, p.as_int) for k, p in back.params.items()} == {
+        k: (p.dist, p.args, p.as_int) for k, p in space.params.items()
+    }
     for key in space.left_out:
         assert f"# left out: {key}" in path.read_text()
 
@@ -125,12 +127,15 @@ def test_bad_input_is_one_line_before_any_work(data_path, tmp_path, capsys, monk
     assert not os.listdir(out)  # nothing written
 
 
-@pytest.mark.parametrize("text, part", [
-    (None, "search space file not found"),
-    ("top_mlp: {choice: [[64]]\n", "not valid YAML"),
-    ("top_mlp: {normal: [0, 1]}\n", "unknown distribution"),
-    ("cin_layer_size: {choice: [[64, 64]]}\n", "cin_layer_size is not a config key of DLRM"),
-])
+@pytest.mark.parametrize(
+    "text, part",
+    [
+        (None, "search space file not found"),
+        ("top_mlp: {choice: [[64]]\n", "not valid YAML"),
+        ("top_mlp: {normal: [0, 1]}\n", "unknown distribution"),
+        ("cin_layer_size: {choice: [[64, 64]]}\n", "cin_layer_size is not a config key of DLRM"),
+    ],
+)
 def test_missing_or_malformed_space_file_is_one_line(data_path, tmp_path, capsys, monkeypatch, text, part):
     tune_dir = tmp_path / "properties" / "tune"
     tune_dir.mkdir(parents=True)
@@ -182,8 +187,12 @@ class FakeSearch:
             raise RuntimeError("every trial died")
         space = parse_space(request.space_file)
         values = [dict(zip(space.keys, v)) for v in zip(*[p.sample_values() for p in space.params.values()])]
-        trials = [search_records.TrialRecord(f"t{i}", "completed", params, epochs=2, last_score=0.6 + i / 100,
-                                             best_score=0.6 + i / 100, best_epoch=2) for i, params in enumerate(values)]
+        trials = [
+            search_records.TrialRecord(
+                f"t{i}", "completed", params, epochs=2, last_score=0.6 + i / 100, best_score=0.6 + i / 100, best_epoch=2
+            )
+            for i, params in enumerate(values)
+        ]
         out_dir = os.path.join(request.out_root, request.dataset, request.name)
         os.makedirs(out_dir)
         search_records.write_trials_csv(os.path.join(out_dir, "trials.csv"), trials, space.keys, "AUC")
@@ -191,15 +200,34 @@ class FakeSearch:
         search_records.write_best_config(
             os.path.join(out_dir, "best_config.yaml"),
             search_records.best_config_values(best.params, request.fixed, request.max_epochs, request.seed),
-            request.model, request.dataset, "fake")
-        return tune.TuneOutcome(out_dir=out_dir, experiment_dir=out_dir, metric="AUC", bigger=True, trials=trials,
-                                best=best, best_config_file=None, test_result_file=None, retrain=None, plots=[],
-                                interrupted=False, summary="")
+            request.model,
+            request.dataset,
+            "fake",
+        )
+        return tune.TuneOutcome(
+            out_dir=out_dir,
+            experiment_dir=out_dir,
+            metric="AUC",
+            bigger=True,
+            trials=trials,
+            best=best,
+            best_config_file=None,
+            test_result_file=None,
+            retrain=None,
+            plots=[],
+            interrupted=False,
+            summary="",
+        )
 
 
 def _board(data_path, out):
-    return board_cells.Leaderboard("tiny", results_dir=str(out), out_name="tiny-tuned",
-                                   overrides={"data_path": data_path, "epochs": 2}, log=lambda message: None)
+    return board_cells.Leaderboard(
+        "tiny",
+        results_dir=str(out),
+        out_name="tiny-tuned",
+        overrides={"data_path": data_path, "epochs": 2},
+        log=lambda message: None,
+    )
 
 
 def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
@@ -221,8 +249,11 @@ def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     assert again.reused and again.params == first.params and len(search.requests) == 1
     tuned_board.tune_model(board, "FM", space, budget, retune=True, search=search)
     assert len(search.requests) == 2
-    for changed in (tuned_board.TuneBudget(trials=3, max_epochs=2), tuned_board.TuneBudget(trials=2, max_epochs=3),
-                    tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=4)):
+    for changed in (
+        tuned_board.TuneBudget(trials=3, max_epochs=2),
+        tuned_board.TuneBudget(trials=2, max_epochs=3),
+        tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=4),
+    ):
         tuned_board.tune_model(board, "FM", space, changed, search=search)
         tuned_board.tune_model(board, "FM", space, changed, search=search)  # the new search is reused
     assert len(search.requests) == 5
@@ -283,13 +314,15 @@ def test_a_changed_default_the_space_does_not_search_retunes(data_path, tmp_path
     tuned_board.tune_model(board, "FM", space, budget, search=search)
     real = board_cells.Leaderboard.expected_defaults
     searched = space.keys[0]
-    monkeypatch.setattr(board_cells.Leaderboard, "expected_defaults",
-                        lambda self, spec: {**real(self, spec), searched: "another value"})
+    monkeypatch.setattr(
+        board_cells.Leaderboard, "expected_defaults", lambda self, spec: {**real(self, spec), searched: "another value"}
+    )
     assert tuned_board.tune_model(board, "FM", space, budget, search=search).reused
     messages = []
     board.log = messages.append
-    monkeypatch.setattr(board_cells.Leaderboard, "expected_defaults",
-                        lambda self, spec: {**real(self, spec), "a_head_switch": "new"})
+    monkeypatch.setattr(
+        board_cells.Leaderboard, "expected_defaults", lambda self, spec: {**real(self, spec), "a_head_switch": "new"}
+    )
     assert not tuned_board.tune_model(board, "FM", space, budget, search=search).reused
     assert len(search.requests) == 2
     assert any("defaults in properties/ (a_head_switch)" in m for m in messages)
@@ -330,8 +363,15 @@ def test_failed_search_is_recorded_and_tried_again(data_path, tmp_path):
 def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path):
     budget = tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=1, allow_short_grace=True)
     board, paths, tuned = tuned_board.run_tuned_leaderboard(
-        "tiny", ["LR", "FM"], 1, budget, overrides={"data_path": data_path}, results_dir=str(tmp_path),
-        log=lambda message: None, search=FakeSearch(fail_for={"LR"}))
+        "tiny",
+        ["LR", "FM"],
+        1,
+        budget,
+        overrides={"data_path": data_path},
+        results_dir=str(tmp_path),
+        log=lambda message: None,
+        search=FakeSearch(fail_for={"LR"}),
+    )
     assert [t.status for t in tuned] == ["failed", "ok"]
     rows = {r["model"]: r for r in csv.DictReader(open(paths["csv"]))}
     assert rows["LR"]["status"] == "failed" and "tuning failed" in rows["LR"]["error"]
@@ -346,7 +386,11 @@ def test_failed_search_fails_its_cells_and_the_rest_goes_on(data_path, tmp_path)
     assert "threshold chosen on VALIDATION" in text and "## Per-user, calibration and segment metrics" in text
     assert "| FM | " in text.split("## Per-user, calibration and segment metrics")[1]
     assert "# Tuned leaderboard: tiny" in text and "Tuning budget" in text and "## Tuned configurations" in text
-    assert "properties/tune/shared.yaml" in text and "Defaults board" in text and "(not run yet: run_leaderboard.py --dataset=tiny without --tune)" in text
+    assert (
+        "properties/tune/shared.yaml" in text
+        and "Defaults board" in text
+        and "(not run yet: run_leaderboard.py --dataset=tiny without --tune)" in text
+    )
 
 
 # -- end to end, with Ray ------------------------------------------------------------------------
@@ -370,8 +414,19 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
     from recbole_dlrrec.experiments import tune
 
     out = str(tmp_path)
-    argv = _argv(data_path, out, "--models", "FM,DeepFM", "--tune", "2", "--grace_period", "1",
-                 "--allow_short_grace", "--tune_cpus", "2")
+    argv = _argv(
+        data_path,
+        out,
+        "--models",
+        "FM,DeepFM",
+        "--tune",
+        "2",
+        "--grace_period",
+        "1",
+        "--allow_short_grace",
+        "--tune_cpus",
+        "2",
+    )
     assert run_leaderboard.main(argv) == 0
     board_dir = os.path.join(out, "tiny-tuned")
     assert len(_runs(out)) == 2
@@ -447,24 +502,43 @@ def test_tuned_board_prepares_a_bundled_dataset_where_its_side_files_live(monkey
     monkeypatch.setattr(quick_start, "prepare_dataset", fake_prepare)
     monkeypatch.setattr(tuned_board, "check_tuned_inputs", lambda *args: {})
     with pytest.raises(Stop):
-        tuned_board.run_tuned_leaderboard("ml-100k", ["FM"], 1, tuned_board.TuneBudget(trials=2, max_epochs=2),
-                                          results_dir=str(tmp_path), log=lambda message: None)
+        tuned_board.run_tuned_leaderboard(
+            "ml-100k",
+            ["FM"],
+            1,
+            tuned_board.TuneBudget(trials=2, max_epochs=2),
+            results_dir=str(tmp_path),
+            log=lambda message: None,
+        )
     assert prepared == [("ml-100k", "dataset/ml-100k")]
 
 
 def test_the_header_names_models_that_trained_to_the_epoch_cap():
     def record(name, curve, status="ok"):
-        return {"name": name, "status": status,
-                "result": {"valid_metric": "AUC", "config": {"epochs": 12},
-                           "epochs": [{"epoch": i, "valid_score": v} for i, v in enumerate(curve)]}}
+        return {
+            "name": name,
+            "status": status,
+            "result": {
+                "valid_metric": "AUC",
+                "config": {"epochs": 12},
+                "epochs": [{"epoch": i, "valid_score": v} for i, v in enumerate(curve)],
+            },
+        }
 
     rising = [0.5 + i / 100 for i in range(12)]  # still +0.10 over its last 10 epochs
     flat = [0.7] * 12
-    records = [record("LR", rising), record("LR", rising[:6]), record("FM", flat), record("DLRM", rising[:5]),
-               record("NFM", rising, status="failed")]
+    records = [
+        record("LR", rising),
+        record("LR", rising[:6]),
+        record("FM", flat),
+        record("DLRM", rising[:5]),
+        record("NFM", rising, status="failed"),
+    ]
     note = board_report.cap_note(records, 12)
-    assert note == ("Trained to the 12-epoch cap without stopping early: FM (1 of 1 seeds; validation gained at most "
-                    "0.0000 over the last 10 epochs), LR (1 of 2 seeds; validation gained at most 0.1000 over the last 10 epochs).")
+    assert note == (
+        "Trained to the 12-epoch cap without stopping early: FM (1 of 1 seeds; validation gained at most "
+        "0.0000 over the last 10 epochs), LR (1 of 2 seeds; validation gained at most 0.1000 over the last 10 epochs)."
+    )
     assert board_report.cap_note(records, 50) == ""
     # The header reads the cap from the cells' config.
     assert f"- {note}" in board_report.header_notes("tiny", [2020], records, {}, ["LR", "FM", "DLRM"])

@@ -1,5 +1,6 @@
 """DLRM: the interaction is sized by the constructor for the extra feature vectors a subclass
 adds (no hook called during __init__)."""
+
 import math
 
 import pytest
@@ -50,8 +51,14 @@ def test_default_backbone_is_the_one_before_the_switches(dlrm_parts):
 
     from recbole_dlrrec.nn.layers import InteractionArch
 
-    old_backbone = {"interaction": "dot", "dcn_layers": 2, "dcn_low_rank": None, "top_dropout": 0.0,
-                    "embedding_l2": 0.0, "weight_decay": 0.0}
+    old_backbone = {
+        "interaction": "dot",
+        "dcn_layers": 2,
+        "dcn_low_rank": None,
+        "top_dropout": 0.0,
+        "embedding_l2": 0.0,
+        "weight_decay": 0.0,
+    }
     config, dataset, batch = dlrm_parts
     init_seed(7, True)
     model = DLRM(config, dataset).eval()
@@ -119,8 +126,12 @@ def test_the_model_guards_its_backbone_values_too(tiny_config, key, value, messa
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"interaction": "dot_concat"}, {"interaction": "dcn", "dcn_layers": 2}, {"interaction": "dcn", "dcn_low_rank": 4},
-     {"top_dropout": 0.2}],
+    [
+        {"interaction": "dot_concat"},
+        {"interaction": "dcn", "dcn_layers": 2},
+        {"interaction": "dcn", "dcn_low_rank": 4},
+        {"top_dropout": 0.2},
+    ],
 )
 def test_each_backbone_gives_logits_and_gradients_to_every_part(tiny_config, overrides):
     config = tiny_config("DLRM", **overrides)
@@ -192,9 +203,12 @@ def test_pos_weight_auto_balances_the_train_labels(tiny_config):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "model_name, overrides",
-    [("DLRM", {"interaction": "dcn"}), ("DLRM", {"interaction": "dot_concat", "embedding_l2": 1e-4}),
-     ("DLRREC", {"interaction": "dcn", "dcn_low_rank": 4, "top_dropout": 0.1, "text_dropout": 0.1}),
-     ("DLRREC", {"interaction": "dot_concat", "embedding_l2": 1e-4})],
+    [
+        ("DLRM", {"interaction": "dcn"}),
+        ("DLRM", {"interaction": "dot_concat", "embedding_l2": 1e-4}),
+        ("DLRREC", {"interaction": "dcn", "dcn_low_rank": 4, "top_dropout": 0.1, "text_dropout": 0.1}),
+        ("DLRREC", {"interaction": "dot_concat", "embedding_l2": 1e-4}),
+    ],
 )
 def test_new_backbones_train_two_epochs_with_finite_loss(tiny_config, model_name, overrides):
     from recbole_dlrrec.runtime.quick_start import build_model

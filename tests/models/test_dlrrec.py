@@ -1,5 +1,6 @@
 """DLRREC: shapes, the co-training gradient path, ablation switches, PCA freezing, determinism,
 checkpoints and bad input."""
+
 from __future__ import annotations
 
 import io
@@ -22,12 +23,15 @@ def model_and_batch(tiny_config):
 
 
 def test_forward_shapes_include_text_vectors(model_and_batch):
-    model, batch, (config, *_ ) = model_and_batch()
+    model, batch, (config, *_) = model_and_batch()
     vectors, dense = model.feature_vectors(batch)
     # 4 token + 1 token_seq + dense + item text + user text
     assert vectors.shape == (len(batch), 8, config["embedding_size"])
     assert model(batch).shape == (len(batch),)
-    assert model.text_sides["item"].tower(model.text_sides["item"].vectors[:3].float()).shape == (3, config["reduction_dim"])
+    assert model.text_sides["item"].tower(model.text_sides["item"].vectors[:3].float()).shape == (
+        3,
+        config["reduction_dim"],
+    )
     rec, item, user = model.calculate_loss(batch)
     assert rec.dim() == item.dim() == user.dim() == 0
 
@@ -110,17 +114,24 @@ def test_pca_reduction_is_frozen_during_training(tiny_config):
 @pytest.mark.slow
 def test_same_seed_same_result(tiny_config, tmp_path):
     results = [
-        run("DLRREC", config=tiny_config("DLRREC", epochs=2, seed=7), saved=False, result_file=str(tmp_path / f"{i}.json"))
+        run(
+            "DLRREC",
+            config=tiny_config("DLRREC", epochs=2, seed=7),
+            saved=False,
+            result_file=str(tmp_path / f"{i}.json"),
+        )
         for i in range(2)
     ]
     assert results[0]["valid_result"] == results[1]["valid_result"]
     assert results[0]["test_result"] == results[1]["test_result"]
-    other = run("DLRREC", config=tiny_config("DLRREC", epochs=2, seed=8), saved=False, result_file=str(tmp_path / "o.json"))
+    other = run(
+        "DLRREC", config=tiny_config("DLRREC", epochs=2, seed=8), saved=False, result_file=str(tmp_path / "o.json")
+    )
     assert other["valid_result"] != results[0]["valid_result"]
 
 
 def test_save_load_round_trip_weights_only(model_and_batch):
-    model, batch, (config, train, *_ ) = model_and_batch()
+    model, batch, (config, train, *_) = model_and_batch()
     model.eval()
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
@@ -175,8 +186,10 @@ def test_reduction_none_is_plain_dlrm(tiny_config):
     model = build_model(config, train)
     assert len(model.text_sides) == 0 and model.num_extra_vectors == 0
     # The same backbone as DLRREC's (its defaults are tuned; DLRM.yaml keeps the paper's).
-    backbone = {k: config[k] for k in ("embedding_size", "interaction", "top_mlp", "bottom_mlp", "dcn_layers",
-                                       "dcn_low_rank", "first_order")}
+    backbone = {
+        k: config[k]
+        for k in ("embedding_size", "interaction", "top_mlp", "bottom_mlp", "dcn_layers", "dcn_low_rank", "first_order")
+    }
     dlrm = build_model(tiny_config("DLRM", **backbone), train)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in dlrm.parameters())
 
@@ -185,15 +198,21 @@ def test_reduction_none_is_plain_dlrm(tiny_config):
 def test_reduction_adapter_none_needs_matching_sizes(tiny_config):
     config = tiny_config("DLRREC", reduction_adapter="none")
     _, train, _, _ = load_splits(config)
-    with pytest.raises(ValueError, match="reduction_adapter: none needs reduction_dim == embedding_size, "
-                                         "got reduction_dim=8 and embedding_size=16"):
+    with pytest.raises(
+        ValueError,
+        match="reduction_adapter: none needs reduction_dim == embedding_size, "
+        "got reduction_dim=8 and embedding_size=16",
+    ):
         build_model(config, train)
 
 
 @pytest.mark.parametrize(
     "overrides, key",
-    [({"reduction_adapter": "mlp"}, "reduction_adapter"), ({"text_dropout": -0.1}, "text_dropout"),
-     ({"interaction": "cross"}, "interaction")],
+    [
+        ({"reduction_adapter": "mlp"}, "reduction_adapter"),
+        ({"text_dropout": -0.1}, "text_dropout"),
+        ({"interaction": "cross"}, "interaction"),
+    ],
 )
 def test_bad_text_switches_are_refused_by_the_config_stack(tiny_config, overrides, key):
     from recbole_dlrrec.config.keys import ConfigKeyError
@@ -205,8 +224,9 @@ def test_bad_text_switches_are_refused_by_the_config_stack(tiny_config, override
 def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
     """reduction pca + reduction_adapter none + reduction_dim == embedding_size: the frozen PCA
     output is the interaction's text vector, with nothing trained in between."""
-    model, batch, (config, *_) = model_and_batch(reduction="pca", reduction_adapter="none", reduction_dim=16,
-                                                 no_history="zero")
+    model, batch, (config, *_) = model_and_batch(
+        reduction="pca", reduction_adapter="none", reduction_dim=16, no_history="zero"
+    )
     for side, module in model.text_sides.items():
         assert list(module.parameters()) == [], side
         ids = batch[config["ITEM_ID_FIELD"] if side == "item" else config["USER_ID_FIELD"]]
@@ -249,19 +269,35 @@ def test_tower_gets_gradients_through_the_dcn_interaction(model_and_batch):
 # Recorded on the tiny fixture at commit eb7b61f (before the switches existed), torch 2.13 CPU,
 # train_precision fp32, w1 = w2 = 0.5, eval mode, first train batch: (L_rec, w1*L_ii, w2*L_uu) as
 # float.hex, and the sha1 of the item then user draws' ids (anchors, positives, negatives, mask as
-# int64). The paper head's values of the new keys (DLRREC-paperHead) must give these exactly. A torch upgrade that changes the
+# int64). The paper head's values of the new keys (DLRREC-paperHead) must give these exactly. A torch upgrade
+# that changes the
 # CPU generator's streams changes the draws: re-record them at that commit, never at a later one.
 PRE_SWITCH = {
-    "shared": ({}, ("0x1.8731540000000p-1", "0x1.91d69a0000000p+0", "0x1.c44ed80000000p+0"),
-               "de35ddcbf7c87f5c72ef251d16021dca70c89a7d"),
-    "random": ({"cl_negatives": "random"}, ("0x1.8731540000000p-1", "0x1.a5ffac0000000p+0", "0x1.b312f00000000p+0"),
-               "466782b49e93b385afab9b5b9196d62e56908d14"),
-    "in_batch": ({"cl_negatives": "in_batch"}, ("0x1.8731540000000p-1", "0x1.13def60000000p+1", "0x1.41029a0000000p+1"),
-                 "b30a0f7b89c4f9076489ae2218660418d9178926"),
-    "text": ({"cl_repr": "text"}, ("0x1.8731540000000p-1", "0x1.80c6760000000p+0", "0x1.c9b4fa0000000p+0"),
-             "de35ddcbf7c87f5c72ef251d16021dca70c89a7d"),
-    "uniform": ({"swing_sample_mode": "uniform"}, ("0x1.8731540000000p-1", "0x1.9f898a0000000p+0", "0x1.f0a78e0000000p+0"),
-                "e9778dce452b17b2f1b9b974a07948c81a65bcc5"),
+    "shared": (
+        {},
+        ("0x1.8731540000000p-1", "0x1.91d69a0000000p+0", "0x1.c44ed80000000p+0"),
+        "de35ddcbf7c87f5c72ef251d16021dca70c89a7d",
+    ),
+    "random": (
+        {"cl_negatives": "random"},
+        ("0x1.8731540000000p-1", "0x1.a5ffac0000000p+0", "0x1.b312f00000000p+0"),
+        "466782b49e93b385afab9b5b9196d62e56908d14",
+    ),
+    "in_batch": (
+        {"cl_negatives": "in_batch"},
+        ("0x1.8731540000000p-1", "0x1.13def60000000p+1", "0x1.41029a0000000p+1"),
+        "b30a0f7b89c4f9076489ae2218660418d9178926",
+    ),
+    "text": (
+        {"cl_repr": "text"},
+        ("0x1.8731540000000p-1", "0x1.80c6760000000p+0", "0x1.c9b4fa0000000p+0"),
+        "de35ddcbf7c87f5c72ef251d16021dca70c89a7d",
+    ),
+    "uniform": (
+        {"swing_sample_mode": "uniform"},
+        ("0x1.8731540000000p-1", "0x1.9f898a0000000p+0", "0x1.f0a78e0000000p+0"),
+        "e9778dce452b17b2f1b9b974a07948c81a65bcc5",
+    ),
 }
 
 
@@ -286,12 +322,24 @@ def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch
 
     paper_head = dict(MODEL_VARIANTS["DLRREC-paperHead"][1])
     # The backbone, reduction and tau as DLRREC.yaml held them at that commit (the tuned defaults came later).
-    then = dict(interaction="dot", top_mlp=[256, 128], bottom_mlp=[64, 32], dropout_prob=0.1, weight_decay=0.0,
-                reduction_hidden=[128], tau=0.13)
-    model, batch, (config, train, *_) = model_and_batch(w1=0.5, w2=0.5, train_precision="fp32", no_history="zero",
-                                                        **{**then, **paper_head, **overrides})
-    assert (config["cl_projection"], config["cl_negative_pool"], config["cl_negative_dist"],
-            config["cl_mask_neighbours"]) == ("none", "all", "uniform", False)
+    then = dict(
+        interaction="dot",
+        top_mlp=[256, 128],
+        bottom_mlp=[64, 32],
+        dropout_prob=0.1,
+        weight_decay=0.0,
+        reduction_hidden=[128],
+        tau=0.13,
+    )
+    model, batch, (config, train, *_) = model_and_batch(
+        w1=0.5, w2=0.5, train_precision="fp32", no_history="zero", **{**then, **paper_head, **overrides}
+    )
+    assert (
+        config["cl_projection"],
+        config["cl_negative_pool"],
+        config["cl_negative_dist"],
+        config["cl_mask_neighbours"],
+    ) == ("none", "all", "uniform", False)
     assert not hasattr(model, "cl_projections")  # no new parameters, the same state_dict
     model.eval()
     assert tuple(float(part.detach()).hex() for part in model.calculate_loss(batch)) == losses
@@ -307,8 +355,10 @@ def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch
     def grads(loss):
         model.zero_grad()
         loss.backward(retain_graph=True)
-        return {side: sum(float(p.grad.abs().sum()) for p in head.parameters() if p.grad is not None)
-                for side, head in model.cl_projections.items()}
+        return {
+            side: sum(float(p.grad.abs().sum()) for p in head.parameters() if p.grad is not None)
+            for side, head in model.cl_projections.items()
+        }
 
     assert grads(item)["item"] > 0 and grads(item)["user"] == 0
     assert grads(user)["user"] > 0
@@ -321,8 +371,9 @@ def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch
 
 def test_text_vs_id_trains_the_text_tower_and_the_id_rows(model_and_batch):
     # Neighbours not masked: on the tiny data an item's top-k covers nearly every item.
-    model, batch, _ = model_and_batch(w1=0.5, w2=0.0, cl_repr="text_vs_id", cl_negatives="random",
-                                      cl_mask_neighbours=False)
+    model, batch, _ = model_and_batch(
+        w1=0.5, w2=0.0, cl_repr="text_vs_id", cl_negatives="random", cl_mask_neighbours=False
+    )
     draw = model.contrastive_draw("item", batch["item_id"])
     assert draw.mask.all()  # every anchor has a positive: itself or a neighbour
     neighbours = model.samplers["item"].neighbour_hits(draw.anchors, draw.positives[:, None])[:, 0]
@@ -366,8 +417,15 @@ def test_no_anchor_and_no_masked_neighbour_among_its_negatives(model_and_batch, 
         return [set(row[k].tolist()) for row, k in zip(ids, keep)]
 
     for mask_neighbours in (False, True):
-        model, batch, _ = model_and_batch(w1=0.5, w2=0.5, swing_topk=3, cl_negatives=negatives, cl_repr=repr_,
-                                          cl_mask_neighbours=mask_neighbours, cl_num_negatives=32)
+        model, batch, _ = model_and_batch(
+            w1=0.5,
+            w2=0.5,
+            swing_topk=3,
+            cl_negatives=negatives,
+            cl_repr=repr_,
+            cl_mask_neighbours=mask_neighbours,
+            cl_num_negatives=32,
+        )
         for side, field in (("item", "item_id"), ("user", "user_id")):
             sampler = model.samplers[side]
             draw = model.contrastive_draw(side, batch[field])
@@ -393,9 +451,17 @@ def unseen_data_path(tmp_path_factory):
 def test_seen_pool_never_yields_an_unseen_id(unseen_data_path, dist):
     from recbole_dlrrec.runtime.quick_start import build_config
 
-    config = build_config("DLRREC", "sparse", config_dict={
-        "data_path": unseen_data_path, "cl_negative_pool": "seen", "cl_negative_dist": dist,
-        "cl_negatives": "random", "cl_num_negatives": 64})
+    config = build_config(
+        "DLRREC",
+        "sparse",
+        config_dict={
+            "data_path": unseen_data_path,
+            "cl_negative_pool": "seen",
+            "cl_negative_dist": dist,
+            "cl_negatives": "random",
+            "cl_num_negatives": 64,
+        },
+    )
     _, train, _, _ = load_splits(config)
     model = build_model(config, train)
     seen = set(train.dataset.inter_feat["item_id"].tolist())
@@ -408,15 +474,26 @@ def test_seen_pool_never_yields_an_unseen_id(unseen_data_path, dist):
         drawn |= set(model.samplers["item"].sample_shared_negatives(64).tolist())
     assert drawn <= seen and len(drawn) > len(seen) // 2
     # The paper's pool (all ids) does draw unseen ids here.
-    plain = build_model(build_config("DLRREC", "sparse", config_dict={
-        "data_path": unseen_data_path, "cl_negative_pool": "all", "cl_negative_dist": "uniform"}), train)
+    plain = build_model(
+        build_config(
+            "DLRREC",
+            "sparse",
+            config_dict={"data_path": unseen_data_path, "cl_negative_pool": "all", "cl_negative_dist": "uniform"},
+        ),
+        train,
+    )
     assert set(plain.samplers["item"].sample_shared_negatives(2000).tolist()) & unseen
 
 
-@pytest.mark.parametrize("overrides, key", [({"cl_projection": "linear"}, "cl_projection"),
-                                            ({"cl_negative_pool": "train"}, "cl_negative_pool"),
-                                            ({"cl_negative_dist": "zipf"}, "cl_negative_dist"),
-                                            ({"cl_repr": "id_vs_text"}, "cl_repr")])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"cl_projection": "linear"}, "cl_projection"),
+        ({"cl_negative_pool": "train"}, "cl_negative_pool"),
+        ({"cl_negative_dist": "zipf"}, "cl_negative_dist"),
+        ({"cl_repr": "id_vs_text"}, "cl_repr"),
+    ],
+)
 def test_bad_head_switches_are_refused_by_the_config_stack(tiny_config, overrides, key):
     from recbole_dlrrec.config.keys import ConfigKeyError
 

@@ -1,9 +1,9 @@
 """DLRREC with the paper's open questions switched: cl_negatives: hard and cl_similarity."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import write_tiny_dataset
 
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
@@ -24,8 +24,9 @@ def _model(tiny_config, **overrides):
 
 
 def test_hard_negatives_train_the_towers_and_the_id_table(tiny_config, sparse_data_path):
-    model, batch, train = _model(tiny_config, data_path=sparse_data_path, cl_negatives="hard", cl_hard_pool=5,
-                                 w1=0.5, w2=0.5)
+    model, batch, train = _model(
+        tiny_config, data_path=sparse_data_path, cl_negatives="hard", cl_hard_pool=5, w1=0.5, w2=0.5
+    )
     assert set(model.hard_samplers) == {"item", "user"}
     draw = model.contrastive_draw("item", batch[model.ITEM_ID])
     assert draw.negatives.shape == (len(draw.anchors), model.options.cl_num_negatives)
@@ -75,8 +76,17 @@ def test_other_similarities_give_the_positives(tiny_config, similarity):
 def test_hard_negatives_with_masked_neighbours_and_the_head_switches(tiny_config, sparse_data_path):
     """The switches of both helpers together: hard negatives, every top-k neighbour masked out,
     a projection head, text against ID: finite losses, no neighbour among the live negatives."""
-    model, batch, _ = _model(tiny_config, data_path=sparse_data_path, cl_negatives="hard", cl_hard_pool=5,
-                             cl_mask_neighbours=True, cl_projection="mlp", cl_repr="text_vs_id", w1=0.5, w2=0.5)
+    model, batch, _ = _model(
+        tiny_config,
+        data_path=sparse_data_path,
+        cl_negatives="hard",
+        cl_hard_pool=5,
+        cl_mask_neighbours=True,
+        cl_projection="mlp",
+        cl_repr="text_vs_id",
+        w1=0.5,
+        w2=0.5,
+    )
     draw = model.contrastive_draw("item", batch[model.ITEM_ID])
     sampler = model.samplers["item"]
     hits = sampler.neighbour_hits(draw.anchors, draw.negatives)

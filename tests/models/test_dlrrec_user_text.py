@@ -3,6 +3,7 @@
 A tiny dataset with unique (user, item) pairs and a {dataset}.userhist.npz listing every train
 row (a third of them without earlier text) stands in for a converted Google Local dataset.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,12 +12,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import write_tiny_dataset
 
 from recbole_dlrrec.data.convert.write import save_npz
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError
 from recbole_dlrrec.models.dlrrec_strategies import REPRESENTATIONS
 from recbole_dlrrec.runtime.quick_start import build_config, build_model, load_splits
-from conftest import write_tiny_dataset
 
 SPLITS = ("train", "valid", "test")
 DIM = 24  # the tiny dataset's text vector width
@@ -43,8 +44,12 @@ def _train_pairs(folder: str, name: str = "tiny"):
 
 
 def _write_history(folder: str, pairs, row, vectors, name: str = "tiny", leave_out: str = "") -> str:
-    arrays = dict(users=np.array([p[0] for p in pairs]), items=np.array([p[1] for p in pairs]),
-                  row=np.asarray(row, dtype=np.int64), vectors=np.asarray(vectors, dtype=np.float32))
+    arrays = dict(
+        users=np.array([p[0] for p in pairs]),
+        items=np.array([p[1] for p in pairs]),
+        row=np.asarray(row, dtype=np.int64),
+        vectors=np.asarray(vectors, dtype=np.float32),
+    )
     path = os.path.join(folder, f"{name}.userhist.npz")
     save_npz(path, **{k: v for k, v in arrays.items() if k != leave_out})
     return path
@@ -104,8 +109,10 @@ def test_a_train_row_gets_its_before_row_vector_and_a_valid_row_the_full_one(his
     assert torch.equal(rows, expected)
     with_history = torch.tensor([r >= 0 for r in listed])
     assert with_history.any() and (~with_history).any()
-    assert torch.equal(tower.vectors[rows[with_history]],  # (stored in bf16 under bf16 autocast)
-                       torch.from_numpy(vectors[[r for r in listed if r >= 0]]).to(tower.vectors.dtype))
+    assert torch.equal(
+        tower.vectors[rows[with_history]],  # (stored in bf16 under bf16 autocast)
+        torch.from_numpy(vectors[[r for r in listed if r >= 0]]).to(tower.vectors.dtype),
+    )
     user_text = model.extra_vectors(batch)[list(model.text_sides).index("user")]
     torch.testing.assert_close(user_text, tower(expected))
     full = tower(users)  # what user_text: full would give
@@ -143,8 +150,12 @@ def test_learned_no_history_is_used_exactly_for_the_rows_without_text_and_traine
     # A cold user (no vector at all) takes it too, also under user_text: full.
     model, config, dataset, _, valid = _model(root, user_text="full")
     cold = dataset.field2token_id[config["USER_ID_FIELD"]]["u79"]  # the tiny dataset's user without text
-    torch.testing.assert_close(model.text_sides["user"](torch.tensor([cold, cold])),
-                               model.text_sides["user"].missing_vector.expand(2, -1).detach(), rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.text_sides["user"](torch.tensor([cold, cold])),
+        model.text_sides["user"].missing_vector.expand(2, -1).detach(),
+        rtol=0,
+        atol=0,
+    )
     zero, *_ = _model(root, no_history="zero")
     assert zero.text_sides["user"].missing_vector is None
 
@@ -173,7 +184,9 @@ def test_pca_v0_fits_on_the_user_id_rows_as_before(hist_data):
     history, *_ = _model(root, reduction="pca")
     full, *_ = _model(root, reduction="pca", user_text="full")
     for key in ("pca_mean", "pca_components"):
-        torch.testing.assert_close(getattr(history.text_sides["user"].tower, key), getattr(full.text_sides["user"].tower, key))
+        torch.testing.assert_close(
+            getattr(history.text_sides["user"].tower, key), getattr(full.text_sides["user"].tower, key)
+        )
 
 
 def test_defaults_without_a_history_file_keep_the_numbers_where_every_user_has_text(tmp_path):

@@ -1,5 +1,6 @@
 """nn/contrastive.py: InfoNCE against its formula, ContrastiveDraw masks and loss, gradients
 into a text tower, the collapse indicator."""
+
 import math
 
 import pytest
@@ -36,8 +37,7 @@ def test_negative_mask_leaves_masked_negatives_out():
     anchor, positive, pool = randn(A, D, seed=1), randn(A, D, seed=2), randn(N, D, seed=3)
     mask = torch.ones(A, N, dtype=torch.bool)
     mask[:, 0] = False
-    torch.testing.assert_close(info_nce(anchor, positive, pool, 0.5, mask),
-                               info_nce(anchor, positive, pool[1:], 0.5))
+    torch.testing.assert_close(info_nce(anchor, positive, pool, 0.5, mask), info_nce(anchor, positive, pool[1:], 0.5))
 
 
 def test_shared_negatives_mask_the_anchor_and_its_positive():
@@ -45,9 +45,13 @@ def test_shared_negatives_mask_the_anchor_and_its_positive():
     positives = torch.tensor([2, 5, 1])
     pool = torch.tensor([1, 2, 5, 7])
     draw = ContrastiveDraw.with_shared_negatives(anchors, positives, pool, torch.ones(3, dtype=torch.bool))
-    expected = torch.tensor([[False, False, True, True],   # anchor 1, positive 2
-                             [True, False, False, True],   # anchor 2, positive 5
-                             [False, True, True, True]])   # anchor 3, positive 1
+    expected = torch.tensor(
+        [
+            [False, False, True, True],  # anchor 1, positive 2
+            [True, False, False, True],  # anchor 2, positive 5
+            [False, True, True, True],
+        ]
+    )  # anchor 3, positive 1
     assert torch.equal(draw.negative_mask, expected)
     assert torch.equal(draw.ids(), torch.tensor([1, 2, 3, 2, 5, 1, 1, 2, 5, 7]))
 
@@ -105,8 +109,9 @@ def test_excluding_adds_to_the_negative_mask():
     expected = torch.stack([info_nce(a[:1], p[:1], n[0, 1:], 0.3)[0], info_nce(a[2:], p[2:], n[2, :1], 0.3)[0]])
     torch.testing.assert_close(masked.loss(reps, 0.3), expected.mean().float())
     # On a shared draw it keeps the anchor / positive exclusions.
-    shared = ContrastiveDraw.with_shared_negatives(torch.tensor([1, 2]), torch.tensor([2, 5]), torch.tensor([1, 5, 7]),
-                                                   torch.ones(2, dtype=torch.bool))
+    shared = ContrastiveDraw.with_shared_negatives(
+        torch.tensor([1, 2]), torch.tensor([2, 5]), torch.tensor([1, 5, 7]), torch.ones(2, dtype=torch.bool)
+    )
     both = shared.excluding(torch.tensor([[False, True, False], [False, False, True]]))
     assert both.negative_mask.tolist() == [[False, False, True], [True, False, False]]
 

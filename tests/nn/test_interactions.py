@@ -1,5 +1,6 @@
 """The interaction choices of nn/layers.py (dot, dot_concat, dcn), the DCN-V2 CrossNet's formula
 and gradients, and the OverArch's input dropout."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """nn/layers.py: the DLRM arches' shapes (B x F x D in, B out)."""
+
 import torch
 
 from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, InteractionArch, OverArch, SparseArch

@@ -1,4 +1,5 @@
 """nn/text.py: ReductionTower and TextTower shapes, the frozen PCA, bf16 storage, gradients."""
+
 import pytest
 import torch
 

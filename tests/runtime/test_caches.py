@@ -1,5 +1,6 @@
 """RecBole's pickled dataset / dataloader caches are loaded only with `trust_cache: true`
 (recbole_dlrrec.patches fix 8): a pickle planted where RecBole looks must not run."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import pickle
 import types
 
 import pytest
-
 from conftest import write_tiny_dataset
+
 from recbole_dlrrec.runtime.quick_start import run
 
 
@@ -41,9 +42,12 @@ def test_planted_cache_pickles_never_run_by_default(tmp_path):
     for name in ("tiny-Dataset.pth", "tiny-for-DLRM-dataloader.pth", "elsewhere-dataset.pth", "elsewhere-loaders.pth"):
         markers[name] = str(tmp_path / f"ran-{name}")
         _plant(os.path.join(saved, name), markers[name])
-    results = _run(data_path, tmp_path,  # RecBole's default file names, then the two path keys
-                   dataset_save_path=os.path.join(saved, "elsewhere-dataset.pth"),
-                   dataloaders_save_path=os.path.join(saved, "elsewhere-loaders.pth"))
+    results = _run(
+        data_path,
+        tmp_path,  # RecBole's default file names, then the two path keys
+        dataset_save_path=os.path.join(saved, "elsewhere-dataset.pth"),
+        dataloaders_save_path=os.path.join(saved, "elsewhere-loaders.pth"),
+    )
     ran = [name for name, marker in markers.items() if os.path.exists(marker)]
     assert not ran, f"planted pickles ran: {ran}"
     assert results["valid_result"]["auc"] > 0  # the run went on from the atomic files

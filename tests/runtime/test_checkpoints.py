@@ -1,11 +1,11 @@
 """Every run gets a checkpoint file of its own (runtime.training.unique_checkpoint_file):
 RecBole's `<model>-<Mon-DD-YYYY_HH-MM-SS>.pth` is shared by runs started in the same second."""
+
 from __future__ import annotations
 
 import os
 
 import pytest
-
 import recbole.trainer.trainer as recbole_trainer
 
 from recbole_dlrrec.runtime.quick_start import build_model, load_splits, run
@@ -41,8 +41,9 @@ def test_a_run_s_checkpoint_loads_without_unpickling_objects(tiny_data_path, tmp
     weights_only=True: the state dict restores the model, RecBole's own keys are plain values."""
     import torch
 
-    result = run("DLRM", "tiny", config_dict={"data_path": tiny_data_path, "epochs": 1},
-                 result_file=str(tmp_path / "r.json"))
+    result = run(
+        "DLRM", "tiny", config_dict={"data_path": tiny_data_path, "epochs": 1}, result_file=str(tmp_path / "r.json")
+    )
     checkpoint = torch.load(result["saved_model_file"], map_location="cpu", weights_only=True)
     assert checkpoint["config"]["model"] == "DLRM" and isinstance(checkpoint["epoch"], int)
     config = tiny_config("DLRM")

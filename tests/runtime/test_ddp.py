@@ -1,6 +1,7 @@
 """Distributed training through RecBole's DDP path (runtime/launcher.py, runtime/distributed.py,
 patches.py fixes 7-8): per-rank shards of the fast loader, the gathered evaluation, 2-process gloo
 runs, bad launches."""
+
 from __future__ import annotations
 
 import glob
@@ -16,8 +17,8 @@ import pytest
 import torch
 
 import recbole_dlrrec  # noqa: F401
-from recbole_dlrrec.runtime.launcher import Launch, LaunchError, check_devices, check_launch
 from recbole_dlrrec.runtime.fast_loader import FastEvalDataLoader, FastTrainDataLoader, RankShard
+from recbole_dlrrec.runtime.launcher import Launch, LaunchError, check_devices, check_launch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
@@ -82,6 +83,7 @@ def test_swing_sampler_streams_differ_per_rank_and_rank0_keeps_the_seed():
 
     ids = torch.tensor([[0, 0], [2, 3], [1, 3], [1, 2]])
     scores = torch.tensor([[0.0, 0.0], [1.0, 2.0], [1.0, 1.0], [3.0, 1.0]])
+
     def draw(**kw):
         return SwingSampler(ids, scores, 4, seed=7, **kw).sample(torch.tensor([1, 2, 3] * 20), 2)[1]
 
@@ -119,8 +121,16 @@ def test_gather_rows_restores_every_row_once_in_order(tmp_path):
 # -- 2-process runs ----------------------------------------------------------------------------
 def _train(tmp_path, model, data_path, dataset, *extra, nproc=1):
     result = tmp_path / f"{model}-{nproc}.json"
-    cmd = [PYTHON, os.path.join(ROOT, "run_recbole.py"), f"--model={model}", f"--dataset={dataset}",
-           f"--result_file={result}", f"--nproc={nproc}", f"--port={free_port()}", *extra]
+    cmd = [
+        PYTHON,
+        os.path.join(ROOT, "run_recbole.py"),
+        f"--model={model}",
+        f"--dataset={dataset}",
+        f"--result_file={result}",
+        f"--nproc={nproc}",
+        f"--port={free_port()}",
+        *extra,
+    ]
     if data_path:
         cmd.append(f"--data_path={data_path}")
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -145,8 +155,10 @@ def _evaluate_alone(model, data_path, checkpoint, result):
     config = build_config(model, "tiny", config_dict={"data_path": data_path, **overrides})
     _, train, valid, test = load_splits(config)
     trainer = build_trainer(config, build_model(config, train))
-    return (trainer.evaluate(valid, load_best_model=True, model_file=checkpoint),
-            trainer.evaluate(test, load_best_model=False))
+    return (
+        trainer.evaluate(valid, load_best_model=True, model_file=checkpoint),
+        trainer.evaluate(test, load_best_model=False),
+    )
 
 
 @pytest.mark.slow
@@ -172,15 +184,32 @@ def test_two_machines_meet_on_ip_and_port(tmp_path, tiny_data_path):
     """Two launches as two machines would start them (here both on localhost): --world_size=2,
     one process each, --offset 0 and 1. Rank 0's machine writes the results; the other says so."""
     port = free_port()
-    common = [PYTHON, os.path.join(ROOT, "run_recbole.py"), "--model=DLRM", "--dataset=tiny",
-              f"--data_path={tiny_data_path}", "--epochs=1", "--nproc=1", "--world_size=2",
-              "--ip=127.0.0.1", f"--port={port}", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    common = [
+        PYTHON,
+        os.path.join(ROOT, "run_recbole.py"),
+        "--model=DLRM",
+        "--dataset=tiny",
+        f"--data_path={tiny_data_path}",
+        "--epochs=1",
+        "--nproc=1",
+        "--world_size=2",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--checkpoint_dir={tmp_path / 'saved'}",
+    ]
     machines = []
     for offset in (0, 1):
         workdir = tmp_path / f"machine{offset}"
         workdir.mkdir()
-        machines.append(subprocess.Popen(common + [f"--offset={offset}", f"--result_file={workdir / 'r.json'}"],
-                                         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        machines.append(
+            subprocess.Popen(
+                common + [f"--offset={offset}", f"--result_file={workdir / 'r.json'}"],
+                cwd=workdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     (out0, err0), (out1, err1) = (machine.communicate(timeout=600) for machine in machines)
     assert machines[0].returncode == 0, err0[-3000:]
     assert machines[1].returncode == 0, err1[-3000:]
@@ -213,8 +242,11 @@ def _main_fails(argv, capsys):
     before = {child.pid for child in psutil.Process().children(recursive=True)}
     code = main(argv)
     err = capsys.readouterr().err.strip()
-    after = {child.pid for child in psutil.Process().children(recursive=True)
-             if child.is_running() and child.status() != psutil.STATUS_ZOMBIE}
+    after = {
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    }
     # multiprocessing's resource tracker is one helper per parent process, alive until it exits.
     after.discard(getattr(resource_tracker._resource_tracker, "_pid", None))
     assert code == 2
@@ -224,8 +256,16 @@ def _main_fails(argv, capsys):
 
 
 def test_more_processes_than_cores_fails_in_one_line(capsys, tiny_data_path):
-    err = _main_fails(["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}",
-                       f"--nproc={(os.cpu_count() or 1) + 1}", f"--port={free_port()}"], capsys)
+    err = _main_fails(
+        [
+            "--model=DLRM",
+            "--dataset=tiny",
+            f"--data_path={tiny_data_path}",
+            f"--nproc={(os.cpu_count() or 1) + 1}",
+            f"--port={free_port()}",
+        ],
+        capsys,
+    )
     assert "--nproc" in err and "cores" in err
 
 
@@ -234,14 +274,24 @@ def test_busy_port_fails_in_one_line(capsys, tiny_data_path):
         busy.bind(("", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        err = _main_fails(["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}",
-                           "--nproc=2", f"--port={port}"], capsys)
+        err = _main_fails(
+            ["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}", "--nproc=2", f"--port={port}"], capsys
+        )
     assert f"--port={port}" in err and "in use" in err
 
 
 def test_world_size_below_nproc_fails_in_one_line(capsys, tiny_data_path):
-    err = _main_fails(["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}",
-                       "--nproc=2", "--world_size=1", f"--port={free_port()}"], capsys)
+    err = _main_fails(
+        [
+            "--model=DLRM",
+            "--dataset=tiny",
+            f"--data_path={tiny_data_path}",
+            "--nproc=2",
+            "--world_size=1",
+            f"--port={free_port()}",
+        ],
+        capsys,
+    )
     assert "--world_size=1" in err
 
 
@@ -281,7 +331,16 @@ def test_a_rank_that_stops_on_bad_input_stops_the_run_in_one_line(tmp_path, caps
     text = text.replace("price_level]", "price_level, latitude]")  # load_col, numerical, normalize
     with open(os.path.join(folder, "holes.yaml"), "w", encoding="utf-8") as handle:
         handle.write(text)
-    err = _main_fails(["--model=DLRM", "--dataset=holes", f"--data_path={data_path}", "--nproc=2",
-                       f"--port={free_port()}", f"--result_file={tmp_path / 'r.json'}"], capsys)
+    err = _main_fails(
+        [
+            "--model=DLRM",
+            "--dataset=holes",
+            f"--data_path={data_path}",
+            "--nproc=2",
+            f"--port={free_port()}",
+            f"--result_file={tmp_path / 'r.json'}",
+        ],
+        capsys,
+    )
     assert "'latitude'" in err
     assert not (tmp_path / "r.json").exists()

@@ -5,6 +5,7 @@ backward of an indexed read accumulates with atomic adds across threads once the
 32768 elements or more): the nondeterminism a user meets on a real dataset. A RecBole baseline
 (DeepFM) is checked beside the plugin models.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,16 @@ def train_twice_at_once(model: str, data_path: str, tmp_path) -> list:
     """Two runs of `model` started together; each run's saved per-row test scores, as bytes."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     outs = [str(tmp_path / f"{model}-run{i}") for i in range(2)]
-    runs = [subprocess.Popen([sys.executable, "-c", TRAIN_AND_SAVE_SCORES, model, data_path, out], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for out in outs]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TRAIN_AND_SAVE_SCORES, model, data_path, out],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out in outs
+    ]
     for proc in runs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
@@ -63,6 +72,7 @@ def test_reproducibility_turns_deterministic_kernels_on_and_off():
 
     patches.apply()
     from recbole.utils import init_seed  # after apply(): the fixed one
+
     before = torch.are_deterministic_algorithms_enabled()
     try:
         init_seed(2020, True)
@@ -71,4 +81,3 @@ def test_reproducibility_turns_deterministic_kernels_on_and_off():
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(before)
-

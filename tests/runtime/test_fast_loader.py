@@ -1,5 +1,6 @@
 """fast_loader: the same rows, joined values and (on the CPU) batch order as RecBole's loaders,
 the join done once, RecBole's Trainer unchanged, and RecBole's loader kept where it must be."""
+
 from __future__ import annotations
 
 import math
@@ -12,11 +13,7 @@ import torch
 from recbole_dlrrec import patches
 
 patches.apply()  # these tests build RecBole's loaders directly, so the fixes go in before RecBole's imports
-from recbole.data.dataloader.general_dataloader import (
-    FullSortEvalDataLoader,
-    NegSampleEvalDataLoader,
-    TrainDataLoader,
-)
+from recbole.data.dataloader.general_dataloader import FullSortEvalDataLoader, NegSampleEvalDataLoader, TrainDataLoader
 from recbole.data.dataset import Dataset
 
 from recbole_dlrrec.runtime.fast_loader import (
@@ -94,8 +91,10 @@ def test_one_epoch_holds_every_row_once_with_recbole_joined_values(standard_spli
 
 def test_same_seed_same_order_other_seed_other_order(standard_splits):
     config, (_, train, _, _) = standard_splits()
-    first = lambda seed: [b["item_id"] for b in FastTrainDataLoader(  # noqa: E731
-        _with(config, seed=seed), train._dataset, shuffle=True)][:3]
+
+    def first(seed):
+        return [b["item_id"] for b in FastTrainDataLoader(_with(config, seed=seed), train._dataset, shuffle=True)][:3]
+
     a, b, c = first(7), first(7), first(8)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
@@ -146,8 +145,13 @@ def test_load_splits_swaps_loaders_by_config(tiny_config):
 
 
 def test_recbole_loader_kept_where_fast_one_cannot_reproduce_it(tiny_config):
-    config = tiny_config("DeepFM", fast_dataloader=True, metrics=["Recall", "NDCG"], valid_metric="Recall@10",
-                         eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"})
+    config = tiny_config(
+        "DeepFM",
+        fast_dataloader=True,
+        metrics=["Recall", "NDCG"],
+        valid_metric="Recall@10",
+        eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
+    )
     _, train, valid, test = load_splits(config)
     assert type(train) is FastTrainDataLoader
     assert type(valid) is FullSortEvalDataLoader and type(test) is FullSortEvalDataLoader

@@ -1,4 +1,5 @@
 """Foundation: metrics vs scikit-learn, weights_only checkpoints, CLI errors, DLRM, no ray."""
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,10 @@ def test_resume_checkpoint_under_weights_only(tiny_config):
 def _cli(*args):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "run_recbole.py"), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
 
 
@@ -243,7 +247,8 @@ def test_epochs_zero_through_run_recbole_py():
     proc = _cli("--model=DLRM", "--dataset=ml-100k", "--epochs=0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
-        "error: config key 'epochs' must be >= 1, got 0 (set by --key=value flag)"]
+        "error: config key 'epochs' must be >= 1, got 0 (set by --key=value flag)"
+    ]
 
 
 def test_leaderboard_and_tune_clis_refuse_bad_values(tmp_path, monkeypatch, tiny_data_path, capsys):
@@ -251,7 +256,13 @@ def test_leaderboard_and_tune_clis_refuse_bad_values(tmp_path, monkeypatch, tiny
     from recbole_dlrrec.cli import tune as tune_cli
 
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)  # the leaderboard CLI sets it
-    argv = ["--dataset=tiny", "--models=DLRM,DLRREC", "--w1=-5", f"--results_dir={tmp_path}", f"--data_path={tiny_data_path}"]
+    argv = [
+        "--dataset=tiny",
+        "--models=DLRM,DLRREC",
+        "--w1=-5",
+        f"--results_dir={tmp_path}",
+        f"--data_path={tiny_data_path}",
+    ]
     assert leaderboard_cli.main(argv) == 2
     assert "config key 'w1' must be >= 0, got -5" in _one_error_line(capsys)
     assert not os.listdir(tmp_path)
@@ -266,8 +277,15 @@ def test_show_config_prints_value_and_source_without_data(tiny_data_path, tmp_pa
 
     user = tmp_path / "user.yaml"
     user.write_text("w1: 0.05\n")
-    argv = ["--model=DLRREC-V0", "--dataset=tiny", f"--data_path={tiny_data_path}", f"--config_files={user}",
-            "--tau=0.2", "--reduction_norm=none", "--show-config"]
+    argv = [
+        "--model=DLRREC-V0",
+        "--dataset=tiny",
+        f"--data_path={tiny_data_path}",
+        f"--config_files={user}",
+        "--tau=0.2",
+        "--reduction_norm=none",
+        "--show-config",
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "tau: 0.2  # --key=value flag" in lines
@@ -284,8 +302,10 @@ def test_show_config_prints_value_and_source_without_data(tiny_data_path, tmp_pa
 def test_reduction_none_stays_a_string(tiny_data_path, tmp_path, no_data, capsys):
     from recbole_dlrrec.cli.train import main
 
-    assert main(["--model=DLRREC", "--dataset=tiny", f"--data_path={tiny_data_path}", "--reduction=none",
-                 "--show-config"]) == 0
+    assert (
+        main(["--model=DLRREC", "--dataset=tiny", f"--data_path={tiny_data_path}", "--reduction=none", "--show-config"])
+        == 0
+    )
     assert 'reduction: "none"  # --key=value flag' in capsys.readouterr().out.splitlines()
 
 
@@ -294,8 +314,14 @@ def test_reduction_none_trains_as_dlrrec_notext(tiny_data_path, tmp_path, capsys
     from recbole_dlrrec.cli.train import main
 
     result = tmp_path / "r.json"
-    argv = ["--model=DLRREC", "--dataset=tiny", f"--data_path={tiny_data_path}", "--reduction=none", "--epochs=1",
-            f"--result_file={result}"]
+    argv = [
+        "--model=DLRREC",
+        "--dataset=tiny",
+        f"--data_path={tiny_data_path}",
+        "--reduction=none",
+        "--epochs=1",
+        f"--result_file={result}",
+    ]
     assert main(argv) == 0
     record = json.loads(result.read_text())
     assert record["config"]["reduction"] == "none" and record["test_result"]["auc"] > 0

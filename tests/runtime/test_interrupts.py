@@ -1,5 +1,6 @@
 """Ctrl-C on run_recbole.py, run_leaderboard.py and run_tune.py: one line saying how to go on,
 exit status 130, no KeyboardInterrupt traceback."""
+
 from __future__ import annotations
 
 import os
@@ -65,9 +66,21 @@ def test_run_tune_interrupted_names_the_run_to_resume(monkeypatch, capsys, tmp_p
 def test_sigint_during_training_is_one_line(tmp_path, tiny_data_path):
     """A real Ctrl-C (SIGINT) in the middle of a run_recbole.py training."""
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "run_recbole.py"), "--model=DLRM", "--dataset=tiny",
-         f"--data_path={tiny_data_path}", "--epochs=500", "--stopping_step=500", f"--result_file={tmp_path / 'r.json'}"],
-        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            os.path.join(ROOT, "run_recbole.py"),
+            "--model=DLRM",
+            "--dataset=tiny",
+            f"--data_path={tiny_data_path}",
+            "--epochs=500",
+            "--stopping_step=500",
+            f"--result_file={tmp_path / 'r.json'}",
+        ],
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not os.path.isdir(tmp_path / "log") and time.time() < deadline:  # RecBole's logger is up: training next
         assert proc.poll() is None, proc.communicate()

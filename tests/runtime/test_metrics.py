@@ -1,4 +1,5 @@
 """PRAUC (average precision) and `cls_threshold: auto` (chosen on valid, applied to test)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,8 +75,11 @@ def test_chosen_threshold_is_the_brute_force_optimum(seed):
 
 def test_set_threshold_moves_every_threshold_metric():
     class _Evaluator:
-        metric_class = {"f1": m.F1(_Cfg(cls_threshold="auto")), "fpr": m.FPR(_Cfg(cls_threshold="auto")),
-                        "prauc": m.PRAUC(_Cfg())}
+        metric_class = {
+            "f1": m.F1(_Cfg(cls_threshold="auto")),
+            "fpr": m.FPR(_Cfg(cls_threshold="auto")),
+            "prauc": m.PRAUC(_Cfg()),
+        }
 
     evaluator = _Evaluator()
     assert evaluator.metric_class["f1"].threshold == 0.5  # 'auto' scores at 0.5 until chosen
@@ -87,7 +91,10 @@ def test_set_threshold_moves_every_threshold_metric():
     "settings, message",
     [
         ({"cls_threshold": "best"}, "cls_threshold must be a number or 'auto'"),
-        ({"cls_threshold": 0.5, "cls_threshold_target_fpr": 0.1}, "cls_threshold_target_fpr=0.1 needs cls_threshold: auto"),
+        (
+            {"cls_threshold": 0.5, "cls_threshold_target_fpr": 0.1},
+            "cls_threshold_target_fpr=0.1 needs cls_threshold: auto",
+        ),
         ({"cls_threshold": "auto", "cls_threshold_target_fpr": 1.5}, "cls_threshold_target_fpr must be"),
     ],
 )
@@ -143,8 +150,9 @@ def test_auto_threshold_is_chosen_on_valid_and_applied_to_test(monkeypatch, tiny
 
 
 def test_target_fpr_threshold_meets_the_target_on_valid(monkeypatch, tiny_config, tmp_path):
-    results, structs = _capturing_run(monkeypatch, tiny_config, tmp_path, cls_threshold="auto",
-                                      cls_threshold_target_fpr=0.2)
+    results, structs = _capturing_run(
+        monkeypatch, tiny_config, tmp_path, cls_threshold="auto", cls_threshold_target_fpr=0.2
+    )
     valid_scores, valid_labels = _scores(structs[1])
     chosen = results["cls_threshold"]
     assert chosen["rule"] == "target_fpr" and chosen["target_fpr"] == 0.2
@@ -192,6 +200,7 @@ def test_gauc_weights_users_by_rows_and_skips_one_class_users():
     result = m.group_auc(labels, scores, users)
     assert result.value == pytest.approx((3 * 0.5 + 4 * 0.875) / 7)
     assert (result.users, result.users_skipped, result.rows_skipped) == (2, 1, 2)
-    assert result.value == pytest.approx(np.average([skm.roc_auc_score(labels[users == u], scores[users == u])
-                                                     for u in (1, 2)], weights=[3, 4]))
+    assert result.value == pytest.approx(
+        np.average([skm.roc_auc_score(labels[users == u], scores[users == u]) for u in (1, 2)], weights=[3, 4])
+    )
     assert np.isnan(m.group_auc([1, 1], [0.1, 0.2], [5, 6]).value)

@@ -1,5 +1,6 @@
 """run_recbole.py --result_file: a path the results cannot be written to fails before any data
 loads (one line, exit 2), instead of training and then losing the results."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,9 @@ def _bad_paths(tmp_path):
 @pytest.mark.parametrize("case", ["folder under a file", "path is a folder", "read-only filesystem"])
 def test_unwritable_result_file_is_one_line_exit_2(tmp_path, tiny_data_path, capsys, no_data_loads, case):
     path, needle = _bad_paths(tmp_path)[case]
-    code = run_recbole.main(["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}", f"--result_file={path}"])
+    code = run_recbole.main(
+        ["--model=DLRM", "--dataset=tiny", f"--data_path={tiny_data_path}", f"--result_file={path}"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: result_file ") and needle in err and path in err

@@ -1,4 +1,5 @@
 """use_threads: one call sets torch's and numba's thread counts; threads_within restores both."""
+
 from __future__ import annotations
 
 import numba

@@ -1,12 +1,13 @@
 """The training step: train_precision (bf16 autocast), fused_optimizer, the CPU dropout, and
 DLRREC's one-pass step (towers and token table read once for the rec and contrastive parts)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from recbole_dlrrec.runtime import training
 from recbole_dlrrec.nn.layers import Dropout
+from recbole_dlrrec.runtime import training
 from recbole_dlrrec.runtime.quick_start import build_model, load_splits
 from recbole_dlrrec.runtime.training import build_trainer, resolve_precision
 

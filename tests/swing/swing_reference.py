@@ -24,8 +24,7 @@ def reference_swing(edges, n_users, n_items, alpha=1.0, weights=None):
             for u in both:
                 for v in both:
                     if u != v:
-                        result[i, j] += weights[u] * weights[v] / (
-                            alpha + len(items_of[u] & items_of[v]))
+                        result[i, j] += weights[u] * weights[v] / (alpha + len(items_of[u] & items_of[v]))
     return result
 
 
@@ -50,17 +49,24 @@ class FakeDataset:
         self.inter_feat = {
             "user_id": torch.tensor([1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4]),
             "item_id": torch.tensor([1, 2, 3, 1, 2, 4, 2, 3, 1, 3, 5]),
-            "label": torch.tensor([1., 1., 1., 1., 1., 0., 1., 1., 1., 1., 0.]),
+            "label": torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
         }
         self.user_num = 5
         self.item_num = 6
 
 
 def fake_config(tmp_path, **overrides):
-    config = {"USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "LABEL_FIELD": "label",
-              "data_path": str(tmp_path), "dataset": "fake", "seed": 2020,
-              "swing_alpha": 1.0, "swing_topk": 2, "swing_max_users_per_item": None,
-              "swing_edges": "positive"}
+    config = {
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "LABEL_FIELD": "label",
+        "data_path": str(tmp_path),
+        "dataset": "fake",
+        "seed": 2020,
+        "swing_alpha": 1.0,
+        "swing_topk": 2,
+        "swing_max_users_per_item": None,
+        "swing_edges": "positive",
+    }
     config.update(overrides)
     return config
-

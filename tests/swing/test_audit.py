@@ -41,8 +41,7 @@ def test_cli_builds_then_loads_and_plots(fake_runtime, capsys):
     args = swing_cli.parse_args(["--dataset=fake", "--topk", "3", "--config_files", "a.yaml b.yaml"])
     first = swing_cli.audit(args)
     out = capsys.readouterr().out
-    assert fake_runtime == {"model": "DLRREC", "files": ["a.yaml", "b.yaml"],
-                            "overrides": {"swing_topk": 3}}
+    assert fake_runtime == {"model": "DLRREC", "files": ["a.yaml", "b.yaml"], "overrides": {"swing_topk": 3}}
     assert "computed" in out and "items:" in out and "users:" in out
     assert os.path.isfile(first["histogram"]) and first["histogram"].endswith(".png")
     assert os.path.dirname(first["histogram"]) == os.path.dirname(first["cache"])
@@ -58,23 +57,27 @@ def test_cli_input_error_is_one_line_and_exit_2(fake_runtime, capsys):
 
 
 def test_summarize_counts_and_quantiles():
-    items = NeighbourTable(ids=np.array([[-1, -1], [2, -1], [1, 0]]),
-                           scores=np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 0.25]]),
-                           counts=np.array([0, 1, 2]))
+    items = NeighbourTable(
+        ids=np.array([[-1, -1], [2, -1], [1, 0]]),
+        scores=np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 0.25]]),
+        counts=np.array([0, 1, 2]),
+    )
     users = NeighbourTable(ids=np.full((2, 1), -1), scores=np.zeros((2, 1)), counts=np.zeros(2))
     summary = summarize(SwingNeighbours(users=users, items=items))
     assert summary["items"]["nodes"] == 3 and summary["items"]["with_neighbours"] == 2
     assert summary["items"]["mean_neighbours"] == 1.5
     quantiles = summary["items"]["score_quantiles"]
     assert quantiles["q0"] == 0.25 and quantiles["q100"] == 0.5 and quantiles["q50"] == 0.5
-    assert summary["users"] == {"nodes": 2, "with_neighbours": 0, "mean_neighbours": 0.0,
-                                "score_quantiles": {}}
+    assert summary["users"] == {"nodes": 2, "with_neighbours": 0, "mean_neighbours": 0.0, "score_quantiles": {}}
 
 
 def test_neighbour_agreement_counts_categories_and_text():
     # ids 1..4; 1 -> [2, 3], 2 -> [1], 4 -> [1]; categories a a b (none); vectors: 3 has none.
-    table = NeighbourTable(ids=np.array([[-1, -1], [2, 3], [1, -1], [-1, -1], [1, -1]]),
-                           scores=np.ones((5, 2)), counts=np.array([0, 2, 1, 0, 1]))
+    table = NeighbourTable(
+        ids=np.array([[-1, -1], [2, 3], [1, -1], [-1, -1], [1, -1]]),
+        scores=np.ones((5, 2)),
+        counts=np.array([0, 2, 1, 0, 1]),
+    )
     categories = np.array(["(none)", "a", "a", "b", "(none)"], dtype=object)
     vectors = np.array([[0, 0], [1, 0], [1, 1], [0, 0], [0, 1]], dtype=float)
     result = neighbour_agreement(table, categories, vectors)
@@ -82,9 +85,9 @@ def test_neighbour_agreement_counts_categories_and_text():
     assert result["same_category"] == pytest.approx(2 / 3)  # (1,2) (1,3) (2,1); 4 is unknown
     assert result["same_category_chance"] == pytest.approx((2 / 3) ** 2 + (1 / 3) ** 2)
     # Pairs with text: (1,2) (2,1) (4,1): cosines 1/sqrt2, 1/sqrt2, 0.
-    assert result["text_cosine"] == pytest.approx(2 ** 0.5 / 3)
+    assert result["text_cosine"] == pytest.approx(2**0.5 / 3)
     # Random pairs of distinct ids with text (1, 2, 4): (1/sqrt2 + 0 + 1/sqrt2) / 3.
-    assert result["text_cosine_random"] == pytest.approx(2 ** 0.5 / 3)
+    assert result["text_cosine_random"] == pytest.approx(2**0.5 / 3)
     assert set(neighbour_agreement(table)) == {"pairs"}
 
 
@@ -94,6 +97,7 @@ def test_cli_compare_audits_every_similarity(fake_runtime, capsys):
     assert os.path.basename(result["cache"]).startswith("jaccard_")
     rows = result["agreement"]
     assert [(r["similarity"], r["side"]) for r in rows] == [
-        (s, side) for s in ("swing", "itemcf_cosine", "jaccard") for side in ("user", "item")]
+        (s, side) for s in ("swing", "itemcf_cosine", "jaccard") for side in ("user", "item")
+    ]
     assert all(r["pairs"] > 0 for r in rows)
     assert "neighbour pairs" in capsys.readouterr().out

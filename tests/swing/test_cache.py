@@ -51,8 +51,7 @@ def test_load_or_compute_caches_atomically(tmp_path, capsys):
 
 def test_load_or_compute_uses_logger(tmp_path):
     messages = []
-    logger = types.SimpleNamespace(info=messages.append,
-                                   warning=lambda m: messages.append("WARN " + m))
+    logger = types.SimpleNamespace(info=messages.append, warning=lambda m: messages.append("WARN " + m))
     compute = lambda: {"x": np.ones(2)}  # noqa: E731
     load_or_compute(str(tmp_path), {"k": 1}, compute, logger=logger)
     load_or_compute(str(tmp_path), {"k": 1}, compute, logger=logger)
@@ -69,16 +68,15 @@ def test_edges_fingerprint_ignores_values_and_duplicates():
     assert edges_fingerprint(b) != edges_fingerprint(taller)
 
 
-
 def test_swing_for_dataset_computes_then_loads(tmp_path, capsys):
     dataset = FakeDataset()
     config = fake_config(tmp_path)
     neighbours = swing_for_dataset(config, dataset, progress=False)
     inter = dataset.inter_feat
     keep = inter["label"] == 1
-    graph = sp.csr_matrix((np.ones(int(keep.sum())), (inter["user_id"][keep].numpy(),
-                                                      inter["item_id"][keep].numpy())),
-                          shape=(5, 6))
+    graph = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (inter["user_id"][keep].numpy(), inter["item_id"][keep].numpy())), shape=(5, 6)
+    )
     expected_items = rowwise_topk(reference_swing(edges_of(graph), 5, 6), 2)
     expected_users = rowwise_topk(reference_swing({(i, u) for u, i in edges_of(graph)}, 6, 5), 2)
     np.testing.assert_allclose(neighbours.items.to_csr().toarray(), expected_items, rtol=1e-12)
@@ -97,8 +95,13 @@ def test_swing_for_dataset_computes_then_loads(tmp_path, capsys):
 
 def test_swing_for_dataset_config_errors(tmp_path):
     dataset = FakeDataset()
-    for key, value in [("swing_edges", "liked"), ("swing_alpha", -1.0), ("swing_topk", None),
-                       ("swing_max_users_per_item", 0), ("swing_max_items_per_user", -2)]:
+    for key, value in [
+        ("swing_edges", "liked"),
+        ("swing_alpha", -1.0),
+        ("swing_topk", None),
+        ("swing_max_users_per_item", 0),
+        ("swing_max_items_per_user", -2),
+    ]:
         with pytest.raises(ValueError, match=key):
             swing_for_dataset(fake_config(tmp_path, **{key: value}), dataset, progress=False)
     config = fake_config(tmp_path)
@@ -114,9 +117,13 @@ def test_absent_keys_take_properties_yaml_values():
         text = handle.read()
     declared = yaml.safe_load(text)
     assert swing_params_from_config({"seed": 0}) == {
-        "alpha": declared["swing_alpha"], "topk": declared["swing_topk"],
+        "alpha": declared["swing_alpha"],
+        "topk": declared["swing_topk"],
         "max_users_per_item": declared["swing_max_users_per_item"],
-        "max_items_per_user": declared["swing_max_items_per_user"], "edges": declared["swing_edges"], "seed": 0}
+        "max_items_per_user": declared["swing_max_items_per_user"],
+        "edges": declared["swing_edges"],
+        "seed": 0,
+    }
     assert similarity_from_config({}) == declared["cl_similarity"]
     for line in text.splitlines():
         if line and not line.startswith("#"):

@@ -16,8 +16,7 @@ def test_swing_edges_matrix_all_and_positive():
     every = swing_edges_matrix(users, items, labels, 4, 3, edges="all")
     assert edges_of(every) == {(1, 1), (1, 2), (2, 2), (3, 1)}
     assert every.shape == (4, 3) and (every.data == 1).all()
-    positive = swing_edges_matrix(users.numpy(), items.numpy(), labels.numpy(), 4, 3,
-                                  edges="positive")
+    positive = swing_edges_matrix(users.numpy(), items.numpy(), labels.numpy(), 4, 3, edges="positive")
     assert edges_of(positive) == {(1, 1), (2, 2), (3, 1)}
     with pytest.raises(ValueError, match="swing_edges"):
         swing_edges_matrix(users, items, labels, 4, 3, edges="negative")
@@ -28,19 +27,15 @@ def test_swing_edges_matrix_all_and_positive():
 
 
 def test_neighbour_table_from_csr():
-    csr = sp.csr_matrix(np.array([
-        [0.0, 0.5, 0.9, 0.5],
-        [0.0, 0.0, 0.0, 0.0],
-        [0.2, 0.0, 0.0, 0.0],
-        [0.3, 0.3, 0.3, 0.0],
-    ]))
+    csr = sp.csr_matrix(
+        np.array([[0.0, 0.5, 0.9, 0.5], [0.0, 0.0, 0.0, 0.0], [0.2, 0.0, 0.0, 0.0], [0.3, 0.3, 0.3, 0.0]])
+    )
     table = NeighbourTable.from_csr(csr, k=2)
     assert table.ids.tolist() == [[2, 1], [-1, -1], [0, -1], [0, 1]]
     assert table.scores.tolist() == [[0.9, 0.5], [0, 0], [0.2, 0], [0.3, 0.3]]
     assert table.counts.tolist() == [2, 0, 1, 2]
     assert table.n_nodes == 4 and table.k == 2
-    np.testing.assert_array_equal(table.to_csr().toarray(),
-                                  rowwise_topk(csr.toarray(), 2))
+    np.testing.assert_array_equal(table.to_csr().toarray(), rowwise_topk(csr.toarray(), 2))
     both = SwingNeighbours.from_csr(csr, csr[:3, :3], k=3)
     assert both.users.ids.shape == (4, 3) and both.items.ids.shape == (3, 3)
     with pytest.raises(ValueError, match="k"):

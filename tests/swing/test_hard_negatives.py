@@ -11,11 +11,7 @@ from swing_reference import FakeDataset, fake_config
 
 from recbole_dlrrec.data.text_vectors import TextVectorsMissingError, save_text_vectors
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.swing.hard_negatives import (
-    HardNegativeSampler,
-    hard_negative_table,
-    hard_negatives_for_dataset,
-)
+from recbole_dlrrec.swing.hard_negatives import HardNegativeSampler, hard_negative_table, hard_negatives_for_dataset
 
 
 def tiny_side(n=12, connectors=9, dim=5, seed=0):
@@ -37,8 +33,7 @@ def brute_force(vectors, has, graph, pool):
         if a == 0 or not has[a]:
             rows.append([])
             continue
-        allowed = [j for j in range(1, len(vectors))
-                   if j != a and has[j] and not (dense[a] & dense[j]).any()]
+        allowed = [j for j in range(1, len(vectors)) if j != a and has[j] and not (dense[a] & dense[j]).any()]
         cos = {j: float(unit[a] @ unit[j]) for j in allowed}
         rows.append(sorted(allowed, key=lambda j: (-cos[j], j))[:pool])
     return rows
@@ -53,7 +48,7 @@ def test_table_is_the_closest_in_text_among_ids_without_shared_interaction(pool)
     for anchor, want in enumerate(expected):
         got = list(table.ids[anchor, : table.counts[anchor]])
         assert got == want, anchor
-        assert all(i == -1 for i in table.ids[anchor, table.counts[anchor]:])
+        assert all(i == -1 for i in table.ids[anchor, table.counts[anchor] :])
         for hard in got:
             assert hard != anchor and not (dense[anchor] & dense[hard]).any()
     assert table.counts[0] == 0 and table.counts[5] == 0
@@ -109,21 +104,27 @@ def test_top_up_is_uniform_on_the_corpus_minus_anchor_and_positive():
 def test_sampler_is_seeded():
     ids = np.array([[-1, -1], [2, 3], [1, -1], [1, 2]])
     draw = lambda: HardNegativeSampler(ids, (ids >= 0).sum(1), 6, seed=5).sample(  # noqa: E731
-        torch.tensor([1, 2, 3]), torch.tensor([4, 4, 5]), 4)
+        torch.tensor([1, 2, 3]), torch.tensor([4, 4, 5]), 4
+    )
     assert torch.equal(draw(), draw())
 
 
 def _fake_with_text(tmp_path, **overrides):
     dataset = FakeDataset()
-    dataset.field2id_token = {"user_id": np.array(["[PAD]", "u1", "u2", "u3", "u4"]),
-                              "item_id": np.array(["[PAD]", "i1", "i2", "i3", "i4", "i5"])}
+    dataset.field2id_token = {
+        "user_id": np.array(["[PAD]", "u1", "u2", "u3", "u4"]),
+        "item_id": np.array(["[PAD]", "i1", "i2", "i3", "i4", "i5"]),
+    }
     rng = np.random.default_rng(0)
-    save_text_vectors(os.path.join(tmp_path, "fake.itemvec.npz"), [f"i{j}" for j in range(1, 6)],
-                      rng.normal(size=(5, 4)))
-    save_text_vectors(os.path.join(tmp_path, "fake.uservec.npz"), [f"u{u}" for u in range(1, 5)],
-                      rng.normal(size=(4, 4)))
-    config = fake_config(tmp_path, side_data_path=None, item_text_vec="itemvec", user_text_vec="uservec",
-                         cl_hard_pool=2, **overrides)
+    save_text_vectors(
+        os.path.join(tmp_path, "fake.itemvec.npz"), [f"i{j}" for j in range(1, 6)], rng.normal(size=(5, 4))
+    )
+    save_text_vectors(
+        os.path.join(tmp_path, "fake.uservec.npz"), [f"u{u}" for u in range(1, 5)], rng.normal(size=(4, 4))
+    )
+    config = fake_config(
+        tmp_path, side_data_path=None, item_text_vec="itemvec", user_text_vec="uservec", cl_hard_pool=2, **overrides
+    )
     return config, dataset
 
 
@@ -140,8 +141,7 @@ def test_cache_is_keyed_by_vectors_edges_and_pool(tmp_path, capsys):
     np.testing.assert_array_equal(again["item"].ids, tables["item"].ids)
     hard_negatives_for_dataset({**config, "cl_hard_pool": 3}, dataset, ["item"])
     assert len(list(cache_dir.glob("hard_item_*.npz"))) == 2
-    save_text_vectors(os.path.join(tmp_path, "fake.itemvec.npz"), [f"i{j}" for j in range(1, 6)],
-                      np.ones((5, 4)))
+    save_text_vectors(os.path.join(tmp_path, "fake.itemvec.npz"), [f"i{j}" for j in range(1, 6)], np.ones((5, 4)))
     hard_negatives_for_dataset(config, dataset, ["item"])
     assert len(list(cache_dir.glob("hard_item_*.npz"))) == 3
 

@@ -16,7 +16,6 @@ from recbole_dlrrec.swing.kernels import item_similarity, similarity_from_graph,
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
 
 
-
 @st.composite
 def graphs(draw, max_users=7, max_items=7):
     """A users x items COO matrix with duplicates, explicit zeros and assorted values."""
@@ -24,10 +23,16 @@ def graphs(draw, max_users=7, max_items=7):
     n_items = draw(st.integers(0, max_items))
     entries = []
     if n_users and n_items:
-        entries = draw(st.lists(
-            st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1),
-                      st.sampled_from([1.0, 1.0, 1.0, 2.5, -1.0, 0.0])),
-            max_size=30))
+        entries = draw(
+            st.lists(
+                st.tuples(
+                    st.integers(0, n_users - 1),
+                    st.integers(0, n_items - 1),
+                    st.sampled_from([1.0, 1.0, 1.0, 2.5, -1.0, 0.0]),
+                ),
+                max_size=30,
+            )
+        )
     rows = np.array([e[0] for e in entries], dtype=np.int64)
     cols = np.array([e[1] for e in entries], dtype=np.int64)
     vals = np.array([e[2] for e in entries], dtype=np.float64)
@@ -104,8 +109,9 @@ def test_cap_is_exact_swing_on_the_sampled_graph(matrix, cap, seed):
     assert (sampled_degree == np.minimum(degree, cap)).all()  # at most m users per item
     assert edges_of(sampled) <= edges_of(full)
     result = item_similarity(matrix, max_users_per_item=cap, seed=seed)
-    expected = reference_swing(edges_of(sampled), *matrix.shape,
-                               weights=connector_weights(full))  # weights: full degree
+    expected = reference_swing(
+        edges_of(sampled), *matrix.shape, weights=connector_weights(full)
+    )  # weights: full degree
     np.testing.assert_allclose(result.toarray(), expected, rtol=1e-12, atol=1e-14)
     assert (result != result.T).nnz == 0
 
@@ -127,10 +133,10 @@ def test_both_caps_on_both_sides(matrix, item_cap, user_cap, seed):
     items = item_similarity(matrix, **caps)
     users = user_similarity(matrix, **caps)
     n_users, n_items = matrix.shape
-    expected_items = reference_swing(edges_of(sampled), n_users, n_items,
-                                     weights=connector_weights(full))
-    expected_users = reference_swing({(i, u) for u, i in edges_of(sampled)}, n_items, n_users,
-                                     weights=connector_weights(full.T))
+    expected_items = reference_swing(edges_of(sampled), n_users, n_items, weights=connector_weights(full))
+    expected_users = reference_swing(
+        {(i, u) for u, i in edges_of(sampled)}, n_items, n_users, weights=connector_weights(full.T)
+    )
     np.testing.assert_allclose(items.toarray(), expected_items, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(users.toarray(), expected_users, rtol=1e-12, atol=1e-14)
 
@@ -182,27 +188,29 @@ def test_empty_inputs_give_empty_rows():
 def test_accepts_sparse_arrays_and_other_formats():
     dense = np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=float)
     expected = item_similarity(sp.csr_matrix(dense)).toarray()
-    for matrix in (sp.csr_array(dense), sp.csc_matrix(dense), sp.lil_matrix(dense),
-                   sp.coo_array(dense)):
+    for matrix in (sp.csr_array(dense), sp.csc_matrix(dense), sp.lil_matrix(dense), sp.coo_array(dense)):
         np.testing.assert_array_equal(item_similarity(matrix).toarray(), expected)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"alpha": -0.1}, "alpha"),
-    ({"alpha": float("nan")}, "alpha"),
-    ({"alpha": True}, "alpha"),
-    ({"alpha": "1"}, "alpha"),
-    ({"topk": 0}, "topk"),
-    ({"topk": -3}, "topk"),
-    ({"topk": 2.5}, "topk"),
-    ({"topk": True}, "topk"),
-    ({"topk": "5"}, "topk"),
-    ({"max_users_per_item": 0}, "max_users_per_item"),
-    ({"max_users_per_item": False}, "max_users_per_item"),
-    ({"max_items_per_user": 0}, "max_items_per_user"),
-    ({"max_items_per_user": 1.0}, "max_items_per_user"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alpha": -0.1}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"alpha": True}, "alpha"),
+        ({"alpha": "1"}, "alpha"),
+        ({"topk": 0}, "topk"),
+        ({"topk": -3}, "topk"),
+        ({"topk": 2.5}, "topk"),
+        ({"topk": True}, "topk"),
+        ({"topk": "5"}, "topk"),
+        ({"max_users_per_item": 0}, "max_users_per_item"),
+        ({"max_users_per_item": False}, "max_users_per_item"),
+        ({"max_items_per_user": 0}, "max_items_per_user"),
+        ({"max_items_per_user": 1.0}, "max_items_per_user"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_bad_parameters_raise(kwargs, match):
     matrix = sp.csr_matrix(np.ones((2, 2)))
     with pytest.raises(ValueError, match=match):
@@ -238,8 +246,7 @@ def test_larger_random_graph_matches_reference_and_progress_batches():
     rows, cols = [], []
     for u in range(n_users):
         k = 1 + rng.poisson(4)
-        chosen = rng.choice(n_items, size=min(k, n_items), replace=False,
-                            p=popularity / popularity.sum())
+        chosen = rng.choice(n_items, size=min(k, n_items), replace=False, p=popularity / popularity.sum())
         rows += [u] * len(chosen)
         cols += list(chosen)
     matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))

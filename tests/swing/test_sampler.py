@@ -6,30 +6,34 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import chisquare
 
-from recbole_dlrrec.swing.sampler import SwingSampler
 from recbole_dlrrec.swing.graph import NeighbourTable
+from recbole_dlrrec.swing.sampler import SwingSampler
 
 torch.set_num_threads(1)
 
 P_MIN = 1e-4  # fixed seeds make these deterministic; a correct sampler passes with margin
 
 # Node ids 0..5; 0 is padding. Padding entries use -1 (NeighbourTable) or 0 (RecBole style).
-IDS = torch.tensor([
-    [-1, -1, -1, -1],  # 0: padding row
-    [3, 5, 2, -1],     # 1: three neighbours
-    [4, -1, -1, -1],   # 2: one neighbour
-    [-1, -1, -1, -1],  # 3: none
-    [1, 0, 0, 0],      # 4: one neighbour, padded with id 0
-    [2, 3, 0, -1],     # 5: two neighbours, id 0 with a score is not a valid id
-])
-SCORES = torch.tensor([
-    [0.0, 0.0, 0.0, 0.0],
-    [5.0, 2.0, 1.0, 0.0],
-    [0.3, 0.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 0.0],
-    [1.0, 0.0, 0.0, 0.0],
-    [1.0, 3.0, 9.0, 0.0],
-])
+IDS = torch.tensor(
+    [
+        [-1, -1, -1, -1],  # 0: padding row
+        [3, 5, 2, -1],  # 1: three neighbours
+        [4, -1, -1, -1],  # 2: one neighbour
+        [-1, -1, -1, -1],  # 3: none
+        [1, 0, 0, 0],  # 4: one neighbour, padded with id 0
+        [2, 3, 0, -1],  # 5: two neighbours, id 0 with a score is not a valid id
+    ]
+)
+SCORES = torch.tensor(
+    [
+        [0.0, 0.0, 0.0, 0.0],
+        [5.0, 2.0, 1.0, 0.0],
+        [0.3, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0, 0.0],
+        [1.0, 3.0, 9.0, 0.0],
+    ]
+)
 N_CORPUS = 6
 
 
@@ -43,10 +47,9 @@ def frequencies(values, support):
     return np.array([(values == s).sum() for s in support])
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("score", {3: 5 / 8, 5: 2 / 8, 2: 1 / 8}),
-    ("uniform", {3: 1 / 3, 5: 1 / 3, 2: 1 / 3}),
-])
+@pytest.mark.parametrize(
+    "mode, expected", [("score", {3: 5 / 8, 5: 2 / 8, 2: 1 / 8}), ("uniform", {3: 1 / 3, 5: 1 / 3, 2: 1 / 3})]
+)
 def test_positive_distribution(mode, expected):
     draws = 30000
     positives, _, mask = sampler(mode=mode, seed=1).sample(torch.full((draws,), 1), 0)
@@ -174,10 +177,11 @@ def test_negative_weights_from_train_counts():
     counts = torch.tensor([0, 3, 0, 16, 1, 0])
     assert negative_weights(counts, "all", "uniform") is None  # the sampler's own draw
     assert negative_weights(counts, "seen", "uniform").tolist() == [0, 1, 0, 1, 1, 0]
-    expected = [0.0, 3 ** 0.75, 0.0, 8.0, 1.0, 0.0]
+    expected = [0.0, 3**0.75, 0.0, 8.0, 1.0, 0.0]
     for pool in ("all", "seen"):  # unseen ids weigh 0 under popularity whatever the pool
-        torch.testing.assert_close(negative_weights(counts, pool, "popularity"),
-                                   torch.tensor(expected, dtype=torch.float64))
+        torch.testing.assert_close(
+            negative_weights(counts, pool, "popularity"), torch.tensor(expected, dtype=torch.float64)
+        )
     with pytest.raises(ValueError, match="cl_negative_pool"):
         negative_weights(counts, "train", "uniform")
     with pytest.raises(ValueError, match="cl_negative_dist"):

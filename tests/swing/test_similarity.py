@@ -26,8 +26,9 @@ def dense_similarity(graph, kind):
             co = float((graph[i] * graph[j]).sum())
             if i == j or co == 0:
                 continue
-            out[i, j] = (co / np.sqrt(degree[i] * degree[j]) if kind == "itemcf_cosine"
-                         else co / (degree[i] + degree[j] - co))
+            out[i, j] = (
+                co / np.sqrt(degree[i] * degree[j]) if kind == "itemcf_cosine" else co / (degree[i] + degree[j] - co)
+            )
     return out
 
 
@@ -69,8 +70,7 @@ def test_ties_go_to_the_lower_id_and_the_node_itself_is_never_kept():
 
 def test_caps_sample_the_graph_as_swing_does():
     graph = random_graph(30, 10, 0.6, seed=1)
-    users, items = similarity_tables(graph, "itemcf_cosine", 3, max_users_per_item=5,
-                                     max_items_per_user=4, seed=11)
+    users, items = similarity_tables(graph, "itemcf_cosine", 3, max_users_per_item=5, max_items_per_user=4, seed=11)
     sampled = sample_graph(graph, 5, 11, 4).toarray()
     np.testing.assert_allclose(items.toarray(), rowwise_topk(dense_similarity(sampled.T, "itemcf_cosine"), 3))
     np.testing.assert_allclose(users.toarray(), rowwise_topk(dense_similarity(sampled, "itemcf_cosine"), 3))
@@ -82,18 +82,18 @@ def test_similarity_is_in_the_cache_key_and_swing_keeps_its_file_names(tmp_path,
     # The file names SWING had before cl_similarity existed: an existing cache stays valid.
     _, swing = swing_neighbours_and_cache(fake_config(tmp_path), dataset, progress=False)
     assert os.path.basename(swing.path) == "swing_388c8350bfa9d59f.npz"
-    _, other = swing_neighbours_and_cache(fake_config(tmp_path, swing_topk=3, swing_edges="all", seed=7),
-                                          dataset, progress=False)
+    _, other = swing_neighbours_and_cache(
+        fake_config(tmp_path, swing_topk=3, swing_edges="all", seed=7), dataset, progress=False
+    )
     assert os.path.basename(other.path) == "swing_102d14440344987b.npz"
 
-    _, cosine = swing_neighbours_and_cache(fake_config(tmp_path, cl_similarity="itemcf_cosine"), dataset,
-                                           progress=False)
+    _, cosine = swing_neighbours_and_cache(
+        fake_config(tmp_path, cl_similarity="itemcf_cosine"), dataset, progress=False
+    )
     assert not cosine.loaded and os.path.basename(cosine.path).startswith("itemcf_cosine_")
-    _, again = swing_neighbours_and_cache(fake_config(tmp_path, cl_similarity="itemcf_cosine"), dataset,
-                                          progress=False)
+    _, again = swing_neighbours_and_cache(fake_config(tmp_path, cl_similarity="itemcf_cosine"), dataset, progress=False)
     assert again.loaded and again.path == cosine.path
-    _, jaccard = swing_neighbours_and_cache(fake_config(tmp_path, cl_similarity="jaccard"), dataset,
-                                            progress=False)
+    _, jaccard = swing_neighbours_and_cache(fake_config(tmp_path, cl_similarity="jaccard"), dataset, progress=False)
     assert not jaccard.loaded and os.path.basename(jaccard.path).startswith("jaccard_")
     assert len(list(cache_dir.glob("*.npz"))) == 4
     _, swing_again = swing_neighbours_and_cache(fake_config(tmp_path), dataset, progress=False)
@@ -102,16 +102,17 @@ def test_similarity_is_in_the_cache_key_and_swing_keeps_its_file_names(tmp_path,
 
 def test_swing_for_dataset_returns_the_configured_similarity(tmp_path):
     dataset = FakeDataset()
-    neighbours = swing_for_dataset(fake_config(tmp_path, cl_similarity="jaccard", swing_topk=3), dataset,
-                                   progress=False)
+    neighbours = swing_for_dataset(
+        fake_config(tmp_path, cl_similarity="jaccard", swing_topk=3), dataset, progress=False
+    )
     inter = dataset.inter_feat
     keep = (inter["label"] == 1).numpy()
     graph = np.zeros((5, 6))
     graph[inter["user_id"].numpy()[keep], inter["item_id"].numpy()[keep]] = 1
-    np.testing.assert_allclose(neighbours.items.to_csr().toarray(),
-                               rowwise_topk(dense_similarity(graph.T, "jaccard"), 3))
-    np.testing.assert_allclose(neighbours.users.to_csr().toarray(),
-                               rowwise_topk(dense_similarity(graph, "jaccard"), 3))
+    np.testing.assert_allclose(
+        neighbours.items.to_csr().toarray(), rowwise_topk(dense_similarity(graph.T, "jaccard"), 3)
+    )
+    np.testing.assert_allclose(neighbours.users.to_csr().toarray(), rowwise_topk(dense_similarity(graph, "jaccard"), 3))
 
 
 def test_unknown_similarity_is_an_input_error_naming_the_key(tmp_path):

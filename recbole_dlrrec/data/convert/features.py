@@ -4,6 +4,7 @@ The leakage rule is a function boundary: :func:`train_features` is given the tra
 nothing else (plus the ids of the users and items that occur anywhere, which carry no review
 content), so no valid/test review text, picture or count can reach a vector or a feature.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -80,7 +81,11 @@ def train_features(
 
     item_texts = [
         text_build.item_text(
-            b.name, b.categories, None if b.price == "unknown" else b.price, b.description, b.misc,
+            b.name,
+            b.categories,
+            None if b.price == "unknown" else b.price,
+            b.description,
+            b.misc,
             extra=captions.get(b.item_id),
         )
         for b in (businesses[i] for i in items)

@@ -6,6 +6,7 @@ the cleaned text lengths alone, which rows' texts pass 2 must fetch; :func:`user
 each train row the user text built from its user's train reviews strictly EARLIER than the row
 (a review at the same time is not earlier): the leak-free profile of that row.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -61,7 +62,7 @@ def user_text_rows(train: Sequence[Review], user_text_max_chars: int) -> list[Re
 def _earlier(rows_newest_first: list[Review], newest_first_keys: list[int], time: int) -> list[Review]:
     """The rows of ``rows_newest_first`` strictly earlier than ``time`` (a tie is not earlier);
     ``newest_first_keys`` = their ``-time``, ascending."""
-    return rows_newest_first[bisect.bisect_right(newest_first_keys, -time):]
+    return rows_newest_first[bisect.bisect_right(newest_first_keys, -time) :]
 
 
 def history_text_rows(train: Sequence[Review], user_text_max_chars: int) -> list[Review]:

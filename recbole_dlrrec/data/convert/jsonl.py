@@ -7,6 +7,7 @@ one JSON object line). Plain and gzip files are told apart by their content, not
 line over ``max_line_bytes`` is never held whole: it comes as a :class:`LongLine` and is counted
 as ``line_too_long``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -88,9 +89,7 @@ def iter_lines(path: str, max_line_bytes: int | None = None) -> Iterator[tuple[i
             lineno += 1
             yield lineno, raw
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise ConversionError(
-            f"{path}: truncated or corrupt gzip data after line {lineno} ({exc})"
-        ) from exc
+        raise ConversionError(f"{path}: truncated or corrupt gzip data after line {lineno} ({exc})") from exc
     except OSError as exc:
         raise ConversionError(f"{path}: read error after line {lineno}: {exc}") from exc
     finally:
@@ -124,12 +123,15 @@ def parse_line(raw: bytes, lineno: int = 2) -> Union[dict, Skip]:
 
 def long_line_skip(line: LongLine, max_line_bytes: int) -> Skip:
     """The Skip of a line over the cap (``line_too_long``)."""
-    return Skip("line_too_long", f"line of {line.size} bytes is longer than max_line_bytes={max_line_bytes} "
-                                 "(raise --max_line_bytes to read it)")
+    return Skip(
+        "line_too_long",
+        f"line of {line.size} bytes is longer than max_line_bytes={max_line_bytes} (raise --max_line_bytes to read it)",
+    )
 
 
-def records(path: str, tally: FileTally, strict: bool, show_progress: bool,
-            max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, dict]]:
+def records(
+    path: str, tally: FileTally, strict: bool, show_progress: bool, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict]]:
     """Parsed JSON objects with line numbers; blank/malformed/non-object/too-long lines are counted."""
     from tqdm.auto import tqdm
 
@@ -176,5 +178,4 @@ def records(path: str, tally: FileTally, strict: bool, show_progress: bool,
 
 
 def content_digest(obj: dict) -> bytes:
-    return hashlib.blake2b(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8"),
-                           digest_size=16).digest()
+    return hashlib.blake2b(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8"), digest_size=16).digest()

@@ -5,6 +5,7 @@
 type, default, help and, where the flag is not ``--<field>``, the flag), so the command line
 cannot drift from the options.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,45 +52,72 @@ def option(default: Any, help: str, **cli: Any) -> Any:
 class ConvertOptions:
     """How to convert; every field is also a flag of ``recbole-dlrrec convert`` (see :func:`option`)."""
 
-    split: str = option("time", "time (cut the global timeline, default) or random (seeded shuffle)",
-                        choices=lambda: ("time", "random"), report=True)
-    ratios: Sequence[float] = option(DEFAULT_RATIOS, "train/valid/test shares, positive, summing to 1",
-                                     nargs=3, metavar=("TRAIN", "VALID", "TEST"), report=True)
+    split: str = option(
+        "time",
+        "time (cut the global timeline, default) or random (seeded shuffle)",
+        choices=lambda: ("time", "random"),
+        report=True,
+    )
+    ratios: Sequence[float] = option(
+        DEFAULT_RATIOS,
+        "train/valid/test shares, positive, summing to 1",
+        nargs=3,
+        metavar=("TRAIN", "VALID", "TEST"),
+        report=True,
+    )
     seed: int = option(DEFAULT_SEED, "seed of the random split", report=True)
-    label_threshold: float = option(DEFAULT_LABEL_THRESHOLD,
-                                    "label = rating >= this; in (1, 5] so that both labels can occur", report=True)
+    label_threshold: float = option(
+        DEFAULT_LABEL_THRESHOLD, "label = rating >= this; in (1, 5] so that both labels can occur", report=True
+    )
     category_filter: Optional[str] = option(
         SOURCE_DEFAULT,
         "keep businesses with a category containing this text (case-insensitive); '' keeps all "
         "(default: the source's own, see --source)",
-        empty_is_none=True, report=True)
-    strict: bool = option(False, "malformed or incomplete lines are fatal (file:line) instead of counted",
-                          report=True)
-    include_leaky_meta: bool = option(False, "also write avg_rating/num_of_reviews (LEAKY: all-time values)",
-                                      report=True)
-    user_text_max_chars: int = option(text_build.DEFAULT_USER_TEXT_MAX_CHARS, "cap of a user's profile text",
-                                      report=True)
-    image_encoder: str = option("none", "image encoder slot (default none: pictures only give pic_count)",
-                                choices=lambda: sorted(IMAGE_ENCODERS), report=True)
-    k_core: Optional[int] = option(None, "keep users and businesses with at least K train reviews "
-                                         "(iterated to a fixed point; default off)", report=True)
-    max_line_bytes: int = option(DEFAULT_MAX_LINE_BYTES,
-                                 "skip (and count as line_too_long) input lines longer than this many bytes, "
-                                 "unread, so one huge line cannot take the memory of many (default 1048576: 1 MiB)",
-                                 report=True)
+        empty_is_none=True,
+        report=True,
+    )
+    strict: bool = option(False, "malformed or incomplete lines are fatal (file:line) instead of counted", report=True)
+    include_leaky_meta: bool = option(
+        False, "also write avg_rating/num_of_reviews (LEAKY: all-time values)", report=True
+    )
+    user_text_max_chars: int = option(
+        text_build.DEFAULT_USER_TEXT_MAX_CHARS, "cap of a user's profile text", report=True
+    )
+    image_encoder: str = option(
+        "none",
+        "image encoder slot (default none: pictures only give pic_count)",
+        choices=lambda: sorted(IMAGE_ENCODERS),
+        report=True,
+    )
+    k_core: Optional[int] = option(
+        None,
+        "keep users and businesses with at least K train reviews (iterated to a fixed point; default off)",
+        report=True,
+    )
+    max_line_bytes: int = option(
+        DEFAULT_MAX_LINE_BYTES,
+        "skip (and count as line_too_long) input lines longer than this many bytes, "
+        "unread, so one huge line cannot take the memory of many (default 1048576: 1 MiB)",
+        report=True,
+    )
     user_history: bool = option(
         True,
         "skip NAME.userhist.npz (a text per train row from its user's earlier reviews: one encoder pass per "
         "train row, the slowest part of a build); DLRREC then reads the full user vector, which holds a "
         "train row's own review (leaky)",
-        flag="--no_user_history")
+        flag="--no_user_history",
+    )
     encoder_model: Optional[str] = option(None, "sentence-transformers model folder (default: bundled MiniLM)")
     encoder_cache: Optional[str] = option(None, "sqlite vector cache (default: OUT/.encoder_cache/vectors.sqlite)")
     encoder_batch_size: int = option(64, "texts per encoder batch")
-    encoder_device: str = option("auto", "device of the text encoder: auto (default: the GPU when torch sees "
-                                         "one), cpu, cuda, cuda:N")
-    force: bool = option(False, "rebuild OUT/NAME even when it holds files the converter did not write (they are "
-                                "deleted; refused by default, naming them: dataset_folder.py)")
+    encoder_device: str = option(
+        "auto", "device of the text encoder: auto (default: the GPU when torch sees one), cpu, cuda, cuda:N"
+    )
+    force: bool = option(
+        False,
+        "rebuild OUT/NAME even when it holds files the converter did not write (they are "
+        "deleted; refused by default, naming them: dataset_folder.py)",
+    )
     show_progress: bool = option(True, "no progress bars", flag="--quiet")
 
     def with_source_defaults(self, default_category_filter: Optional[str]) -> "ConvertOptions":
@@ -113,8 +141,9 @@ class ConvertOptions:
             )
         if self.user_text_max_chars <= 0:
             raise ConversionError(f"user_text_max_chars must be positive, got {self.user_text_max_chars}")
-        if self.k_core is not None and (isinstance(self.k_core, bool) or not isinstance(self.k_core, int)
-                                        or self.k_core < 1):
+        if self.k_core is not None and (
+            isinstance(self.k_core, bool) or not isinstance(self.k_core, int) or self.k_core < 1
+        ):
             raise ConversionError(f"k_core must be a positive integer, got {self.k_core!r}")
         if isinstance(self.max_line_bytes, bool) or not isinstance(self.max_line_bytes, int) or self.max_line_bytes < 1:
             raise ConversionError(f"max_line_bytes must be a positive integer, got {self.max_line_bytes!r}")
@@ -127,8 +156,11 @@ class ConvertOptions:
 
     def params(self) -> dict:
         """The options that shape the dataset (those declared with ``report=True``), as stored in the report."""
-        return {f.name: list(getattr(self, f.name)) if f.metadata.get("nargs") else getattr(self, f.name)
-                for f in dataclasses.fields(self) if f.metadata.get("report")}
+        return {
+            f.name: list(getattr(self, f.name)) if f.metadata.get("nargs") else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.metadata.get("report")
+        }
 
 
 def _value_type(annotation: Any) -> type:

@@ -3,6 +3,7 @@
 The same steps for every source; a source (``recbole_dlrrec.data.convert.source.Source``) only
 says how its lines become neutral records.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,16 +54,24 @@ def convert(
     opts.validate()
     image_fn = IMAGE_ENCODERS[opts.image_encoder]
     with DatasetFolder(out_dir, name, force=opts.force) as folder:
-        businesses, filtered, meta_tally = read_meta(source, meta_path, opts.category_filter, opts.strict,
-                                                     opts.show_progress, opts.max_line_bytes)
+        businesses, filtered, meta_tally = read_meta(
+            source, meta_path, opts.category_filter, opts.strict, opts.show_progress, opts.max_line_bytes
+        )
         meta_tally.check_invariant()
         if not businesses:
             raise ConversionError(
                 f"{meta_path}: no business left after filtering: {meta_tally.dropped.get('category_filter', 0)} "
                 f"dropped by category_filter={opts.category_filter!r}, other drops {dict(meta_tally.dropped)}"
             )
-        reviews, review_tally = read_reviews(source, reviews_path, businesses, filtered, opts.strict,
-                                             opts.show_progress, max_line_bytes=opts.max_line_bytes)
+        reviews, review_tally = read_reviews(
+            source,
+            reviews_path,
+            businesses,
+            filtered,
+            opts.strict,
+            opts.show_progress,
+            max_line_bytes=opts.max_line_bytes,
+        )
         review_tally.check_invariant()
         if not reviews:
             raise ConversionError(
@@ -87,9 +96,15 @@ def convert(
         # kept cleaned and cut at cap + 2: user_text then decides and cuts exactly as on the whole
         # text (a longer text still does not fit, even if its cut ends in a space that it strips),
         # and memory holds at most that much per fetched review.
-        fetch_texts(source, reviews_path, with_text + history_rows,
-                    [r for r in train if r.n_pics] if image_fn is not None else [], opts.show_progress,
-                    keep_chars=opts.user_text_max_chars + 2, max_line_bytes=opts.max_line_bytes)
+        fetch_texts(
+            source,
+            reviews_path,
+            with_text + history_rows,
+            [r for r in train if r.n_pics] if image_fn is not None else [],
+            opts.show_progress,
+            keep_chars=opts.user_text_max_chars + 2,
+            max_line_bytes=opts.max_line_bytes,
+        )
 
         items = sorted({r.item for rows in parts.values() for r in rows})
         users = sorted({r.user for rows in parts.values() for r in rows})
@@ -104,13 +119,36 @@ def convert(
 
         with folder.writing():
             written = write.write_dataset(
-                folder, source, name, parts, businesses, items, users, features, item_vecs, user_vecs,
-                opts.label_threshold, opts.include_leaky_meta,
+                folder,
+                source,
+                name,
+                parts,
+                businesses,
+                items,
+                users,
+                features,
+                item_vecs,
+                user_vecs,
+                opts.label_threshold,
+                opts.include_leaky_meta,
             )
             if history is not None:
                 write.write_user_history(folder, name, history, history_vecs, written["dim"])
-            report = _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users,
-                             features, written, core_stats, encoder_info, history)
+            report = _report(
+                name,
+                provenance,
+                opts,
+                meta_tally,
+                review_tally,
+                businesses,
+                items,
+                users,
+                features,
+                written,
+                core_stats,
+                encoder_info,
+                history,
+            )
             report["seconds"] = time.perf_counter() - started
             atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report, source))
         report = folder.commit(report)
@@ -144,8 +182,9 @@ def one_label_warnings(splits: dict) -> list[str]:
     ]
 
 
-def _encode_all(encoder: Any, features: feat.TrainFeatures, history: Optional[hist.UserHistory], opts: ConvertOptions,
-                out_dir: str):
+def _encode_all(
+    encoder: Any, features: feat.TrainFeatures, history: Optional[hist.UserHistory], opts: ConvertOptions, out_dir: str
+):
     """(item, user, history vectors, report info): one encoder (and so one cache) for every text."""
     own_encoder = None
     if encoder is None:
@@ -181,8 +220,21 @@ def _encode_all(encoder: Any, features: feat.TrainFeatures, history: Optional[hi
     return item_vecs, user_vecs, history_vecs, info
 
 
-def _report(name, provenance, opts, meta_tally, review_tally, businesses, items, users, features, written,
-            core_stats, encoder_info, history) -> dict:
+def _report(
+    name,
+    provenance,
+    opts,
+    meta_tally,
+    review_tally,
+    businesses,
+    items,
+    users,
+    features,
+    written,
+    core_stats,
+    encoder_info,
+    history,
+) -> dict:
     stats = written["splits"]
     n_all = sum(s["interactions"] for s in stats.values())
     n_pos = sum(s["positives"] for s in stats.values())
@@ -206,9 +258,15 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
             "positive_to_negative": n_pos / max(1, n_all - n_pos),
             "text_share": sum(s["rows_with_text"] for s in stats.values()) / n_all,
         },
-        "vectors": {"items": len(items), "users": len(features.vec_users), "dim": written["dim"],
-                    **{k: v for k, v in encoder_info.items() if k != "history"}},
-        "user_history": None if history is None else {
+        "vectors": {
+            "items": len(items),
+            "users": len(features.vec_users),
+            "dim": written["dim"],
+            **{k: v for k, v in encoder_info.items() if k != "history"},
+        },
+        "user_history": None
+        if history is None
+        else {
             "file": f"{name}.{write.USER_HIST_SUFFIX}.npz",
             "train_rows_with_history": history.with_history,
             "train_rows_without_history": len(history.row) - history.with_history,
@@ -221,8 +279,7 @@ def _report(name, provenance, opts, meta_tally, review_tally, businesses, items,
             *(["a train row's history text holds its user's strictly earlier train reviews only"] if history else []),
             "pic_count from train reviews only",
             *(["k-core counted on train rows only"] if core_stats else []),
-            "avg_rating/num_of_reviews "
-            + ("INCLUDED (LEAKY, all-time)" if opts.include_leaky_meta else "excluded"),
+            "avg_rating/num_of_reviews " + ("INCLUDED (LEAKY, all-time)" if opts.include_leaky_meta else "excluded"),
         ],
     }
     return report
@@ -232,11 +289,19 @@ def converter(source: Source) -> Callable[..., dict]:
     """``convert`` bound to ``source``: ``fn(reviews_path, meta_path, name, out_dir="dataset",
     options=None, **keywords) -> report``, the keywords those of :func:`convert`."""
 
-    def convert_source(reviews_path: str, meta_path: str, name: str, out_dir: str = "dataset",
-                       options: Optional[ConvertOptions] = None, **keywords: Any) -> dict:
+    def convert_source(
+        reviews_path: str,
+        meta_path: str,
+        name: str,
+        out_dir: str = "dataset",
+        options: Optional[ConvertOptions] = None,
+        **keywords: Any,
+    ) -> dict:
         return convert(source, reviews_path, meta_path, name, out_dir, options, **keywords)
 
     convert_source.__name__ = convert_source.__qualname__ = "convert"
-    convert_source.__doc__ = (f"Convert {source.title} reviews + business data into ``<out_dir>/<name>/`` "
-                              "(recbole_dlrrec.data.convert.pipeline.convert, bound to this source).")
+    convert_source.__doc__ = (
+        f"Convert {source.title} reviews + business data into ``<out_dir>/<name>/`` "
+        "(recbole_dlrrec.data.convert.pipeline.convert, bound to this source)."
+    )
     return convert_source

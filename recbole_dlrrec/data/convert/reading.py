@@ -6,6 +6,7 @@ object into a record or a ``Skip``; here the lines are read (``jsonl``), busines
 the category filter applied, reviews of unknown or filtered businesses counted, one review kept
 per (user, business) pair, and, in pass 2, the texts of the rows that need them fetched again.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,11 @@ def _swapped(path: str, tally: FileTally, lookalikes: int, other: str) -> None:
 
 
 def read_meta(
-    source: Source, path: str, category_filter: str | None, strict: bool, show_progress: bool,
+    source: Source,
+    path: str,
+    category_filter: str | None,
+    strict: bool,
+    show_progress: bool,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> tuple[dict[str, Business], set[str], FileTally]:
     """Kept businesses by item id, the ids dropped by the category filter, and the tally.
@@ -141,9 +146,15 @@ def read_reviews(
     return kept, tally
 
 
-def fetch_texts(source: Source, path: str, with_texts: Sequence[Review], with_pics: Sequence[Review],
-                show_progress: bool, keep_chars: int | None = None,
-                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+def fetch_texts(
+    source: Source,
+    path: str,
+    with_texts: Sequence[Review],
+    with_pics: Sequence[Review],
+    show_progress: bool,
+    keep_chars: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> None:
     """Pass 2: set ``text`` on ``with_texts`` and ``pic_urls`` on ``with_pics`` (kept rows of
     :func:`read_reviews`), reading the file once more and parsing only the lines they came from.
     ``keep_chars``: keep only the first ``keep_chars`` characters of each cleaned text
@@ -171,14 +182,20 @@ def fetch_texts(source: Source, path: str, with_texts: Sequence[Review], with_pi
                 continue
             review, text, pics = entry
             obj = long_line_skip(raw, max_line_bytes) if isinstance(raw, LongLine) else parse_line(raw, lineno)
-            again = (source.parse_review(obj, lineno, Counter(), Counter(), keep_pic_urls=pics)
-                     if isinstance(obj, dict) else obj)
-            if (isinstance(again, Skip) or again.user != review.user or again.item != review.item
-                    or again.time != review.time):
+            again = (
+                source.parse_review(obj, lineno, Counter(), Counter(), keep_pic_urls=pics)
+                if isinstance(obj, dict)
+                else obj
+            )
+            if (
+                isinstance(again, Skip)
+                or again.user != review.user
+                or again.item != review.item
+                or again.time != review.time
+            ):
                 raise ConversionError(f"{path}:{lineno}: the line changed while the file was being converted")
             if text:
-                review.text = (again.text if keep_chars is None or again.text is None
-                               else clean(again.text)[:keep_chars])
+                review.text = again.text if keep_chars is None or again.text is None else clean(again.text)[:keep_chars]
             if pics:
                 review.pic_urls = again.pic_urls
             bar.update(1)

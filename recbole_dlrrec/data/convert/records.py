@@ -4,6 +4,7 @@ A source (Google Local, Yelp, ...) turns its lines into :class:`Business` and :c
 records or a :class:`Skip`; every step after reading (split, k-core, user history, features,
 encoding, writing) sees these records only.
 """
+
 from __future__ import annotations
 
 import operator

@@ -9,6 +9,7 @@ ids, rating) with the same reasons. Everything else (reading
 files, duplicates, the split, k-core, user history, features, encoding, writing) is
 ``recbole_dlrrec.data.convert``'s and the same for every source.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -67,8 +68,9 @@ class Source:
         """One business object -> a Business (categories not yet filtered), or a Skip."""
         return self.parsers.parse_meta(obj, anomalies)
 
-    def parse_review(self, obj: dict, lineno: int, anomalies: Counter, converted: Counter,
-                     keep_pic_urls: bool = False) -> Union[Review, Skip]:
+    def parse_review(
+        self, obj: dict, lineno: int, anomalies: Counter, converted: Counter, keep_pic_urls: bool = False
+    ) -> Union[Review, Skip]:
         """One review object -> a Review (time in ms since epoch), or a Skip. Business membership
         and duplicates are the caller's (they need the other lines)."""
         return self.parsers.parse_review(obj, lineno, anomalies, converted, keep_pic_urls)
@@ -95,8 +97,9 @@ def business_id_and_name(obj: dict, id_field: str) -> Union[tuple[str, str], Ski
     return token, name
 
 
-def review_ids(obj: dict, fields: tuple[str, ...], user_field: str, item_field: str,
-               rating_field: str) -> Union[tuple[str, str], Skip]:
+def review_ids(
+    obj: dict, fields: tuple[str, ...], user_field: str, item_field: str, rating_field: str
+) -> Union[tuple[str, str], Skip]:
     """(user, item) tokens of a review object, or the Skip of the first of ``fields`` that is
     absent (or null; a null rating is ``null_rating``, never fatal), or of an id RecBole would
     not read back (``invalid_value:<field>``)."""

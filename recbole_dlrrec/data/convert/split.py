@@ -3,6 +3,7 @@
 :func:`k_core` counts train rows only (the future selects nothing); :func:`check_unique_pairs`
 makes sure a (user, item) pair names one row over all splits (the user history file's key).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,9 +21,7 @@ def check_ratios(ratios: Sequence[float]) -> None:
         raise ConversionError(f"ratios must be three positive numbers summing to 1, got {list(ratios)}")
 
 
-def split_reviews(
-    reviews: list[Review], how: str, ratios: Sequence[float], seed: int
-) -> dict[str, list[Review]]:
+def split_reviews(reviews: list[Review], how: str, ratios: Sequence[float], seed: int) -> dict[str, list[Review]]:
     """Train/valid/test lists, each sorted by (time, user, item).
 
     ``time`` cuts the global timeline (ordered by time, user, item) at the ``ratios`` positions;

@@ -2,6 +2,7 @@
 
 Pure functions: a value or None (the caller counts the line or the anomaly), never an exception.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,27 @@ TIME_MS_MIN, TIME_MS_MAX = 631_152_000_000, 4_102_444_800_000
 try:
     from pandas._libs.parsers import STR_NA_VALUES as _PANDAS_NA
 except ImportError:  # pragma: no cover - other pandas layouts
-    _PANDAS_NA = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                  "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+    _PANDAS_NA = {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
 NA_SPELLINGS = frozenset(_PANDAS_NA)
 
 

@@ -1,4 +1,5 @@
 """``--verify``: load a converted dataset with RecBole, as a run would."""
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,9 @@ def check_loads_in_recbole(data_path: str, name: str, model: str = "FM") -> dict
     patches.apply()  # RecBole fixes and the plugin's metrics (patches.py)
 
     from recbole.data import create_dataset, data_preparation
+    from recbole.evaluator.register import metric_types
 
     from recbole_dlrrec.config.stack import StackConfig, read_yaml
-    from recbole.evaluator.register import metric_types
 
     yaml_file = os.path.join(data_path, name, f"{name}.yaml")
     overrides: dict[str, Any] = {

@@ -3,6 +3,7 @@
 Every file goes through ``recbole_dlrrec.atomic``; the folder is swapped into place by
 ``recbole_dlrrec.data.dataset_folder`` once everything is written.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -82,11 +83,7 @@ def _drop_constant_numeric(
             left_out[name] = "all missing" if not values else f"constant: {next(iter(values))}"
         else:
             keep.append(index)
-    return (
-        tuple(header[i] for i in keep),
-        [[row[i] for i in keep] for row in rows],
-        left_out,
-    )
+    return (tuple(header[i] for i in keep), [[row[i] for i in keep] for row in rows], left_out)
 
 
 def _yaml_text(
@@ -107,7 +104,8 @@ def _yaml_text(
         else ""
     )
     image_line = (
-        f"item_image_vec: {ITEM_IMAGE_VEC_SUFFIX}    # (str) Side file {name}.{ITEM_IMAGE_VEC_SUFFIX}.npz with image vectors (ids, vectors).\n"
+        f"item_image_vec: {ITEM_IMAGE_VEC_SUFFIX}    # (str) Side file {name}.{ITEM_IMAGE_VEC_SUFFIX}.npz with image "
+        "vectors (ids, vectors).\n"
         if has_image_vectors
         else ""
     )
@@ -177,8 +175,9 @@ def report_markdown(report: dict, source: Source) -> str:
         out.append("")
     for part in ("meta", "reviews"):
         tally = report[part]
-        out.append(f"## {part}: {tally['lines_read']} lines read, {tally['kept']} kept, "
-                   f"{tally['dropped_total']} dropped")
+        out.append(
+            f"## {part}: {tally['lines_read']} lines read, {tally['kept']} kept, {tally['dropped_total']} dropped"
+        )
         out.append("")
         if tally["dropped"]:
             out.append("| dropped because | lines |")
@@ -187,37 +186,50 @@ def report_markdown(report: dict, source: Source) -> str:
                 out.append(f"| {reason} | {count} |")
             out.append("")
         if tally["malformed_lines"]:
-            out.append("Malformed lines: " + ", ".join(str(n) for n in tally["malformed_lines"][:50])
-                       + (" ..." if len(tally["malformed_lines"]) > 50 else ""))
+            out.append(
+                "Malformed lines: "
+                + ", ".join(str(n) for n in tally["malformed_lines"][:50])
+                + (" ..." if len(tally["malformed_lines"]) > 50 else "")
+            )
             out.append("")
         if tally.get("long_lines"):
-            out.append(f"Lines over max_line_bytes={params.get('max_line_bytes')} (skipped unread): "
-                       + ", ".join(str(n) for n in tally["long_lines"][:50])
-                       + (" ..." if len(tally["long_lines"]) > 50 else ""))
+            out.append(
+                f"Lines over max_line_bytes={params.get('max_line_bytes')} (skipped unread): "
+                + ", ".join(str(n) for n in tally["long_lines"][:50])
+                + (" ..." if len(tally["long_lines"]) > 50 else "")
+            )
             out.append("")
         if tally["dropped"].get("duplicate_conflicting"):
-            out.append(f"duplicate_conflicting: the same {source.item_field} again with different content; "
-                       "the first line is kept (as for exact duplicates).")
+            out.append(
+                f"duplicate_conflicting: the same {source.item_field} again with different content; "
+                "the first line is kept (as for exact duplicates)."
+            )
             out.append("")
         if tally.get("converted"):
-            out.append("Converted (line kept): " + ", ".join(
-                f"{k} {v}" for k, v in tally["converted"].items()) + ".")
+            out.append("Converted (line kept): " + ", ".join(f"{k} {v}" for k, v in tally["converted"].items()) + ".")
             out.append("")
         if tally["field_anomalies"]:
-            out.append("Field anomalies (line kept, field treated as missing): " + ", ".join(
-                f"{k} {v}" for k, v in tally["field_anomalies"].items()))
+            out.append(
+                "Field anomalies (line kept, field treated as missing): "
+                + ", ".join(f"{k} {v}" for k, v in tally["field_anomalies"].items())
+            )
             out.append("")
     core = report.get("k_core")
     if core:
         out.append(f"## k-core (k = {core['k']}, counted on train rows, {core['iterations']} passes)")
         out.append("")
-        out.append(f"Dropped {core['users_dropped']} users and {core['items_dropped']} businesses; rows dropped: "
-                   + ", ".join(f"{s} {n}" for s, n in core["rows_dropped"].items()) + ".")
+        out.append(
+            f"Dropped {core['users_dropped']} users and {core['items_dropped']} businesses; rows dropped: "
+            + ", ".join(f"{s} {n}" for s, n in core["rows_dropped"].items())
+            + "."
+        )
         out.append("")
     out.append("## splits")
     out.append("")
-    out.append("| split | interactions | users | items | positives | negatives | positive share "
-               "| rows with text | users not in train | items not in train |")
+    out.append(
+        "| split | interactions | users | items | positives | negatives | positive share "
+        "| rows with text | users not in train | items not in train |"
+    )
     out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for split in SPLITS:
         s = report["splits"][split]
@@ -228,24 +240,33 @@ def report_markdown(report: dict, source: Source) -> str:
         )
     t = report["totals"]
     out.append("")
-    out.append(f"Totals: {t['interactions']} interactions, {t['users']} users, {t['items']} items; "
-               f"positive:negative = {t['positive_to_negative']:.2f}:1; share of rows with text "
-               f"{t['text_share']:.3f}; businesses kept in meta but never reviewed: "
-               f"{report['businesses_without_kept_reviews']}.")
+    out.append(
+        f"Totals: {t['interactions']} interactions, {t['users']} users, {t['items']} items; "
+        f"positive:negative = {t['positive_to_negative']:.2f}:1; share of rows with text "
+        f"{t['text_share']:.3f}; businesses kept in meta but never reviewed: "
+        f"{report['businesses_without_kept_reviews']}."
+    )
     v = report["vectors"]
-    out.append(f"Text vectors: {v['items']} items, {v['users']} users (of {t['users']}), dim {v['dim']}; "
-               f"encoder {v['encoder']}: {v['cached']} from cache, {v['encoded']} encoded.")
+    out.append(
+        f"Text vectors: {v['items']} items, {v['users']} users (of {t['users']}), dim {v['dim']}; "
+        f"encoder {v['encoder']}: {v['cached']} from cache, {v['encoded']} encoded."
+    )
     h = report.get("user_history")
     if h:
-        out.append(f"User history ({h['file']}: per train row, its user's strictly earlier train reviews): "
-                   f"{h['train_rows_with_history']} train rows with earlier text, "
-                   f"{h['train_rows_without_history']} without; {h['texts']} distinct texts, "
-                   f"{h['cached']} from cache, {h['encoded']} encoded.")
+        out.append(
+            f"User history ({h['file']}: per train row, its user's strictly earlier train reviews): "
+            f"{h['train_rows_with_history']} train rows with earlier text, "
+            f"{h['train_rows_without_history']} without; {h['texts']} distinct texts, "
+            f"{h['cached']} from cache, {h['encoded']} encoded."
+        )
     out.append("")
     left_out = report.get("numeric_fields_left_out") or {}
     if left_out:
-        out.append("Numeric fields left out (one value or none: min-max scaling would make them NaN): "
-                   + ", ".join(f"{k} ({v})" for k, v in left_out.items()) + ".")
+        out.append(
+            "Numeric fields left out (one value or none: min-max scaling would make them NaN): "
+            + ", ".join(f"{k} ({v})" for k, v in left_out.items())
+            + "."
+        )
         out.append("")
     out.append("Leakage guards: " + "; ".join(report["leakage_guards"]) + ".")
     out.append("")
@@ -253,23 +274,28 @@ def report_markdown(report: dict, source: Source) -> str:
     return "\n".join(out) + "\n"
 
 
-
 def inter_rows(rows: Sequence[Review], label_threshold: float) -> Iterator[tuple[str, ...]]:
     """Rows of a NAME.<split>.inter file (INTER_HEADER order), one at a time."""
     return (
-        (r.user, r.item, _fmt_float(r.rating), "1" if r.rating >= label_threshold else "0", str(r.time))
-        for r in rows
+        (r.user, r.item, _fmt_float(r.rating), "1" if r.rating >= label_threshold else "0", str(r.time)) for r in rows
     )
 
 
-def item_rows(items: Sequence[str], businesses: dict[str, Business], pic_count: dict,
-              include_leaky_meta: bool) -> list[list[str]]:
+def item_rows(
+    items: Sequence[str], businesses: dict[str, Business], pic_count: dict, include_leaky_meta: bool
+) -> list[list[str]]:
     """Rows of NAME.item (ITEM_HEADER order, + LEAKY_ITEM_HEADER with include_leaky_meta)."""
     out = []
     for item in items:
         b = businesses[item]
-        row = [item, b.price, " ".join(b.category_tokens), _fmt_float(b.latitude), _fmt_float(b.longitude),
-               str(pic_count.get(item, 0))]
+        row = [
+            item,
+            b.price,
+            " ".join(b.category_tokens),
+            _fmt_float(b.latitude),
+            _fmt_float(b.longitude),
+            str(pic_count.get(item, 0)),
+        ]
         if include_leaky_meta:
             row += [_fmt_float(b.avg_rating), _fmt_float(b.num_of_reviews)]
         out.append(row)
@@ -322,8 +348,11 @@ def write_dataset(
         vectors=user_vecs.reshape(len(features.vec_users), dim),
     )
     if features.image_vectors:
-        save_npz(path(f"{ITEM_IMAGE_VEC_SUFFIX}.npz"), ids=np.array(list(items), dtype=str),
-                 vectors=np.stack(features.image_vectors))
+        save_npz(
+            path(f"{ITEM_IMAGE_VEC_SUFFIX}.npz"),
+            ids=np.array(list(items), dtype=str),
+            vectors=np.stack(features.image_vectors),
+        )
     atomic.write_text(
         path("yaml"),
         _yaml_text(source, name, item_header, user_header, include_leaky_meta, bool(features.image_vectors)),

@@ -52,7 +52,8 @@ Cleaning, one reason per dropped line, every line counted (lines read = kept + d
   user_id / gmap_id / time / rating (key absent), ``null_rating``, ``invalid_value:<f>`` (rating
   outside 1-5 or not a number; time not a number of ms, or seconds, between 1990 and 2100; an id
   that is not a string/integer or that RecBole's reader would not read back: whitespace, '"',
-  a control character, or a spelling pandas reads as missing such as ``NA``, ``null``, ``nan``), ``business_not_matching_category`` (the business is in meta but was
+  a control character, or a spelling pandas reads as missing such as ``NA``, ``null``, ``nan``),
+  ``business_not_matching_category`` (the business is in meta but was
   dropped by the category filter), ``unknown_business`` (gmap_id not among the kept meta lines),
   ``duplicate`` (same user, business and time as an earlier line), ``repeat_user_business``
   (a later review by the same user of the same business: the earliest one is kept, so a
@@ -141,9 +142,11 @@ callable is called once per output item as ``fn(item_meta: dict, train_pic_urls:
 and returns either a caption (appended to the item text as "Photos: ...") or a float vector
 (saved as ``NAME.itemimgvec.npz``). Only pictures of TRAIN reviews are passed to it.
 """
+
 from __future__ import annotations
 
 from recbole_dlrrec.data.convert import pipeline
+from recbole_dlrrec.data.convert.jsonl import DEFAULT_MAX_LINE_BYTES, LongLine, iter_lines, parse_line
 from recbole_dlrrec.data.convert.options import (
     DEFAULT_LABEL_THRESHOLD,
     DEFAULT_RATIOS,
@@ -152,7 +155,6 @@ from recbole_dlrrec.data.convert.options import (
     register_image_encoder,
 )
 from recbole_dlrrec.data.convert.records import MAX_LISTED_LINES, Business, ConversionError, FileTally, Review, Skip
-from recbole_dlrrec.data.convert.jsonl import DEFAULT_MAX_LINE_BYTES, LongLine, iter_lines, parse_line
 from recbole_dlrrec.data.convert.split import SPLITS, k_core, split_reviews
 from recbole_dlrrec.data.convert.values import category_token, readable_token
 from recbole_dlrrec.data.convert.verify import check_loads_in_recbole
@@ -173,9 +175,34 @@ convert = pipeline.converter(SOURCE)
 # The converter's public names, re-exported here so that `google_local` is the one import a user
 # of this source needs.
 __all__ = [
-    "DEFAULT_CATEGORY_FILTER", "DEFAULT_LABEL_THRESHOLD", "DEFAULT_MAX_LINE_BYTES", "DEFAULT_RATIOS",
-    "IMAGE_ENCODERS", "MAX_LISTED_LINES", "SOURCE", "SPLITS", "Business", "ConversionError", "ConvertOptions",
-    "FileTally", "LongLine", "Review", "Skip", "category_token", "check_loads_in_recbole", "convert",
-    "iter_lines", "k_core", "normalise_price", "normalise_time", "parse_line", "parse_meta", "parse_review",
-    "read_meta", "read_reviews", "readable_token", "register_image_encoder", "split_reviews",
+    "DEFAULT_CATEGORY_FILTER",
+    "DEFAULT_LABEL_THRESHOLD",
+    "DEFAULT_MAX_LINE_BYTES",
+    "DEFAULT_RATIOS",
+    "IMAGE_ENCODERS",
+    "MAX_LISTED_LINES",
+    "SOURCE",
+    "SPLITS",
+    "Business",
+    "ConversionError",
+    "ConvertOptions",
+    "FileTally",
+    "LongLine",
+    "Review",
+    "Skip",
+    "category_token",
+    "check_loads_in_recbole",
+    "convert",
+    "iter_lines",
+    "k_core",
+    "normalise_price",
+    "normalise_time",
+    "parse_line",
+    "parse_meta",
+    "parse_review",
+    "read_meta",
+    "read_reviews",
+    "readable_token",
+    "register_image_encoder",
+    "split_reviews",
 ]

@@ -4,6 +4,7 @@ The parsers are pure (a record or a :class:`Skip`, never an exception, whatever 
 reading the files, duplicates, the category filter and the two passes over the reviews are
 ``recbole_dlrrec.data.convert.reading``'s, bound here to :data:`SOURCE`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,8 +97,9 @@ def parse_meta(obj: dict, anomalies: Counter) -> Union[Business, Skip]:
     )
 
 
-def parse_review(obj: dict, lineno: int, anomalies: Counter, converted: Counter,
-                 keep_pic_urls: bool = False) -> Union[Review, Skip]:
+def parse_review(
+    obj: dict, lineno: int, anomalies: Counter, converted: Counter, keep_pic_urls: bool = False
+) -> Union[Review, Skip]:
     """One review object -> a Review (time in ms), or a Skip. Business membership and
     duplicates are the caller's (they need the other lines)."""
     ids = review_ids(obj, REVIEW_FIELDS, "user_id", "gmap_id", "rating")

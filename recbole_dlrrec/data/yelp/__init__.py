@@ -37,6 +37,7 @@ of a pair is kept). Wrong-typed optional fields (categories not a string, attrib
 object, latitude not a number, ...) are counted under ``field_anomalies``. ``--strict`` makes
 malformed or incomplete lines fatal with ``file:line``.
 """
+
 from __future__ import annotations
 
 from recbole_dlrrec.data.convert import pipeline

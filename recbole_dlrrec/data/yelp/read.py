@@ -4,6 +4,7 @@ The parsers are pure (a record or a :class:`Skip`, never an exception, whatever 
 reading the files, duplicates, the category filter and the two passes over the reviews are
 ``recbole_dlrrec.data.convert.reading``'s, given :data:`SOURCE`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,13 +17,7 @@ from typing import Any, Union
 
 from recbole_dlrrec.data.convert.records import Business, Review, Skip
 from recbole_dlrrec.data.convert.source import Source, business_id_and_name, review_ids, review_rating, review_text
-from recbole_dlrrec.data.convert.values import (
-    TIME_MS_MAX,
-    TIME_MS_MIN,
-    category_tokens,
-    number_field,
-    typed_field,
-)
+from recbole_dlrrec.data.convert.values import TIME_MS_MAX, TIME_MS_MIN, category_tokens, number_field, typed_field
 from recbole_dlrrec.data.text_build import clean
 
 REVIEW_FIELDS = ("user_id", "business_id", "date", "stars")
@@ -69,7 +64,7 @@ def _literal(value: Any) -> Any:
 
 
 def _words(key: str) -> str:
-    """"BusinessAcceptsCreditCards" -> "Business Accepts Credit Cards"."""
+    """ "BusinessAcceptsCreditCards" -> "Business Accepts Credit Cards"."""
     return _CAMEL.sub(" ", str(key)).replace("_", " ")
 
 
@@ -128,8 +123,9 @@ def parse_meta(obj: dict, anomalies: Counter) -> Union[Business, Skip]:
     )
 
 
-def parse_review(obj: dict, lineno: int, anomalies: Counter, converted: Counter,
-                 keep_pic_urls: bool = False) -> Union[Review, Skip]:
+def parse_review(
+    obj: dict, lineno: int, anomalies: Counter, converted: Counter, keep_pic_urls: bool = False
+) -> Union[Review, Skip]:
     """One review.json object -> a Review (time in ms, the date read as UTC), or a Skip.
     Yelp reviews carry no pictures (``n_pics`` 0); ``converted`` stays empty."""
     ids = review_ids(obj, REVIEW_FIELDS, "user_id", "business_id", "stars")
