@@ -155,6 +155,7 @@ def test_recbole_trainer_builds_torch_amp_grad_scaler():
     assert trainer_module.amp.autocast is torch.cuda.amp.autocast
 
 
+@pytest.mark.slow
 def test_every_torch_load_refuses_pickled_objects():
     """Fix 2 makes checkpoints that load as tensors and numbers, so no load in the package needs
     the unpickler that runs arbitrary code: each says weights_only=True, whatever torch's default."""

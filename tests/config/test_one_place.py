@@ -81,6 +81,7 @@ def test_options_hold_no_default_of_their_own(model, options_class):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, options_class", OPTIONS)
 def test_options_of_an_empty_config_are_the_stacks_defaults(model, options_class):
     """A config that lacks every key gives the options the stack resolves from the YAML files:

@@ -550,6 +550,7 @@ def test_real_data_slice_leaves_out_empty_numeric_fields_and_trains(tmp_path, re
     assert np.isfinite(results["test_result"]["logloss"])
 
 
+@pytest.mark.slow
 def test_a_split_with_one_label_is_refused_before_training(tmp_path, capsys):
     """AUC is undefined on a split whose rows all have one label (issue 25 item 7): the run stops
     with one line naming the dataset and the split, before any model is built."""

@@ -148,12 +148,14 @@ def test_fuzz_any_bytes_give_a_skip_or_a_clean_record(raw):
     _check_line(raw)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OBJECTS)
 def test_fuzz_any_json_object_gives_a_skip_or_a_clean_record(obj):
     _check_line(json.dumps(obj).encode("utf-8"))
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=60) | OBJECTS.map(lambda o: json.dumps(o).encode("utf-8")), max_size=6))
 def test_fuzz_any_file_is_read_or_refused_with_one_line(chunks):

@@ -114,6 +114,7 @@ def test_every_cleaning_rule_fires(default_build):
     assert report["splits"]["test"]["users_not_in_train"] > 0  # late joiners: cold-start users
 
 
+@pytest.mark.slow
 def test_ratings_depend_on_visible_and_hidden_factors():
     world = sample.simulate(seed=3)
     rating = world.rev_rating.astype(float)

@@ -351,6 +351,7 @@ def test_auc_matches_sklearn_with_ties_and_weights():
     assert np.allclose(got, want, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_known_difference_is_significant_identical_is_not():
     groups = []
     for seed in range(3):

@@ -262,6 +262,7 @@ def _fake_runner(model, dataset, config_dict, epoch_callbacks=(), **kwargs):
     }
 
 
+@pytest.mark.slow
 def test_cold_board_resamples_items_and_states_holm(tmp_path):
     from recbole_dlrrec.experiments import board_cells, board_report
 

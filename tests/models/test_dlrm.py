@@ -147,6 +147,7 @@ def test_each_backbone_gives_logits_and_gradients_to_every_part(tiny_config, ove
         assert param.grad is not None and float(param.grad.abs().sum()) > 0, name
 
 
+@pytest.mark.slow
 def test_embedding_l2_penalises_exactly_the_batch_rows(tiny_config):
     config = tiny_config("DLRM", embedding_l2=0.01)
     _, train, _, _ = load_splits(config)

@@ -68,6 +68,7 @@ def _tower_grads(model, loss):
     }
 
 
+@pytest.mark.slow
 def test_reduction_tower_gets_gradients_from_rec_and_contrastive_losses(model_and_batch):
     model, batch, _ = model_and_batch(w1=0.5, w2=0.5, **SWING)
     rec, item, user = model.calculate_loss(batch)
@@ -166,6 +167,7 @@ def test_bad_settings_raise_clear_value_errors(tiny_config, overrides, message):
         build_model(config, train)
 
 
+@pytest.mark.slow
 def test_nan_loss_names_the_part(model_and_batch):
     model, batch, _ = model_and_batch()
     with torch.no_grad():

@@ -70,6 +70,7 @@ def test_registries_are_keyed_by_their_strategies_names():
         dict(SWING, cl_repr="fused", cl_negatives="in_batch", cl_negative_pool="seen", cl_negative_dist="popularity"),
     ],
 )
+@pytest.mark.slow
 def test_two_builds_give_the_same_weights_draws_and_losses_bit_for_bit(built, overrides):
     first, _, train = built(**overrides)
     second, _, _ = built(**overrides)

@@ -85,6 +85,7 @@ def _listed(model, config, dataset, batch, pairs, row):
 
 
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_auto_picks_before_row_when_the_file_exists_and_full_otherwise(hist_data):
     root, plain, *_ = hist_data
     model, *_ = _model(root)
@@ -128,6 +129,7 @@ def test_a_train_row_gets_its_before_row_vector_and_a_valid_row_the_full_one(his
     torch.testing.assert_close(model.representation("user", users), full)
 
 
+@pytest.mark.slow
 def test_learned_no_history_is_used_exactly_for_the_rows_without_text_and_trained(hist_data):
     root, _, pairs, row, _ = hist_data
     model, config, dataset, train, _ = _model(root, w1=0.0, w2=0.0)
@@ -189,6 +191,7 @@ def test_pca_v0_fits_on_the_user_id_rows_as_before(hist_data):
         )
 
 
+@pytest.mark.slow
 def test_defaults_without_a_history_file_keep_the_numbers_where_every_user_has_text(tmp_path):
     """No userhist file and a text for every user (ml-100k's case): the defaults (auto, learned)
     train exactly as user_text: full, no_history: zero (the behaviour before the switches)."""

@@ -65,6 +65,7 @@ def test_registered_with_recbole_registry():
     assert register.metric_types["precision"] == EvaluatorType.RANKING  # RecBole's own kept
 
 
+@pytest.mark.slow
 def test_full_run_reloads_best_checkpoint_weights_only(tiny_config, tmp_path):
     from recbole_dlrrec.runtime.quick_start import run
 

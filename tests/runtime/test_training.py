@@ -67,6 +67,7 @@ def test_fp32_keeps_fp32_text_vectors(tiny_config):
 
 
 # -- fused_optimizer ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fused_optimizer_is_the_same_adam(tiny_config):
     def trained(fused: bool):
         config = tiny_config("DLRM", fused_optimizer=fused, train_precision="fp32", dropout_prob=0.0)

@@ -37,6 +37,7 @@ def fake_runtime(tmp_path, monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_cli_builds_then_loads_and_plots(fake_runtime, capsys):
     args = swing_cli.parse_args(["--dataset=fake", "--topk", "3", "--config_files", "a.yaml b.yaml"])
     first = swing_cli.audit(args)
