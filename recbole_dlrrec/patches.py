@@ -111,6 +111,11 @@ Config that does not re-read the command line).
    same arguments (the deprecated name only adds the warning), so nothing else changes.
 
 
+13. RecBole's `ensure_dir` checks that a folder exists, then makes it: two DDP ranks building
+   their Trainers at once can both see it missing, and the second `makedirs` fails with
+   FileExistsError. It now makes the folder with `exist_ok=True`.
+
+
 A Config the plugin builds reads no command line and eval()s no string value: that is not a
 patch but a Config subclass of the one config stack (recbole_dlrrec/config/stack.py, StackConfig).
 """
@@ -667,6 +672,21 @@ def _torch_amp_grad_scaler() -> None:
         )
 
 
+def _race_free_ensure_dir() -> None:
+    """Fix 13: RecBole's ensure_dir without the check-then-make race (trainer.py imports it by name)."""
+    import recbole.trainer.trainer as trainer
+    import recbole.utils
+    import recbole.utils.utils as utils
+
+    def ensure_dir(dir_path):
+        os.makedirs(dir_path, exist_ok=True)
+
+    ensure_dir.__doc__ = (
+        "RecBole's ensure_dir, safe when processes make the folder at once (recbole_dlrrec.patches, fix 13)."
+    )
+    utils.ensure_dir = recbole.utils.ensure_dir = trainer.ensure_dir = ensure_dir
+
+
 # Every fix, in the order apply() installs them. One function per fix; add new ones here.
 PATCHES: List[Callable[[], object]] = [
     omp_passive_wait,  # 4: first, before anything below imports torch
@@ -683,6 +703,7 @@ PATCHES: List[Callable[[], object]] = [
     _gathered_evaluation,  # 10
     _seeding_selects_deterministic_kernels,  # 11
     _torch_amp_grad_scaler,  # 12
+    _race_free_ensure_dir,  # 13
 ]
 
 

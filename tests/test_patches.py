@@ -179,3 +179,17 @@ def test_every_torch_load_refuses_pickled_objects():
                     if not (isinstance(flag, ast.Constant) and flag.value is True):
                         loose.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
     assert loose == []
+
+
+def test_ensure_dir_survives_another_process_making_the_folder_first(tmp_path, monkeypatch):
+    """Two DDP ranks: both see the checkpoint folder missing, one makes it, the other must not fail."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    from recbole_dlrrec import patches
+
+    patches.apply()
+    folder = tmp_path / "saved"
+    folder.mkdir()  # the other rank was first
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # this rank checked before it
+    recbole_trainer.ensure_dir(str(folder))
+    assert folder.is_dir()
