@@ -1,25 +1,30 @@
-"""Cold-item split: a derived dataset whose test rows are all on items never seen in training.
+"""Cold-item split: a derived dataset whose valid and test rows are all on items never seen in training.
 
-    make_cold_items_dataset("ml-100k")  ->  "ml-100k-cold" in dataset/ml-100k-cold/
+    make_cold_items_dataset("ml-100k", seed=2021)  ->  "ml-100k-cold-d2021" in dataset/ml-100k-cold-d2021/
 
 From every interaction row of the source dataset (its single .inter file, or its
-train/valid/test benchmark files together), a seeded `fraction` of the items is drawn; ALL rows
-of those items go to test. The other rows are split at random (seeded) into train and valid
-(`valid_share` of them to valid). The result is written in the source's own layout:
+train/valid/test benchmark files together), two disjoint sets of items are drawn with the draw
+seed `seed`: a `fraction` of the items for test and a `valid_fraction` (default: the same) for
+validation. ALL rows of the test items go to test, ALL rows of the valid items to valid, every
+other row to train. So early stopping and the tuned board's search choose on cold rows, as the
+test scores them, and no item is in two splits. Each draw seed is its own dataset, NAME =
+`<source>-cold-d<seed>` (cold_draws.py runs a board on several and pools them). The result is
+written in the source's own layout:
 
-    NAME-cold.train.inter / .valid.inter / .test.inter   same columns as the source
-    NAME-cold.item                                     copy of the source's .item
-    NAME-cold.user                                     copy, or rewritten when it holds
+    NAME.train.inter / .valid.inter / .test.inter        same columns as the source
+    NAME.item                                          copy of the source's .item
+    NAME.user                                          copy, or rewritten when it holds
                                                        n_train_reviews (recounted on the new train)
-    NAME-cold.<item_text_vec>.npz                      symlink to the source's item text vectors
-    NAME-cold.yaml                                     the source's dataset settings with
+    NAME.<item_text_vec>.npz                           symlink to the source's item text vectors
+    NAME.yaml                                          the source's dataset settings with
                                                        benchmark_filename set and no split key
-    NAME-cold.cold_split.json                          what was done: seed, items, row counts
+    NAME.cold_split.json                               what was done: seed, items, row counts
     REPORT.json                                        the same, with "name": the marker that lets
                                                        a later run (force=True) replace the folder
 
 The folder is written by recbole_dlrrec.data.dataset_folder, as the converter's is: built beside
-the target and swapped in, and an existing NAME-cold that this tool did not write (no REPORT.json
+the target and swapped in; a folder built under another scheme or settings (its REPORT.json's
+provenance differs: scheme, fractions, seed) is rebuilt, and an existing NAME that this tool did not write (no REPORT.json
 or cold_split.json naming it) is refused, never overwritten.
 
 User text vectors are left out by default (`keep_user_text=False`): the Google Local converter
@@ -32,6 +37,7 @@ ID-only model has for them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Dict, List, Optional, Tuple
 
@@ -42,11 +48,13 @@ from recbole_dlrrec.data.dataset_folder import DatasetFolder, read_report
 from recbole_dlrrec.errors import InputError
 
 COLD_SUFFIX = "-cold"
+_COLD_NAME = re.compile(r"-cold(?:-d\d+)?$")
 DEFAULT_FRACTION = 0.1
-DEFAULT_VALID_SHARE = 1.0 / 9.0  # of the non-cold rows: 80/10 of the whole, as a 80/10/10 split
 DEFAULT_SEED = 2020
 SPLITS = ("train", "valid", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 validated on a random share of the warm rows; version 2 on rows of held-out items.
+SCHEME = "cold-valid-items"
 # What the cold dataset's note says when user text vectors are left out.
 USER_TEXT_DROPPED = "dropped (keep_user_text=False: they may hold reviews of the original split, now test rows)"
 
@@ -55,8 +63,15 @@ class ColdSplitError(InputError, ValueError):
     """The source dataset cannot be split into cold items (missing files, bad fraction, ...)."""
 
 
-def cold_name(dataset: str) -> str:
-    return dataset + COLD_SUFFIX
+def cold_name(dataset: str, draw_seed: Optional[int] = None) -> str:
+    """`<dataset>-cold` (the name the draws of a board share) or, with a draw seed, that draw's
+    dataset `<dataset>-cold-d<seed>`."""
+    return dataset + COLD_SUFFIX + ("" if draw_seed is None else f"-d{int(draw_seed)}")
+
+
+def is_cold_name(dataset: str) -> bool:
+    """A cold-items dataset or board name (`*-cold`, `*-cold-d<seed>`)."""
+    return bool(_COLD_NAME.search(dataset))
 
 
 def _read_header(path: str) -> List[str]:
@@ -113,11 +128,12 @@ def _source_inter_files(config) -> List[str]:
     return paths
 
 
-def _provenance(source: str, fraction: float, valid_share: float, seed: int, keep_user_text: bool) -> dict:
+def _provenance(source: str, fraction: float, valid_fraction: float, seed: int, keep_user_text: bool) -> dict:
     return {
         "source": source,
+        "scheme": SCHEME,
         "fraction": fraction,
-        "valid_share": valid_share,
+        "valid_fraction": valid_fraction,
         "seed": seed,
         "keep_user_text": keep_user_text,
         "version": FORMAT_VERSION,
@@ -137,44 +153,48 @@ def make_cold_items_dataset(
     data_path: Optional[str] = None,
     out_data_path: Optional[str] = None,
     fraction: float = DEFAULT_FRACTION,
-    valid_share: float = DEFAULT_VALID_SHARE,
+    valid_fraction: Optional[float] = None,
     seed: int = DEFAULT_SEED,
     keep_user_text: bool = False,
     force: bool = False,
     log=print,
 ) -> str:
-    """Write (or reuse) the cold-item version of `dataset`; returns its name (`dataset-cold`).
+    """Write (or reuse) draw `seed` of the cold-item version of `dataset`; returns its name
+    (`dataset-cold-d<seed>`).
 
     Args:
         data_path: where the source lives when it is not RecBole-bundled (default dataset/).
         out_data_path: where NAME-cold/ is written (default dataset/). Pass the same value as
             data_path when training on it.
-        fraction: share of the items whose rows all go to test; valid_share: share of the other
-            rows that go to valid; seed: the item draw and the train/valid split.
+        fraction: share of the items whose rows all go to test; valid_fraction: share of the
+            items whose rows all go to valid (default: fraction); seed: the draw of both sets.
     """
     from recbole_dlrrec.config.stack import DEFAULT_DATA_PATH
 
     if not 0 < float(fraction) < 1:
         raise ColdSplitError(f"cold-item fraction must be in (0, 1), got {fraction}")
-    if not 0 < float(valid_share) < 1:
-        raise ColdSplitError(f"valid_share must be in (0, 1), got {valid_share}")
-    if dataset.endswith(COLD_SUFFIX):
+    valid_fraction = float(fraction if valid_fraction is None else valid_fraction)
+    if not 0 < valid_fraction < 1 or float(fraction) + valid_fraction >= 1:
+        raise ColdSplitError(
+            f"valid_fraction must be in (0, 1) and leave items for train beside fraction {fraction}, "
+            f"got {valid_fraction}"
+        )
+    if is_cold_name(dataset):
         raise ColdSplitError(f"{dataset!r} is already a cold-item dataset")
     out_data_path = out_data_path or data_path or DEFAULT_DATA_PATH
-    name = cold_name(dataset)
+    name = cold_name(dataset, seed)
     final = os.path.join(out_data_path, name)
-    provenance = _provenance(dataset, float(fraction), float(valid_share), int(seed), bool(keep_user_text))
+    provenance = _provenance(dataset, float(fraction), valid_fraction, int(seed), bool(keep_user_text))
     if not force and _is_built(final, name, provenance):
         log(f"cold-item dataset {name} already built in {final}")
         return name
 
     # Checked before the source is read: only a folder this tool wrote is ever replaced.
     with DatasetFolder(out_data_path, name) as folder:
-        n_cold, n_items, parts = _write_cold_dataset(
-            folder, dataset, name, data_path, fraction, valid_share, seed, keep_user_text, provenance
-        )
+        held, n_items, parts = _write_cold_dataset(folder, dataset, name, data_path, provenance)
     log(
-        f"cold-item dataset {name}: {n_cold}/{n_items} items held out; rows "
+        f"cold-item dataset {name}: of {n_items} items, {held['valid'].size} held out for valid and "
+        f"{held['test'].size} for test; rows "
         + ", ".join(f"{part} {index.size}" for part, index in parts.items())
         + f"; written to {final}"
     )
@@ -197,26 +217,25 @@ def _read_source(config) -> Tuple[List[str], List[str], np.ndarray, np.ndarray]:
 
 
 def _split_rows(
-    items: np.ndarray, dataset: str, fraction: float, valid_share: float, seed: int
-) -> Tuple[np.ndarray, int, Dict[str, np.ndarray]]:
-    """Draw the cold items and split the rows: every row of a cold item goes to test, the
-    others at random to train / valid. Returns (cold items, distinct items, row indices per split)."""
+    items: np.ndarray, dataset: str, fraction: float, valid_fraction: float, seed: int
+) -> Tuple[Dict[str, np.ndarray], int, Dict[str, np.ndarray]]:
+    """Draw the test and the valid items (disjoint) and split the rows by item: a test item's
+    rows go to test, a valid item's to valid, the others to train. Returns (held-out items per
+    split, distinct items, row indices per split)."""
     rng = np.random.default_rng(int(seed))
     distinct = np.unique(items)
-    n_cold = max(1, int(round(float(fraction) * distinct.size)))
-    if n_cold >= distinct.size:
-        raise ColdSplitError(f"{dataset} has {distinct.size} items; cannot hold {n_cold} out")
-    cold_items = np.sort(rng.choice(distinct, size=n_cold, replace=False))
-    is_cold = np.isin(items, cold_items)
-    warm_rows = np.flatnonzero(~is_cold)
-    rng.shuffle(warm_rows)
-    n_valid = int(round(float(valid_share) * warm_rows.size))
+    n_test = max(1, int(round(float(fraction) * distinct.size)))
+    n_valid = max(1, int(round(float(valid_fraction) * distinct.size)))
+    if n_test + n_valid >= distinct.size:
+        raise ColdSplitError(f"{dataset} has {distinct.size} items; cannot hold {n_test} + {n_valid} out")
+    drawn = rng.choice(distinct, size=n_test + n_valid, replace=False)
+    held = {"valid": np.sort(drawn[n_test:]), "test": np.sort(drawn[:n_test])}
     parts: Dict[str, np.ndarray] = {
-        "train": np.sort(warm_rows[n_valid:]),
-        "valid": np.sort(warm_rows[:n_valid]),
-        "test": np.flatnonzero(is_cold),
+        "train": np.flatnonzero(~np.isin(items, drawn)),
+        "valid": np.flatnonzero(np.isin(items, held["valid"])),
+        "test": np.flatnonzero(np.isin(items, held["test"])),
     }
-    return cold_items, int(distinct.size), parts
+    return held, int(distinct.size), parts
 
 
 def _write_side_files(config, tmp: str, name: str, users_in_train: np.ndarray, keep_user_text: bool) -> None:
@@ -242,7 +261,7 @@ def _write_side_files(config, tmp: str, name: str, users_in_train: np.ndarray, k
 
 
 def _write_settings(
-    config, tmp: str, name: str, dataset: str, data_path: Optional[str], seed: int, n_cold: int, keep_user_text: bool
+    config, tmp: str, name: str, dataset: str, data_path: Optional[str], seed: int, held: dict, keep_user_text: bool
 ) -> dict:
     """The cold dataset's YAML: the source's settings on the fixed benchmark files. Returns them."""
     import yaml
@@ -266,34 +285,24 @@ def _write_settings(
     settings.pop("data_path", None)
     note = (
         f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
-        f"(seed {seed}): the test rows are all the rows of {n_cold} items never seen in "
-        "train or valid.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
+        f"(draw seed {seed}): the test rows are all the rows of {held['test'].size} items and the valid "
+        f"rows all the rows of {held['valid'].size} other items, none of them seen in train.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
         "editing by hand. User text vectors: " + ("kept" if keep_user_text else USER_TEXT_DROPPED) + ".\n"
     )
     atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
     return settings
 
 
-def _write_cold_dataset(
-    folder: DatasetFolder,
-    dataset: str,
-    name: str,
-    data_path: Optional[str],
-    fraction: float,
-    valid_share: float,
-    seed: int,
-    keep_user_text: bool,
-    provenance: dict,
-):
-    """Read the source, split it, write everything into ``folder`` and commit it; returns
-    (cold items, items, row indices per split)."""
+def _write_cold_dataset(folder: DatasetFolder, dataset: str, name: str, data_path: Optional[str], provenance: dict):
+    """Read the source, split it as `provenance` says, write everything into ``folder`` and
+    commit it; returns (held-out items, items, row indices per split)."""
     from recbole_dlrrec.runtime.quick_start import build_config
 
     overrides = {"data_path": data_path} if data_path else {}
     config = build_config("DLRM", dataset, config_dict=overrides)
     header, rows, items, users = _read_source(config)
-    cold_items, n_items, parts = _split_rows(items, dataset, fraction, valid_share, seed)
-    n_cold = int(cold_items.size)
+    seed, keep_user_text = provenance["seed"], provenance["keep_user_text"]
+    held, n_items, parts = _split_rows(items, dataset, provenance["fraction"], provenance["valid_fraction"], seed)
     tmp = folder.path
     assert tmp is not None, "the caller entered the folder's with block"
     with folder.writing():
@@ -301,25 +310,44 @@ def _write_cold_dataset(
         for part, index in parts.items():
             atomic.write_text(os.path.join(tmp, f"{name}.{part}.inter"), head + "".join(rows[i] + "\n" for i in index))
         _write_side_files(config, tmp, name, users[parts["train"]], keep_user_text)
-        settings = _write_settings(config, tmp, name, dataset, data_path, seed, n_cold, keep_user_text)
+        settings = _write_settings(config, tmp, name, dataset, data_path, seed, held, keep_user_text)
         labels = _labels(header, rows, settings)
+        _check_both_classes(labels, parts, name)
         report = {
             "provenance": provenance,
             "dataset": name,
             "items": n_items,
-            "cold_items": n_cold,
+            "cold_items": int(held["test"].size),  # the test items (the name the first scheme gave them)
+            "valid_items": int(held["valid"].size),
             "rows": {part: int(index.size) for part, index in parts.items()},
             "positive_share": {
                 part: (float(labels[index].mean()) if labels is not None and index.size else None)
                 for part, index in parts.items()
             },
-            "test_users_unseen_in_train": int(np.setdiff1d(users[parts["test"]], users[parts["train"]]).size),
-            "cold_item_ids": [str(i) for i in cold_items],
+            **{
+                f"{part}_users_unseen_in_train": int(np.setdiff1d(users[parts[part]], users[parts["train"]]).size)
+                for part in ("valid", "test")
+            },
+            "valid_item_ids": [str(i) for i in held["valid"]],
+            "cold_item_ids": [str(i) for i in held["test"]],
         }
         atomic.write_json(os.path.join(tmp, f"{name}.cold_split.json"), report, indent=2)
     # Links were made relative to the temp folder's parent, which is also the final one's.
     folder.commit(report)
-    return n_cold, n_items, parts
+    return held, n_items, parts
+
+
+def _check_both_classes(labels: Optional[np.ndarray], parts: Dict[str, np.ndarray], name: str) -> None:
+    """AUC (the early-stopping and search metric) needs both classes in valid and test."""
+    if labels is None:
+        return
+    for part in ("valid", "test"):
+        values = np.unique(labels[parts[part]])
+        if values.size < 2:
+            raise ColdSplitError(
+                f"{name}: the {part} rows of the held-out items hold only label {values.tolist()}; "
+                "hold more items out (fraction / valid_fraction)"
+            )
 
 
 def _labels(header: List[str], rows: List[str], settings: dict) -> Optional[np.ndarray]:

@@ -10,6 +10,10 @@
    interval of those replicates is the confidence interval of the mean AUC difference; the
    bootstrap p-value is the two-sided share of replicates on the other side of 0.
    Drawing each seed's rows afresh would count the rows of five seeds as five times the test set.
+   With `strata` (a label per group: the cold draw it was tested on), clusters are resampled
+   within each stratum: a replicate draws K_s clusters of stratum s from its own K_s, so every
+   draw keeps its size, and an id seen in two strata (one item held out by two draws) is two
+   clusters. The replicate is still the mean over every group (draw x seed).
 2. Paired t-test over seeds (scipy.stats.ttest_rel): seed s trains both models on the same split,
    so the per-seed test AUCs form pairs; it covers training randomness, with little power at a
    handful of seeds.
@@ -124,10 +128,12 @@ class _Seed:
     diff: float
 
 
-def _seeds(groups) -> Tuple[List[_Seed], int, int]:
-    """Checked seeds, the number of clusters K over all of them, and the rows summed over seeds.
-    A group is (labels, scores_a, scores_b) or (labels, scores_a, scores_b, cluster_ids); without
-    cluster ids, the row's position is its cluster, so seeds share draws position by position."""
+def _seeds(groups, strata: Optional[Sequence] = None) -> Tuple[List[_Seed], List[int], int]:
+    """Checked seeds, the number of clusters of each stratum (one stratum without `strata`; the
+    clusters of stratum s are numbered after those of the strata before it) and the rows summed
+    over seeds. A group is (labels, scores_a, scores_b) or (labels, scores_a, scores_b,
+    cluster_ids); without cluster ids, the row's position is its cluster, so seeds share draws
+    position by position. `strata`: one label per group (module doc)."""
     checked, cluster_ids = [], []
     for group in groups:
         if len(group) not in (3, 4):
@@ -147,14 +153,34 @@ def _seeds(groups) -> Tuple[List[_Seed], int, int]:
         raise SignificanceInputError("no (labels, scores_a, scores_b) groups to bootstrap")
     if len({ids.dtype.kind in "iuf" for ids in cluster_ids}) > 1:
         raise SignificanceInputError("cluster ids of the seeds have different kinds (numbers and text)")
-    universe, inverse = np.unique(np.concatenate(cluster_ids), return_inverse=True)
-    bounds = np.cumsum([0] + [ids.size for ids in cluster_ids])
+    labels = [0] * len(checked) if strata is None else list(strata)
+    if len(labels) != len(checked):
+        raise SignificanceInputError(f"strata ({len(labels)}) and groups ({len(checked)}) differ in length")
+    indices: List[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(checked)
+    sizes: List[int] = []
+    for stratum in dict.fromkeys(labels):  # strata in order of first appearance
+        members = [i for i, label in enumerate(labels) if label == stratum]
+        universe, inverse = np.unique(np.concatenate([cluster_ids[i] for i in members]), return_inverse=True)
+        bounds = np.cumsum([0] + [cluster_ids[i].size for i in members])
+        for i, start, stop in zip(members, bounds[:-1], bounds[1:]):
+            indices[i] = inverse[start:stop] + sum(sizes)
+        sizes.append(int(universe.size))
     seeds = []
-    for (y, a, b), start, stop in zip(checked, bounds[:-1], bounds[1:]):
+    for (y, a, b), index in zip(checked, indices):
         sa, sb = _SortedScores(y, a), _SortedScores(y, b)
         full = np.ones((1, y.size))
-        seeds.append(_Seed(sa, sb, inverse[start:stop], float(sa.auc(full)[0] - sb.auc(full)[0])))
-    return seeds, int(universe.size), int(bounds[-1])
+        seeds.append(_Seed(sa, sb, index, float(sa.auc(full)[0] - sb.auc(full)[0])))
+    return seeds, sizes, int(sum(y.size for y, _, _ in checked))
+
+
+def draw_clusters(rng: np.random.Generator, sizes: Sequence[int], replicates: int) -> np.ndarray:
+    """R x K cluster indices, K = sum(sizes): each stratum's K_s clusters drawn with replacement
+    from its own (one stratum: R x K draws from all K, as before strata existed)."""
+    bounds = np.cumsum([0, *sizes])
+    return np.concatenate(
+        [rng.integers(start, stop, size=(replicates, stop - start)) for start, stop in zip(bounds[:-1], bounds[1:])],
+        axis=1,
+    )
 
 
 def replicate_differences(seeds: Sequence[_Seed], draws: np.ndarray) -> np.ndarray:
@@ -185,6 +211,7 @@ def bootstrap_auc_difference(
     n_boot: int = DEFAULT_BOOTSTRAP,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
+    strata: Optional[Sequence] = None,
 ) -> BootstrapResult:
     """Paired cluster bootstrap CI of the mean (over seeds) AUC difference A - B (module doc).
 
@@ -193,6 +220,7 @@ def bootstrap_auc_difference(
             test rows, the same rows for A and B; cluster_ids (n, e.g. the user of each row) name
             the resampling unit, the same id meaning the same cluster in every seed.
         n_boot: replicates; level: two-sided confidence level; seed: the resampling RNG seed.
+        strata: one label per group (its cold draw); clusters are resampled within each stratum.
     """
     if not groups:
         raise SignificanceInputError("no (labels, scores_a, scores_b) groups to bootstrap")
@@ -200,14 +228,12 @@ def bootstrap_auc_difference(
         raise SignificanceInputError(f"n_boot must be >= 10, got {n_boot}")
     if not 0 < level < 1:
         raise SignificanceInputError(f"level must be in (0, 1), got {level}")
-    seeds, n_clusters, n_rows = _seeds(groups)
+    seeds, sizes, n_rows = _seeds(groups, strata)
     rng = np.random.default_rng(seed)
     replicates = np.empty(int(n_boot))
     for start in range(0, int(n_boot), _CHUNK):
         size = min(_CHUNK, int(n_boot) - start)
-        replicates[start : start + size] = replicate_differences(
-            seeds, rng.integers(0, n_clusters, size=(size, n_clusters))
-        )
+        replicates[start : start + size] = replicate_differences(seeds, draw_clusters(rng, sizes, size))
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         raise SignificanceInputError("every bootstrap replicate lost a class; too few test rows")
@@ -221,7 +247,7 @@ def bootstrap_auc_difference(
         n_boot=int(finite.size),
         n_rows=n_rows,
         share_not_above_zero=float(np.mean(finite <= 0)),
-        n_clusters=n_clusters,
+        n_clusters=sum(sizes),
         p=bootstrap_p(finite),
     )
 
@@ -336,12 +362,14 @@ def compare(
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
     unit: str = UNIT_ROWS,
+    strata: Optional[Sequence] = None,
 ) -> Comparison:
-    """The bootstrap (over `unit`, named by the groups' cluster ids) and the seed-level tests for
-    `model` against `baseline`. Before `apply_holm`, significance is the unadjusted CI's."""
+    """The bootstrap (over `unit`, named by the groups' cluster ids, within `strata` when given)
+    and the seed-level tests for `model` against `baseline` (the AUC pairs: one per seed, or per
+    draw x seed). Before `apply_holm`, significance is the unadjusted CI's."""
     ttest = paired_t_test(model_aucs, baseline_aucs)
     signs = sign_test(model_aucs, baseline_aucs)
-    boot = bootstrap_auc_difference(groups, n_boot=n_boot, level=level, seed=seed)
+    boot = bootstrap_auc_difference(groups, n_boot=n_boot, level=level, seed=seed, strata=strata)
     comparison = Comparison(
         model=model,
         baseline=baseline,

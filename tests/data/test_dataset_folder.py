@@ -93,7 +93,7 @@ def test_cold_start_uses_the_same_marker_rule(tmp_path):
     from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
 
     root = write_tiny_dataset(str(tmp_path), name="tiny")
-    foreign = tmp_path / "tiny-cold"
+    foreign = tmp_path / "tiny-cold-d2020"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine\n")
     with pytest.raises(dsf.DatasetFolderError, match="did not write"):
@@ -102,12 +102,12 @@ def test_cold_start_uses_the_same_marker_rule(tmp_path):
     (foreign / "notes.txt").unlink()
     foreign.rmdir()
     make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None)
-    report = dsf.read_report(str(foreign), "tiny-cold")
+    report = dsf.read_report(str(foreign), "tiny-cold-d2020")
     assert report is not None and report["cold_items"] == 10
     # Its own output is replaced (force), with no temp folder left behind.
     make_cold_items_dataset("tiny", data_path=root, fraction=0.3, force=True, log=lambda m: None)
-    assert dsf.read_report(str(foreign), "tiny-cold")["cold_items"] == 15
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tiny-cold")]
+    assert dsf.read_report(str(foreign), "tiny-cold-d2020")["cold_items"] == 15
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tiny-cold-d2020")]
 
 
 # -- paths fail early and as one line ------------------------------------------------------------
@@ -232,10 +232,10 @@ def test_cold_start_keeps_a_file_of_yours_too(tmp_path):
 
     root = write_tiny_dataset(str(tmp_path), name="tiny")
     make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None)
-    notes = tmp_path / "tiny-cold" / "notes.txt"
+    notes = tmp_path / "tiny-cold-d2020" / "notes.txt"
     notes.write_text("mine\n")
     with pytest.raises(dsf.DatasetFolderError, match="notes.txt"):
         make_cold_items_dataset("tiny", data_path=root, fraction=0.3, force=True, log=lambda m: None)
     assert (
-        notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold"), "tiny-cold")["cold_items"] == 10
+        notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold-d2020"), "tiny-cold-d2020")["cold_items"] == 10
     )

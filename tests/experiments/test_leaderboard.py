@@ -391,28 +391,32 @@ def test_best_baseline_is_chosen_on_validation_among_non_dlrrec():
 
 
 # -- cold items and the experiments ------------------------------------------------------------
-def test_cold_items_dataset_holds_unseen_items_in_test(tmp_path):
+def test_cold_items_dataset_holds_unseen_items_in_valid_and_test(tmp_path):
     from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
     from recbole_dlrrec.runtime.quick_start import build_config, load_splits
 
     root = write_tiny_dataset(str(tmp_path / "data"))
     name = make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None)
-    assert name == "tiny-cold"
+    assert name == "tiny-cold-d2020"
     folder = os.path.join(root, name)
-    report = json.load(open(os.path.join(folder, "tiny-cold.cold_split.json")))
-    assert report["cold_items"] == 10 and sum(report["rows"].values()) == 3000
+    report = json.load(open(os.path.join(folder, f"{name}.cold_split.json")))
+    assert report["cold_items"] == report["valid_items"] == 10 and sum(report["rows"].values()) == 3000
     config = build_config("DLRM", name, config_dict={"data_path": root})
     assert config["user_text_vec"] is None and config["item_text_vec"] == "itemvec"
     _, train, valid, test = load_splits(config)
     item = config["ITEM_ID_FIELD"]
-    train_items = set(train._dataset.inter_feat[item].tolist()) | set(valid._dataset.inter_feat[item].tolist())
-    test_items = set(test._dataset.inter_feat[item].tolist())
-    assert test_items and not (test_items & train_items)
+    train_items, valid_items, test_items = (
+        set(split._dataset.inter_feat[item].tolist()) for split in (train, valid, test)
+    )
+    # As RecBole loads them: valid and test on items of their own, neither seen in train.
+    assert test_items and valid_items and not (test_items & train_items) and not (valid_items & train_items)
+    assert not valid_items & test_items
     assert len(test._dataset.inter_feat) == report["rows"]["test"]
+    assert len(valid._dataset.inter_feat) == report["rows"]["valid"]
     # Reused when asked again with the same settings; rebuilt on force.
-    mtime = os.path.getmtime(os.path.join(folder, "tiny-cold.test.inter"))
+    mtime = os.path.getmtime(os.path.join(folder, f"{name}.test.inter"))
     assert make_cold_items_dataset("tiny", data_path=root, fraction=0.2, log=lambda m: None) == name
-    assert os.path.getmtime(os.path.join(folder, "tiny-cold.test.inter")) == mtime
+    assert os.path.getmtime(os.path.join(folder, f"{name}.test.inter")) == mtime
     with pytest.raises(ValueError, match="fraction"):
         make_cold_items_dataset("tiny", data_path=root, fraction=1.5)
 

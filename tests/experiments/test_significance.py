@@ -52,8 +52,8 @@ def _brute_force(groups, draw):
 
 
 def test_cluster_bootstrap_matches_brute_force_on_every_draw():
-    seeds, n_clusters, n_rows = sig._seeds(TINY)
-    assert (n_clusters, n_rows) == (3, 12)
+    seeds, sizes, n_rows = sig._seeds(TINY)
+    assert (sizes, n_rows) == ([3], 12)
     draws = np.array(list(itertools.product(range(3), repeat=3)))  # all 27 equally likely ordered draws
     vectorised = sig.replicate_differences(seeds, draws)
     reference = np.array([_brute_force(TINY, d) for d in draws])
@@ -76,6 +76,65 @@ def test_monte_carlo_bootstrap_follows_the_exact_bootstrap_distribution():
     # The interval's ends are atoms of the exact distribution: its 2.5% and 97.5% quantiles.
     low, high = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
     assert (result.ci_low, result.ci_high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+
+
+# Two cold draws, two seeds each. Draw "d1" holds out items 7 and 3, draw "d2" items 7 and 5: item 7
+# of d1 and item 7 of d2 are different clusters (different splits, different trained models).
+DRAWS = [
+    ("d1", np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.2, 0.3, 0.6, 0.5]), np.array([0.4, 0.3, 0.8, 0.2, 0.6]),
+     np.array([7, 7, 3, 3, 3])),
+    ("d1", np.array([1, 0, 1, 0, 1]), np.array([0.7, 0.1, 0.5, 0.4, 0.2]), np.array([0.6, 0.6, 0.3, 0.5, 0.9]),
+     np.array([7, 7, 3, 3, 3])),
+    ("d2", np.array([0, 1, 1, 0, 0, 1]), np.array([0.2, 0.8, 0.3, 0.4, 0.9, 0.6]),
+     np.array([0.5, 0.4, 0.7, 0.1, 0.3, 0.6]), np.array([5, 5, 7, 7, 5, 7])),
+    ("d2", np.array([0, 1, 1, 0, 0, 1]), np.array([0.1, 0.6, 0.7, 0.3, 0.2, 0.5]),
+     np.array([0.3, 0.9, 0.2, 0.2, 0.8, 0.4]), np.array([5, 5, 7, 7, 5, 7])),
+]  # fmt: skip
+
+
+def _brute_force_strata(groups, picks):
+    """Mean over every (draw, seed) group of the AUC difference when each draw's rows are those of
+    the items `picks[draw]` names, repeated as drawn."""
+    diffs = []
+    for draw, labels, a, b, clusters in groups:
+        rows = [r for item in picks[draw] for r in range(len(labels)) if clusters[r] == item]
+        diffs.append(_naive_auc(labels[rows], a[rows]) - _naive_auc(labels[rows], b[rows]))
+    return float(np.mean(diffs))
+
+
+def test_stratified_bootstrap_matches_brute_force_over_draws():
+    """Items are resampled within each draw (2 of d1's 2 items, 2 of d2's 2): all 16 equally
+    likely replicates against the brute-force mean over draw x seed groups."""
+    seeds, sizes, n_rows = sig._seeds([g[1:] for g in DRAWS], strata=[g[0] for g in DRAWS])
+    assert (sizes, n_rows) == ([2, 2], 22)  # item 7 counts once per draw
+    items = {"d1": [3, 7], "d2": [5, 7]}  # cluster order within a draw: sorted ids
+    replicates, reference = [], []
+    for first in itertools.product(range(2), repeat=2):
+        for second in itertools.product(range(2), repeat=2):
+            replicates.append([*first, *(2 + i for i in second)])  # d2's clusters follow d1's
+            picks = {"d1": [items["d1"][i] for i in first], "d2": [items["d2"][i] for i in second]}
+            reference.append(_brute_force_strata(DRAWS, picks))
+    vectorised = sig.replicate_differences(seeds, np.array(replicates))
+    reference = np.array(reference)
+    assert np.array_equal(np.isnan(vectorised), np.isnan(reference))
+    assert np.allclose(vectorised[~np.isnan(reference)], reference[~np.isnan(reference)], atol=1e-12)
+    # The Monte Carlo draws stay inside each draw: d1's columns index d1's items only.
+    draws = sig.draw_clusters(np.random.default_rng(0), sizes, 500)
+    assert draws[:, :2].max() == 1 and draws[:, 2:].min() == 2 and set(np.unique(draws)) == {0, 1, 2, 3}
+    result = sig.bootstrap_auc_difference([g[1:] for g in DRAWS], n_boot=4000, seed=1, strata=[g[0] for g in DRAWS])
+    exact = reference[np.isfinite(reference)]
+    assert result.n_clusters == 4 and result.ci_low >= exact.min() - 1e-12 and result.ci_high <= exact.max() + 1e-12
+    assert result.diff == pytest.approx(_brute_force_strata(DRAWS, {"d1": [3, 7], "d2": [5, 7]}))
+    # Pooling the ids across draws instead would make 3 clusters (3, 5, 7) and mix the draws.
+    assert sig._seeds([g[1:] for g in DRAWS])[1] == [3]
+    with pytest.raises(sig.SignificanceInputError, match="strata"):
+        sig.bootstrap_auc_difference([g[1:] for g in DRAWS], strata=["d1"])
+
+
+def test_one_stratum_gives_the_unstratified_numbers():
+    plain = sig.bootstrap_auc_difference(TINY, n_boot=300, seed=4)
+    one = sig.bootstrap_auc_difference(TINY, n_boot=300, seed=4, strata=["d", "d"])
+    assert (one.ci_low, one.ci_high, one.p, one.n_clusters) == (plain.ci_low, plain.ci_high, plain.p, 3)
 
 
 def test_one_resample_is_shared_by_every_seed():
