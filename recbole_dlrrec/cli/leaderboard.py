@@ -3,7 +3,8 @@
     python run_leaderboard.py --dataset=ml-100k --seeds 3 --epochs 15
     python run_leaderboard.py --dataset=restaurants --models DLRREC,DLRM,DeepFM --seeds 1 --epochs 2
     python run_leaderboard.py --dataset=ml-100k --experiments          # + the paper's experiments
-    python run_leaderboard.py --dataset=ml-100k --scenario cold_items  # test on unseen items
+    python run_leaderboard.py --dataset=ml-100k --scenario cold_items  # valid and test on unseen items
+    python run_leaderboard.py --dataset=ml-100k --scenario cold_items --cold_draws 3 --tune 20 --epochs 20
 
     python run_leaderboard.py --dataset=ml-100k --tune 20 --epochs 20   # the tuned board (headline)
 
@@ -16,7 +17,12 @@ board results/<NAME>/; each model's search (space.yaml, trials.csv, best_config.
 results/<NAME>-tuned/tuning/<MODEL>/ and reused by a rerun unless --retune or unless the space,
 N, the epoch cap, the grace period, the dataset or the model's code changed.
 
-Outputs go to results/<NAME>/ (results/<NAME>-cold/ for the cold-item scenario): leaderboard.md
+Cold items (--scenario cold_items): each of --cold_draws draws (draw seeds 2020, 2021, ...) holds
+out its own --cold_fraction of the items for valid and as many others for test, builds
+<NAME>-cold-d<SEED> and runs the board on it (results/<NAME>-cold-d<SEED>[-tuned]/, resumable);
+results/<NAME>-cold[-tuned]/ pools the draws (bootstrap over items within each draw).
+
+Outputs go to results/<NAME>/: leaderboard.md
 and .csv, leaderboard_auc.png, significance.md/.csv, cells/ (one JSON + per-row test scores per
 model and seed; a rerun skips finished cells unless --force). Any other --key=value is a RecBole
 / plugin config setting given to every model (e.g. --embedding_size=16 --stopping_step=5).
@@ -25,6 +31,7 @@ model and seed; a rerun skips finished cells unless --force). Any other --key=va
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from recbole_dlrrec.cli.main import prog
@@ -65,9 +72,18 @@ def parse_args(argv):
         "--scenario",
         choices=SCENARIOS,
         default=None,
-        help="cold_items: build NAME-cold (10%% of items only in test) and run the board on it",
+        help="cold_items: per draw, build NAME-cold-d<SEED> (10%% of items only in valid, 10%% only in test) "
+        "and run the board on it",
     )
-    parser.add_argument("--cold_fraction", type=float, default=0.1, help="share of items held out (cold_items)")
+    parser.add_argument(
+        "--cold_fraction", type=float, default=0.1, help="share of items held out for test, and for valid (cold_items)"
+    )
+    parser.add_argument(
+        "--cold_draws",
+        type=int,
+        default=None,
+        help="cold_items: how many draws of the held-out items (draw seeds 2020, 2021, ...), pooled; default 1",
+    )
     parser.add_argument(
         "--note",
         action="append",
@@ -118,6 +134,13 @@ def parse_args(argv):
         parser.error(f"--experiment_seeds must be >= 1, got {args.experiment_seeds}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.cold_draws is not None and args.scenario != "cold_items":
+        parser.error("--cold_draws needs --scenario cold_items")
+    args.cold_draws = 1 if args.cold_draws is None else args.cold_draws
+    if args.cold_draws < 1:
+        parser.error(f"--cold_draws must be >= 1, got {args.cold_draws}")
+    if args.cold_draws > 1 and args.experiments:
+        parser.error("--experiments runs on one board; run it with one cold draw")
     if args.tune is None:
         for flag in ("retune", "allow_short_grace"):
             if getattr(args, flag):
@@ -148,6 +171,78 @@ def check_inputs(models, dataset, overrides) -> None:
         ConfigStack(model, dataset, (), overrides).check()
 
 
+def _run_board(args, dataset: str, models, overrides: dict, budget, notes: list, cold: bool = False):
+    """The tuned board (with a budget) or the defaults board of `dataset`: (board, paths)."""
+    from recbole_dlrrec.experiments import board_report, tuned_board
+
+    if budget is not None:
+        board, paths, _ = tuned_board.run_tuned_leaderboard(
+            dataset,
+            models,
+            args.seeds,
+            budget,
+            overrides=overrides,
+            force=args.force,
+            retune=args.retune,
+            results_dir=args.results_dir,
+            notes=notes,
+            threads=args.threads,
+        )
+        return board, paths
+    notes.insert(
+        0,
+        f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
+        f"search budget for every model: run_leaderboard.py --tune N) goes to "
+        f"`{tuned_board.tuned_out_name(dataset)}/`.",
+    )
+    return board_report.run_leaderboard(
+        dataset,
+        models,
+        args.seeds,
+        overrides=overrides,
+        force=args.force,
+        results_dir=args.results_dir,
+        notes=notes,
+        title="Cold-item leaderboard (defaults)" if cold else "Leaderboard (defaults)",
+        threads=args.threads,
+    )
+
+
+def _run_cold_scenario(args, models, overrides: dict, budget):
+    """Each cold draw's board, then the report pooling them (cold_draws.py): (last board, pooled paths)."""
+    from recbole_dlrrec.experiments import board_cells, cold_draws, tuned_board
+    from recbole_dlrrec.experiments.cold_start import cold_name
+
+    boards = []
+    scheme = (
+        f"{args.cold_fraction:.0%} of the items have all their rows in test and another {args.cold_fraction:.0%} "
+        "all theirs in valid (the validation split), none in train; user text vectors dropped (see the dataset's "
+        "cold_split.json)."
+    )
+
+    def run_draw(name: str, seed: int):
+        note = f"Scenario cold_items, draw seed {seed} of `{args.dataset}`: {scheme}"
+        board, _ = _run_board(args, name, models, overrides, budget, [note, *args.note], cold=True)
+        boards.append(board)
+        return board
+
+    out = cold_name(args.dataset)
+    paths = cold_draws.run_cold_draws(
+        args.dataset,
+        args.cold_draws,
+        run_draw,
+        models,
+        board_cells.seeds_for(args.seeds),
+        os.path.join(args.results_dir, tuned_board.tuned_out_name(out) if budget is not None else out),
+        data_path=overrides.get("data_path"),
+        fraction=args.cold_fraction,
+        title=f"Cold-item {'tuned ' if budget is not None else ''}leaderboard over {args.cold_draws} draw(s)",
+        notes=[f"Scenario cold_items of `{args.dataset}`: {scheme}", *args.note],
+        log=board_cells.default_log,
+    )
+    return boards[-1], paths
+
+
 @exit_on_interrupt("interrupted; rerun the same command to continue (finished cells are kept)")
 def main(argv=None) -> int:
     from recbole_dlrrec import patches
@@ -164,7 +259,7 @@ def main(argv=None) -> int:
     use_threads(args.threads)
 
     from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
-    from recbole_dlrrec.experiments import board_cells, board_report, tuned_board
+    from recbole_dlrrec.experiments import board_cells, tuned_board
 
     if args.experiments:
         from recbole_dlrrec.experiments import (
@@ -190,57 +285,12 @@ def main(argv=None) -> int:
         check_inputs(models, args.dataset, overrides)
         if budget is not None:  # the budget, the dataset, every model's space file: before any work
             tuned_board.check_tuned_inputs(args.dataset, models, overrides, budget)
-        dataset = args.dataset
-        notes = list(args.note)
         if args.scenario == "cold_items":
-            from recbole_dlrrec.experiments.cold_start import make_cold_items_dataset
-
-            data_path = overrides.get("data_path")
-            dataset = make_cold_items_dataset(
-                args.dataset,
-                data_path=data_path,
-                out_data_path=data_path,
-                fraction=args.cold_fraction,
-                log=board_cells.default_log,
-            )
-            notes.insert(
-                0,
-                f"Scenario cold_items: built from `{args.dataset}`; {args.cold_fraction:.0%} of the items (seed 2020) "
-                "have all their rows in test and none in train/valid; the other rows are split at random into "
-                "train/valid (8:1); user text vectors dropped (see the dataset's cold_split.json).",
-            )
-        if budget is not None:
-            board, paths, _ = tuned_board.run_tuned_leaderboard(
-                dataset,
-                models,
-                args.seeds,
-                budget,
-                overrides=overrides,
-                force=args.force,
-                retune=args.retune,
-                results_dir=args.results_dir,
-                notes=notes,
-                threads=args.threads,
-            )
+            board, paths = _run_cold_scenario(args, models, overrides, budget)
         else:
-            notes.insert(
-                0,
-                f"Defaults board: every model at its config defaults, no tuning. The tuned board (the same "
-                f"search budget for every model: run_leaderboard.py --tune N) goes to "
-                f"`{tuned_board.tuned_out_name(dataset)}/`.",
-            )
-            board, paths = board_report.run_leaderboard(
-                dataset,
-                models,
-                args.seeds,
-                overrides=overrides,
-                force=args.force,
-                results_dir=args.results_dir,
-                notes=notes,
-                title="Cold-item leaderboard (defaults)" if args.scenario else "Leaderboard (defaults)",
-                threads=args.threads,
-            )
+            board, paths = _run_board(args, args.dataset, models, overrides, budget, list(args.note))
         if args.experiments:
+            notes = list(args.note)
             seeds = board_cells.seeds_for(args.seeds)
             extra = board_cells.seeds_for(args.experiment_seeds) if args.experiment_seeds else None
             if extra:

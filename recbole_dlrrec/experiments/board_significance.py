@@ -6,7 +6,7 @@
     significance_markdown(entries), significance_csv(entries), method_lines(...)
 
 The bootstrap resamples whole users on a warm board and whole items on a cold board (a dataset
-named *-cold: every test row sits on one of a few held-out items), one draw per replicate shared
+named *-cold or *-cold-d<seed>: every test row sits on one of a few held-out items), one draw per replicate shared
 by every seed (significance.py). A comparison whose cells lack ids (cells from before
 cell_rows.py kept them), or whose two models' rows name different ids, resamples rows instead,
 and its table row says so.
@@ -32,10 +32,10 @@ _ROWS_IDS_DIFFER = "rows (the two models' rows name different ids)"
 
 
 def resampling_unit(dataset: str) -> str:
-    """Whole items on a cold-items board, whole users on any other."""
-    from recbole_dlrrec.experiments.cold_start import COLD_SUFFIX
+    """Whole items on a cold-items board (`*-cold`, one draw `*-cold-d<seed>`), whole users on any other."""
+    from recbole_dlrrec.experiments.cold_start import is_cold_name
 
-    return sig.UNIT_ITEMS if dataset.endswith(COLD_SUFFIX) else sig.UNIT_USERS
+    return sig.UNIT_ITEMS if is_cold_name(dataset) else sig.UNIT_USERS
 
 
 def _cluster_ids(rows, unit: str) -> Optional[np.ndarray]:
@@ -79,6 +79,23 @@ def _seed_cells(board, name: str, baseline: str, seeds: Sequence[int]):
     return model_aucs, base_aucs, pairs, missing
 
 
+def _pooled_cells(boards: Sequence, name: str, baseline: str, seeds: Sequence[int], unit: str):
+    """Over `boards` (one, or one per cold draw): the test AUC pairs of every (draw, seed) where both
+    ran, the bootstrap groups, their strata (each pair's draw; None for one board), the unit they
+    resample and the cells left out of the bootstrap."""
+    model_aucs, base_aucs, pairs, strata = [], [], [], []
+    missing: List[object] = []  # seeds, or "<draw> seed <s>" over several draws
+    for board in boards:
+        a, b, found, gone = _seed_cells(board, name, baseline, seeds)
+        model_aucs += a
+        base_aucs += b
+        pairs += found
+        strata += [board.dataset] * len(found)
+        missing += gone if len(boards) == 1 else [f"{board.dataset} seed {seed}" for seed in gone]
+    groups, used = paired_groups(pairs, unit) if pairs else ([], unit)
+    return model_aucs, base_aucs, groups, (strata if len(boards) > 1 else None), used, missing
+
+
 def significance_rows(
     board,
     models: Sequence[str],
@@ -89,24 +106,26 @@ def significance_rows(
 ) -> List[Entry]:
     """Every DLRREC-family model with numbers against `baseline` (default: the best baseline by mean
     VALID AUC): a significance.Comparison each, or a dict with the reason it could not be tested.
-    Holm's adjustment is left to `holm_over_board`, over every table of the board."""
+    Holm's adjustment is left to `holm_over_board`, over every table of the board. `board` may be a
+    list: the boards of a cold board's draws, pooled (the draw x seed pairs; items resampled within
+    each draw)."""
 
+    boards = list(board) if isinstance(board, (list, tuple)) else [board]
     by_name = {r.name: r for r in rows}
     if baseline is None:
         baseline = sig.select_best_baseline({r.name: r.valid_auc for r in rows if r.has_numbers})
-    unit = resampling_unit(board.dataset)
+    unit = resampling_unit(boards[0].dataset)
     out: List[Entry] = []
     for name in [m for m in models if is_dlrrec_family(m) and by_name.get(m) and by_name[m].has_numbers]:
         entry = {"model": name, "baseline": baseline}
         if baseline is None:
             out.append({**entry, "verdict": "no baseline with results"})
             continue
-        model_aucs, base_aucs, pairs, missing = _seed_cells(board, name, baseline, seeds)
-        if not pairs:
+        model_aucs, base_aucs, groups, strata, used, missing = _pooled_cells(boards, name, baseline, seeds, unit)
+        if not groups:
             reason = f"no paired per-row test scores (seeds {missing})" if missing else "no seed where both ran"
             out.append({**entry, "verdict": reason})
             continue
-        groups, used = paired_groups(pairs, unit)
         try:
             result = sig.compare(
                 name,
@@ -117,6 +136,7 @@ def significance_rows(
                 baseline_valid_auc=by_name[baseline].valid_auc,
                 n_boot=n_boot,
                 unit=used,
+                strata=strata,
             )
         except sig.SignificanceInputError as exc:
             out.append({**entry, "verdict": f"not testable: {exc}"})
@@ -143,8 +163,9 @@ def holm_over_board(*tables: Sequence[Entry]) -> int:
     return len(pairs)
 
 
-def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP) -> List[str]:
-    """How the tables were computed: the header of significance.md and the leaderboard's section."""
+def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP, draws: int = 1) -> List[str]:
+    """How the tables were computed: the header of significance.md and the leaderboard's section
+    (`draws` > 1: a cold board pooled over that many draws of its held-out items)."""
     unit = resampling_unit(dataset)
     why = (
         "a cold board's test rows sit on a few held-out items"
@@ -160,10 +181,23 @@ def method_lines(dataset: str, family: int, n_boot: int = sig.DEFAULT_BOOTSTRAP)
         "larger "
         "test set. A row marked 'rows (...)' resampled single rows instead, for the reason given.",
         "- Beside it, over seeds: the paired t-test and the exact two-sided sign test (seeds better / worse).",
+        *(_draw_lines(draws) if draws > 1 else []),
         f"- Holm correction over this board's {family} comparisons (every table of the board): each test's p-values "
         "are step-down "
         f"adjusted (shown as 'Holm'); **Significant** = Holm-adjusted bootstrap p < {sig.ALPHA:g}. The CI itself is "
         "not adjusted.",
+    ]
+
+
+def _draw_lines(draws: int) -> List[str]:
+    return [
+        f"- Pooled over {draws} cold draws (each its own held-out valid and test items, its own search and seeds): "
+        "Δ is the mean over every draw x seed pair. A replicate resamples whole items **within each draw** (each "
+        "draw's test items drawn from its own, so every draw keeps its size; an item two draws hold out counts "
+        "twice), one draw per replicate shared by the seeds of that draw.",
+        "- The tests over seeds run over the draw x seed pairs (seed s of draw d trains both models on the same "
+        "split): 'seeds better/worse' counts those pairs. Pairs of one draw share its test items, which only the "
+        "item bootstrap accounts for, so **Significant** follows the bootstrap.",
     ]
 
 

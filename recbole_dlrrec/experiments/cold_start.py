@@ -24,8 +24,8 @@ written in the source's own layout:
 
 The folder is written by recbole_dlrrec.data.dataset_folder, as the converter's is: built beside
 the target and swapped in; a folder built under another scheme or settings (its REPORT.json's
-provenance differs: scheme, fractions, seed) is rebuilt, and an existing NAME that this tool did not write (no REPORT.json
-or cold_split.json naming it) is refused, never overwritten.
+provenance differs: scheme, fractions, seed) is rebuilt, and an existing NAME that this tool did
+not write (no REPORT.json or cold_split.json naming it) is refused, never overwritten.
 
 User text vectors are left out by default (`keep_user_text=False`): the Google Local converter
 builds them from each user's TRAIN reviews of the ORIGINAL split, and some of those reviews are
@@ -286,8 +286,10 @@ def _write_settings(
     note = (
         f"# Cold-item version of '{dataset}' written by recbole_dlrrec.experiments.cold_start "
         f"(draw seed {seed}): the test rows are all the rows of {held['test'].size} items and the valid "
-        f"rows all the rows of {held['valid'].size} other items, none of them seen in train.\n# Rebuild with make_cold_items_dataset(force=True) rather than "
-        "editing by hand. User text vectors: " + ("kept" if keep_user_text else USER_TEXT_DROPPED) + ".\n"
+        f"rows all the rows of {held['valid'].size} other items, none of them seen in train.\n"
+        "# Rebuild with make_cold_items_dataset(force=True) rather than editing by hand. User text vectors: "
+        + ("kept" if keep_user_text else USER_TEXT_DROPPED)
+        + ".\n"
     )
     atomic.write_text(os.path.join(tmp, f"{name}.yaml"), note + yaml.safe_dump(settings, sort_keys=False))
     return settings

@@ -236,6 +236,5 @@ def test_cold_start_keeps_a_file_of_yours_too(tmp_path):
     notes.write_text("mine\n")
     with pytest.raises(dsf.DatasetFolderError, match="notes.txt"):
         make_cold_items_dataset("tiny", data_path=root, fraction=0.3, force=True, log=lambda m: None)
-    assert (
-        notes.read_text() == "mine\n" and dsf.read_report(str(tmp_path / "tiny-cold-d2020"), "tiny-cold-d2020")["cold_items"] == 10
-    )
+    assert notes.read_text() == "mine\n"
+    assert dsf.read_report(str(tmp_path / "tiny-cold-d2020"), "tiny-cold-d2020")["cold_items"] == 10

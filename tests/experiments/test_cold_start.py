@@ -91,3 +91,69 @@ def test_each_draw_is_its_own_folder_and_old_scheme_folders_are_rebuilt(tmp_path
     assert "already built" not in messages[0]
     assert json.load(open(report_path))["provenance"]["scheme"] == cold_start.SCHEME
     assert _split_items(os.path.join(root, names[0]), names[0]) == first
+
+
+def _leaderboard_argv(root: str, out: str, *extra: str):
+    from conftest import leaderboard_argv
+
+    return leaderboard_argv(root, out, "--scenario", "cold_items", "--cold_fraction", "0.2", *extra)
+
+
+@pytest.mark.slow
+def test_cli_runs_each_draw_and_pools_them_resumably(tmp_path, capsys):
+    import run_leaderboard
+
+    root = write_tiny_dataset(str(tmp_path / "data"))
+    out = str(tmp_path / "results")
+    argv = _leaderboard_argv(root, out, "--models", "DLRREC,DLRM", "--cold_draws", "2")
+    assert run_leaderboard.main(argv) == 0
+    for draw in ("tiny-cold-d2020", "tiny-cold-d2021"):
+        assert os.path.isfile(os.path.join(root, draw, f"{draw}.valid.inter"))
+        board = open(os.path.join(out, draw, "leaderboard.md")).read()
+        assert "draw seed" in board and "another 20% all theirs in valid" in board
+    pooled = open(os.path.join(out, "tiny-cold", "leaderboard.md")).read()
+    assert "over 2 draw(s)" in pooled and "| tiny-cold-d2020 | tiny-cold-d2021 |" in pooled
+    assert "Pooled over 2 cold draws" in open(os.path.join(out, "tiny-cold", "significance.md")).read()
+    capsys.readouterr()
+    assert run_leaderboard.main(argv) == 0  # resumes: the draws' datasets and cells are reused
+    err = capsys.readouterr().err
+    assert err.count("2 of 2 cells already done") == 2 and "tiny-cold-d2021 already built" in err
+    for bad in (["--cold_draws", "0"], ["--cold_draws", "2", "--experiments"]):
+        with pytest.raises(SystemExit):
+            run_leaderboard.main(_leaderboard_argv(root, out, *bad))
+    with pytest.raises(SystemExit):
+        run_leaderboard.main(["--dataset=tiny", "--cold_draws", "2"])
+
+
+@pytest.mark.slow
+def test_tuned_cold_board_tunes_each_draw_and_pools_into_the_cold_tuned_folder(tmp_path, monkeypatch):
+    """Each draw's tuned board is an ordinary tuned board of that draw's dataset (its own search on
+    its own cold validation rows); the pooled report goes to <dataset>-cold-tuned/."""
+    from recbole_dlrrec.cli import leaderboard as cli
+    from recbole_dlrrec.experiments import board_cells, tuned_board
+
+    root = write_tiny_dataset(str(tmp_path / "data"))
+    out = str(tmp_path / "results")
+    tuned = []
+
+    def fake_tuned(dataset, models, seed_count, budget, results_dir, **kwargs):
+        tuned.append(dataset)
+
+        def runner(model, dataset, config_dict, **_):
+            value = 0.7 if model == "FM" else 0.8
+            return {"test_result": {"auc": value}, "best_epoch": 0, "timings": {"seconds_per_epoch": 0.1}}
+
+        board = board_cells.Leaderboard(
+            dataset, results_dir=results_dir, out_name=tuned_board.tuned_out_name(dataset), runner=runner
+        )
+        board.run_cells(board_cells.cells(models, board_cells.seeds_for(seed_count)))
+        return board, {}, []
+
+    monkeypatch.setattr(tuned_board, "run_tuned_leaderboard", fake_tuned)
+    monkeypatch.setattr(tuned_board, "check_tuned_inputs", lambda *a, **k: {})
+    argv = _leaderboard_argv(root, out, "--models", "DLRREC,FM", "--cold_draws", "3", "--tune", "2")
+    assert cli.main(argv) == 0
+    assert tuned == ["tiny-cold-d2020", "tiny-cold-d2021", "tiny-cold-d2022"]
+    pooled = open(os.path.join(out, "tiny-cold-tuned", "leaderboard.md")).read()
+    assert "Cold-item tuned leaderboard over 3 draw(s)" in pooled and "tiny-cold-d2022-tuned/leaderboard.md" in pooled
+    assert pooled.count("| 3/3 |") == 2  # 3 draws x 1 seed, both models

@@ -257,7 +257,7 @@ def test_cell_rows_round_trip_and_old_files_stay_readable(tmp_path):
 
 
 def test_board_unit_is_items_on_cold_boards_users_elsewhere_and_rows_without_ids():
-    assert bs.resampling_unit("ml-100k-cold") == sig.UNIT_ITEMS
+    assert bs.resampling_unit("ml-100k-cold") == bs.resampling_unit("ml-100k-cold-d2021") == sig.UNIT_ITEMS
     assert bs.resampling_unit("google-local-hi-ms") == sig.UNIT_USERS
     a = _rows([1, 0, 1, 0], [0.9, 0.1, 0.6, 0.4], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
     b = _rows([1, 0, 1, 0], [0.5, 0.5, 0.7, 0.3], users=[1, 1, 2, 2], items=[5, 6, 5, 6])
@@ -337,3 +337,37 @@ def test_cold_board_resamples_items_and_states_holm(tmp_path):
     board_md = open(paths["md"]).read()
     assert "(items: 10)" in board_md and "## Per-user, calibration and segment metrics" in board_md
     assert "| DLRREC | " in board_md.split("## Per-user, calibration and segment metrics")[1]
+
+
+@pytest.mark.slow
+def test_cold_draws_pool_into_one_report_resampling_items_within_each_draw(tmp_path):
+    from recbole_dlrrec.experiments import board_cells, cold_draws
+
+    seeds = [2020, 2021]
+    boards = []
+    for name in ("toy-cold-d2020", "toy-cold-d2021"):
+        board = board_cells.Leaderboard(name, results_dir=str(tmp_path), runner=_fake_runner, log=lambda m: None)
+        board.run_cells(board_cells.cells(["DLRREC", "FM"], seeds))
+        boards.append(board)
+    out = str(tmp_path / "toy-cold")
+    paths = cold_draws.write_pooled_report(boards, ["DLRREC", "FM"], seeds, out, n_boot=200)
+    text = open(paths["significance_md"]).read()
+    # Both draws use item ids 0..9: resampled within each draw, that is 20 clusters, not 10.
+    assert "(items: 20)" in text and "4/0 of 4" in text and "Pooled over 2 cold draws" in text
+    board_md = open(paths["md"]).read()
+    assert "## Test AUC per draw" in board_md and "| toy-cold-d2020 | toy-cold-d2021 |" in board_md
+    assert board_md.split("## Test AUC per draw")[0].count("| 4/4 |") == 2  # runs: 2 draws x 2 seeds
+    # The same numbers as the bootstrap called directly on the draw x seed groups, stratified by draw.
+    groups, strata = [], []
+    for board in boards:
+        for seed in seeds:
+            a = board.test_scores(board_cells.CellSpec("DLRREC", "DLRREC", seed))
+            b = board.test_scores(board_cells.CellSpec("FM", "FM", seed))
+            groups.append((a.labels, a.scores, b.scores, a.item_ids))
+            strata.append(board.dataset)
+    direct = sig.bootstrap_auc_difference(groups, n_boot=200, strata=strata)
+    row = next(line for line in text.splitlines() if line.startswith("| DLRREC |"))
+    assert f"[{direct.ci_low:+.4f}, {direct.ci_high:+.4f}]" in row
+    with pytest.raises(cold_draws.ColdDrawsError, match="cold_draws"):
+        cold_draws.draw_seeds(0)
+    assert cold_draws.draw_seeds(3) == [2020, 2021, 2022]
