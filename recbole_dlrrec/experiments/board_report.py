@@ -192,7 +192,7 @@ def build_rows(
     return [summarize(name, grouped.get(name, []), len(seeds)) for name in models]
 
 
-def _board_paths(out: str) -> Dict[str, str]:
+def board_paths(out: str) -> Dict[str, str]:
     """The files a board writes into `out`, by role."""
     names = {
         "md": "leaderboard.md",
@@ -204,7 +204,7 @@ def _board_paths(out: str) -> Dict[str, str]:
     return {role: os.path.join(out, name) for role, name in names.items()}
 
 
-def _significance_sections(sig_entries, vs_dlrm, method: List[str]) -> List[str]:
+def significance_sections(sig_entries, vs_dlrm, method: List[str]) -> List[str]:
     """leaderboard.md's significance sections: against the best baseline, then against DLRM."""
     lines = [
         "## Significance (DLRREC family vs the best baseline)",
@@ -231,7 +231,20 @@ def _significance_sections(sig_entries, vs_dlrm, method: List[str]) -> List[str]
     return lines
 
 
-def _write_significance_files(paths: Dict[str, str], dataset: str, method: List[str], sig_entries, vs_dlrm) -> None:
+def significance_tables(board, models: Sequence[str], seeds: Sequence[int], rows, n_boot: int):
+    """(vs the best baseline, vs DLRM, method lines): the board's two tables, Holm-adjusted as one
+    family. `board`: one board, or the list of a cold board's draws (pooled, cold_draws.py)."""
+    boards = board if isinstance(board, (list, tuple)) else [board]
+    sig_entries = significance_rows(board, models, seeds, rows, n_boot=n_boot)
+    # The same backbone without text: what the text path and the heads add, whichever baseline wins.
+    has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in rows)
+    vs_dlrm = significance_rows(board, models, seeds, rows, n_boot=n_boot, baseline="DLRM") if has_dlrm else []
+    family = board_significance.holm_over_board(sig_entries, vs_dlrm)
+    method = board_significance.method_lines(boards[0].dataset, family, n_boot, draws=len(boards))
+    return sig_entries, vs_dlrm, method
+
+
+def write_significance_files(paths: Dict[str, str], dataset: str, method: List[str], sig_entries, vs_dlrm) -> None:
     """significance.md (both tables) and significance.csv (against the best baseline)."""
     atomic.write_text(
         paths["significance_md"],
@@ -263,14 +276,8 @@ def write_leaderboard(
     ordered = sort_rows(rows)
     flags = best_flags(ordered)
     all_records = [r for rs in board.records_for(cells(models, seeds)).values() for r in rs]
-    sig_entries = significance_rows(board, models, seeds, rows, n_boot=n_boot)
-    # The same backbone without text: what the text path and the heads add, whichever baseline wins.
-    has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in rows)
-    vs_dlrm = significance_rows(board, models, seeds, rows, n_boot=n_boot, baseline="DLRM") if has_dlrm else []
-    method = board_significance.method_lines(
-        board.dataset, board_significance.holm_over_board(sig_entries, vs_dlrm), n_boot
-    )
-    paths = _board_paths(board.out_dir)
+    sig_entries, vs_dlrm, method = significance_tables(board, models, seeds, rows, n_boot)
+    paths = board_paths(board.out_dir)
     lines = [f"# {title or 'Leaderboard'}: {board.dataset}", ""]
     lines += header_notes(
         board.dataset,
@@ -282,14 +289,14 @@ def write_leaderboard(
         per_model=per_model,
     )
     lines += ["", table_markdown(ordered, flags), ""]
-    lines += _significance_sections(sig_entries, vs_dlrm, method)
+    lines += significance_sections(sig_entries, vs_dlrm, method)
     lines += [cell_metrics.metrics_section(board, models, seeds), ""]
     lines += [f"Chart: `{os.path.basename(paths['png'])}`; per-cell results: `cells/`."]
     for section in sections:
         lines += ["", section]
     atomic.write_text(paths["md"], "\n".join(lines) + "\n")
     atomic.write_text(paths["csv"], table_csv(ordered, flags))
-    _write_significance_files(paths, board.dataset, method, sig_entries, vs_dlrm)
+    write_significance_files(paths, board.dataset, method, sig_entries, vs_dlrm)
     plots.auc_bar_chart(
         ordered,
         paths["png"],

@@ -20,13 +20,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.experiments import board_significance
 from recbole_dlrrec.experiments.board_cells import Leaderboard, cells, default_log
 from recbole_dlrrec.experiments.board_report import (
-    _board_paths,
-    _significance_sections,
-    _write_significance_files,
+    board_paths,
     machine_description,
+    significance_sections,
+    significance_tables,
+    write_significance_files,
 )
 from recbole_dlrrec.experiments.board_tables import (
     Row,
@@ -110,24 +110,15 @@ def write_pooled_report(
     name = os.path.basename(os.path.normpath(out_dir))
     ordered = sort_rows(pooled_rows(boards, models, seeds))
     flags = best_flags(ordered)
-    boards = list(boards)
-    sig_entries = board_significance.significance_rows(boards, models, seeds, ordered, n_boot=n_boot)
-    has_dlrm = any(r.name == "DLRM" and r.has_numbers for r in ordered)
-    vs_dlrm = (
-        board_significance.significance_rows(boards, models, seeds, ordered, n_boot=n_boot, baseline="DLRM")
-        if has_dlrm
-        else []
-    )
-    family = board_significance.holm_over_board(sig_entries, vs_dlrm)
-    method = board_significance.method_lines(boards[0].dataset, family, n_boot, draws=len(boards))
+    sig_entries, vs_dlrm, method = significance_tables(list(boards), models, seeds, ordered, n_boot)
     os.makedirs(out_dir, exist_ok=True)
-    paths = _board_paths(out_dir)
+    paths = board_paths(out_dir)
     lines = [f"# {title}: {name}", "", *_header(boards, seeds, notes), "", table_markdown(ordered, flags), ""]
     lines += ["## Test AUC per draw", "", per_draw_markdown(boards, models, seeds), ""]
-    lines += _significance_sections(sig_entries, vs_dlrm, method)
+    lines += significance_sections(sig_entries, vs_dlrm, method)
     atomic.write_text(paths["md"], "\n".join(lines) + "\n")
     atomic.write_text(paths["csv"], table_csv(ordered, flags))
-    _write_significance_files(paths, name, method, sig_entries, vs_dlrm)
+    write_significance_files(paths, name, method, sig_entries, vs_dlrm)
     plots.auc_bar_chart(
         ordered,
         paths["png"],
