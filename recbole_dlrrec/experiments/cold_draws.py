@@ -77,15 +77,13 @@ def per_draw_markdown(boards: Sequence[Leaderboard], models: Sequence[str], seed
 
 
 def _header(boards: Sequence[Leaderboard], seeds: Sequence[int], notes: Sequence[str]) -> List[str]:
-    links = ", ".join(
-        f"[{board.dataset}]({os.path.join('..', os.path.basename(board.out_dir), 'leaderboard.md')})"
-        for board in boards
-    )
+    # Plain folder names, not links: the docs site rebuilds these pages where such links would break.
+    links = ", ".join(f"`{os.path.basename(board.out_dir)}/`" for board in boards)
     return [
-        f"- Draws: {len(boards)} ({links}); each draw holds out its own valid items and test items (rows of the "
-        "valid items are the validation split, so early stopping and any search choose on cold rows; test items "
-        "are seen in neither train nor valid). Each draw's board has its settings, budget, tuned configurations "
-        "and per-user metrics.",
+        f"- Draws: {len(boards)} (boards beside this one: {links}); each draw holds out its own valid items and "
+        "test items (rows of the valid items are the validation split, so early stopping and any search choose on "
+        "cold rows; test items are seen in neither train nor valid). Each draw's board has its settings, budget, "
+        "tuned configurations and per-user metrics.",
         f"- Seeds on every draw: {', '.join(str(s) for s in seeds)}; cells show mean ± sample std over the "
         f"{len(boards) * len(seeds)} draw x seed runs; 'Seeds' counts those runs.",
         f"- Machine: {machine_description()}.",

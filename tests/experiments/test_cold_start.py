@@ -155,5 +155,5 @@ def test_tuned_cold_board_tunes_each_draw_and_pools_into_the_cold_tuned_folder(t
     assert cli.main(argv) == 0
     assert tuned == ["tiny-cold-d2020", "tiny-cold-d2021", "tiny-cold-d2022"]
     pooled = open(os.path.join(out, "tiny-cold-tuned", "leaderboard.md")).read()
-    assert "Cold-item tuned leaderboard over 3 draw(s)" in pooled and "tiny-cold-d2022-tuned/leaderboard.md" in pooled
+    assert "Cold-item tuned leaderboard over 3 draw(s)" in pooled and "`tiny-cold-d2022-tuned/`" in pooled
     assert pooled.count("| 3/3 |") == 2  # 3 draws x 1 seed, both models
