@@ -157,3 +157,12 @@ def test_tuned_cold_board_tunes_each_draw_and_pools_into_the_cold_tuned_folder(t
     pooled = open(os.path.join(out, "tiny-cold-tuned", "leaderboard.md")).read()
     assert "Cold-item tuned leaderboard over 3 draw(s)" in pooled and "`tiny-cold-d2022-tuned/`" in pooled
     assert pooled.count("| 3/3 |") == 2  # 3 draws x 1 seed, both models
+
+
+@pytest.mark.slow
+def test_a_split_without_both_labels_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+    root = write_tiny_dataset(str(tmp_path))
+    monkeypatch.setattr(cold_start, "_labels", lambda header, rows, settings: np.ones(len(rows)))
+    with pytest.raises(cold_start.ColdSplitError, match="tiny-cold-d2020: the valid rows"):
+        cold_start.make_cold_items_dataset("tiny", data_path=root, log=lambda m: None)
+    assert sorted(os.listdir(root)) == ["tiny"]
