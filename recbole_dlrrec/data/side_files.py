@@ -16,6 +16,11 @@ ITEM_IMAGE_VEC_SUFFIX = "itemimgvec"
 #: Per-train-row history text vectors. Not named in NAME.yaml (the yaml stays what it was):
 #: the model looks for the file beside NAME.uservec.npz.
 USER_HIST_SUFFIX = "userhist"
+#: Item vectors from the item's TRAIN reviews (``user_vector: mean`` builds): per item (``ids``,
+#: ``vectors``, the itemvec layout) and per train row (its earlier reviews, the userhist layout).
+#: Not named in NAME.yaml either; no model reads them yet.
+ITEM_REV_SUFFIX = "itemrev"
+ITEM_REV_HIST_SUFFIX = "itemrevhist"
 
 
 def side_file_name(dataset: str, suffix: str) -> str:

@@ -41,6 +41,7 @@ def test_each_flag_sets_its_option():
         "user_text_max_chars": (99, ["--user_text_max_chars", "99"]),
         "k_core": (3, ["--k_core", "3"]),
         "user_history": (False, ["--no_user_history"]),
+        "user_vector": ("mean", ["--user_vector", "mean"]),
         "encoder_model": ("m", ["--encoder_model", "m"]),
         "encoder_cache": ("c.sqlite", ["--encoder_cache", "c.sqlite"]),
         "encoder_batch_size": (8, ["--encoder_batch_size", "8"]),

@@ -25,6 +25,8 @@ DEFAULT_LABEL_THRESHOLD = 4.0
 DEFAULT_SEED = 2026
 #: The default of ``category_filter``: the source's own (``Source.default_category_filter``).
 SOURCE_DEFAULT = "<the source's default>"
+#: ``user_vector`` choices: concatenated texts encoded per user and row, or means of review vectors.
+USER_VECTORS = ("concat", "mean")
 
 ImageEncoder = Callable[[dict, list], Any]
 #: Registry of image encoders: name -> callable, or None for "off". See the package docstring.
@@ -107,6 +109,14 @@ class ConvertOptions:
         "train row's own review (leaky)",
         flag="--no_user_history",
     )
+    user_vector: str = option(
+        "concat",
+        "how user vectors are made: concat (default: one concatenated text per user, and per train row for "
+        "NAME.userhist.npz, each encoded) or mean (each train review encoded once; user, per-row history and "
+        "item review vectors NAME.itemrev.npz / NAME.itemrevhist.npz are means of review vectors)",
+        choices=lambda: USER_VECTORS,
+        report=True,
+    )
     encoder_model: Optional[str] = option(None, "sentence-transformers model folder (default: bundled MiniLM)")
     encoder_cache: Optional[str] = option(None, "sqlite vector cache (default: OUT/.encoder_cache/vectors.sqlite)")
     encoder_batch_size: int = option(64, "texts per encoder batch")
@@ -133,6 +143,8 @@ class ConvertOptions:
         if self.split not in ("time", "random"):
             raise ConversionError(f"split must be 'time' or 'random', got {self.split!r}")
         check_ratios(self.ratios)
+        if self.user_vector not in USER_VECTORS:
+            raise ConversionError(f"user_vector must be one of {', '.join(USER_VECTORS)}, got {self.user_vector!r}")
         t = self.label_threshold
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 1 < t <= 5:
             raise ConversionError(

@@ -6,14 +6,18 @@ says how its lines become neutral records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.data.convert import features as feat
 from recbole_dlrrec.data.convert import history as hist
+from recbole_dlrrec.data.convert import review_means as means
 from recbole_dlrrec.data.convert import split as splitting
 from recbole_dlrrec.data.convert import write
 from recbole_dlrrec.data.convert.options import IMAGE_ENCODERS, ConvertOptions
@@ -90,8 +94,10 @@ def convert(
         # feed a feature (a user text, or a history text of a later train row); everything
         # else was never held.
         train = parts["train"]
-        with_text = hist.user_text_rows(train, opts.user_text_max_chars)
-        history_rows = hist.history_text_rows(train, opts.user_text_max_chars) if opts.user_history else []
+        mean = opts.user_vector == "mean"  # every train review's text is encoded once (review_means.py)
+        with_text = means.review_rows(train) if mean else hist.user_text_rows(train, opts.user_text_max_chars)
+        concat_history = opts.user_history and not mean
+        history_rows = hist.history_text_rows(train, opts.user_text_max_chars) if concat_history else []
         # A user text holds at most user_text_max_chars characters of any review, so each text is
         # kept cleaned and cut at cap + 2: user_text then decides and cuts exactly as on the whole
         # text (a longer text still does not fit, even if its cut ends in a space that it strips),
@@ -112,10 +118,17 @@ def convert(
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
-        history = hist.user_history(train, opts.user_text_max_chars) if opts.user_history else None
+        history = hist.user_history(train, opts.user_text_max_chars) if concat_history else None
+        texts = means.review_texts(with_text, opts.user_text_max_chars) if mean else []
         for r in with_text + history_rows:  # the features hold what they need; the raw texts go
             r.text = None
-        item_vecs, user_vecs, history_vecs, encoder_info = _encode_all(encoder, features, history, opts, out_dir)
+        composed: dict = {}
+        if mean:
+            item_vecs, user_vecs, composed, encoder_info = _encode_means(
+                encoder, features, with_text, texts, train, opts, out_dir
+            )
+        else:
+            item_vecs, user_vecs, history_vecs, encoder_info = _encode_all(encoder, features, history, opts, out_dir)
 
         with folder.writing():
             written = write.write_dataset(
@@ -134,6 +147,10 @@ def convert(
             )
             if history is not None:
                 write.write_user_history(folder, name, history, history_vecs, written["dim"])
+            if composed:
+                if opts.user_history:
+                    write.write_row_vectors(folder, name, write.USER_HIST_SUFFIX, composed["user"])
+                write.write_item_reviews(folder, name, composed["item"])
             report = _report(
                 name,
                 provenance,
@@ -148,6 +165,7 @@ def convert(
                 core_stats,
                 encoder_info,
                 history,
+                composed,
             )
             report["seconds"] = time.perf_counter() - started
             atomic.write_text(folder.file("REPORT.md"), write.report_markdown(report, source))
@@ -182,28 +200,67 @@ def one_label_warnings(splits: dict) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def _opened(encoder: Any, opts: ConvertOptions, out_dir: str) -> Iterator[Any]:
+    """``encoder``, or (None) a TextEncoder of the options, closed on the way out."""
+    if encoder is not None:
+        yield encoder
+        return
+    from recbole_dlrrec.data.encoder import TextEncoder
+
+    own = TextEncoder(
+        model_path=opts.encoder_model,
+        batch_size=opts.encoder_batch_size,
+        device=opts.encoder_device,
+        cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
+        show_progress=opts.show_progress,
+    )
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def _encode_means(encoder: Any, features: feat.TrainFeatures, rows: list, texts: list, train: list, opts, out_dir):
+    """``user_vector: mean``: (item, user vectors, {"user", "item": Composed}, report info). The
+    item metadata texts and each train review's text (``texts``, of ``rows``) are encoded; user
+    vectors, per-row histories and item review vectors are means of the review vectors."""
+    with _opened(encoder, opts, out_dir) as encoder:
+        item_vecs, item_stats = feat.encode(encoder, features.item_texts)
+        review_vecs, review_stats = feat.encode(encoder, texts)
+    if not texts:
+        review_vecs = np.zeros((0, item_vecs.shape[1]), dtype=np.float32)
+    if review_vecs.shape[1] != item_vecs.shape[1]:
+        raise ConversionError("text encoder returned different widths for item and review texts")
+    composed = {
+        "user": means.compose_side("user", rows, review_vecs, train, with_rows=opts.user_history),
+        "item": means.compose_side("item", rows, review_vecs, train),
+    }
+    user_full = dict(zip(composed["user"].full_ids, composed["user"].full))
+    if set(user_full) != set(features.vec_users):
+        raise ConversionError("internal: the users with review vectors are not the users with a user text")
+    user_vecs = np.asarray([user_full[u] for u in features.vec_users], dtype=np.float32)
+    info = {
+        "encoder": getattr(encoder, "model_id", type(encoder).__name__),
+        "cached": item_stats.get("cached", 0) + review_stats.get("cached", 0),
+        "encoded": item_stats.get("encoded", len(features.item_texts)) + review_stats.get("encoded", len(texts)),
+        "reviews": {
+            "texts": len(texts),
+            "cached": review_stats.get("cached", 0),
+            "encoded": review_stats.get("encoded", len(texts)),
+        },
+    }
+    return item_vecs, user_vecs.reshape(len(features.vec_users), item_vecs.shape[1]), composed, info
+
+
 def _encode_all(
     encoder: Any, features: feat.TrainFeatures, history: Optional[hist.UserHistory], opts: ConvertOptions, out_dir: str
 ):
     """(item, user, history vectors, report info): one encoder (and so one cache) for every text."""
-    own_encoder = None
-    if encoder is None:
-        from recbole_dlrrec.data.encoder import TextEncoder
-
-        own_encoder = encoder = TextEncoder(
-            model_path=opts.encoder_model,
-            batch_size=opts.encoder_batch_size,
-            device=opts.encoder_device,
-            cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
-            show_progress=opts.show_progress,
-        )
-    try:
+    with _opened(encoder, opts, out_dir) as encoder:
         item_vecs, item_stats = feat.encode(encoder, features.item_texts)
         user_vecs, user_stats = feat.encode(encoder, features.user_texts)
         history_vecs, history_stats = feat.encode(encoder, history.texts if history is not None else [])
-    finally:
-        if own_encoder is not None:
-            own_encoder.close()
     for vecs in (user_vecs, history_vecs):
         if vecs.size and vecs.shape[1] != item_vecs.shape[1]:
             raise ConversionError("text encoder returned different widths for item and user texts")
@@ -234,6 +291,7 @@ def _report(
     core_stats,
     encoder_info,
     history,
+    composed,
 ) -> dict:
     stats = written["splits"]
     n_all = sum(s["interactions"] for s in stats.values())
@@ -262,27 +320,39 @@ def _report(
             "items": len(items),
             "users": len(features.vec_users),
             "dim": written["dim"],
-            **{k: v for k, v in encoder_info.items() if k != "history"},
+            **{k: v for k, v in encoder_info.items() if k not in ("history", "reviews")},
         },
-        "user_history": None
-        if history is None
-        else {
-            "file": f"{name}.{write.USER_HIST_SUFFIX}.npz",
-            "train_rows_with_history": history.with_history,
-            "train_rows_without_history": len(history.row) - history.with_history,
-            "texts": len(history.texts),
-            **encoder_info["history"],
-        },
+        "user_history": _history_report(name, history, composed, encoder_info, opts),
+        **({"review_vectors": means.report(name, composed, encoder_info)} if composed else {}),
         "leakage_guards": [
             "valid/test review text feeds no feature",
             "user text vectors and n_train_reviews from train rows only",
             *(["a train row's history text holds its user's strictly earlier train reviews only"] if history else []),
+            *(means.LEAKAGE_GUARDS if composed else []),
             "pic_count from train reviews only",
             *(["k-core counted on train rows only"] if core_stats else []),
             "avg_rating/num_of_reviews " + ("INCLUDED (LEAKY, all-time)" if opts.include_leaky_meta else "excluded"),
         ],
     }
     return report
+
+
+def _history_report(name: str, history, composed: dict, encoder_info: dict, opts: ConvertOptions) -> Optional[dict]:
+    """The report's ``user_history``: the file and its rows; texts encoded for it (concat) or
+    vectors composed (mean); None when it was not written."""
+    if history is not None:
+        rows, extra = history.row, {"texts": len(history.texts), **encoder_info["history"]}
+    elif composed and opts.user_history:
+        rows, extra = composed["user"].row, {"vectors": len(composed["user"].vectors), "composed": "mean"}
+    else:
+        return None
+    with_history = sum(1 for r in rows if r >= 0)
+    return {
+        "file": f"{name}.{write.USER_HIST_SUFFIX}.npz",
+        "train_rows_with_history": with_history,
+        "train_rows_without_history": len(rows) - with_history,
+        **extra,
+    }
 
 
 def converter(source: Source) -> Callable[..., dict]:

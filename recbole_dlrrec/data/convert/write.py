@@ -15,7 +15,14 @@ from recbole_dlrrec import atomic
 from recbole_dlrrec.data.convert.records import Business, Review
 from recbole_dlrrec.data.convert.source import Source
 from recbole_dlrrec.data.convert.split import SPLITS
-from recbole_dlrrec.data.side_files import ITEM_IMAGE_VEC_SUFFIX, ITEM_VEC_SUFFIX, USER_HIST_SUFFIX, USER_VEC_SUFFIX
+from recbole_dlrrec.data.side_files import (
+    ITEM_IMAGE_VEC_SUFFIX,
+    ITEM_REV_HIST_SUFFIX,
+    ITEM_REV_SUFFIX,
+    ITEM_VEC_SUFFIX,
+    USER_HIST_SUFFIX,
+    USER_VEC_SUFFIX,
+)
 
 INTER_HEADER = ("user_id:token", "item_id:token", "rating:float", "label:float", "timestamp:float")
 ITEM_HEADER = (
@@ -256,8 +263,20 @@ def report_markdown(report: dict, source: Source) -> str:
         out.append(
             f"User history ({h['file']}: per train row, its user's strictly earlier train reviews): "
             f"{h['train_rows_with_history']} train rows with earlier text, "
-            f"{h['train_rows_without_history']} without; {h['texts']} distinct texts, "
-            f"{h['cached']} from cache, {h['encoded']} encoded."
+            f"{h['train_rows_without_history']} without; "
+            + (
+                f"{h['texts']} distinct texts, {h['cached']} from cache, {h['encoded']} encoded."
+                if "texts" in h
+                else f"{h['vectors']} distinct vectors, means of earlier review vectors."
+            )
+        )
+    rv = report.get("review_vectors")
+    if rv:
+        out.append(
+            f"Review vectors (user_vector: mean): {rv['texts']} train review texts, {rv['cached']} from cache, "
+            f"{rv['encoded']} encoded; item review vectors ({rv['item_file']}, {rv['item_rows_file']}): "
+            f"{rv['items_with_reviews']} items, {rv['train_rows_with_earlier_item_review']} train rows with an "
+            f"earlier item review, {rv['train_rows_without']} without."
         )
     out.append("")
     left_out = report.get("numeric_fields_left_out") or {}
@@ -364,10 +383,35 @@ def write_user_history(folder, name: str, history, vectors: np.ndarray, dim: int
     """NAME.userhist.npz: ``users`` / ``items`` (tokens, one entry per TRAIN row), ``row`` (int64
     index into ``vectors``, -1 = no earlier review with text) and ``vectors`` (float32, m x dim,
     one per distinct history text); see ``features.user_history``."""
+    _save_rows(folder.file(f"{name}.{USER_HIST_SUFFIX}.npz"), history, vectors, len(history.texts), dim)
+
+
+def _save_rows(path: str, rows, vectors: np.ndarray, n_vectors: int, dim: int) -> None:
+    """A per-train-row file (the userhist layout) of ``rows`` (``users``, ``items``, ``row``)."""
     save_npz(
-        folder.file(f"{name}.{USER_HIST_SUFFIX}.npz"),
-        users=np.array(history.users, dtype=str).reshape(-1),
-        items=np.array(history.items, dtype=str).reshape(-1),
-        row=np.array(history.row, dtype=np.int64).reshape(-1),
-        vectors=np.asarray(vectors, dtype=np.float32).reshape(len(history.texts), dim),
+        path,
+        users=np.array(rows.users, dtype=str).reshape(-1),
+        items=np.array(rows.items, dtype=str).reshape(-1),
+        row=np.array(rows.row, dtype=np.int64).reshape(-1),
+        vectors=np.asarray(vectors, dtype=np.float32).reshape(n_vectors, dim),
     )
+
+
+def write_row_vectors(folder, name: str, suffix: str, composed) -> None:
+    """NAME.<suffix>.npz in the userhist layout from a ``review_means.Composed``: per TRAIN row
+    the index of its before-row mean vector (-1: no earlier review)."""
+    dim = composed.full.shape[1]
+    _save_rows(folder.file(f"{name}.{suffix}.npz"), composed, composed.vectors, len(composed.vectors), dim)
+
+
+def write_item_reviews(folder, name: str, composed) -> None:
+    """NAME.itemrev.npz (``ids``, ``vectors``: each item's mean train review vector, items with
+    a train review text only) and NAME.itemrevhist.npz (per TRAIN row, the mean over the item's
+    strictly earlier train reviews), from the item side's ``review_means.Composed``."""
+    dim = composed.full.shape[1]
+    save_npz(
+        folder.file(f"{name}.{ITEM_REV_SUFFIX}.npz"),
+        ids=np.array(composed.full_ids, dtype=str).reshape(-1),
+        vectors=np.asarray(composed.full, dtype=np.float32).reshape(len(composed.full_ids), dim),
+    )
+    write_row_vectors(folder, name, ITEM_REV_HIST_SUFFIX, composed)

@@ -121,6 +121,12 @@ that the tool did not write (REPORT.json lists what it wrote) unless ``--force``
   review precedes them, so their history is the full ``uservec`` vector (under the random split
   a valid/test row's full vector also holds later train reviews, never its own). The texts it
   needs are fetched by pass 2 too (at most a full-profile's worth per distinct row time).
+- With ``user_vector="mean"`` (``--user_vector mean``; default ``concat``, the texts above): each
+  TRAIN review text is encoded once, and ``NAME.uservec.npz`` / ``NAME.userhist.npz`` hold means of
+  review vectors (the user's train reviews; per train row, those strictly earlier) instead of
+  encoded concatenations; ``NAME.itemrev.npz`` (``ids``, ``vectors``: per item, its train reviews'
+  mean) and ``NAME.itemrevhist.npz`` (the userhist layout: per train row, its item's strictly
+  earlier train reviews) are written too (``convert.review_means``).
 - ``NAME.yaml``: RecBole settings for this dataset (every key commented).
 - ``REPORT.md`` / ``REPORT.json``: counts read / kept / dropped per reason, per-split users,
   items, interactions, label balance, share of rows with text, time taken; REPORT.json also
