@@ -14,6 +14,9 @@ User history: {side_data_path}/{dataset}.userhist.npz (written by the Google Loc
 arrays `users`, `items`, `row`, `vectors`) gives each TRAIN row the text vector of its user's
 strictly earlier train reviews (`row` -1: none). `load_user_history` maps it to RecBole's ids:
 a sorted int64 key user * num_items + item per listed row, for a lookup on the device.
+
+Item review vectors ({dataset}.itemrev.npz per item, {dataset}.itemrevhist.npz per train row, in
+the layouts above; written by the converter with ``user_vector: mean``): `load_item_reviews`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 
 from recbole_dlrrec.atomic import atomic_path
-from recbole_dlrrec.data.side_files import USER_HIST_SUFFIX, side_file_name
+from recbole_dlrrec.data.side_files import ITEM_REV_HIST_SUFFIX, ITEM_REV_SUFFIX, USER_HIST_SUFFIX, side_file_name
 from recbole_dlrrec.errors import InputError
 
 SIDES = {"item": ("ITEM_ID_FIELD", "item_text_vec"), "user": ("USER_ID_FIELD", "user_text_vec")}
@@ -93,12 +96,21 @@ def load_text_table(config, dataset, side: str) -> Optional[TextTable]:
             f"{suffix_key}={config[suffix_key]!r} but {path} does not exist "
             f"(expected {side} text vectors for dataset {config['dataset']!r})"
         )
+    result = _aligned_table(path, dataset.field2id_token[config[field_key]])
+    logging.getLogger().info(
+        f"{side} text vectors: {path} ({result.dim}-d), {result.coverage:.1%} of {len(result.vectors) - 1} ids covered"
+    )
+    return result
+
+
+def _aligned_table(path: str, tokens) -> TextTable:
+    """The ``ids`` / ``vectors`` file at ``path`` as a TextTable over ``tokens`` (RecBole's
+    id -> token of one field); a one-line TextVectorsMissingError when it is not such a file."""
     try:
         with np.load(path, allow_pickle=False) as data:
             ids, vectors = data["ids"], data["vectors"].astype(np.float32)
     except (OSError, KeyError, ValueError) as exc:
         raise TextVectorsMissingError(f"{path}: not a text-vector file with 'ids' and 'vectors' ({exc})") from None
-    tokens = dataset.field2id_token[config[field_key]]
     row_of = {str(token): i for i, token in enumerate(ids)}
     table = np.zeros((len(tokens), vectors.shape[1]), dtype=np.float32)
     has = np.zeros(len(tokens), dtype=bool)
@@ -109,11 +121,7 @@ def load_text_table(config, dataset, side: str) -> Optional[TextTable]:
         if row is not None:
             table[internal_id] = vectors[row]
             has[internal_id] = True
-    result = TextTable(torch.from_numpy(table), torch.from_numpy(has), path)
-    logging.getLogger().info(
-        f"{side} text vectors: {path} ({result.dim}-d), {result.coverage:.1%} of {len(tokens) - 1} ids covered"
-    )
-    return result
+    return TextTable(torch.from_numpy(table), torch.from_numpy(has), path)
 
 
 @dataclass
@@ -180,6 +188,12 @@ def load_user_history(config, dataset, dim: int) -> UserHistory:
             f"user_text='before_row' needs {path} (per train row, the user text of its earlier reviews; "
             "written by the Google Local converter); use user_text: full or auto without it"
         )
+    return _row_vectors(path, config, dataset, dim)
+
+
+def _row_vectors(path: str, config, dataset, dim: int, label: str = "user history") -> UserHistory:
+    """A per-train-row file in the userhist layout (an existing ``path``) in RecBole's ids;
+    ``label`` names it in the log."""
     users, items, row, vectors = _history_arrays(path)
     if len(vectors) and vectors.shape[1] != dim:
         raise TextVectorsMissingError(f"{path}: vectors are {vectors.shape[1]}-d, the user text vectors {dim}-d")
@@ -209,7 +223,36 @@ def load_user_history(config, dataset, dim: int) -> UserHistory:
         path,
     )
     logging.getLogger().info(
-        f"user history: {path}, {len(keys)} train rows ({history.with_history} with earlier text, "
+        f"{label}: {path}, {len(keys)} train rows ({history.with_history} with earlier text, "
         f"{int((~known).sum())} unknown to the dataset left out), {len(vectors)} vectors"
     )
     return history
+
+
+@dataclass
+class ItemReviews:
+    """The item review vectors of a ``user_vector: mean`` build in RecBole's ids: ``table`` (per
+    item, the mean of its train reviews; what valid/test rows read) and ``rows`` (per listed train
+    row, the mean of its item's strictly earlier train reviews; -1: none)."""
+
+    table: TextTable
+    rows: UserHistory
+
+
+def load_item_reviews(config, dataset, dim: int) -> ItemReviews:
+    """The dataset's itemrev.npz and itemrevhist.npz (written by the converter with
+    ``--user_vector mean``) aligned with RecBole's ids; ``dim`` = the text vectors' width.
+    TextVectorsMissingError (one line naming the file) when either is absent, malformed or of
+    another width."""
+    folder, name = side_data_path(config), config["dataset"]
+    paths = [os.path.join(folder, side_file_name(name, suffix)) for suffix in (ITEM_REV_SUFFIX, ITEM_REV_HIST_SUFFIX)]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise TextVectorsMissingError(
+                f"item review vectors need {path} (written by the converter with --user_vector mean)"
+            )
+    table = _aligned_table(paths[0], dataset.field2id_token[config["ITEM_ID_FIELD"]])
+    if table.dim != dim:
+        raise TextVectorsMissingError(f"{paths[0]}: vectors are {table.dim}-d, the item text vectors {dim}-d")
+    logging.getLogger().info(f"item review vectors: {paths[0]}, {table.coverage:.1%} of items covered")
+    return ItemReviews(table, _row_vectors(paths[1], config, dataset, dim, "item review rows"))

@@ -213,3 +213,49 @@ def test_user_vector_option_is_checked_and_on_the_command_line():
     base = ["--reviews", "r.json", "--meta", "m.json", "--name", "x"]
     assert cli_convert.options_from_args(parser.parse_args(base)).user_vector == "concat"
     assert cli_convert.options_from_args(parser.parse_args(base + ["--user_vector", "mean"])).user_vector == "mean"
+
+
+def _stub_dataset(folder):
+    """RecBole's token <-> id maps of the build's users and items (id 0: padding)."""
+    from types import SimpleNamespace
+
+    tokens = {"user_id": ["[PAD]"], "item_id": ["[PAD]"]}
+    for split in ("train", "valid", "test"):
+        for line in open(os.path.join(folder, f"hist.{split}.inter")).read().splitlines()[1:]:
+            user, item = line.split("\t")[:2]
+            for field, token in (("user_id", user), ("item_id", item)):
+                if token not in tokens[field]:
+                    tokens[field].append(token)
+    ids = {field: {t: k for k, t in enumerate(ts)} for field, ts in tokens.items()}
+    config = {"side_data_path": folder, "data_path": folder, "dataset": "hist", "USER_ID_FIELD": "user_id"}
+    return SimpleNamespace(field2id_token=tokens, field2token_id=ids), {**config, "ITEM_ID_FIELD": "item_id"}
+
+
+def test_load_item_reviews_aligns_both_files_with_recbole_ids(tmp_path):
+    from recbole_dlrrec.data.text_vectors import TextVectorsMissingError, load_item_reviews
+
+    _, folder, _ = _build(tmp_path)
+    dataset, config = _stub_dataset(folder)
+    loaded = load_item_reviews(config, dataset, 16)
+    full = _per_id(folder, "itemrev")
+    item_tokens = dataset.field2id_token["item_id"]
+    for k, token in enumerate(item_tokens[1:], start=1):
+        assert bool(loaded.table.has_vector[k]) == (token in full), token
+        if token in full:
+            assert loaded.table.vectors[k].numpy().tobytes() == full[token]
+    per_row = _per_row(folder, "itemrevhist")
+    assert len(loaded.rows.keys) == len(per_row)
+    num_items = len(item_tokens)
+    for (user, item), want in per_row.items():
+        key = dataset.field2token_id["user_id"][user] * num_items + dataset.field2token_id["item_id"][item]
+        r = int(loaded.rows.rows[int(np.searchsorted(loaded.rows.keys.numpy(), key))])
+        assert (None if r < 0 else loaded.rows.vectors[r].numpy().tobytes()) == want
+    with pytest.raises(
+        TextVectorsMissingError, match=r"hist\.itemrev\.npz: vectors are 16-d, the item text vectors 8-d"
+    ):
+        load_item_reviews(config, dataset, 8)
+    os.remove(os.path.join(folder, "hist.itemrevhist.npz"))
+    with pytest.raises(
+        TextVectorsMissingError, match=r"hist\.itemrevhist\.npz \(written by the converter with --user_vector mean\)"
+    ):
+        load_item_reviews(config, dataset, 16)
