@@ -26,6 +26,7 @@ from torch import nn
 from recbole_dlrrec import patches
 from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, OverArch, SparseArch, interaction_arch
+from recbole_dlrrec.nn.oov import OOVArch, Substitutes
 
 
 @dataclass
@@ -101,6 +102,9 @@ class DLRMOptions:
     top_dropout: float
     embedding_l2: float
     weight_decay: float
+    oov_embedding: bool
+    id_dropout_user: float
+    id_dropout_item: float
 
 
 class DLRM(ContextRecommender):
@@ -164,6 +168,24 @@ class DLRM(ContextRecommender):
 
         self.pos_weight = resolve_pos_weight(self.options.pos_weight, dataset, self.LABEL)
         self.rec_loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight))
+        self.oov_arch = self.build_oov_arch(config, dataset) if self.options.oov_embedding else None
+
+    def build_oov_arch(self, config, dataset) -> OOVArch:
+        """The OOV rows of the user and item id fields: known = the ids of `dataset`'s
+        interactions (the TRAIN split: RecBole builds the model from the train loader's dataset,
+        the whole split on every DDP rank and under the fast loader)."""
+        sides = (
+            (config["USER_ID_FIELD"], self.options.id_dropout_user),
+            (config["ITEM_ID_FIELD"], self.options.id_dropout_item),
+        )
+        fields, known, rates = [], [], []
+        for name, rate in sides:
+            counts = torch.bincount(dataset.inter_feat[name].long(), minlength=dataset.num(name))
+            counts[0] = 0  # RecBole's padding id is never a known id
+            fields.append(self.fields.token.index(name))
+            known.append(counts > 0)
+            rates.append(rate)
+        return OOVArch(fields, known, self.embedding_size, rates, seed=int(config["seed"]))
 
     # -- feature vectors -------------------------------------------------------------------
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
@@ -192,6 +214,11 @@ class DLRM(ContextRecommender):
         already: `extras` (this batch's `extra_vectors`) and `token_vectors` (B x F_tok x D, the
         token fields' embedding rows); the others are computed here."""
         token_ids, token_seqs = self.sparse_input(interaction)
+        if self.oov_arch is not None:  # the switch's branch only: off, the order of draws is as before
+            extras = self.extra_vectors(interaction) if extras is None else extras
+            if token_vectors is None:
+                token_vectors = self.token_table()(self.sparse_arch.token_rows(token_ids))
+            token_vectors = self.oov_arch(token_ids, token_vectors, self.oov_substitutes(interaction, extras))
         parts = [self.sparse_arch(token_ids, token_seqs, token_vectors)] if self.sparse_arch.num_vectors else []
         dense = self.dense_arch(self.dense_input(interaction)) if self.dense_arch is not None else None
         extras = self.extra_vectors(interaction) if extras is None else extras
@@ -199,6 +226,11 @@ class DLRM(ContextRecommender):
         if vectors:
             parts.append(torch.stack(vectors, dim=1))
         return torch.cat(parts, dim=1), dense
+
+    def oov_substitutes(self, interaction, extras: List[torch.Tensor]) -> Optional[Substitutes]:
+        """What an id on the OOV path takes instead of its field's OOV row, per token field (none
+        in DLRM; DLRREC: its text-to-ID map where the row's id has text)."""
+        return None
 
     # -- RecBole API -----------------------------------------------------------------------
     def forward(

@@ -71,6 +71,7 @@ from torch import nn
 
 from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
+from recbole_dlrrec.models.dlrrec_oov import build_text_to_id
 from recbole_dlrrec.models.dlrrec_parts import build_parts, load_text_inputs
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
 
@@ -102,6 +103,8 @@ class DLRRECOptions(DLRMOptions):
     collapse_sample: int
     user_text: str
     no_history: str
+    text_to_id: bool
+    text_to_id_hidden: List[int]
 
 
 class DLRREC(DLRM):
@@ -142,6 +145,8 @@ class DLRREC(DLRM):
         # (the global RNG draws them first) and the state_dict stays what it was without them.
         if options.cl_projection == "mlp":
             self.cl_projections = nn.ModuleDict({side: ProjectionHead(self.embedding_size) for side in self.samplers})
+        # After them for the same reason (models/dlrrec_oov.py; None when text_to_id is off).
+        self.text_to_id = build_text_to_id(options, text)
 
     @property
     def cl_repr(self) -> str:
@@ -162,11 +167,22 @@ class DLRREC(DLRM):
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
         return [module(self.tower_rows(side, interaction)) for side, module in self.text_sides.items()]
 
+    def oov_substitutes(self, interaction, extras: List[torch.Tensor]):
+        """text_to_id: the map of each row's text (models/dlrrec_oov.py), else the OOV rows."""
+        return None if self.text_to_id is None else self.text_to_id.substitutes(self, interaction, extras)
+
     # -- representations -----------------------------------------------------------------
+    def id_field(self, side: str) -> str:
+        """The id field of a side ('item' or 'user')."""
+        return self.ITEM_ID if side == "item" else self.USER_ID
+
+    def id_field_position(self, side: str) -> int:
+        """The position of the side's id field among the token fields."""
+        return self.fields.token.index(self.id_field(side))
+
     def _id_rows(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows of the shared token table holding the ID embeddings of `ids`."""
-        field = self.ITEM_ID if side == "item" else self.USER_ID
-        return self.sparse_arch.field_rows(self.fields.token.index(field), ids)
+        return self.sparse_arch.field_rows(self.id_field_position(side), ids)
 
     def id_embedding(self, side: str, ids: torch.Tensor) -> torch.Tensor:
         """The ID embedding rows of `ids` (B) -> B x D."""
@@ -278,8 +294,8 @@ class DLRREC(DLRM):
         weights = self.weights
         draws = {side: self.contrastive_draw(side, batch_ids[side]) for side in weights if weights[side]}
         token_vectors, id_vectors = self._lookup_ids(self.sparse_input(interaction)[0], draws)
-        if token_vectors is None and self.options.embedding_l2:
-            token_vectors = self.lookup_token_vectors(interaction)  # shared by forward and the penalty
+        if token_vectors is None and (self.options.embedding_l2 or self.text_to_id is not None):
+            token_vectors = self.lookup_token_vectors(interaction)  # shared by forward, penalty and map fit
         encoded = {
             side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side), id_vectors.get(side))
             for side in weights
@@ -293,6 +309,8 @@ class DLRREC(DLRM):
         parts = {"L_rec": rec, "w1*L_ii": heads["item"], "w2*L_uu": heads["user"]}
         if self.options.embedding_l2:
             parts["embedding_l2"] = self.embedding_penalty(interaction, token_vectors)
+        if self.text_to_id is not None:
+            parts["text_to_id"] = self.text_to_id.fit_loss(self, interaction, token_vectors, extras)
         if not bool(torch.isfinite(torch.stack(list(parts.values()))).all()):  # one host sync
             name, part = next((n, p) for n, p in parts.items() if not torch.isfinite(p))
             raise ValueError(

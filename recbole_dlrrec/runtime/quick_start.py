@@ -114,6 +114,11 @@ def load_splits(config):
     check_finite_features(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_both_labels(config, {"train": train_data, "valid": valid_data, "test": test_data})
+    if config["oov_user_token"]:  # before any loader joins features or any model reads the ids
+        from recbole_dlrrec.data.oov_token import map_unseen_users
+
+        loaders = {"train": train_data, "valid": valid_data, "test": test_data}
+        map_unseen_users(config, {split: loader._dataset for split, loader in loaders.items()})
     if config["fast_dataloader"]:  # join features once, slice batches on the device (fast_loader.py)
         from recbole_dlrrec.runtime.fast_loader import fast_dataloaders
 
