@@ -49,6 +49,10 @@ DELIBERATELY_FIXED: Dict[str, Dict[str, str]] = {
     "DLRM": {
         "embedding_l2": "off (0.0) for every plugin model; weight_decay (searched) already penalises the embeddings",
         "top_dropout": "off (0.0): dropout_prob (searched) already drops after every hidden layer of both MLPs",
+        **{
+            key: "read only with oov_embedding, off by default: a board row that switches it on searches it"
+            for key in ("id_dropout_user", "id_dropout_item")
+        },
     },
     "DLRREC": {
         "embedding_l2": "as DLRM: off, weight_decay is searched",
@@ -56,6 +60,10 @@ DELIBERATELY_FIXED: Dict[str, Dict[str, str]] = {
         "reduction_dropout": "the text tower's dropout, kept at the DLRREC.yaml value so that the heads' and "
         "the tower's keys do not crowd the 12-key space; dropout_prob is searched",
         "text_dropout": "off (0.0): an input-noise option studied on its own, not part of the method",
+        **{
+            key: "as DLRM: read only with oov_embedding, off by default"
+            for key in ("id_dropout_user", "id_dropout_item")
+        },
     },
 }
 SECTION_SEARCHES = "## Saved searches of the committed tuned boards"

@@ -7,7 +7,10 @@
 Backbone switches (DLRMOptions): `interaction` dot (DLRM's pairwise dots) | dot_concat (the
 vectors too) | dcn (a DCN-V2 cross network, `dcn_layers`, `dcn_low_rank`); `top_dropout` on the
 top MLP's input; `embedding_l2`, an L2 penalty on the batch's embedding rows added to the loss;
-`weight_decay` is RecBole's (its optimizer reads it; checked here).
+`weight_decay` is RecBole's (its optimizer reads it; checked here). Unseen ids: `oov_embedding`
+maps every user / item id absent from the TRAIN split to one learned row per side (nn/oov.py
+OOVArch, swapped into the token rows before the SparseArch), trained by ID dropout
+(`id_dropout_user`, `id_dropout_item`); `oov_substitutes` lets a subclass offer better vectors.
 
 RecBole 1.2.1 has no DLRM. Defaults: properties/model/DLRM.yaml. The loss (class-weighted BCE on
 the logit, plus the embedding penalty) is computed in `calculate_loss`, outside the arches.
@@ -185,7 +188,8 @@ class DLRM(ContextRecommender):
             fields.append(self.fields.token.index(name))
             known.append(counts > 0)
             rates.append(rate)
-        return OOVArch(fields, known, self.embedding_size, rates, seed=int(config["seed"]))
+        seed = int(config["seed"])
+        return OOVArch(fields, known, self.embedding_size, rates, seed, first_order=self.first_order_arch is not None)
 
     # -- feature vectors -------------------------------------------------------------------
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
@@ -208,17 +212,24 @@ class DLRM(ContextRecommender):
         return token_ids, [interaction[name] for name in self.fields.token_seq]
 
     def feature_vectors(
-        self, interaction, extras: Optional[List[torch.Tensor]] = None, token_vectors: Optional[torch.Tensor] = None
+        self,
+        interaction,
+        extras: Optional[List[torch.Tensor]] = None,
+        token_vectors: Optional[torch.Tensor] = None,
+        oov_replaced: Optional[torch.Tensor] = None,
     ):
         """Returns (vectors B x F x D, dense B x D or None). Parts the caller has computed
-        already: `extras` (this batch's `extra_vectors`) and `token_vectors` (B x F_tok x D, the
-        token fields' embedding rows); the others are computed here."""
+        already: `extras` (this batch's `extra_vectors`), `token_vectors` (B x F_tok x D, the
+        token fields' embedding rows) and, with oov_embedding, `oov_replaced` (B x 2, this
+        step's OOV path of the user and item fields: OOVArch.replaced_rows); the others are
+        computed here."""
         token_ids, token_seqs = self.sparse_input(interaction)
         if self.oov_arch is not None:  # the switch's branch only: off, the order of draws is as before
             extras = self.extra_vectors(interaction) if extras is None else extras
             if token_vectors is None:
                 token_vectors = self.token_table()(self.sparse_arch.token_rows(token_ids))
-            token_vectors = self.oov_arch(token_ids, token_vectors, self.oov_substitutes(interaction, extras))
+            substitutes = self.oov_substitutes(interaction, extras)
+            token_vectors = self.oov_arch(token_ids, token_vectors, oov_replaced, substitutes)
         parts = [self.sparse_arch(token_ids, token_seqs, token_vectors)] if self.sparse_arch.num_vectors else []
         dense = self.dense_arch(self.dense_input(interaction)) if self.dense_arch is not None else None
         extras = self.extra_vectors(interaction) if extras is None else extras
@@ -237,13 +248,27 @@ class DLRM(ContextRecommender):
         self, interaction, extras: Optional[List[torch.Tensor]] = None, token_vectors: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """Logits, shape B. `extras`, `token_vectors` as in `feature_vectors`."""
-        vectors, dense = self.feature_vectors(interaction, extras, token_vectors)
+        replaced = None
+        if self.oov_arch is not None:  # one draw for the vectors and the first-order weights
+            replaced = self.oov_arch.replaced_rows(self.sparse_input(interaction)[0])
+        vectors, dense = self.feature_vectors(interaction, extras, token_vectors, replaced)
         logits = self.over_arch(self.interaction_arch(vectors, dense))
         if self.first_order_arch is not None:
             token_ids, token_seqs = self.sparse_input(interaction)
             dense_in = self.dense_input(interaction) if self.fields.dense else None
             logits = logits + self.first_order_arch(token_ids, token_seqs, dense_in)
+            if self.oov_arch is not None and replaced is not None:
+                logits = logits + self.oov_first_order_shift(token_ids, replaced)
         return logits
+
+    def oov_first_order_shift(self, token_ids: torch.Tensor, replaced: torch.Tensor) -> torch.Tensor:
+        """B: the first-order term's change when the replaced user / item ids take their
+        side's OOV bias instead of their own weight (an unseen id's own is its untrained 0)."""
+        assert self.oov_arch is not None and self.first_order_arch is not None
+        table = self.first_order_arch.weights.token_table
+        assert table is not None, "the user and item ids are token fields"
+        rows = self.first_order_arch.weights.token_rows(token_ids)[:, self.oov_arch.fields]
+        return self.oov_arch.first_order_shift(table(rows).squeeze(-1), replaced)
 
     def rec_loss_value(self, logits: torch.Tensor, interaction) -> torch.Tensor:
         return self.rec_loss(logits, interaction[self.LABEL].float())

@@ -51,6 +51,8 @@ leaky one); 'none' builds no user tower; 'auto' is before_row when the file exis
 review, a cold user) by one learned vector instead of the tower's output of zeros. The
 contrastive heads and the collapse monitor represent a user by id: the full per-user vector.
 V0 (pca) fits on the train users' full vectors, as before; history vectors pass through it.
+Unseen ids: with `oov_embedding` (DLRM's), `text_to_id` gives an unseen or ID-dropped id that has
+text the output of a map from its text to the ID space (models/dlrrec_oov.py).
 Built from parts: `DLRREC(config, dataset)` (RecBole's signature) types the config once
 (DLRRECOptions), and the builder (models/dlrrec_parts.py) turns the options and the TRAIN
 dataset into the text towers, the user-history lookup, the V0 PCA fit, the SWING / similarity and

@@ -13,7 +13,11 @@ DLRREC's text-to-ID mapper output for rows whose id has text): a replaced row th
 substitute where available and the OOV row elsewhere, in training (dropped ids) and in evaluation
 (unseen ids) alike, so what the network learns on dropped ids is what it meets on unseen ones.
 
-Shapes: B = batch, F_tok = token fields, D = embedding size, N_f = ids of field f.
+A model with a first-order term (a per-id scalar weight, FM-style) swaps the replaced rows'
+weights for one learned OOV bias per field too (`first_order_shift`), with the same draw.
+
+Shapes: B = batch, F_tok = token fields, H = fields handled here, D = embedding size, N_f = ids
+of field f.
 """
 
 from __future__ import annotations
@@ -40,10 +44,18 @@ class OOVArch(nn.Module):
         rates: per field of `fields`, the ID dropout rate in [0, 1) (0: unseen ids still map to
             the OOV row, which then stays at its initial zeros).
         seed: seeds the dropout generator (one per device, made on first use).
+        first_order: also hold one OOV bias per field (`oov_bias`, H) for a model's first-order
+            term (a per-id scalar weight): `first_order_shift`.
     """
 
     def __init__(
-        self, fields: Sequence[int], known: Sequence[torch.Tensor], dim: int, rates: Sequence[float], seed: int
+        self,
+        fields: Sequence[int],
+        known: Sequence[torch.Tensor],
+        dim: int,
+        rates: Sequence[float],
+        seed: int,
+        first_order: bool = False,
     ):
         super().__init__()
         if not (len(fields) == len(known) == len(rates)):
@@ -59,6 +71,7 @@ class OOVArch(nn.Module):
         # Zeros, not a random draw: an unknown id starts as "no information", and the random
         # stream of every later initialisation stays as it was without the switch.
         self.oov_rows = nn.Parameter(torch.zeros(len(self.fields), dim))
+        self.oov_bias = nn.Parameter(torch.zeros(len(self.fields))) if first_order else None
         self._generators: Dict[str, torch.Generator] = {}
 
     def known(self, i: int) -> torch.Tensor:
@@ -84,20 +97,37 @@ class OOVArch(nn.Module):
             out = out | (draw < self.rates[i])
         return out
 
+    def replaced_rows(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """token ids B x F_tok -> B x H bool (H = handled fields, in `fields` order): one step's
+        OOV path, drawn once and shared by the vectors and the first-order weights."""
+        return torch.stack([self.replaced(i, token_ids[:, field]) for i, field in enumerate(self.fields)], dim=1)
+
     def forward(
-        self, token_ids: torch.Tensor, token_vectors: torch.Tensor, substitutes: Optional[Substitutes] = None
+        self,
+        token_ids: torch.Tensor,
+        token_vectors: torch.Tensor,
+        replaced: Optional[torch.Tensor] = None,
+        substitutes: Optional[Substitutes] = None,
     ) -> torch.Tensor:
         """token ids B x F_tok, their rows B x F_tok x D -> B x F_tok x D with the handled
-        fields' replaced rows swapped for their substitute or their field's OOV row."""
+        fields' replaced rows (`replaced` B x H, drawn here when None) swapped for their
+        substitute or their field's OOV row."""
+        replaced = self.replaced_rows(token_ids) if replaced is None else replaced
         columns = list(token_vectors.unbind(1))
         for i, field in enumerate(self.fields):
-            replaced = self.replaced(i, token_ids[:, field])
             fill = self.oov_rows[i].to(token_vectors.dtype).expand_as(columns[field])
             if substitutes is not None and field in substitutes:
                 vectors, available = substitutes[field]
                 fill = torch.where(available.unsqueeze(1), vectors.to(token_vectors.dtype), fill)
-            columns[field] = torch.where(replaced.unsqueeze(1), fill, columns[field])
+            columns[field] = torch.where(replaced[:, i].unsqueeze(1), fill, columns[field])
         return torch.stack(columns, dim=1)
+
+    def first_order_shift(self, weights: torch.Tensor, replaced: torch.Tensor) -> torch.Tensor:
+        """The change of a first-order term (a per-id scalar weight, summed over fields) when
+        the replaced rows take their field's OOV bias: `weights` B x H (the handled fields'
+        per-id weights), `replaced` B x H -> B. Needs `first_order`."""
+        assert self.oov_bias is not None, "built without first_order"
+        return torch.where(replaced, self.oov_bias.to(weights.dtype) - weights, torch.zeros_like(weights)).sum(1)
 
 
 class TextToIdMap(nn.Module):

@@ -60,7 +60,7 @@ def test_substitutes_replace_the_oov_row_where_available():
     token_ids, vectors = _batch()
     subs = torch.full((6, D), 9.0)
     available = torch.tensor([True, False, True, True, True, True])
-    out = arch(token_ids, vectors, {0: (subs, available)})
+    out = arch(token_ids, vectors, substitutes={0: (subs, available)})
     assert torch.equal(out[4, 0], subs[4])  # unseen user 3, with a substitute
     assert torch.equal(out[1, 0], torch.zeros(D))  # unseen user 3, none: the OOV row (zeros at start)
     assert torch.equal(out[0, 0], vectors[0, 0])  # a known user keeps its row
@@ -89,3 +89,15 @@ def test_text_to_id_map_fits_warm_rows_only_and_leaves_its_inputs_alone():
     assert mapper(text).shape == (5, D)
     cold = mapper.fit_loss(text, ids, torch.zeros(5, dtype=torch.bool))
     assert cold.item() == 0.0
+
+
+def test_first_order_shift_swaps_the_replaced_rows_weights_for_the_oov_bias():
+    known = [torch.tensor([False, True, True]), torch.tensor([False, True, True])]
+    arch = OOVArch([0, 1], known, D, [0.0, 0.0], seed=0, first_order=True)
+    with torch.no_grad():
+        arch.oov_bias.copy_(torch.tensor([0.5, -2.0]))
+    weights = torch.tensor([[1.0, 3.0], [1.0, 3.0], [1.0, 3.0]])
+    replaced = torch.tensor([[False, False], [True, False], [True, True]])
+    shift = arch.first_order_shift(weights, replaced)
+    assert torch.equal(weights.sum(1) + shift, torch.tensor([4.0, 3.5, -1.5]))
+    assert _arch().oov_bias is None  # only with first_order

@@ -95,6 +95,13 @@ def test_an_unseen_id_is_scored_through_its_sides_oov_row(sparse, model_name):
     assert unseen_item.any() and (~unseen_item).any()
     assert (after[unseen_item] != before[unseen_item]).all()
     assert torch.equal(after[~unseen_item], before[~unseen_item])
+    with torch.no_grad():  # the first-order term: one OOV bias per side
+        model.oov_arch.oov_bias[0].add_(1.0)  # the user side's
+        biased = model.predict(batch)
+    unseen_user = ~known[0]
+    assert unseen_user.any() and (~unseen_user).any()
+    assert (biased[unseen_user] > after[unseen_user]).all()
+    assert torch.equal(biased[~unseen_user], after[~unseen_user])
 
 
 def test_id_dropout_trains_the_oov_rows_on_batches_of_known_ids_only(sparse):
