@@ -72,6 +72,14 @@ _ABSENT_MEANS = {
     "trust_cache": False,
     "cl_similarity": "swing",
     "cl_hard_pool": 50,
+    # Unseen ids (nn/oov.py, models/dlrrec_oov.py, data/oov_token.py): off is what every earlier run did.
+    "oov_embedding": False,
+    "id_dropout_user": 0.0,
+    "id_dropout_item": 0.0,
+    "text_to_id": False,
+    "text_to_id_hidden": [64],
+    "oov_user_token": False,
+    "oov_user_token_rate": 0.15,
 }
 
 

@@ -20,9 +20,11 @@ from recbole_dlrrec.config.registry import resolve_model
 # The plugin's sources every model's numbers depend on: the run loop (config stack, loaders,
 # training step, metrics, evaluation) and RecBole's fixes. config/registry.py is left out: it
 # only maps names to classes (a new DLRREC variant must not rerun RecBole's cells).
+# data/oov_token.py rewrites the loaded splits for every model (oov_user_token).
 RUN_CODE = tuple(os.path.join("config", name) for name in ("__init__.py", "stack.py", "keys.py", "paths.py")) + (
     "runtime",
     "patches.py",
+    os.path.join("data", "oov_token.py"),
 )
 # ... and, for the plugin's own models (DLRM, DLRREC and its variants), the model code and the
 # reader of the text side files (RecBole's models never read those).
