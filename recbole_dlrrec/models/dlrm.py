@@ -30,6 +30,7 @@ from recbole_dlrrec import patches
 from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.nn.layers import DenseArch, FirstOrderArch, OverArch, SparseArch, interaction_arch
 from recbole_dlrrec.nn.oov import OOVArch, Substitutes
+from recbole_dlrrec.swing.sampler import default_rank, rank_seed
 
 
 @dataclass
@@ -188,7 +189,8 @@ class DLRM(ContextRecommender):
             fields.append(self.fields.token.index(name))
             known.append(counts > 0)
             rates.append(rate)
-        seed = int(config["seed"])
+        # Each DDP rank drops its own rows with its own stream (rank 0: the seed), as the samplers do.
+        seed = rank_seed(int(config["seed"]), default_rank())
         return OOVArch(fields, known, self.embedding_size, rates, seed, first_order=self.first_order_arch is not None)
 
     # -- feature vectors -------------------------------------------------------------------

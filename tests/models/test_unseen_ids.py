@@ -129,6 +129,15 @@ def test_same_seed_same_bytes_with_the_switches_on(sparse, model_name):
     assert digests[0] == digests[1]
 
 
+def test_each_ddp_rank_draws_its_own_id_dropout_stream(sparse, monkeypatch):
+    from recbole_dlrrec.models import dlrm
+    from recbole_dlrrec.swing.sampler import rank_seed
+
+    assert sparse(**ON)[0].oov_arch.seed == 2020  # one process: the config's seed
+    monkeypatch.setattr(dlrm, "default_rank", lambda: 1)
+    assert sparse(**ON)[0].oov_arch.seed == rank_seed(2020, 1) != 2020
+
+
 def test_text_to_id_gives_an_unseen_item_with_text_the_maps_output(sparse):
     model, train, test = sparse("DLRREC", text_to_id=True, **ON)
     assert len(model.calculate_loss(next(iter(train)))) == 4  # L_rec, w1*L_ii, w2*L_uu, text_to_id
