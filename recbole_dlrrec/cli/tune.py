@@ -41,6 +41,13 @@ def parse_args(argv):
     parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default 1)")
     parser.add_argument("--gpus_per_trial", type=float, default=None, help="GPUs per trial (default 0)")
     parser.add_argument(
+        "--search_scheduler",
+        choices=("none", "asha"),
+        default=None,
+        help="asha (default): prune on every epoch's validation score, fast but timing-dependent; none: "
+        "every trial to --max_epochs (RecBole's early stopping), configurations drawn from --seed up front",
+    )
+    parser.add_argument(
         "--grace_period", type=int, default=None, help="ASHA: epochs before a trial can be stopped (default 1)"
     )
     parser.add_argument(
@@ -92,6 +99,7 @@ def main(argv=None) -> int:
         num_cpus=args.num_cpus,
         grace_period=args.grace_period,
         reduction_factor=args.reduction_factor,
+        scheduler=args.search_scheduler,
         evaluate_best=False if args.no_test else None,
         out_root=args.out_root or tune.TUNE_ROOT,
     )

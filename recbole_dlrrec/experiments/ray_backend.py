@@ -1,5 +1,6 @@
 """Every Ray call of the project: the local Ray session or the cluster, the trial that runs in a
-Ray worker, the ASHA search, and reading the trials back.
+Ray worker, the search (ASHA, or every drawn configuration to the epoch cap), and reading the
+trials back.
 
     with ray_session(ray, address, num_cpus):              # ray, tune = import_ray()
         interrupted = fit(tune, resume, spec, space, trainable, storage, experiment_dir, record_path)
@@ -413,13 +414,38 @@ def _ray_state_saved(tune, experiment_dir: str) -> bool:
     )
 
 
+def trial_order(count: int) -> List[int]:
+    """The order in which the drawn configurations of a search without pruning are started
+    (the draw order; a test reverses it to show that the winner does not depend on it)."""
+    return list(range(count))
+
+
+def _scheduler_and_searcher(spec: dict):
+    """(scheduler, searcher) of a new search. With ``draws`` in the spec (scheduler none), Ray
+    samples nothing: it starts exactly the drawn configurations, each trained until RecBole
+    stops it (the epoch cap or its early stopping on validation, alike for every trial), and the
+    FIFO scheduler stops none. Otherwise ASHA over configurations Ray draws from the seed."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    if "draws" in spec:
+        draws = spec["draws"]
+        points = [dict(draws[i]) for i in trial_order(len(draws))]
+        return FIFOScheduler(), BasicVariantGenerator(points_to_evaluate=points, random_state=spec["seed"])
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=spec["max_epochs"],
+        grace_period=min(spec["grace_period"], spec["max_epochs"]),
+        reduction_factor=spec["reduction_factor"],
+    )
+    return scheduler, BasicVariantGenerator(random_state=spec["seed"])
+
+
 def fit(
     tune, resume: bool, spec: dict, space: SearchSpace, trainable, storage: str, experiment_dir: str, record_path: str
 ) -> bool:
     """Run (or continue) the search. Returns True when it was interrupted (Ctrl-C)."""
     from ray.tune import FailureConfig, RunConfig
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     resources = tune.with_resources(trainable, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
     if resume and _ray_state_saved(tune, experiment_dir):
@@ -431,12 +457,7 @@ def fit(
         # (a run killed before Ray saved its state starts again: same sampler seed, same draws;
         # the trials in the record are replayed, not trained)
         progress = _ray_progress_callback(tune, spec["num_samples"], space, spec["valid_metric"], record_path)
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=spec["max_epochs"],
-            grace_period=min(spec["grace_period"], spec["max_epochs"]),
-            reduction_factor=spec["reduction_factor"],
-        )
+        scheduler, searcher = _scheduler_and_searcher(spec)
         tuner = tune.Tuner(
             resources,
             param_space=_ray_param_space(tune, space),
@@ -445,7 +466,7 @@ def fit(
                 mode="max" if spec["valid_metric_bigger"] else "min",
                 scheduler=scheduler,
                 num_samples=spec["num_samples"],
-                search_alg=BasicVariantGenerator(random_state=spec["seed"]),
+                search_alg=searcher,
             ),
             run_config=RunConfig(
                 name=spec["name"],

@@ -91,6 +91,24 @@ def select_best(records: Sequence[TrialRecord], bigger: bool) -> Optional[TrialR
     return best
 
 
+def in_draw_order(records: Sequence[TrialRecord], draws: Sequence[Dict[str, object]]) -> List[TrialRecord]:
+    """`records` in the order their configurations were drawn (a search without pruning), so
+    that the record and the winner's tie-break (the earlier draw) do not depend on which trial
+    Ray started or finished first. Equal draws keep their relative order; a record whose values
+    were not drawn (none should be) goes last."""
+    rank: Dict[str, int] = {}
+    for index, params in enumerate(draws):
+        rank.setdefault(params_key(params), index)
+    return sorted(records, key=lambda r: rank.get(params_key(r.params), len(draws)))
+
+
+def search_phrase(spec: dict) -> str:
+    """How a run's trials were trained, for its notes and log lines."""
+    if spec.get("scheduler", "ASHA").lower() == "asha":
+        return f"ASHA over {spec['max_epochs']} epochs"
+    return f"no pruning, every trial up to {spec['max_epochs']} epochs"
+
+
 def _cell(value) -> str:
     if value is None:
         return ""

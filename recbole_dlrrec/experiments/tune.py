@@ -69,8 +69,10 @@ from recbole_dlrrec.experiments.search_records import (
     best_config_values,
     finished_record_path,
     format_value,
+    in_draw_order,
     read_finished,
     read_run_spec,
+    search_phrase,
     select_best,
     summary_table,
     write_best_config,
@@ -193,7 +195,7 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
         "valid_metric": str(config["valid_metric"]),
         "valid_metric_bigger": bool(config["valid_metric_bigger"]),
         "evaluate_best": bool(request.evaluate_best),
-        "scheduler": "ASHA",
+        "scheduler": request.scheduler,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
@@ -262,6 +264,8 @@ def _start_run(request: TuneRequest, model_name: str, space: SearchSpace, config
     """A new run's folder: the merged space (shared.yaml + the model's file, as one file that
     --resume reads alone) and run_spec.json. Returns the spec."""
     spec = _new_spec(request, model_name, _resolved(request)[2], config)
+    if spec["scheduler"] == "none":  # the trial set, fixed before any trial runs (and kept for --resume)
+        spec["draws"] = space.draws(spec["num_samples"], spec["seed"])
     os.makedirs(out_dir, exist_ok=True)
     atomic.write_text(
         os.path.join(out_dir, "space.yaml"),
@@ -274,7 +278,8 @@ def _start_run(request: TuneRequest, model_name: str, space: SearchSpace, config
 def _search(
     request: TuneRequest, spec: dict, space: SearchSpace, session: dict, out_dir: str
 ) -> Tuple[List[TrialRecord], bool]:
-    """Step 3, the ASHA search in Ray. Returns (every trial's record, interrupted)."""
+    """Step 3, the search in Ray. Returns (every trial's record, interrupted); without pruning,
+    in the order the configurations were drawn."""
     _, storage, experiment_dir = run_dirs(request.out_root, request.dataset, _resolved(request)[1])
     overrides = {**spec["fixed"], **session, "epochs": spec["max_epochs"], "eval_step": 1, "seed": spec["seed"]}
     ray, tune = ray_backend.import_ray(local=not request.address)
@@ -298,13 +303,15 @@ def _search(
     with ray_backend.ray_session(ray, request.address, request.num_cpus):
         print(
             f"search {spec['name']}: {spec['num_samples']} trials of {spec['model']} on {spec['dataset']}, "
-            f"ASHA over {spec['max_epochs']} epochs, space {request.space_file}",
+            f"{search_phrase(spec)}, space {request.space_file}",
             flush=True,
         )
         interrupted = ray_backend.fit(
             tune, request.resume, spec, space, trainable, storage, experiment_dir, record_path
         )
         records = ray_backend.read_trials(experiment_dir, space, read_finished(record_path))
+    if "draws" in spec:
+        records = in_draw_order(records, spec["draws"])
     return records, interrupted
 
 
@@ -316,7 +323,7 @@ def _write_best_config(
 
     metric = spec["valid_metric"]
     note = (
-        f"run {spec['name']}, {len(records)} trials, ASHA over {spec['max_epochs']} epochs, "
+        f"run {spec['name']}, {len(records)} trials, {search_phrase(spec)}, "
         f"trial {best.trial_id} best valid {metric} {format_value(best.best_score)}"
         + ("; search interrupted, partial" if interrupted else "")
     )

@@ -18,6 +18,11 @@ RAY_DIRNAME = ".ray"  # results/tune/.ray/<dataset>/<run>/: Ray's experiment fol
 DEFAULT_MODEL = "DLRREC"
 DEFAULT_GRACE_PERIOD = 1  # ASHA: epochs every trial gets before it can be stopped
 DEFAULT_REDUCTION_FACTOR = 3  # ASHA: keep the best 1/3 at each rung (rungs 1, 3, 9, ... epochs)
+# Schedulers: "asha" prunes on the validation metric of every epoch (fast, but which trials it
+# stops depends on which reach a rung first, so timing); "none" trains every trial to the epoch
+# cap (RecBole's early stopping alike for all) from configurations drawn up front.
+SCHEDULERS = ("none", "asha")
+DEFAULT_SCHEDULER = "asha"  # run_tune.py's; the tuned board's is "none" (tuned_board.TuneBudget)
 DEFAULT_CPUS_PER_TRIAL = 1.0
 DEFAULT_GPUS_PER_TRIAL = 0.0
 
@@ -45,6 +50,7 @@ class TuneRequest:
     reduction_factor: Optional[float] = None  # None: DEFAULT_REDUCTION_FACTOR
     num_cpus: Optional[int] = None  # local Ray only; None: all CPUs of this machine
     evaluate_best: Optional[bool] = None  # re-train the best config and evaluate it on test; None: True
+    scheduler: Optional[str] = None  # one of SCHEDULERS; None: DEFAULT_SCHEDULER
 
 
 # Request field -> (run_spec.json key, the command-line option that sets it): what a resumed run
@@ -62,6 +68,7 @@ RUN_OPTIONS = {
     "grace_period": ("grace_period", "--grace_period"),
     "reduction_factor": ("reduction_factor", "--reduction_factor"),
     "evaluate_best": ("evaluate_best", "--no_test"),
+    "scheduler": ("scheduler", "--search_scheduler"),
 }
 # Defaults of a new run, and of a resumed run whose spec predates the key (run_spec.json from
 # before evaluate_best was recorded: those runs evaluated test unless told otherwise).
@@ -72,6 +79,7 @@ NEW_RUN_DEFAULTS = {
     "grace_period": DEFAULT_GRACE_PERIOD,
     "reduction_factor": DEFAULT_REDUCTION_FACTOR,
     "evaluate_best": True,
+    "scheduler": DEFAULT_SCHEDULER,
 }
 
 
@@ -108,6 +116,13 @@ def _option_text(flag: str, value) -> str:
     return f"with {flag}={value}"
 
 
+def _recorded(spec: dict, key: str):
+    """A run_spec.json value; the scheduler in SCHEDULERS' spelling (runs before the choice
+    recorded "ASHA", the only scheduler then)."""
+    value = spec.get(key)
+    return value.lower() if key == "scheduler" and isinstance(value, str) else value
+
+
 def resumed_request(request: TuneRequest, spec: dict, spec_path: str) -> TuneRequest:
     """The request of a resumed run: every RUN_OPTIONS value from its spec (a key the spec
     predates: the request's value, else the default). TuneRunError (one line) when the request
@@ -118,7 +133,7 @@ def resumed_request(request: TuneRequest, spec: dict, spec_path: str) -> TuneReq
         )
     values: Dict[str, Any] = {}
     for attr, (key, flag) in RUN_OPTIONS.items():
-        recorded, given = spec.get(key), _given(request, attr)
+        recorded, given = _recorded(spec, key), _given(request, attr)
         if given is not None and recorded is not None and given != recorded:
             raise TuneRunError(
                 f"--resume: run {request.name} was started {_option_text(flag, recorded)}, not "
@@ -135,11 +150,13 @@ def resumed_request(request: TuneRequest, spec: dict, spec_path: str) -> TuneReq
 
 def new_request(request: TuneRequest) -> TuneRequest:
     """The request of a new run, its unset options at their defaults."""
+    if request.num_samples is None:
+        raise TuneRunError("--num_samples is needed to start a run (only --resume takes the run's own)")
+    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
+        raise TuneRunError(f"--search_scheduler={request.scheduler}: choose one of {', '.join(SCHEDULERS)}")
     from recbole_dlrrec.config.registry import resolve_model
     from recbole_dlrrec.config.stack import PROPERTIES_DIR
 
-    if request.num_samples is None:
-        raise TuneRunError("--num_samples is needed to start a run (only --resume takes the run's own)")
     values: Dict[str, Any] = {
         attr: default for attr, default in NEW_RUN_DEFAULTS.items() if getattr(request, attr) is None
     }

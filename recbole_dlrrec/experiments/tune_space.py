@@ -95,6 +95,20 @@ class Param:
             return int(value)
         return value
 
+    def draw(self, rng) -> object:
+        """One value from `rng` (numpy Generator), as the config takes it; quniform rounds a
+        uniform draw to the nearest multiple of q, as Ray's quniform does."""
+        if self.dist == "choice":
+            return self.coerce(self.args[int(rng.integers(len(self.args)))])
+        low, high = float(self.args[0]), float(self.args[1])
+        if self.dist == "loguniform":
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        value = float(rng.uniform(low, high))
+        if self.dist == "quniform":
+            q = float(self.args[2])
+            value = min(max(round(value / q) * q, low), high)
+        return self.coerce(value)
+
     def describe(self) -> str:
         return f"{self.dist}{list(self.args)}"
 
@@ -118,6 +132,15 @@ class SearchSpace:
     def coerce(self, sampled: Dict[str, object]) -> Dict[str, object]:
         """A trial's drawn values, cast as the config keys take them."""
         return {k: (self.params[k].coerce(v) if k in self.params else v) for k, v in sampled.items()}
+
+    def draws(self, count: int, seed: int) -> List[Dict[str, object]]:
+        """`count` configurations drawn up front from `seed` alone, keys in sorted order: the trial
+        set of a search without pruning is a function of (space, seed, count), whatever order or
+        timing the trials then run in. Plain Python values (JSON-safe), int-only keys as ints."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        return [{key: self.params[key].draw(rng) for key in sorted(self.params)} for _ in range(count)]
 
     def to_dict(self) -> Dict[str, dict]:
         """The space as written in a space file (JSON/YAML-safe)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -393,12 +394,22 @@ def _started_run(out_root, **changes):
         "valid_metric": "AUC",
         "valid_metric_bigger": True,
         "evaluate_best": False,
-        "scheduler": "ASHA",
+        "scheduler": "asha",
         "created": "2026-01-01 00:00:00",
         **changes,
     }
     search_records.write_run_spec(os.path.join(out_dir, "run_spec.json"), spec)
     return out_dir, spec
+
+
+def test_resume_reads_a_run_from_before_the_scheduler_choice_as_asha(tmp_path):
+    out_dir, spec = _started_run(tmp_path, scheduler="ASHA")  # what every run recorded before "none"
+    request = tune.TuneRequest(model=None, dataset="tiny", name="r", resume=True, scheduler="asha")
+    assert tune.resumed_request(request, spec, os.path.join(out_dir, "run_spec.json")).scheduler == "asha"
+    with pytest.raises(InputError, match="was started with --search_scheduler=asha, not with --search_scheduler=none"):
+        tune.resumed_request(
+            dataclasses.replace(request, scheduler="none"), spec, os.path.join(out_dir, "run_spec.json")
+        )
 
 
 def test_resume_takes_every_option_from_the_run(tmp_path):
