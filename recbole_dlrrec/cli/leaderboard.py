@@ -7,15 +7,20 @@
     python run_leaderboard.py --dataset=ml-100k --scenario cold_items --cold_draws 3 --tune 20 --epochs 20
 
     python run_leaderboard.py --dataset=ml-100k --tune 20 --epochs 20   # the tuned board (headline)
+    python run_leaderboard.py --dataset=ml-100k --tune 20 --epochs 20 --seeds 5 --search_seeds 3 --ablations
 
 Tuned board (--tune N): every model gets the same search budget before its seeds run: N Ray Tune
 trials on properties/tune/<MODEL>.yaml (over the shared ranges of properties/tune/shared.yaml),
-ASHA on the validation metric of every epoch (--grace_period epochs before the first cut,
-default 3), at most --epochs epochs per trial and per cell; the configuration with the best
-VALIDATION score then runs over the seeds. It goes to results/<NAME>-tuned/ beside the defaults
+drawn up front from the sampler seed, each trained to at most --epochs epochs with the same early
+stopping on validation (--search_scheduler none, the default; `asha` prunes on the validation
+metric of every epoch instead, --grace_period epochs before the first cut, default 3: faster,
+but which trials it stops depends on their timing); the configuration with the best VALIDATION
+score then runs over the seeds. --search_seeds K gives the headline models K searches and shows
+the spread of their winners; --ablations runs DLRREC's selected config one switch at a time
+(ablations.md). It goes to results/<NAME>-tuned/ beside the defaults
 board results/<NAME>/; each model's search (space.yaml, trials.csv, best_config.yaml) is kept in
 results/<NAME>-tuned/tuning/<MODEL>/ and reused by a rerun unless --retune or unless the space,
-N, the epoch cap, the grace period, the dataset or the model's code changed.
+N, the epoch cap, the scheduler (and ASHA's grace period), the dataset or the model's code changed.
 
 Cold items (--scenario cold_items): each of --cold_draws draws (draw seeds 2020, 2021, ...) holds
 out its own --cold_fraction of the items for valid and as many others for test, builds
@@ -107,10 +112,37 @@ def parse_args(argv):
         "--retune", action="store_true", help="--tune: search again even where a saved search is up to date"
     )
     parser.add_argument(
+        "--search_scheduler",
+        choices=("none", "asha"),
+        default=None,
+        help="--tune: none (default): every trial to --epochs, no pruning, winner independent of trial timing; "
+        "asha: prune on every epoch's validation score (faster, timing-dependent)",
+    )
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="--tune: then DLRREC at its selected config with one switch changed at a time (heads, positives, "
+        "reduction, V0 without heads, user text) over the seeds; tested against DLRREC in ablations.md",
+    )
+    parser.add_argument(
+        "--search_seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="--tune: K independent searches (sampler seeds 2020, 2021, ...) for the headline models; each "
+        "winner runs over the seeds and the board shows the spread across searches (default 1)",
+    )
+    parser.add_argument(
+        "--search_seed_models",
+        default=None,
+        help="--search_seeds: comma-separated models that get K searches (default DLRREC, DLRREC-V0, DLRM and "
+        "the three other baselines best on validation)",
+    )
+    parser.add_argument(
         "--grace_period",
         type=int,
         default=None,
-        help="--tune: ASHA epochs every trial gets before it can be stopped (default and minimum 3)",
+        help="--tune --search_scheduler asha: epochs every trial gets before it can be stopped (default and minimum 3)",
     )
     parser.add_argument("--allow_short_grace", action="store_true", help=argparse.SUPPRESS)  # tests only: grace < 3
     parser.add_argument(
@@ -145,21 +177,33 @@ def parse_args(argv):
         for flag in ("retune", "allow_short_grace"):
             if getattr(args, flag):
                 parser.error(f"--{flag} needs --tune N")
-        if args.grace_period is not None or args.tune_cpus is not None:
-            parser.error("--grace_period and --tune_cpus need --tune N")
+        if args.grace_period is not None or args.tune_cpus is not None or args.search_scheduler is not None:
+            parser.error("--grace_period, --search_scheduler and --tune_cpus need --tune N")
+        if args.search_seeds != 1 or args.search_seed_models is not None or args.ablations:
+            parser.error("--search_seeds, --search_seed_models and --ablations need --tune N")
     else:
+        if args.grace_period is not None and args.search_scheduler != "asha":
+            parser.error("--grace_period is ASHA's: it needs --search_scheduler asha")
         if args.epochs is None:
             parser.error("--tune needs --epochs (the epoch cap of every trial and every cell)")
         if args.experiments:
             parser.error("--experiments runs on the defaults board; run it without --tune")
         if args.tune_cpus is not None and args.tune_cpus < 1:
             parser.error(f"--tune_cpus must be >= 1, got {args.tune_cpus}")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+        if args.search_seeds < 1:
+            parser.error(f"--search_seeds must be >= 1, got {args.search_seeds}")
+        if args.ablations and "DLRREC" not in _names(args.models):
+            parser.error("--ablations needs DLRREC among --models (its selected config is what they change)")
+    models = _names(args.models)
     if not models:
         parser.error("--models is empty")
     if len(set(m.lower() for m in models)) != len(models):
         parser.error(f"--models names a model twice: {args.models}")
     return args, models, overrides
+
+
+def _names(text: str):
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def check_inputs(models, dataset, overrides) -> None:
@@ -172,8 +216,8 @@ def check_inputs(models, dataset, overrides) -> None:
 
 
 def _run_board(args, dataset: str, models, overrides: dict, budget, notes: list, cold: bool = False):
-    """The tuned board (with a budget) or the defaults board of `dataset`: (board, paths)."""
-    from recbole_dlrrec.experiments import board_report, tuned_board
+    """The tuned board (with a budget; then its ablations) or the defaults board of `dataset`: (board, paths)."""
+    from recbole_dlrrec.experiments import board_cells, board_report, tuned_board
 
     if budget is not None:
         board, paths, _ = tuned_board.run_tuned_leaderboard(
@@ -187,7 +231,14 @@ def _run_board(args, dataset: str, models, overrides: dict, budget, notes: list,
             results_dir=args.results_dir,
             notes=notes,
             threads=args.threads,
+            plan=tuned_board.SearchPlan(
+                args.search_seeds, None if args.search_seed_models is None else tuple(_names(args.search_seed_models))
+            ),
         )
+        if args.ablations:
+            from recbole_dlrrec.experiments.ablations import run_ablations
+
+            run_ablations(board, board_cells.seeds_for(args.seeds))
         return board, paths
     notes.insert(
         0,
@@ -275,6 +326,7 @@ def main(argv=None) -> int:
         else tuned_board.TuneBudget(
             trials=args.tune,
             max_epochs=args.epochs,
+            scheduler=args.search_scheduler or "none",
             grace_period=tuned_board.MIN_GRACE_PERIOD if args.grace_period is None else args.grace_period,
             cpus_per_trial=float(args.threads),
             num_cpus=args.tune_cpus,

@@ -29,6 +29,7 @@ from recbole_dlrrec.experiments.board_cells import (
 )
 from recbole_dlrrec.experiments.board_significance import significance_csv, significance_markdown, significance_rows
 from recbole_dlrrec.experiments.board_tables import Row, best_flags, sort_rows, summarize, table_csv, table_markdown
+from recbole_dlrrec.experiments.search_spread import mark_search_ties
 
 
 def machine_description() -> str:
@@ -244,6 +245,18 @@ def significance_tables(board, models: Sequence[str], seeds: Sequence[int], rows
     return sig_entries, vs_dlrm, method
 
 
+def _search_ties(search_spread: Optional[Dict[str, float]], *tables) -> List[str]:
+    """Call the gaps below the search spread ties (after Holm, which rewrites the verdicts);
+    the method line that says so, or none without several searches."""
+    if not search_spread:
+        return []
+    ties = sum(mark_search_ties(table, search_spread) for table in tables)
+    return [
+        f"- Search spread (section 'Search spread'): a Δ smaller than the larger search spread of its two rows is "
+        f"called a tie, whatever the tests say ({ties} here): the choice of a search alone moves a row that far."
+    ]
+
+
 def write_significance_files(paths: Dict[str, str], dataset: str, method: List[str], sig_entries, vs_dlrm) -> None:
     """significance.md (both tables) and significance.csv (against the best baseline)."""
     atomic.write_text(
@@ -266,10 +279,13 @@ def write_leaderboard(
     n_boot: int = 1000,
     sections: Sequence[str] = (),
     per_model: Sequence[str] = (),
+    search_spread: Optional[Dict[str, float]] = None,
 ) -> Dict[str, str]:
     """Write leaderboard.{md,csv}, leaderboard_auc.png and significance.{md,csv}; returns paths.
     `sections`: markdown blocks appended to leaderboard.md (the tuned board's configurations);
-    `per_model`: keys whose value differs per model (tuned), not stated as one value in the header."""
+    `per_model`: keys whose value differs per model (tuned), not stated as one value in the header;
+    `search_spread`: model -> spread of its searches' winners (tuned board, several searches): a
+    tested gap below it is called a tie."""
     from recbole_dlrrec.experiments import plots
 
     rows = build_rows(board, models, seeds)
@@ -277,6 +293,7 @@ def write_leaderboard(
     flags = best_flags(ordered)
     all_records = [r for rs in board.records_for(cells(models, seeds)).values() for r in rs]
     sig_entries, vs_dlrm, method = significance_tables(board, models, seeds, rows, n_boot)
+    method += _search_ties(search_spread, sig_entries, vs_dlrm)
     paths = board_paths(board.out_dir)
     lines = [f"# {title or 'Leaderboard'}: {board.dataset}", ""]
     lines += header_notes(

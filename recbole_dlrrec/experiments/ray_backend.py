@@ -14,6 +14,7 @@ ends, however it ends. The records, files and summary the search writes are Ray-
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import logging
 import math
@@ -151,9 +152,10 @@ def trial(
     _reset_root_logging()
     use_threads(threads)
     gpu_ids = ray.get_gpu_ids()
-    trial_overrides = {**overrides, **space.coerce(params), "gpu_id": ",".join(str(g) for g in gpu_ids)}
+    drawn = space.coerce({k: v for k, v in params.items() if k in space.params})  # not the draw index
+    trial_overrides = {**overrides, **drawn, "gpu_id": ",".join(str(g) for g in gpu_ids)}
     reports = _TrialReports(tune.report)
-    done = match_finished(finished or {}, tune.get_context().get_trial_id(), space.coerce(params))
+    done = match_finished(finished or {}, tune.get_context().get_trial_id(), drawn)
     if done is not None:  # finished before the interruption: replay, do not train
         reports.replay(done, bigger)
         return
@@ -420,9 +422,15 @@ def trial_order(count: int) -> List[int]:
     return list(range(count))
 
 
-def _scheduler_and_searcher(spec: dict):
-    """(scheduler, searcher) of a new search. With ``draws`` in the spec (scheduler none), Ray
-    samples nothing: it starts exactly the drawn configurations, each trained until RecBole
+def _drawn_value(draws: List[dict], key: str, config: dict):
+    """The value of `key` in the configuration the trial's ``draw`` index names (Ray's sample_from)."""
+    return draws[config["draw"]][key]
+
+
+def _search_setup(tune, spec: dict, space: SearchSpace) -> dict:
+    """The TuneConfig settings and param space of a new search. With ``draws`` in the spec
+    (scheduler none), Ray samples nothing: a grid over the draw indices, in `trial_order`, starts
+    exactly the drawn configurations (each key read from its draw), each trained until RecBole
     stops it (the epoch cap or its early stopping on validation, alike for every trial), and the
     FIFO scheduler stops none. Otherwise ASHA over configurations Ray draws from the seed."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -430,15 +438,20 @@ def _scheduler_and_searcher(spec: dict):
 
     if "draws" in spec:
         draws = spec["draws"]
-        points = [dict(draws[i]) for i in trial_order(len(draws))]
-        return FIFOScheduler(), BasicVariantGenerator(points_to_evaluate=points, random_state=spec["seed"])
+        param_space = {"draw": tune.grid_search(trial_order(len(draws)))}
+        for key in space.params:
+            param_space[key] = tune.sample_from(functools.partial(_drawn_value, draws, key))
+        setup = dict(scheduler=FIFOScheduler(), search_alg=BasicVariantGenerator(), num_samples=1)
+        return {**setup, "param_space": param_space}
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=spec["max_epochs"],
         grace_period=min(spec["grace_period"], spec["max_epochs"]),
         reduction_factor=spec["reduction_factor"],
     )
-    return scheduler, BasicVariantGenerator(random_state=spec["seed"])
+    searcher = BasicVariantGenerator(random_state=spec["seed"])
+    setup = dict(scheduler=scheduler, search_alg=searcher, num_samples=spec["num_samples"])
+    return {**setup, "param_space": _ray_param_space(tune, space)}
 
 
 def fit(
@@ -457,16 +470,12 @@ def fit(
         # (a run killed before Ray saved its state starts again: same sampler seed, same draws;
         # the trials in the record are replayed, not trained)
         progress = _ray_progress_callback(tune, spec["num_samples"], space, spec["valid_metric"], record_path)
-        scheduler, searcher = _scheduler_and_searcher(spec)
+        setup = _search_setup(tune, spec, space)
         tuner = tune.Tuner(
             resources,
-            param_space=_ray_param_space(tune, space),
+            param_space=setup.pop("param_space"),
             tune_config=tune.TuneConfig(
-                metric="valid_score",
-                mode="max" if spec["valid_metric_bigger"] else "min",
-                scheduler=scheduler,
-                num_samples=spec["num_samples"],
-                search_alg=searcher,
+                metric="valid_score", mode="max" if spec["valid_metric_bigger"] else "min", **setup
             ),
             run_config=RunConfig(
                 name=spec["name"],

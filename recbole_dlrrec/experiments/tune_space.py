@@ -136,11 +136,19 @@ class SearchSpace:
     def draws(self, count: int, seed: int) -> List[Dict[str, object]]:
         """`count` configurations drawn up front from `seed` alone, keys in sorted order: the trial
         set of a search without pruning is a function of (space, seed, count), whatever order or
-        timing the trials then run in. Plain Python values (JSON-safe), int-only keys as ints."""
+        timing the trials then run in. Each key draws from a stream of its own (seed, key name), so
+        two spaces that share a key's range draw the same values of it trial by trial (every model
+        of a board tries the same learning rates), and a larger count only adds trials. Plain
+        Python values (JSON-safe), int-only keys as ints."""
+        import zlib
+
         import numpy as np
 
-        rng = np.random.default_rng(seed)
-        return [{key: self.params[key].draw(rng) for key in sorted(self.params)} for _ in range(count)]
+        columns = {}
+        for key in sorted(self.params):
+            rng = np.random.default_rng([int(seed), zlib.crc32(key.encode("utf-8"))])
+            columns[key] = [self.params[key].draw(rng) for _ in range(count)]
+        return [{key: values[i] for key, values in columns.items()} for i in range(count)]
 
     def to_dict(self) -> Dict[str, dict]:
         """The space as written in a space file (JSON/YAML-safe)."""

@@ -14,23 +14,21 @@ unless --retune, or unless what it depends on changed (`tuning_inputs`, digested
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
 import shutil
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.errors import InputError
-from recbole_dlrrec.experiments import cell_metrics
+from recbole_dlrrec.experiments import cell_metrics, search_spread
 from recbole_dlrrec.experiments.board_cells import (
     DEFAULT_RESULTS_DIR,
     FIRST_SEED,
-    NOT_FINGERPRINTED,
     CellSpec,
     Leaderboard,
     atomic_write_json,
@@ -39,7 +37,16 @@ from recbole_dlrrec.experiments.board_cells import (
     seeds_for,
 )
 from recbole_dlrrec.experiments.board_report import write_leaderboard
-from recbole_dlrrec.experiments.code_digest import code_version, is_plugin_model
+from recbole_dlrrec.experiments.search_inputs import (  # noqa: F401  (data_files_digest, digest: the board's API)
+    data_files_digest,
+    digest,
+    read_json,
+    search_fingerprint,
+    search_overrides,
+    tuning_inputs,
+    why_search,
+)
+from recbole_dlrrec.experiments.tune_request import SCHEDULERS
 
 if TYPE_CHECKING:
     from recbole_dlrrec.experiments.tune_space import SearchSpace
@@ -48,8 +55,6 @@ TUNED_SUFFIX = "-tuned"
 TUNING_DIRNAME = "tuning"
 TUNING_RECORD = "tuning.json"
 MIN_GRACE_PERIOD = 3  # ASHA pruning after 1 epoch favours whatever fits fastest, not what ends best
-# Settings the search driver owns (tune.run_search refuses them as fixed overrides).
-_SEARCH_OWNED = ("epochs", "seed", "eval_step", "checkpoint_dir", "gpu_id")
 
 
 class TuneBudgetError(InputError, ValueError):
@@ -58,12 +63,15 @@ class TuneBudgetError(InputError, ValueError):
 
 @dataclass(frozen=True)
 class TuneBudget:
-    """What every model of a tuned board gets: `trials` draws, ASHA with `grace_period` epochs
-    before the first cut (keep the best 1/`reduction_factor` at each rung), at most `max_epochs`
-    epochs per trial and per cell; `seed`: the sampler's and every trial's seed."""
+    """What every model of a tuned board gets: `trials` draws, at most `max_epochs` epochs per
+    trial and per cell; `seed`: the sampler's and every trial's seed. `scheduler` "none": every
+    trial trains until RecBole stops it (the cap, or its early stopping on validation); "asha":
+    ASHA with `grace_period` epochs before the first cut (keep the best 1/`reduction_factor` at
+    each rung), faster, but which trials it stops depends on which reach a rung first."""
 
     trials: int
     max_epochs: int
+    scheduler: str = "none"
     grace_period: int = MIN_GRACE_PERIOD
     reduction_factor: float = 3
     seed: int = FIRST_SEED
@@ -76,18 +84,45 @@ class TuneBudget:
             raise TuneBudgetError(f"--tune needs at least 1 trial, got {self.trials}")
         if self.max_epochs < 1:
             raise TuneBudgetError(f"the epoch cap must be >= 1, got {self.max_epochs}")
-        if self.grace_period < 1 or (self.grace_period < MIN_GRACE_PERIOD and not self.allow_short_grace):
+        if self.scheduler not in SCHEDULERS:
+            raise TuneBudgetError(f"--search_scheduler={self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
+        if self.scheduler == "asha" and (
+            self.grace_period < 1 or (self.grace_period < MIN_GRACE_PERIOD and not self.allow_short_grace)
+        ):
             raise TuneBudgetError(
                 f"--grace_period must be >= {MIN_GRACE_PERIOD} (pruning after fewer epochs favours the "
                 f"models that fit fastest), got {self.grace_period}"
             )
 
     def describe(self) -> str:
+        if self.scheduler == "none":
+            return (
+                f"{self.trials} trials per model (random draws made up front from sampler seed {self.seed}), none "
+                f"pruned: every trial trains up to {self.max_epochs} epochs with the same early stopping on "
+                "validation, and ties go to the earlier draw, so the choice does not depend on trial timing"
+            )
         return (
             f"{self.trials} trials per model (random draws, sampler seed {self.seed}), ASHA on the validation metric "
             f"after every epoch with a grace period of {min(self.grace_period, self.max_epochs)} epoch(s) and "
-            f"reduction factor {self.reduction_factor:g}, at most {self.max_epochs} epochs per trial"
+            f"reduction factor {self.reduction_factor:g}, at most {self.max_epochs} epochs per trial "
+            "(which trials ASHA stops depends on which reach a rung first)"
         )
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How many independent searches (sampler seeds) the headline models get: `count` searches for
+    `models` (None: search_spread.headline_models), one for the rest."""
+
+    count: int = 1
+    models: Optional[Tuple[str, ...]] = None
+
+    def check(self, board_models: Sequence[str]) -> None:
+        if self.count < 1:
+            raise TuneBudgetError(f"--search_seeds must be >= 1, got {self.count}")
+        unknown = [m for m in self.models or () if m not in board_models]
+        if unknown:
+            raise TuneBudgetError(f"--search_seed_models names models not on the board: {', '.join(unknown)}")
 
 
 @dataclass
@@ -132,100 +167,6 @@ def check_tuned_inputs(
     return {model: board_space(model, dataset, overrides) for model in models}
 
 
-def data_files_digest(dataset: str, data_path: str, side_files: bool = True) -> str:
-    """sha256 over the names and CONTENTS of the dataset's own files (atomic .inter/.item/.user,
-    the dataset's .yaml and, with `side_files`, the text vector .npz side files): a dataset whose
-    data changed retunes, while one rebuilt byte for byte (the converter is deterministic) keeps
-    its saved searches, in a later session too. RecBole's models never read the side files, so
-    their searches leave them out: a new or rebuilt side file retunes only the plugin's models.
-    (Caches the runs build, such as SWING's, are named otherwise and left out.)"""
-    suffixes = ("inter", "item", "user", "yaml") + (("npz",) if side_files else ())
-    folder = os.path.join(data_path, dataset)
-    digest = hashlib.sha256()
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            if name.startswith(dataset + ".") and name.rsplit(".", 1)[-1] in suffixes:
-                digest.update(name.encode("utf-8") + b"\0")
-                with open(os.path.join(folder, name), "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def search_overrides(board: Leaderboard, model: str) -> dict:
-    """The fixed --key=value layer of a model's trials: the board's shared overrides, as its
-    cells get them (without what the variant defines), less what the search driver owns."""
-    _, variant = resolve_model(model)
-    return {k: v for k, v in board.overrides.items() if k not in variant and k not in _SEARCH_OWNED}
-
-
-def tuning_inputs(board: Leaderboard, model: str, space, budget: TuneBudget) -> dict:
-    """Everything a saved search depends on; a change in any of them retunes the model."""
-    from recbole_dlrrec.config.stack import ConfigStack
-
-    data_path = ConfigStack(model, board.dataset, (), board.overrides).data_path
-    return {
-        "model": model,
-        "dataset": board.dataset,
-        "data_files": data_files_digest(board.dataset, data_path, side_files=is_plugin_model(model)),
-        "space": space.to_dict(),
-        "space_left_out": dict(space.left_out),
-        "space_files": [os.path.relpath(f) for f in space.files],
-        "trials": budget.trials,
-        "max_epochs": budget.max_epochs,
-        "grace_period": budget.grace_period,
-        "reduction_factor": budget.reduction_factor,
-        "seed": budget.seed,
-        "code_version": code_version(model),
-        "fixed": {k: v for k, v in search_overrides(board, model).items() if k not in NOT_FINGERPRINTED},
-        "defaults": search_defaults(board, model, space),
-    }
-
-
-def search_defaults(board: Leaderboard, model: str, space) -> dict:
-    """What the search holds fixed from the plugin's YAML files: every key they give `model`
-    (after the dataset's file and the board's overrides) that the space does not search. A
-    changed default there (a new head switch in DLRREC.yaml) changes what every trial trained,
-    so the saved search no longer stands for today's model."""
-    searched = set(space.keys) | set(_SEARCH_OWNED)
-    defaults = board.expected_defaults(CellSpec(model, model, FIRST_SEED, {}))
-    return {k: v for k, v in defaults.items() if k not in searched}
-
-
-def search_fingerprint(inputs: dict, old: Optional[dict]) -> str:
-    """The digest a saved search is compared by. A record from before "defaults" was part of the
-    inputs is compared without it (its defaults were not recorded, so nothing can say they changed)."""
-    if old and "defaults" not in (old.get("inputs") or {"defaults": None}):
-        inputs = {k: v for k, v in inputs.items() if k != "defaults"}
-    return digest(inputs)
-
-
-def digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
-
-
-def _read_json(path: str) -> Optional[dict]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _stale_inputs(old: dict, new: dict) -> str:
-    ignore = {"space_files"}  # paths: what they hold is compared as "space"
-    changed = sorted(k for k in new if k not in ignore and k in old and old[k] != new[k])
-    if "defaults" in changed:  # name the keys: "defaults" alone does not say which file to look at
-        keys = sorted(
-            k for k in set(old["defaults"]) | set(new["defaults"]) if old["defaults"].get(k) != new["defaults"].get(k)
-        )
-        changed[changed.index("defaults")] = (
-            f"defaults in properties/ ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})"
-        )
-    return ", ".join(changed) or "the record"
-
-
 def _new_run_name(runs_root: str, dataset: str, model: str) -> str:
     """A search run name not used yet under runs_root (tune.run_search refuses a taken one)."""
     stem = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -234,17 +175,6 @@ def _new_run_name(runs_root: str, dataset: str, model: str) -> str:
         number += 1
         name = f"{stem}-{number}"
     return name
-
-
-def _why_search(old: Optional[dict], inputs: dict, retune: bool) -> str:
-    """Why a model is searched (again): the log line's reason."""
-    if retune:
-        return "--retune"
-    if not old:
-        return "no saved search"
-    if old.get("status") != "ok":
-        return f"the last search failed ({old.get('error')})"
-    return "changed since the last search: " + _stale_inputs(old.get("inputs") or {}, inputs)
 
 
 def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneBudget, search: Optional[Callable]):
@@ -271,6 +201,7 @@ def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneB
             out_root=runs_root,
             grace_period=budget.grace_period,
             reduction_factor=budget.reduction_factor,
+            scheduler=budget.scheduler,
             num_cpus=budget.num_cpus,
             cpus_per_trial=budget.cpus_per_trial,
             evaluate_best=False,
@@ -338,22 +269,28 @@ def _log_search(board: Leaderboard, model: str, record: dict) -> None:
 
 
 def tune_model(
-    board: Leaderboard, model: str, space, budget: TuneBudget, retune: bool = False, search: Optional[Callable] = None
+    board: Leaderboard,
+    model: str,
+    space,
+    budget: TuneBudget,
+    retune: bool = False,
+    search: Optional[Callable] = None,
+    folder: Optional[str] = None,
 ) -> TunedModel:
     """Search `model`'s space with `budget` (or reuse its saved search), keep the outputs in
-    tuning/<MODEL>/; a search that fails is recorded as failed and returned, never raised
-    (bad input is, as an InputError). `search`: tune.run_search (tests may pass their own)."""
-    folder = tuning_dir(board.out_dir, model)
+    `folder` (default tuning/<MODEL>/); a search that fails is recorded as failed and returned,
+    never raised (bad input is, as an InputError). `search`: tune.run_search (tests may pass their own)."""
+    folder = folder or tuning_dir(board.out_dir, model)
     record_path = os.path.join(folder, TUNING_RECORD)
     inputs = tuning_inputs(board, model, space, budget)
-    old = _read_json(record_path)
+    old = read_json(record_path)
     fingerprint = search_fingerprint(inputs, old)
     if not retune and old is not None and _reusable(old, fingerprint, folder):
         board.log(
             f"{model}: tuned before with the same budget, space and code; reusing {folder} (--retune to search again)"
         )
         return TunedModel(model, "ok", dict(old["params"]), True, old)
-    board.log(f"{model}: tuning ({_why_search(old, inputs, retune)}): {budget.describe()}")
+    board.log(f"{model}: tuning ({why_search(old, inputs, retune)}): {budget.describe()}")
     os.makedirs(folder, exist_ok=True)
     space_file = atomic.write_text(
         os.path.join(folder, "space.yaml"),
@@ -415,7 +352,7 @@ def tuned_configs_markdown(tuned: Sequence[TunedModel]) -> str:
         "## Tuned configurations",
         "",
         "Chosen on validation only (best validation score of any trial over its epochs); "
-        f"trials: completed / pruned by ASHA / failed. Files: `{TUNING_DIRNAME}/<MODEL>/`.",
+        f"trials: completed / pruned (ASHA only) / failed. Files: `{TUNING_DIRNAME}/<MODEL>/`.",
         "",
         "| Model | Search | Trials (c/p/f) | Best valid (trial) | Chosen values |",
         "|---|---|---|---|---|",
@@ -449,15 +386,18 @@ def run_tuned_leaderboard(
     log: Callable[[str], None] = default_log,
     threads: Optional[int] = None,
     search: Optional[Callable] = None,
+    plan: SearchPlan = SearchPlan(),
 ) -> tuple:
     """The tuned board (see the section comment): check everything, tune each model (or reuse
-    its search), run the chosen configs over the seeds, write the board to
+    its search), run the chosen configs over the seeds, and with `plan.count` > 1 the other
+    searches of its headline models (search_spread.py), write the board to
     results/<dataset>-tuned/. Returns (board, paths, tuned)."""
     from recbole_dlrrec.config.stack import ConfigStack
     from recbole_dlrrec.runtime.quick_start import prepare_dataset
 
     overrides = {**(overrides or {}), "epochs": budget.max_epochs}
     spaces = check_tuned_inputs(dataset, models, overrides, budget)
+    plan.check(models)
     seeds = seeds_for(seed_count)
     stack = ConfigStack(models[0], dataset, (), overrides)
     # Before its files are fingerprinted; a RecBole-bundled dataset (ml-100k) gets its side files
@@ -479,14 +419,17 @@ def run_tuned_leaderboard(
             for seed in seeds:
                 board.record_failed(CellSpec(t.model, t.model, seed), f"tuning failed: {t.record.get('error')}")
     board.run_cells(cells([t.model for t in tuned if t.status == "ok"], seeds, settings))
+    tune = functools.partial(tune_model, retune=retune, search=search)
+    spread = search_spread.repeat_searches(board, models, tuned, spaces, budget, plan, seeds, tune)
     paths = write_leaderboard(
         board,
         models,
         seeds,
         notes=[*tuned_header_notes(dataset, budget, spaces, results_dir), cell_metrics.THRESHOLD_NOTE, *notes],
         title="Tuned leaderboard",
-        sections=[tuned_configs_markdown(tuned)],
+        sections=[tuned_configs_markdown(tuned), search_spread.spread_markdown(spread, len(seeds))],
         per_model=sorted({k for space in spaces.values() for k in space.params}),
+        search_spread=search_spread.spreads(spread),
     )
     log(f"tuned leaderboard written: {paths['md']}")
     return board, paths, tuned

@@ -18,11 +18,13 @@ SPACE = (
     "embedding_size: {choice: [4, 8, 16]}\n"
     "dropout_prob: {quniform: [0.0, 0.3, 0.1]}\n"
 )
+# For the search itself: a list-valued key too (Ray's own preset configurations cannot hold lists).
+SEARCH_SPACE = SPACE + "top_mlp: {choice: [[16], [32, 16]]}\n"
 
 
-def _space_file(tmp_path):
+def _space_file(tmp_path, text=SPACE):
     path = tmp_path / "space.yaml"
-    path.write_text(SPACE)
+    path.write_text(text)
     return str(path)
 
 
@@ -49,6 +51,9 @@ def test_draws_are_a_function_of_space_seed_and_count(tmp_path):
         tenths = params["dropout_prob"] * 10
         assert 0 <= params["dropout_prob"] <= 0.3 and abs(tenths - round(tenths)) < 1e-9
     json.dumps(first)  # plain values: they go into run_spec.json
+    # a space that shares a key's range draws the same values of it (every model tries the same rates)
+    narrower = space.without(["embedding_size"], "fixed by the variant")
+    assert [p["learning_rate"] for p in narrower.draws(6, seed=11)] == [p["learning_rate"] for p in first]
 
 
 def test_records_in_draw_order_break_ties_by_the_earlier_draw():
@@ -75,7 +80,7 @@ def _search(tmp_path, tiny_data_path, name):
             dataset="tiny",
             num_samples=3,
             max_epochs=2,
-            space_file=_space_file(tmp_path),
+            space_file=_space_file(tmp_path, SEARCH_SPACE),
             seed=5,
             fixed={"data_path": tiny_data_path, "show_progress": False},
             out_root=str(tmp_path / "out"),

@@ -16,7 +16,7 @@ from conftest import write_tiny_dataset
 
 from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
-from recbole_dlrrec.experiments import board_cells, board_report, code_digest, tuned_board
+from recbole_dlrrec.experiments import board_cells, board_report, code_digest, search_inputs, tuned_board
 from recbole_dlrrec.experiments.tune_space import SHARED_SPACE_FILE, SpaceError, load_space, model_space, parse_space
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -122,8 +122,12 @@ def test_bad_input_is_one_line_before_any_work(data_path, tmp_path, capsys, monk
     argv[0] = "--dataset=nowhere"
     assert run_leaderboard.main(argv) == 2
     _one_error_line(capsys, "nowhere")
-    assert run_leaderboard.main(_argv(data_path, out, "--tune", "2", "--models", "DLRM", "--grace_period", "1")) == 2
+    argv = _argv(data_path, out, "--tune", "2", "--models", "DLRM", "--search_scheduler", "asha", "--grace_period", "1")
+    assert run_leaderboard.main(argv) == 2
     _one_error_line(capsys, "--grace_period must be >= 3")
+    with pytest.raises(SystemExit) as stop:  # the grace period is ASHA's: refused by the parser
+        run_leaderboard.main(_argv(data_path, out, "--tune", "2", "--models", "DLRM", "--grace_period", "3"))
+    assert stop.value.code == 2 and "--grace_period is ASHA's" in capsys.readouterr().err
     assert not os.listdir(out)  # nothing written
 
 
@@ -187,11 +191,13 @@ class FakeSearch:
             raise RuntimeError("every trial died")
         space = parse_space(request.space_file)
         values = [dict(zip(space.keys, v)) for v in zip(*[p.sample_values() for p in space.params.values()])]
+        # the last draw wins; with an odd sampler seed the first does (another search, another winner)
+        ranks = range(len(values)) if request.seed % 2 == 0 else range(len(values) - 1, -1, -1)
         trials = [
             search_records.TrialRecord(
-                f"t{i}", "completed", params, epochs=2, last_score=0.6 + i / 100, best_score=0.6 + i / 100, best_epoch=2
+                f"t{i}", "completed", params, epochs=2, last_score=0.6 + r / 100, best_score=0.6 + r / 100, best_epoch=2
             )
-            for i, params in enumerate(values)
+            for i, (r, params) in enumerate(zip(ranks, values))
         ]
         out_dir = os.path.join(request.out_root, request.dataset, request.name)
         os.makedirs(out_dir)
@@ -233,12 +239,13 @@ def _board(data_path, out):
 def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     board = _board(data_path, tmp_path)
     space = tuned_board.board_space("FM", "tiny", board.overrides)
-    budget = tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=3)
+    budget = tuned_board.TuneBudget(trials=2, max_epochs=2, scheduler="asha", grace_period=3)
     search = FakeSearch()
     first = tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert first.status == "ok" and not first.reused and len(search.requests) == 1
     request = search.requests[0]
     assert (request.num_samples, request.max_epochs, request.grace_period, request.evaluate_best) == (2, 2, 3, False)
+    assert request.scheduler == "asha"
     assert "epochs" not in request.fixed and "checkpoint_dir" not in request.fixed
     folder = tuned_board.tuning_dir(board.out_dir, "FM")
     assert sorted(os.listdir(folder)) == ["best_config.yaml", "space.yaml", "trials.csv", "tuning.json"]
@@ -250,9 +257,9 @@ def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     tuned_board.tune_model(board, "FM", space, budget, retune=True, search=search)
     assert len(search.requests) == 2
     for changed in (
-        tuned_board.TuneBudget(trials=3, max_epochs=2),
-        tuned_board.TuneBudget(trials=2, max_epochs=3),
-        tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=4),
+        tuned_board.TuneBudget(trials=3, max_epochs=2, scheduler="asha"),
+        tuned_board.TuneBudget(trials=2, max_epochs=3, scheduler="asha"),
+        tuned_board.TuneBudget(trials=2, max_epochs=2, scheduler="asha", grace_period=4),
     ):
         tuned_board.tune_model(board, "FM", space, changed, search=search)
         tuned_board.tune_model(board, "FM", space, changed, search=search)  # the new search is reused
@@ -260,6 +267,26 @@ def test_saved_search_is_reused_until_asked_or_stale(data_path, tmp_path):
     narrower = space.without(["weight_decay"], "test")
     tuned_board.tune_model(board, "FM", narrower, tuned_board.TuneBudget(trials=2, max_epochs=3), search=search)
     assert len(search.requests) == 6
+
+
+def test_an_asha_search_is_not_reused_as_one_without_pruning(data_path, tmp_path):
+    """The tuned board searches without pruning by default; a saved ASHA search (every search
+    before the choice) is searched again, saying why, and the ASHA settings no longer matter."""
+    board = _board(data_path, tmp_path)
+    messages = []
+    board.log = messages.append
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    search = FakeSearch()
+    tuned_board.tune_model(board, "FM", space, tuned_board.TuneBudget(2, 2, scheduler="asha"), search=search)
+    none = tuned_board.TuneBudget(trials=2, max_epochs=2)
+    assert none.scheduler == "none" and "none pruned" in none.describe()
+    assert not tuned_board.tune_model(board, "FM", space, none, search=search).reused
+    assert search.requests[-1].scheduler == "none" and len(search.requests) == 2
+    assert any("scheduler (asha -> none)" in m for m in messages), messages
+    other_grace = tuned_board.TuneBudget(trials=2, max_epochs=2, grace_period=5)
+    assert tuned_board.tune_model(board, "FM", space, other_grace, search=search).reused
+    record = json.load(open(os.path.join(tuned_board.tuning_dir(board.out_dir, "FM"), "tuning.json")))
+    assert record["inputs"]["scheduler"] == "none" and "grace_period" not in record["inputs"]
 
 
 def test_changed_dataset_files_retune(tmp_path):
@@ -299,7 +326,7 @@ def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     budget = tuned_board.TuneBudget(trials=2, max_epochs=2)
     search = FakeSearch()
     tuned_board.tune_model(board, "FM", space, budget, search=search)
-    monkeypatch.setattr(tuned_board, "code_version", lambda model: "other")
+    monkeypatch.setattr(search_inputs, "code_version", lambda model: "other")
     tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 2
 
@@ -414,19 +441,7 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
     from recbole_dlrrec.experiments import tune
 
     out = str(tmp_path)
-    argv = _argv(
-        data_path,
-        out,
-        "--models",
-        "FM,DeepFM",
-        "--tune",
-        "2",
-        "--grace_period",
-        "1",
-        "--allow_short_grace",
-        "--tune_cpus",
-        "2",
-    )
+    argv = _argv(data_path, out, "--models", "FM,DeepFM", "--tune", "2", "--tune_cpus", "2")
     assert run_leaderboard.main(argv) == 0
     board_dir = os.path.join(out, "tiny-tuned")
     assert len(_runs(out)) == 2
@@ -448,7 +463,7 @@ def test_tuned_board_end_to_end_reuse_and_retune(data_path, tmp_path, monkeypatc
         assert cell["status"] == "ok" and cell["settings"] == {**record["params"], "cls_threshold": "auto"}
         chosen[model] = record
     text = open(os.path.join(board_dir, "leaderboard.md")).read()
-    assert "# Tuned leaderboard: tiny" in text and "2 trials per model" in text and "grace period of 1" in text
+    assert "# Tuned leaderboard: tiny" in text and "2 trials per model" in text and "none pruned" in text
 
     started = []
     original = tune.run_search
