@@ -13,7 +13,10 @@ One search, in order:
    so they only read those files (a tuned SWING key makes its own cache entry, once).
 3. Each trial is ``quick_start.run(..., evaluate_test=False, saved=False)``; an epoch callback
    reports the validation metric after EVERY epoch, so ASHA stops weak trials early. The test
-   split is never touched by a trial: selection is on validation only.
+   split is never touched by a trial: selection is on validation only. With ``--search_scheduler
+   none`` nothing is pruned: the configurations are drawn from the seed before any trial starts
+   (``SearchSpace.draws``, kept in run_spec.json), every trial trains until RecBole stops it, and
+   the records and the winner's tie-break follow the draw order, not the order trials ran in.
 4. A trial that raises (DLRREC raises ValueError on a NaN loss) or whose validation metric is
    not finite catches it, reports ``failed`` (the reason, one line) with a NaN score, and ends;
    it is recorded as ``failed`` and the search goes on (a worker that dies outright is Ray's

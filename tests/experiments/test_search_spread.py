@@ -110,3 +110,34 @@ def test_a_tiny_board_with_two_searches_shows_their_spread_and_resumes(tmp_path)
     run()
     assert len(search.requests) == 3  # every search reused
     assert stamps == {n: os.path.getmtime(os.path.join(board.cells_dir, n)) for n in os.listdir(board.cells_dir)}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--search_seeds", "3"], "--search_seeds, --search_seed_models and --ablations need --tune N"),
+        (["--ablations"], "--search_seeds, --search_seed_models and --ablations need --tune N"),
+        (["--tune", "2", "--epochs", "2", "--search_seeds", "0"], "--search_seeds must be >= 1, got 0"),
+        (["--tune", "2", "--epochs", "2", "--models", "LR,FM", "--ablations"], "--ablations needs DLRREC among"),
+        (["--tune", "2", "--epochs", "2", "--search_scheduler", "fifo"], "invalid choice: 'fifo'"),
+    ],
+)
+def test_search_options_are_checked_by_the_parser(argv, message, capsys):
+    from recbole_dlrrec.cli import leaderboard
+
+    with pytest.raises(SystemExit) as stop:
+        leaderboard.parse_args(["--dataset=tiny", *argv])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_parser_builds_the_search_plan_options():
+    from recbole_dlrrec.cli import leaderboard
+
+    args, models, _ = leaderboard.parse_args(
+        ["--dataset=tiny", "--tune", "2", "--epochs", "2", "--search_seeds", "3", "--search_seed_models", "DLRM, FM"]
+    )
+    assert (args.search_seeds, leaderboard._names(args.search_seed_models), args.search_scheduler) == (
+        3,
+        ["DLRM", "FM"],
+        None,
+    )
