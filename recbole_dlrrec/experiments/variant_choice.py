@@ -131,7 +131,7 @@ def settings_report(model: str, trials: Sequence[SharedTrial], datasets: Sequenc
         "",
         f"Its searches on {', '.join(datasets)} drew the same {len(trials)} configuration(s) (same space and sampler "
         "seed); ranked by the mean over the datasets of each configuration's best VALIDATION AUC in that search "
-        "(epochs: how far ASHA let it train there).",
+        "(epochs: how far the search let it train there: ASHA, or the epoch cap and early stopping).",
         "",
         "| Rank | "
         + " | ".join(keys)
