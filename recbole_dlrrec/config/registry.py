@@ -18,6 +18,10 @@ from recbole_dlrrec.errors import InputError
 PLUGIN_MODELS: Dict[str, str] = {
     "DLRM": "recbole_dlrrec.models.dlrm:DLRM",
     "DLRREC": "recbole_dlrrec.models.dlrrec:DLRREC",
+    # RecBole's baselines with the frozen text vectors as extra fields (models/text_fields.py).
+    "DCNV2Text": "recbole_dlrrec.models.text_fields:DCNV2Text",
+    "DeepFMText": "recbole_dlrrec.models.text_fields:DeepFMText",
+    "WideDeepText": "recbole_dlrrec.models.text_fields:WideDeepText",
 }
 
 # The paper's variants of DLRREC, runnable by name anywhere a model name is taken

@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import recbole
 import yaml
 
 from recbole_dlrrec.config.keys import (
@@ -54,6 +55,7 @@ from recbole_dlrrec.config.registry import MODEL_VARIANTS, resolve_model
 from recbole_dlrrec.errors import InputError
 
 PROPERTIES_DIR = properties_dir()  # $RECBOLE_DLRREC_PROPERTIES, or the package's / checkout's properties/
+RECBOLE_MODEL_PROPERTIES = os.path.join(os.path.dirname(recbole.__file__), "properties", "model")
 DEFAULT_DATASET = "restaurants"
 DEFAULT_DATA_PATH = "dataset/"
 RECBOLE_DEFAULT = "RecBole default"
@@ -172,10 +174,17 @@ def read_yaml(path: str) -> dict:
 
 # -- which files ---------------------------------------------------------------------------
 def model_config_files(model_class: type) -> List[str]:
-    """The plugin's model files of `model_class`, base class first: a model's YAML holds only
-    what it adds to or changes from its base model's (DLRREC extends DLRM, so DLRREC.yaml is
-    layered over DLRM.yaml). [] for RecBole's models."""
-    files = [os.path.join(PROPERTIES_DIR, "model", f"{cls.__name__}.yaml") for cls in reversed(model_class.__mro__)]
+    """The model files of `model_class`, base class first: a model's YAML holds only what it
+    adds to or changes from its base model's (DLRREC extends DLRM, so DLRREC.yaml is layered over
+    DLRM.yaml). A plugin model built on a RecBole model (DCNV2Text on DCNV2) gets that model's
+    own file from RecBole's properties, which RecBole reads only for the model it runs by name.
+    [] for RecBole's models."""
+    files = []
+    for cls in reversed(model_class.__mro__):
+        if cls is not model_class and cls.__module__.startswith("recbole.model."):
+            files.append(os.path.join(RECBOLE_MODEL_PROPERTIES, f"{cls.__name__}.yaml"))
+        else:
+            files.append(os.path.join(PROPERTIES_DIR, "model", f"{cls.__name__}.yaml"))
     return [f for f in files if os.path.isfile(f)]
 
 

@@ -40,6 +40,8 @@ min(reduction_dim, embedding_size) (see nn/text.py); `reduction_adapter: none` w
 == embedding_size removes the trained R -> D adapter, so `reduction: pca` is then a truly
 two-step V0 (a frozen PCA straight into the interaction). `text_dropout` drops raw text vector
 entries before the tower; the tower's own dropout is `reduction_dropout`.
+`semantic_ids` > 0 adds the item's semantic IDs (models/semantic_ids.py: residual k-means codes of
+the TRAIN items' text) as that many more feature vectors after the text's.
 
 Which user text a row sees (`user_text`): a user's profile text (uservec) is built from ALL the
 user's train reviews, so a train row's user vector holds that row's own review (its sentiment
@@ -75,6 +77,7 @@ from recbole_dlrrec.config.options import build_options
 from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
 from recbole_dlrrec.models.dlrrec_oov import build_text_to_id
 from recbole_dlrrec.models.dlrrec_parts import build_parts, load_text_inputs
+from recbole_dlrrec.models.semantic_ids import SemanticIdOptions, SemanticIds
 from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
 
 
@@ -109,7 +112,7 @@ class DLRRECOptions(DLRMOptions):
     text_to_id_hidden: List[int]
 
 
-class DLRREC(DLRM):
+class DLRREC(DLRM, SemanticIds):
     """DLRM with co-trained text reduction and SWING contrastive heads (see module doc).
 
     The RecBole adapter: `DLRREC(config, dataset)` builds the typed options (config/options.py),
@@ -129,7 +132,8 @@ class DLRREC(DLRM):
     def __init__(self, config, dataset):
         options = build_options(self.options_class, config, type(self))
         text = load_text_inputs(options, config, dataset)
-        super().__init__(config, dataset, num_extra_vectors=len(text.tables), options=options)
+        levels = build_options(SemanticIdOptions, config, type(self)).semantic_ids
+        super().__init__(config, dataset, num_extra_vectors=len(text.tables) + levels, options=options)
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
         self.user_text = text.user_text
@@ -149,6 +153,8 @@ class DLRREC(DLRM):
             self.cl_projections = nn.ModuleDict({side: ProjectionHead(self.embedding_size) for side in self.samplers})
         # After them for the same reason (models/dlrrec_oov.py; None when text_to_id is off).
         self.text_to_id = build_text_to_id(options, text)
+        # The item semantic IDs (models/semantic_ids.py) after it, likewise; semantic_ids 0 builds nothing.
+        self.semantic_ids = self.semantic_id_arch(config, dataset, self.embedding_size)
 
     @property
     def cl_repr(self) -> str:
@@ -167,7 +173,14 @@ class DLRREC(DLRM):
         return self.history_lookup(users, interaction[self.ITEM_ID])
 
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
-        return [module(self.tower_rows(side, interaction)) for side, module in self.text_sides.items()]
+        text = [module(self.tower_rows(side, interaction)) for side, module in self.text_sides.items()]
+        return text + self.semantic_vectors(interaction)
+
+    def semantic_vectors(self, interaction) -> List[torch.Tensor]:
+        """The item's semantic ID vectors, one B x D per level ([] when semantic_ids is 0)."""
+        if self.semantic_ids is None:
+            return []
+        return list(self.semantic_ids(interaction[self.ITEM_ID]).unbind(1))
 
     def oov_substitutes(self, interaction, extras: List[torch.Tensor]):
         """text_to_id: the map of each row's text (models/dlrrec_oov.py), else the OOV rows."""
@@ -302,7 +315,8 @@ class DLRREC(DLRM):
             side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side), id_vectors.get(side))
             for side in weights
         }
-        extras = [encoded[side][0] for side in self.text_sides]  # the order extra_vectors uses
+        # the order extra_vectors uses
+        extras = [encoded[side][0] for side in self.text_sides] + self.semantic_vectors(interaction)
         rec = self.rec_loss_value(self.forward(interaction, extras, token_vectors), interaction)
         heads = {
             side: weights[side] * self.head_loss(side, draws[side], encoded[side][1]) if side in draws else self._zero()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional, Protocol
 
 import numpy as np
 import torch
@@ -113,7 +113,17 @@ def load_text_tables(options: "DLRRECOptions", config, dataset) -> Dict[str, Tex
     return tables
 
 
-def resolve_user_text(options: "DLRRECOptions", config, tables: Dict[str, TextTable]) -> str:
+class UserTextChoice(Protocol):
+    """What `resolve_user_text` reads of a model's options (DLRREC's, the text fields')."""
+
+    @property
+    def user_text(self) -> str: ...
+
+    @property
+    def reduction(self) -> str: ...
+
+
+def resolve_user_text(options: UserTextChoice, config, tables: Dict[str, TextTable]) -> str:
     """user_text -> 'full' | 'before_row' | 'none' (drops the user table for 'none'). 'auto' is
     before_row when {dataset}.userhist.npz exists, else full (logged once per dataset)."""
     mode = options.user_text
