@@ -53,7 +53,8 @@ def parse_args(argv):
     parser.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
-        help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines)",
+        help="comma-separated model names (default: every DLRREC variant, DLRM and 10 RecBole baselines; "
+        "optional: DCNV2Text, DeepFMText, WideDeepText, baselines with the text vectors as inputs)",
     )
     parser.add_argument(
         "--seeds", type=int, default=DEFAULT_SEED_COUNT, help="how many seeds (2020, 2021, ...); default 3"

@@ -54,6 +54,10 @@ DLRREC_MODELS = (
 )
 BASELINE_MODELS = ("DLRM", "LR", "FM", "DeepFM", "WideDeep", "DCNV2", "xDeepFM", "AutoInt", "PNN", "DSSM", "NFM")
 DEFAULT_MODELS = DLRREC_MODELS + BASELINE_MODELS
+# Optional rows (--models ...,DCNV2Text): the strongest baselines with the frozen text vectors as
+# inputs (models/text_fields.py), tuned on their RecBole model's space. Not in the default set:
+# they need a dataset with text side files.
+TEXT_BASELINE_MODELS = ("DCNV2Text", "DeepFMText", "WideDeepText")
 FIRST_SEED = 2020  # seeds are FIRST_SEED, FIRST_SEED + 1, ...
 DEFAULT_SEED_COUNT = 3
 DEFAULT_RESULTS_DIR = "results"
@@ -80,6 +84,9 @@ _ABSENT_MEANS = {
     "text_to_id_hidden": [64],
     "oov_user_token": False,
     "oov_user_token_rate": 0.15,
+    # Item semantic IDs (models/semantic_ids.py): off is what every earlier run did.
+    "semantic_ids": 0,
+    "semantic_id_codes": 64,
 }
 
 

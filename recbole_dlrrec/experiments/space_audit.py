@@ -33,9 +33,24 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from recbole_dlrrec import atomic
 from recbole_dlrrec.errors import EXIT_INPUT_ERROR, InputError
+from recbole_dlrrec.experiments.board_cells import TEXT_BASELINE_MODELS
 
-# The models with a space file of their own (variants use their base model's).
-TUNED_MODELS = ("DLRREC", "DLRM", "LR", "FM", "DeepFM", "WideDeep", "DCNV2", "xDeepFM", "AutoInt", "PNN", "DSSM", "NFM")
+# The models with a space file of their own (variants use their base model's), and the optional
+# text-aware baselines (board_cells.TEXT_BASELINE_MODELS), which use their RecBole model's.
+TUNED_MODELS = (
+    "DLRREC",
+    "DLRM",
+    "LR",
+    "FM",
+    "DeepFM",
+    "WideDeep",
+    "DCNV2",
+    "xDeepFM",
+    "AutoInt",
+    "PNN",
+    "DSSM",
+    "NFM",
+) + TEXT_BASELINE_MODELS
 _QUOTED_KEY = re.compile(r"[\"']([a-z][a-z0-9_]*)[\"']")
 _REGULARISER_NAME = re.compile(r"reg_weight|weight_decay|dropout|l2")
 # RecBole's Trainer passes config["weight_decay"] to every model's optimizer.

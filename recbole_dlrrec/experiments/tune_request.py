@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from recbole_dlrrec.experiments.search_records import TuneRunError, json_safe
-from recbole_dlrrec.experiments.tune_space import default_space_file
+from recbole_dlrrec.experiments.tune_space import default_space_file, space_model_name
 
 TUNE_ROOT = os.path.join("results", "tune")
 RAY_DIRNAME = ".ray"  # results/tune/.ray/<dataset>/<run>/: Ray's experiment folders
@@ -161,5 +161,5 @@ def new_request(request: TuneRequest) -> TuneRequest:
         attr: default for attr, default in NEW_RUN_DEFAULTS.items() if getattr(request, attr) is None
     }
     model = str(values.get("model", request.model))
-    space_file = request.space_file or default_space_file(resolve_model(model)[0].__name__, PROPERTIES_DIR)
+    space_file = request.space_file or default_space_file(space_model_name(resolve_model(model)[0]), PROPERTIES_DIR)
     return dataclasses.replace(request, **values, space_file=space_file)

@@ -190,6 +190,12 @@ def default_space_file(model_name: str, properties_dir: str) -> str:
     return os.path.join(properties_dir, "tune", f"{model_name}.yaml")
 
 
+def space_model_name(model_class: type) -> str:
+    """The model whose space file `model_class` is tuned on: itself, or for a text-aware
+    baseline (models/text_fields.py, `tuned_as`) its RecBole model, so both get one space."""
+    return str(getattr(model_class, "tuned_as", model_class.__name__))
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -448,7 +454,8 @@ def sample_configs(space: SearchSpace) -> List[Dict[str, object]]:
 
 def model_space(model: str, properties_dir: str, config_files: Sequence[str]) -> SearchSpace:
     """The checked space of a model or DLRREC variant as the leaderboard tunes it:
-    properties/tune/<model>.yaml (over shared.yaml); a variant with no file of its own uses its
+    properties/tune/<model>.yaml (over shared.yaml); a text-aware baseline uses its RecBole model's
+    file (`space_model_name`); a variant with no file of its own uses its
     base model's file minus the keys its settings fix (a tuned w1 must not undo DLRREC-noCL's
     w1 = 0). `config_files`: the files a run of the base model layers."""
     from recbole_dlrrec.config.registry import resolve_model
@@ -456,7 +463,6 @@ def model_space(model: str, properties_dir: str, config_files: Sequence[str]) ->
     model_class, variant = resolve_model(model)
     base = model_class.__name__
     own = default_space_file(model, properties_dir)
-    space = load_space(
-        own if os.path.isfile(own) else default_space_file(base, properties_dir), base, properties_dir, config_files
-    )
+    shared = default_space_file(space_model_name(model_class), properties_dir)
+    space = load_space(own if os.path.isfile(own) else shared, base, properties_dir, config_files)
     return space.without(variant, f"fixed by {model}") if variant else space

@@ -43,8 +43,10 @@ def test_every_plugin_key_is_declared_in_one_file():
 
 
 def test_the_stack_layers_a_model_file_over_its_base_models():
-    dlrm, dlrrec = (os.path.join(PROPERTIES_DIR, "model", f"{name}.yaml") for name in ("DLRM", "DLRREC"))
-    assert model_config_files(DLRREC) == [dlrm, dlrrec]
+    semantic, dlrm, dlrrec = (
+        os.path.join(PROPERTIES_DIR, "model", f"{name}.yaml") for name in ("SemanticIds", "DLRM", "DLRREC")
+    )
+    assert model_config_files(DLRREC) == [semantic, dlrm, dlrrec]  # SemanticIds: a mixin of DLRREC's
     assert plugin_config_files("DLRREC-V0")[-2:] == [dlrm, dlrrec]
     values, source = ConfigStack("DLRREC", "ml-100k").merged()
     assert (values["first_order"], source["first_order"]) == (True, dlrm)  # inherited, not repeated

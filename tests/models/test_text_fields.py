@@ -70,7 +70,10 @@ def test_a_text_model_layers_its_recbole_models_defaults_and_the_text_keys():
     values, source = ConfigStack("DCNV2Text", "tiny").merged()
     recbole_file = model_config_files(cls)[-1]
     assert recbole_file.endswith(os.path.join("recbole", "properties", "model", "DCNV2.yaml"))
-    assert (values["cross_layer_num"], source["cross_layer_num"]) == (read_yaml(recbole_file)["cross_layer_num"], recbole_file)
+    assert (values["cross_layer_num"], source["cross_layer_num"]) == (
+        read_yaml(recbole_file)["cross_layer_num"],
+        recbole_file,
+    )
     assert (values["text_fields"], values["semantic_ids"], values["user_text"]) == (8, 0, "auto")
 
 
@@ -186,3 +189,22 @@ def test_semantic_ids_without_item_text_is_a_one_line_error(tiny_data_path):
 
     with pytest.raises(TextVectorsMissingError, match="semantic_ids=2 needs item text vectors"):
         _build(tiny_data_path, "DLRREC", semantic_ids=2, item_text_vec=None, reduction="none")
+
+
+@pytest.mark.parametrize("model", TEXT_MODELS)
+def test_a_text_model_is_searched_on_its_recbole_models_space(model):
+    from recbole_dlrrec.config.stack import PROPERTIES_DIR, plugin_config_files
+    from recbole_dlrrec.experiments.space_audit import TUNED_MODELS
+    from recbole_dlrrec.experiments.tune_request import TuneRequest, new_request
+    from recbole_dlrrec.experiments.tune_space import model_space
+
+    base = model.removesuffix("Text")
+    text_space = model_space(model, PROPERTIES_DIR, plugin_config_files(model))
+    base_space = model_space(base, PROPERTIES_DIR, plugin_config_files(base))
+    assert text_space.path == base_space.path and text_space.left_out == base_space.left_out
+    assert {k: (p.dist, p.args) for k, p in text_space.params.items()} == {
+        k: (p.dist, p.args) for k, p in base_space.params.items()
+    }
+    assert model in TUNED_MODELS
+    request = new_request(TuneRequest(model=model, dataset="tiny", num_samples=1))
+    assert request.space_file == base_space.path
