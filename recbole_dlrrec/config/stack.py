@@ -6,7 +6,8 @@ Lowest first, each layer overriding the ones before it:
     1. RecBole defaults                  (RecBole's own property files; "RecBole default")
     2. properties/overall.yaml
     3. properties/swing.yaml
-    4. properties/model/<MODEL>.yaml     after its base model's file (DLRM.yaml under DLRREC.yaml)
+    4. properties/model/<MODEL>.yaml     after its base model's file (DLRM.yaml under DLRREC.yaml;
+                                         a RecBole base model's own file under DCNV2Text's)
     5. dataset settings                  properties/dataset/<NAME>.yaml when it exists, else the
                                          converter's <data_path>/<NAME>/<NAME>.yaml
     6. a variant's settings              registry.MODEL_VARIANTS, e.g. "variant DLRREC-V0"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_tiny_dataset
+from test_dlrrec_user_text import _listed, hist_data  # noqa: F401 (a fixture: the user history dataset)
 
 from recbole_dlrrec.config.registry import resolve_model
 from recbole_dlrrec.config.stack import ConfigStack, model_config_files, read_yaml
@@ -67,6 +68,7 @@ def test_a_text_model_layers_its_recbole_models_defaults_and_the_text_keys():
     assert cls.__name__ == "DCNV2Text" and cls.tuned_as == "DCNV2"
     names = [os.path.basename(path) for path in model_config_files(cls)]
     assert names == ["SemanticIds.yaml", "TextFields.yaml", "DCNV2.yaml"]
+    assert model_config_files(resolve_model("DCNV2")[0]) == []  # RecBole reads its own models' files
     values, source = ConfigStack("DCNV2Text", "tiny").merged()
     recbole_file = model_config_files(cls)[-1]
     assert recbole_file.endswith(os.path.join("recbole", "properties", "model", "DCNV2.yaml"))
@@ -122,6 +124,25 @@ def test_an_id_without_a_vector_gets_zeros_and_the_pca_is_fitted_on_train_ids(un
     keep = torch.arange(len(item_values)) != new
     assert torch.allclose(again.text_field_arch.table_0[keep], item_values[keep])
     assert not torch.allclose(again.text_field_arch.table_0[new], item_values[new])
+
+
+@pytest.mark.slow
+def test_text_fields_follow_dlrrecs_before_row_rule(hist_data):  # noqa: F811 (the imported fixture)
+    """With {dataset}.userhist.npz (user_text auto -> before_row) a train row's user fields are
+    the frozen PCA of its user's earlier reviews (zeros without any), as DLRREC's user text."""
+    root, _, pairs, row, vectors = hist_data
+    model, config, dataset, train = _build(root, "WideDeepText")
+    assert model.history_lookup is not None
+    batch = _batch(train)
+    listed = _listed(model, config, dataset, batch, pairs, row)
+    n_users = dataset.user_num
+    assert model.text_field_arch.table_1.shape == (n_users + len(vectors), K)
+    _, user_rows = model.text_rows(batch)
+    assert torch.equal(user_rows, torch.tensor([n_users + r if r >= 0 else 0 for r in listed]))
+    values = model.text_field_arch.values(model.text_rows(batch))[:, K:]
+    without = torch.tensor([r < 0 for r in listed])
+    assert without.any() and torch.equal(values[without], torch.zeros(int(without.sum()), K))
+    assert (values[~without] != 0).any(1).all()
 
 
 @pytest.mark.slow
