@@ -43,7 +43,7 @@ class NoSelectionError(InputError, FileNotFoundError):
 
 def selected_config(board: Leaderboard) -> dict:
     """The values DLRREC's saved search chose on this board (NoSelectionError, one line, if none)."""
-    from recbole_dlrrec.experiments.tuned_board import TUNING_RECORD, tuning_dir
+    from recbole_dlrrec.experiments.search_inputs import TUNING_RECORD, tuning_dir
 
     path = os.path.join(tuning_dir(board.out_dir, REFERENCE), TUNING_RECORD)
     try:

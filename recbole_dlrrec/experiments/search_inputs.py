@@ -16,6 +16,15 @@ from recbole_dlrrec.experiments.code_digest import code_version, is_plugin_model
 if TYPE_CHECKING:
     from recbole_dlrrec.experiments.tuned_board import TuneBudget
 
+#: A tuned board's searches live in <board>/tuning/<MODEL>/, each with its record tuning.json.
+TUNING_DIRNAME = "tuning"
+TUNING_RECORD = "tuning.json"
+
+
+def tuning_dir(out_dir: str, model: str) -> str:
+    return os.path.join(out_dir, TUNING_DIRNAME, model)
+
+
 # Settings the search driver owns (tune.run_search refuses them as fixed overrides).
 SEARCH_OWNED = ("epochs", "seed", "eval_step", "checkpoint_dir", "gpu_id")
 ASHA_INPUTS = ("grace_period", "reduction_factor")  # what only an ASHA search depends on

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Seque
 
 from recbole_dlrrec.experiments.board_cells import FIRST_SEED, CellSpec, Leaderboard, is_dlrrec_family
 from recbole_dlrrec.experiments.board_tables import format_number, summarize
+from recbole_dlrrec.experiments.search_inputs import tuning_dir
 from recbole_dlrrec.experiments.significance import Comparison
 
 if TYPE_CHECKING:
@@ -83,8 +84,6 @@ def extra_searches(
     """Searches 2..`count` of every model in `repeat` (sampler seeds FIRST_SEED + 1, ...), each kept
     in tuning/<MODEL>/search-<SEED>/ and reused like the first. `tune`: tuned_board.tune_model
     with the board's retune and search settings bound."""
-    from recbole_dlrrec.experiments.tuned_board import tuning_dir
-
     out = []
     for model in repeat:
         for seed in sampler_seeds(count)[1:]:

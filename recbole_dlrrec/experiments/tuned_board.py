@@ -37,12 +37,15 @@ from recbole_dlrrec.experiments.board_cells import (
     seeds_for,
 )
 from recbole_dlrrec.experiments.board_report import write_leaderboard
-from recbole_dlrrec.experiments.search_inputs import (  # noqa: F401  (data_files_digest, digest: the board's API)
+from recbole_dlrrec.experiments.search_inputs import (  # noqa: F401  (data_files_digest, digest, tuning_dir: the board's API)
+    TUNING_DIRNAME,
+    TUNING_RECORD,
     data_files_digest,
     digest,
     read_json,
     search_fingerprint,
     search_overrides,
+    tuning_dir,
     tuning_inputs,
     why_search,
 )
@@ -52,8 +55,6 @@ if TYPE_CHECKING:
     from recbole_dlrrec.experiments.tune_space import SearchSpace
 
 TUNED_SUFFIX = "-tuned"
-TUNING_DIRNAME = "tuning"
-TUNING_RECORD = "tuning.json"
 MIN_GRACE_PERIOD = 3  # ASHA pruning after 1 epoch favours whatever fits fastest, not what ends best
 
 
@@ -138,10 +139,6 @@ class TunedModel:
 
 def tuned_out_name(dataset: str) -> str:
     return dataset + TUNED_SUFFIX
-
-
-def tuning_dir(out_dir: str, model: str) -> str:
-    return os.path.join(out_dir, TUNING_DIRNAME, model)
 
 
 def board_space(model: str, dataset: str, overrides: Optional[dict] = None) -> SearchSpace:
