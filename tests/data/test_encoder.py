@@ -212,14 +212,16 @@ def test_damaged_cache_entries_are_refused(tmp_path):
 
 
 def test_batches_go_by_length_and_rows_keep_the_input_order(tmp_path):
-    """Each batch holds texts of similar length (longest first), so little is padding; the
-    returned rows are still in the order of the input."""
-    texts = [("w " * n).strip() for n in (3, 40, 1, 25, 7, 33, 2, 18)]
+    """Each batch holds texts of ONE length (a fake model has no tokenizer: characters), at
+    most batch_size of them, longest first, so nothing is padded; the returned rows are still
+    in the order of the input."""
+    texts = [("x " * 3).strip(), ("y " * 40).strip(), "q", ("y " * 3).strip(), ("z " * 3).strip()]
+    texts += [("x " * 40).strip(), ("q " * 3).strip(), ("z " * 25).strip()]
     model = CountingModel()
     enc = TextEncoder(model=model, model_id="fake", batch_size=3, cache_path=str(tmp_path / "c.sqlite"))
     out = enc.encode(texts)
     lengths = [[len(t) for t in call] for call in model.calls]
-    assert lengths == [[79, 65, 49], [35, 13, 5], [3, 1]]
+    assert lengths == [[79, 79], [49], [5, 5, 5], [5], [1]]
     np.testing.assert_array_equal(out, np.stack([enc.encode([t])[0] for t in texts]))
 
 
