@@ -81,11 +81,7 @@ def encode_chunk(model: Any, texts: list[str]) -> np.ndarray:
     """One forward pass over ``texts`` (one chunk of :func:`plan_chunks`): float32 ``[n, dim]``,
     as the model normalises it; ``batch_size=len(texts)`` so the model never splits it."""
     out = model.encode(
-        texts,
-        batch_size=max(1, len(texts)),
-        normalize_embeddings=True,
-        show_progress_bar=False,
-        convert_to_numpy=True,
+        texts, batch_size=max(1, len(texts)), normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
     )
     return np.asarray(out)
 
