@@ -84,6 +84,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
 #: Fewest texts to encode for which ``workers=None`` starts one process per core (each loads
 #: the model: a few seconds that a small job would not win back).
 POOL_MIN_TEXTS = 512
+#: Ways to run the model: torch (the reference) or onnxruntime (encode_onnx.py, optional).
+BACKENDS = ("torch", "onnx")
 _SQL_CHUNK = 500  # keys per SELECT ... IN (...) query; sqlite's variable limit is >= 999
 
 
@@ -235,6 +237,23 @@ class VectorCache:
         self._conn.close()
 
 
+def _checked_backend(backend: str, device: str, ray_address: str | None) -> str:
+    """``backend`` if the encoder can run it as asked, else a one-line EncoderInputError."""
+    if backend not in BACKENDS:
+        raise EncoderInputError(f"encoder backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnx":
+        from recbole_dlrrec.data.encode_onnx import INSTALL_HINT, missing_packages
+
+        missing = missing_packages()
+        if missing:
+            raise EncoderInputError(f"encoder backend onnx needs {' and '.join(missing)}: {INSTALL_HINT}")
+        if device not in ("auto", "cpu"):
+            raise EncoderInputError(f"encoder backend onnx runs on the CPU, not on {device}")
+        if ray_address:
+            raise EncoderInputError("encoding on a Ray cluster uses the torch backend; drop the onnx backend")
+    return backend
+
+
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError("encode() expects a list of strings, not " + type(texts).__name__)
@@ -278,6 +297,8 @@ class TextEncoder:
             The vectors are the same bytes for any count.
         ray_address: encode on the Ray cluster at this address (HOST:PORT or auto) with
             ``ray_actors`` actors holding the model (encode_ray.py); ``None`` = on this machine.
+        backend: ``"torch"`` (default) or ``"onnx"``: onnxruntime on the CPU, an optional extra
+            whose vectors pass a fidelity check and are cached apart (encode_onnx.py).
     """
 
     def __init__(
@@ -294,6 +315,7 @@ class TextEncoder:
         workers: int | None = None,
         ray_address: str | None = None,
         ray_actors: int = 1,
+        backend: str = "torch",
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -306,6 +328,9 @@ class TextEncoder:
             raise ValueError(f"workers must be at least 1 (or None for one per core), got {workers}")
         if ray_actors < 1:
             raise ValueError(f"ray_actors must be at least 1, got {ray_actors}")
+        self.backend = _checked_backend(backend, self.device, ray_address)
+        if self.backend == "onnx":
+            self.device = "cpu"
         self.workers = workers
         self.ray_address = ray_address
         self.ray_actors = int(ray_actors)
@@ -339,13 +364,30 @@ class TextEncoder:
                 self._model = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
             except Exception as exc:  # any loader failure becomes one clear message
                 raise EncoderError(f"cannot load the text model from {self.model_path}: {exc}") from exc
+            if self.backend == "onnx":
+                from recbole_dlrrec.data import encode_onnx
+
+                try:
+                    self._model = encode_onnx.build(self._model, self._onnx_path())
+                except ValueError as exc:
+                    raise EncoderError(f"onnx backend for {self.model_path}: {exc}") from exc
         return self._model
+
+    def _onnx_path(self) -> str | None:
+        """The exported ONNX model of the onnx backend (encode_onnx.export_path); None for torch."""
+        if self.backend != "onnx":
+            return None
+        from recbole_dlrrec.data.encode_onnx import export_path
+
+        return export_path(self.cache_path, self.model_id)
 
     def _cache_identity(self) -> str:
         """The model identity the cache keys use: ``model_id`` for vectors made on the CPU (or by
         an injected model), ``model_id@cuda`` for a GPU's, whose kernels give other low bits."""
         if self._injected:
             return self.model_id
+        if self.backend == "onnx":
+            return f"{self.model_id}@onnx"
         self.device = resolve_device(self.device)
         return self.model_id if self.device == "cpu" else f"{self.model_id}@cuda"
 
@@ -388,7 +430,7 @@ class TextEncoder:
         if self.device == "cpu" and from_path and workers > 1:
             logger.info("encoding %d texts in %d worker processes", n_texts, workers)
             assert self.model_path is not None
-            with WorkerPool(self.model_path, workers) as pool:
+            with WorkerPool(self.model_path, workers, self._onnx_path()) as pool:
                 yield pool.imap
             return
         with one_thread(self.device):
