@@ -214,6 +214,10 @@ def _opened(encoder: Any, opts: ConvertOptions, out_dir: str) -> Iterator[Any]:
         device=opts.encoder_device,
         cache_path=opts.encoder_cache or os.path.join(out_dir, ".encoder_cache", "vectors.sqlite"),
         show_progress=opts.show_progress,
+        workers=opts.encoder_workers,
+        backend=opts.encoder_backend,
+        ray_address=opts.ray_address,
+        ray_actors=opts.encoder_ray_actors,
     )
     try:
         yield own
