@@ -15,5 +15,6 @@ setup(
     # RecBole itself is not here: it goes in with --no-deps (requirements-recbole.txt), because its
     # ray<=2.6.3 pin conflicts with the ray[tune] in requirements.txt.
     install_requires=[line.split("#")[0].strip() for line in open("requirements.txt") if line.split("#")[0].strip()],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100"]},
+    # onnx: the text encoder's optional onnxruntime backend (recbole_dlrrec/data/encode_onnx.py)
+    extras_require={"dev": ["pytest>=8", "hypothesis>=6.100"], "onnx": ["onnxruntime>=1.17", "onnx>=1.15"]},
 )

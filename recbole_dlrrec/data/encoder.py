@@ -346,6 +346,7 @@ class TextEncoder:
         self.cache_path = cache_path or DEFAULT_CACHE_PATH
         self._cache = VectorCache(self.cache_path) if use_cache else None
         self.dim: int | None = None
+        self._pool: WorkerPool | None = None  # worker processes, started on the first large encode()
         self._injected = model is not None  # else loaded from model_path, which workers can load too
         self._dim_from_cache = False  # self.dim was set by cached rows, not by the model
         self._closed = False
@@ -364,11 +365,12 @@ class TextEncoder:
                 self._model = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
             except Exception as exc:  # any loader failure becomes one clear message
                 raise EncoderError(f"cannot load the text model from {self.model_path}: {exc}") from exc
-            if self.backend == "onnx":
+            onnx_path = self._onnx_path()
+            if onnx_path is not None:
                 from recbole_dlrrec.data import encode_onnx
 
                 try:
-                    self._model = encode_onnx.build(self._model, self._onnx_path())
+                    self._model = encode_onnx.build(self._model, onnx_path)
                 except ValueError as exc:
                     raise EncoderError(f"onnx backend for {self.model_path}: {exc}") from exc
         return self._model
@@ -428,10 +430,13 @@ class TextEncoder:
             return
         workers = self.workers or (usable_cores() if n_texts >= POOL_MIN_TEXTS else 1)
         if self.device == "cpu" and from_path and workers > 1:
+            if self._pool is None or self._pool.workers != workers:  # kept for the next encode()
+                self._close_pool()
+                logger.info("starting %d encoder worker processes", workers)
+                assert self.model_path is not None
+                self._pool = WorkerPool(self.model_path, workers, self._onnx_path())
             logger.info("encoding %d texts in %d worker processes", n_texts, workers)
-            assert self.model_path is not None
-            with WorkerPool(self.model_path, workers, self._onnx_path()) as pool:
-                yield pool.imap
+            yield self._pool.imap
             return
         with one_thread(self.device):
             yield lambda chunks: (encode_chunk(model, texts) for texts in chunks)
@@ -531,8 +536,14 @@ class TextEncoder:
             raise EncoderError(f"encoder produced shape {result.shape} for {len(texts)} texts")
         return result
 
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
     def close(self) -> None:
-        """Close the cache connection (the encoder cannot be used afterwards)."""
+        """Stop the worker processes, close the cache connection (the encoder cannot be used afterwards)."""
+        self._close_pool()
         if self._cache is not None:
             self._cache.close()
             self._cache = None
