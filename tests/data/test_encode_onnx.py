@@ -21,12 +21,14 @@ def test_missing_packages_are_one_line_telling_how_to_install(tmp_path, monkeypa
     from recbole_dlrrec.data.convert.options import ConversionError, ConvertOptions
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
-    assert encode_onnx.missing_packages() == ["onnxruntime"]
-    with pytest.raises(EncoderInputError, match=r"backend onnx needs onnxruntime: pip install onnxruntime onnx") as e:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("onnx") else real(name))
+    assert encode_onnx.missing_packages() == ["onnxruntime", "onnx"]
+    with pytest.raises(
+        EncoderInputError, match=r"backend onnx needs onnxruntime and onnx: pip install onnxruntime onnx"
+    ) as e:
         TextEncoder(backend="onnx", cache_path=str(tmp_path / "c.sqlite"))
     assert "\n" not in str(e.value)
-    with pytest.raises(ConversionError, match="--encoder_backend onnx needs onnxruntime"):
+    with pytest.raises(ConversionError, match="--encoder_backend onnx needs onnxruntime and onnx"):
         ConvertOptions(encoder_backend="onnx").validate()
 
 
