@@ -35,9 +35,9 @@ _LENGTH_CALL = 1024
 
 def token_lengths(model: Any, texts: Sequence[str]) -> list[int]:
     """Tokens per text as ``model.encode`` will feed them (special tokens and truncation
-    included): the attention mask's sum from ``model.tokenize``, the sentence-transformers
-    preprocessing. Character lengths for a model without ``tokenize``."""
-    tokenize = getattr(model, "tokenize", None)
+    included): the attention mask's sum from the sentence-transformers preprocessing
+    (:func:`preprocessor`). Character lengths for a model without one."""
+    tokenize = preprocessor(model)
     if tokenize is None:
         return [len(t) for t in texts]
     lengths: list[int] = []
@@ -45,6 +45,12 @@ def token_lengths(model: Any, texts: Sequence[str]) -> list[int]:
         features = tokenize(list(texts[start : start + _LENGTH_CALL]))
         lengths.extend(int(n) for n in np.asarray(features["attention_mask"]).sum(axis=1))
     return lengths
+
+
+def preprocessor(model: Any) -> Any:
+    """The model's text-to-features step: ``preprocess`` (sentence-transformers 6), else
+    ``tokenize`` (earlier versions, and the ONNX stand-in); None for a model without one."""
+    return getattr(model, "preprocess", None) or getattr(model, "tokenize", None)
 
 
 def plan_chunks(keys: Sequence[str], lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from recbole_dlrrec import atomic
+from recbole_dlrrec.data.encode_batches import preprocessor
 
 INSTALL_HINT = "pip install onnxruntime onnx (or pip install 'recbole-dlrrec[onnx]')"
 #: Smallest cosine with the torch vector that a text may have under the ONNX backend.
@@ -66,7 +67,7 @@ def export(st_model: Any, path: str) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    sample = st_model.tokenize(["an example text"])
+    sample = preprocessor(st_model)(["an example text"])
     with atomic.atomic_path(path) as tmp, torch.no_grad():
         torch.onnx.export(
             LastHidden(st_model[0].auto_model.eval()),
@@ -102,7 +103,7 @@ class OnnxSentenceModel:
         self._feeds = [i.name for i in self.session.get_inputs()]
 
     def tokenize(self, texts: list[str]) -> dict[str, Any]:
-        return self.st_model.tokenize(texts)
+        return preprocessor(self.st_model)(texts)
 
     def encode(self, texts: list[str], **_: Any) -> np.ndarray:
         features = self.tokenize(list(texts))

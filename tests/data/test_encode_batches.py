@@ -52,6 +52,7 @@ def test_token_lengths_are_the_attention_masks_sums():
     assert token_lengths(object(), ["abc", "d"]) == [3, 1]  # no tokenizer: characters
 
 
+@pytest.mark.slow
 def test_one_thread_narrows_torch_on_the_cpu_only_and_restores_it():
     import torch
 
