@@ -64,6 +64,23 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - started
 
 
+def encoder_run(texts: list[str], backend: str, workers: int) -> tuple[np.ndarray, float, float]:
+    """(vectors, seconds, seconds to start the worker pool) of a TextEncoder without cache."""
+    from recbole_dlrrec.data.encoder import TextEncoder
+
+    with tempfile.TemporaryDirectory() as folder:
+        enc = TextEncoder(
+            workers=workers, backend=backend, use_cache=False, show_progress=False, cache_path=folder + "/c"
+        )
+        enc._get_model()  # loading (and for onnx exporting) the model is not timed
+        started = time.perf_counter()
+        enc.encode(texts[:1])  # starts the worker pool (kept for the next call), timed apart
+        start_s = time.perf_counter() - started
+        vectors, seconds = timed(functools.partial(enc.encode, texts))
+        enc.close()
+    return vectors, seconds, start_s
+
+
 def measure(n_texts: int) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -96,16 +113,7 @@ def measure(n_texts: int) -> dict:
         if backend == "onnx" and missing_packages():
             break
         for workers in sorted({1, cores}):
-            with tempfile.TemporaryDirectory() as folder:
-                enc = TextEncoder(
-                    workers=workers, backend=backend, use_cache=False, show_progress=False, cache_path=folder + "/c"
-                )
-                enc._get_model()  # loading (and for onnx exporting) the model is not timed
-                started = time.perf_counter()
-                enc.encode(texts[:1])  # starts the worker pool (kept for the next call), timed apart
-                start_s = time.perf_counter() - started
-                vectors, seconds = timed(functools.partial(enc.encode, texts))
-                enc.close()
+            vectors, seconds, start_s = encoder_run(texts, backend, workers)
             if backend == "torch":
                 same[workers] = row(f"TextEncoder workers={workers}", workers, vectors, seconds, start_s=start_s)
             else:
