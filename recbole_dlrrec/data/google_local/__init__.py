@@ -7,7 +7,8 @@ Command line (recbole_dlrrec/cli/convert.py; every flag is a field of
         [--split time|random] [--seed S] [--label_threshold 4] [--category_filter restaurant]
         [--k_core K] [--strict] [--include_leaky_meta] [--encoder_model PATH]
         [--encoder_cache PATH] [--encoder_batch_size 64] [--encoder_device auto] [--image_encoder none]
-        [--max_line_bytes 1048576] [--force] [--verify]
+        [--encoder_workers N] [--encoder_backend torch|onnx] [--ray_address HOST:PORT]
+        [--encoder_ray_actors 1] [--max_line_bytes 1048576] [--force] [--verify]
 
 or ``convert(reviews_path, meta_path, name, out_dir="dataset", options=ConvertOptions(...))``
 (the options may also be given as keywords) ``-> report dict``.
@@ -32,7 +33,9 @@ the same rule over the reviews before each row) and, with an image encoder, of t
 with pictures. A line that no
 longer holds the review pass 1 read is a ``ConversionError`` (the file changed in between).
 The output is byte for byte that of reading everything into memory.
-Text encoding runs on the GPU when torch sees one (``encoder_device`` "auto").
+Text encoding runs on the GPU when torch sees one (``encoder_device`` "auto"), else on one
+worker process per core, or on a Ray cluster (``ray_address``); its vectors are the same bytes on
+every rebuild (recbole_dlrrec/data/encode_batches.py).
 
 Input: two JSON-lines files, each plain or gzip (detected from the content, not the name).
 Reviews: ``user_id, name, time (ms since epoch), rating (1-5), text, pics, resp, gmap_id``.
