@@ -26,18 +26,17 @@ class ChunkEncoder:
     a batch of ONE chunk row (``index``, ``texts`` as JSON) and returns its vectors as float32
     bytes with their shape."""
 
-    def __init__(self, model_path: Optional[str]):
+    def __init__(self, model_path: Optional[str], default_path: Callable[[], str]):
         import os
 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         from sentence_transformers import SentenceTransformer
 
-        from recbole_dlrrec.data.encoder import default_model_path
         from recbole_dlrrec.runtime.threads import use_threads
 
         use_threads(1)
-        self.model = SentenceTransformer(model_path or default_model_path(), device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(model_path or default_path(), device="cpu", local_files_only=True)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from recbole_dlrrec.data.encode_batches import encode_chunk
@@ -68,13 +67,15 @@ def _row_width(row: dict[str, Any]) -> int:
     return len(row["vectors"]) // 4 // max(1, int(row["rows"]))
 
 
-def encode_on_ray(ray: Any, model_path: Optional[str], chunks: list[list[str]], actors: int) -> Iterator[np.ndarray]:
+def encode_on_ray(
+    ray: Any, model_path: Optional[str], default_path: Callable[[], str], chunks: list[list[str]], actors: int
+) -> Iterator[np.ndarray]:
     """Vectors of each chunk, in the order of ``chunks``, encoded by ``actors`` Ray Data actors."""
     items = [{"index": i, "texts": json.dumps(texts)} for i, texts in enumerate(chunks)]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * actors)))
     encoded = dataset.map_batches(
         ChunkEncoder,
-        fn_constructor_args=(model_path,),
+        fn_constructor_args=(model_path, default_path),
         batch_size=1,
         batch_format="numpy",
         concurrency=actors,
@@ -85,18 +86,16 @@ def encode_on_ray(ray: Any, model_path: Optional[str], chunks: list[list[str]], 
 
 @contextlib.contextmanager
 def ray_chunk_runner(
-    address: str, model_path: str, actors: int
+    address: str, model_path: Optional[str], default_path: Callable[[], str], actors: int
 ) -> Iterator[Callable[[list[list[str]]], Iterator[np.ndarray]]]:
     """Join the cluster at ``address`` (checked first: a one-line input error when nothing answers
-    or the token is missing) and yield a runner of chunks on it; leave the cluster afterwards."""
-    from recbole_dlrrec.data.encoder import default_model_path
+    or the token is missing) and yield a runner of chunks on it; leave the cluster afterwards.
+    ``model_path`` None: the model each worker finds with ``default_path`` (the bundled one)."""
     from recbole_dlrrec.experiments import ray_auth
     from recbole_dlrrec.experiments.ray_backend import check_ray_address, import_ray, ray_session
 
     check_ray_address(address)
     ray_auth.check_driver_token(address)
     ray, _ = import_ray(local=False)
-    # The bundled model is found by each worker in its own environment; another folder by path.
-    remote_path = None if model_path == default_model_path() else model_path
     with ray_session(ray, address, None):
-        yield lambda chunks: encode_on_ray(ray, remote_path, chunks, actors)
+        yield lambda chunks: encode_on_ray(ray, model_path, default_path, chunks, actors)

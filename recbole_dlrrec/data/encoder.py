@@ -55,14 +55,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from recbole_dlrrec.data.encode_batches import (
-    WorkerPool,
-    encode_chunk,
-    one_thread,
-    plan_chunks,
-    token_lengths,
-    usable_cores,
-)
+from recbole_dlrrec.data.encode_batches import encode_chunk, one_thread, plan_chunks, token_lengths, usable_cores
+from recbole_dlrrec.data.encode_workers import WorkerPool
 from recbole_dlrrec.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -424,8 +418,9 @@ class TextEncoder:
         if self.ray_address and from_path:
             from recbole_dlrrec.data.encode_ray import ray_chunk_runner
 
-            assert self.model_path is not None  # set whenever no model object was injected
-            with ray_chunk_runner(self.ray_address, self.model_path, self.ray_actors) as run:
+            # The bundled model is found by each worker in its own environment; another folder by path.
+            remote_path = None if self.model_path == default_model_path() else self.model_path
+            with ray_chunk_runner(self.ray_address, remote_path, default_model_path, self.ray_actors) as run:
                 yield run
             return
         workers = self.workers or (usable_cores() if n_texts >= POOL_MIN_TEXTS else 1)

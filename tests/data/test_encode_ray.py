@@ -33,7 +33,7 @@ from recbole_dlrrec.data.encoder import TextEncoder
 
 runs = []
 original = encode_ray.encode_on_ray
-encode_ray.encode_on_ray = lambda *args: (runs.append(len(args[2])), original(*args))[1]
+encode_ray.encode_on_ray = lambda *args: (runs.append(len(args[3])), original(*args))[1]
 texts = json.loads(sys.argv[2])
 with TextEncoder(batch_size=4, use_cache=False, show_progress=False, ray_address=sys.argv[1]) as enc:
     on_ray = enc.encode(texts)
