@@ -9,6 +9,7 @@ import pytest
 from recbole_dlrrec.cli import convert as cli_convert
 from recbole_dlrrec.data import google_local, yelp
 from recbole_dlrrec.data.convert.options import SOURCE_DEFAULT, ConvertOptions, from_args
+from recbole_dlrrec.data.convert.records import ConversionError
 from recbole_dlrrec.data.sources import DEFAULT_SOURCE, SOURCES
 
 BASE = ["--reviews", "r.json", "--meta", "m.json", "--name", "x"]
@@ -72,3 +73,26 @@ def test_the_category_filter_default_is_the_sources():
 def test_sources_are_named_once():
     assert DEFAULT_SOURCE == "google" and parse().source == "google" and parse("--source", "yelp").source == "yelp"
     assert {name: module.SOURCE.name for name, module in SOURCES.items()} == {"google": "google", "yelp": "yelp"}
+
+
+def test_the_encoder_options_reach_the_text_encoder(tmp_path, monkeypatch):
+    from recbole_dlrrec.data import encoder as encoder_module
+    from recbole_dlrrec.data.convert import pipeline
+
+    made = {}
+
+    class Recording:
+        def __init__(self, **kwargs):
+            made.update(kwargs)
+
+        def close(self):
+            made["closed"] = True
+
+    monkeypatch.setattr(encoder_module, "TextEncoder", Recording)
+    opts = ConvertOptions(encoder_workers=3, encoder_ray_actors=2, ray_address="10.0.0.1:6379")
+    with pipeline._opened(None, opts, str(tmp_path)):
+        pass
+    assert made["workers"] == 3 and made["backend"] == "torch" and made["closed"]
+    assert made["ray_address"] == "10.0.0.1:6379" and made["ray_actors"] == 2
+    with pytest.raises(ConversionError, match="encoder_workers must be at least 1"):
+        ConvertOptions(encoder_workers=0).validate()
