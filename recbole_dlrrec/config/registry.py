@@ -84,6 +84,8 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
         "DLRREC",
         {"user_text": "full"},
     ),  # a train row's user vector holds its own review (leaky; ablation)
+    # + the item's train-review vector as one more item feature (needs a --user_vector mean build)
+    "DLRREC-itemRev": ("DLRREC", {"item_review_text": True}),
 }
 
 _RECBOLE_SUBPACKAGES = (

@@ -18,7 +18,7 @@ ITEM_IMAGE_VEC_SUFFIX = "itemimgvec"
 USER_HIST_SUFFIX = "userhist"
 #: Item vectors from the item's TRAIN reviews (``user_vector: mean`` builds): per item (``ids``,
 #: ``vectors``, the itemvec layout) and per train row (its earlier reviews, the userhist layout).
-#: Not named in NAME.yaml either; no model reads them yet.
+#: Not named in NAME.yaml either: DLRREC reads them beside NAME.itemvec.npz under item_review_text.
 ITEM_REV_SUFFIX = "itemrev"
 ITEM_REV_HIST_SUFFIX = "itemrevhist"
 

@@ -55,6 +55,8 @@ contrastive heads and the collapse monitor represent a user by id: the full per-
 V0 (pca) fits on the train users' full vectors, as before; history vectors pass through it.
 Unseen ids: with `oov_embedding` (DLRM's), `text_to_id` gives an unseen or ID-dropped id that has
 text the output of a map from its text to the ID space (models/dlrrec_oov.py).
+`item_review_text: true` adds the item's review vector (the mean of its train reviews, under the
+same per-row rule) as one more feature vector through the item tower: models/dlrrec_item_reviews.py.
 Built from parts: `DLRREC(config, dataset)` (RecBole's signature) types the config once
 (DLRRECOptions), and the builder (models/dlrrec_parts.py) turns the options and the TRAIN
 dataset into the text towers, the user-history lookup, the V0 PCA fit, the SWING / similarity and
@@ -110,6 +112,7 @@ class DLRRECOptions(DLRMOptions):
     no_history: str
     text_to_id: bool
     text_to_id_hidden: List[int]
+    item_review_text: bool
 
 
 class DLRREC(DLRM, SemanticIds):
@@ -133,13 +136,14 @@ class DLRREC(DLRM, SemanticIds):
         options = build_options(self.options_class, config, type(self))
         text = load_text_inputs(options, config, dataset)
         levels = build_options(SemanticIdOptions, config, type(self)).semantic_ids
-        super().__init__(config, dataset, num_extra_vectors=len(text.tables) + levels, options=options)
+        super().__init__(config, dataset, num_extra_vectors=text.num_vectors + levels, options=options)
         self.USER_ID = config["USER_ID_FIELD"]
         self.ITEM_ID = config["ITEM_ID_FIELD"]
         self.user_text = text.user_text
         parts = build_parts(options, config, dataset, text)
         self.text_sides = parts.text_sides
         self.history_lookup = parts.history_lookup
+        self.review_lookup = parts.review_lookup
         self.samplers = parts.samplers
         self.hard_samplers = parts.hard_samplers
         self.representation_strategy = parts.representation
@@ -174,13 +178,21 @@ class DLRREC(DLRM, SemanticIds):
 
     def extra_vectors(self, interaction) -> List[torch.Tensor]:
         text = [module(self.tower_rows(side, interaction)) for side, module in self.text_sides.items()]
-        return text + self.semantic_vectors(interaction)
+        return text + self.semantic_vectors(interaction) + self.review_vectors(interaction)
 
     def semantic_vectors(self, interaction) -> List[torch.Tensor]:
         """The item's semantic ID vectors, one B x D per level ([] when semantic_ids is 0)."""
         if self.semantic_ids is None:
             return []
         return list(self.semantic_ids(interaction[self.ITEM_ID]).unbind(1))
+
+    def review_vectors(self, interaction) -> List[torch.Tensor]:
+        """[B x D]: each row's item review vector through the item tower (item_review_text,
+        models/dlrrec_item_reviews.py); [] without the switch."""
+        if self.review_lookup is None:
+            return []
+        rows = self.review_lookup(interaction[self.USER_ID], interaction[self.ITEM_ID])
+        return [self.text_sides["item"](rows)]
 
     def oov_substitutes(self, interaction, extras: List[torch.Tensor]):
         """text_to_id: the map of each row's text (models/dlrrec_oov.py), else the OOV rows."""
@@ -315,8 +327,12 @@ class DLRREC(DLRM, SemanticIds):
             side: self._encode_side(side, self.tower_rows(side, interaction), draws.get(side), id_vectors.get(side))
             for side in weights
         }
-        # the order extra_vectors uses
-        extras = [encoded[side][0] for side in self.text_sides] + self.semantic_vectors(interaction)
+        # The order extra_vectors uses: the sides' text, the semantic IDs, the item review vector.
+        extras = (
+            [encoded[side][0] for side in self.text_sides]
+            + self.semantic_vectors(interaction)
+            + self.review_vectors(interaction)
+        )
         rec = self.rec_loss_value(self.forward(interaction, extras, token_vectors), interaction)
         heads = {
             side: weights[side] * self.head_loss(side, draws[side], encoded[side][1]) if side in draws else self._zero()

@@ -30,6 +30,7 @@ from torch import nn
 from recbole_dlrrec.config.keys import ConfigKeyError
 from recbole_dlrrec.data.text_vectors import (
     SIDES,
+    ItemReviews,
     TextTable,
     TextVectorsMissingError,
     UserHistory,
@@ -37,6 +38,7 @@ from recbole_dlrrec.data.text_vectors import (
     load_user_history,
     user_history_path,
 )
+from recbole_dlrrec.models.dlrrec_item_reviews import item_review_lookup, item_tower_table, load_item_review_inputs
 from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS, Negatives, Representation
 from recbole_dlrrec.nn.text import RowHistoryLookup, TextTower
 
@@ -52,11 +54,18 @@ _LOGGED_AUTO: set = set()  # 'auto' choices already logged in this process (one 
 class TextInputs:
     """What DLRREC reads from the dataset's text side files. tables: side -> TextTable (N x T
     per side; no entry for a side without text); user_text: 'full' | 'before_row' | 'none';
-    history: the user-history vectors (before_row only)."""
+    history: the user-history vectors (before_row only); item_reviews: the item review vectors
+    (item_review_text only: models/dlrrec_item_reviews.py)."""
 
     tables: Dict[str, TextTable]
     user_text: str
     history: Optional[UserHistory] = None
+    item_reviews: Optional[ItemReviews] = None
+
+    @property
+    def num_vectors(self) -> int:
+        """The feature vectors the text adds to the interaction: one per side, one for reviews."""
+        return len(self.tables) + (self.item_reviews is not None)
 
 
 @dataclass
@@ -64,7 +73,8 @@ class DLRRECParts:
     """The built parts. text_sides: side -> TextTower (B ids -> B x D); history_lookup: (user,
     item) -> the user tower's row of each listed train row, None when rows read their user's
     row; samplers / hard_samplers: side -> sampler, only for the sides with a head;
-    collapse_ids: side -> the fixed sample of ids the collapse monitor reads."""
+    collapse_ids: side -> the fixed sample of ids the collapse monitor reads; review_lookup:
+    (user, item) -> the item tower's review row of each row (item_review_text only)."""
 
     text_sides: nn.ModuleDict
     history_lookup: Optional[RowHistoryLookup]
@@ -74,6 +84,7 @@ class DLRRECParts:
     representation: Representation
     negatives: Negatives
     weights: Dict[str, float] = field(default_factory=dict)
+    review_lookup: Optional[RowHistoryLookup] = None
 
 
 # -- step 1 ------------------------------------------------------------------------------------
@@ -89,7 +100,8 @@ def load_text_inputs(options: "DLRRECOptions", config, dataset) -> TextInputs:
     tables = load_text_tables(options, config, dataset)
     user_text = resolve_user_text(options, config, tables)
     history = load_user_history(config, dataset, tables["user"].dim) if user_text == "before_row" else None
-    return TextInputs(tables, user_text, history)
+    reviews = load_item_review_inputs(options.item_review_text, options.reduction, config, dataset, tables.get("item"))
+    return TextInputs(tables, user_text, history, reviews)
 
 
 def load_text_tables(options: "DLRRECOptions", config, dataset) -> Dict[str, TextTable]:
@@ -154,11 +166,20 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     representation.check(text.tables, weights)
     text_sides = nn.ModuleDict(
         {
-            side: text_tower(options, config, side, table, text.history if side == "user" else None)
+            side: text_tower(
+                options,
+                config,
+                side,
+                table,
+                text.history if side == "user" else None,
+                text.item_reviews if side == "item" else None,
+            )
             for side, table in text.tables.items()
         }
     )
     history_lookup = user_history_lookup(text.tables["user"], text.history) if text.history is not None else None
+    reviews = text.item_reviews
+    review_lookup = item_review_lookup(len(text.tables["item"].vectors), reviews) if reviews is not None else None
     if options.reduction == "pca":
         fit_pca(config, dataset, text_sides)
     samplers = swing_samplers(config, dataset, weights)
@@ -166,22 +187,38 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     set_negative_weights(options, config, dataset, samplers)
     collapse_ids = collapse_sample(dataset, options.collapse_sample, int(config["seed"]))
     return DLRRECParts(
-        text_sides, history_lookup, samplers, hard_samplers, collapse_ids, representation, negatives, weights
+        text_sides,
+        history_lookup,
+        samplers,
+        hard_samplers,
+        collapse_ids,
+        representation,
+        negatives,
+        weights,
+        review_lookup,
     )
 
 
 def text_tower(
-    options: "DLRRECOptions", config, side: str, table: TextTable, history: Optional[UserHistory] = None
+    options: "DLRRECOptions",
+    config,
+    side: str,
+    table: TextTable,
+    history: Optional[UserHistory] = None,
+    reviews: Optional[ItemReviews] = None,
 ) -> TextTower:
     """One side's TextTower. Under bf16 autocast (train_precision) the table is stored in bf16
     (see TextTower). The user side's table is the per-user vectors followed by the history
     vectors (rows N..N+m-1), and with no_history 'learned' its rows without text (row 0, users
-    without text) take the learned vector."""
+    without text) take the learned vector. With `reviews` (item_review_text) the item side's
+    table is models/dlrrec_item_reviews.py's."""
     vectors, missing = table.vectors, None
     if history is not None:
         vectors = torch.cat([vectors, history.vectors])
     if side == "user" and options.no_history == "learned":
         missing = torch.cat([~table.has_vector, torch.zeros(len(vectors) - len(table.vectors), dtype=torch.bool)])
+    if reviews is not None:
+        vectors, missing = item_tower_table(table, reviews, options.no_history == "learned")
     return TextTower(
         vectors,
         options.reduction,

@@ -12,8 +12,9 @@ The losses that train the tower live outside (models/dlrrec.py, nn/contrastive.p
 
 A row's user vector may depend on the row, not only on the user (a train row sees only the
 reviews before it): `RowHistoryLookup` maps each row's (user, item) to the row of the user
-tower's table that holds its vector, and the tower's `missing` rows (no text at all) may take
-one learned vector instead of the tower's output of a zero vector.
+tower's table that holds its vector (or, for the item review vectors, a row of the item tower's
+table), and the tower's `missing` rows (no text at all) may take one learned vector instead of
+the tower's output of a zero vector.
 """
 
 from __future__ import annotations
@@ -162,31 +163,42 @@ class TextTower(nn.Module):
 
 
 class RowHistoryLookup(nn.Module):
-    """(user, item) ids of B rows -> B rows of the user TextTower's table: the listed rows'
-    own entries, every other row its user's id (the full per-user vector). No host sync.
+    """(user, item) ids of B rows -> B rows of a TextTower's table: the listed rows' own
+    entries, every other row its user's id (the full per-user vector) or, with `unlisted`
+    'item', its item id + `offset` (the item's full vector where the table holds the per-item
+    vectors from row `offset` on). No host sync.
 
     Args:
         keys: M int64, sorted, user * num_items + item of each listed row (pairs are unique).
         rows: M int64, the table row of each listed row's vector.
         num_items: the item id range (the key's multiplier).
+        unlisted: 'user' or 'item': whose id an unlisted row's table row is.
+        offset: added to that id.
     """
 
     keys: torch.Tensor  # buffers, M each
     rows: torch.Tensor
 
-    def __init__(self, keys: torch.Tensor, rows: torch.Tensor, num_items: int):
+    def __init__(self, keys: torch.Tensor, rows: torch.Tensor, num_items: int, unlisted: str = "user", offset: int = 0):
         super().__init__()
         if keys.shape != rows.shape or keys.dim() != 1:
             raise ValueError(
                 f"keys and rows must be 1-d of one length, got {tuple(keys.shape)} and {tuple(rows.shape)}"
             )
+        if unlisted not in ("user", "item"):
+            raise ValueError(f"unlisted must be 'user' or 'item', got {unlisted!r}")
         self.register_buffer("keys", keys.long(), persistent=False)
         self.register_buffer("rows", rows.long(), persistent=False)
         self.num_items = int(num_items)
+        self.unlisted = unlisted
+        self.offset = int(offset)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        default = users if self.unlisted == "user" else items
+        if self.offset:
+            default = default + self.offset
         if self.keys.numel() == 0:
-            return users
+            return default
         key = users * self.num_items + items
         at = torch.searchsorted(self.keys, key).clamp_(max=self.keys.numel() - 1)
-        return torch.where(self.keys[at] == key, self.rows[at], users)
+        return torch.where(self.keys[at] == key, self.rows[at], default)
