@@ -236,3 +236,14 @@ def test_editing_a_test_or_valid_review_moves_no_input_vector_and_a_row_never_re
     train_edit = _review_inputs(tmp_path / "c", edit={"tie two": "an edited tie"})["train"]
     moved = {key for key in before["train"] if before["train"][key] != train_edit[key]}
     assert moved == {("o9", "b3")}
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_with_the_switch_on(rev_data, tmp_path):
+    """DDP: each rank looks its rows' review rows up on its own device (no loader change)."""
+    from tests.runtime.test_ddp import _train
+
+    root, *_ = rev_data
+    result = _train(tmp_path, "DLRREC-itemRev", root, "tiny", "--epochs=1", nproc=2)
+    assert result["config"]["world_size"] == 2 and result["config"]["item_review_text"] is True
+    assert 0.0 <= result["test_result"]["auc"] <= 1.0

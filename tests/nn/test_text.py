@@ -154,3 +154,19 @@ def test_row_history_lookup_maps_listed_pairs_and_leaves_the_rest_to_the_user():
     empty = RowHistoryLookup(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), num_items)
     assert torch.equal(empty(users, items), users)
     assert dict(lookup.state_dict()) == {}  # data, rebuilt from the file: not in checkpoints
+
+
+def test_row_history_lookup_can_leave_the_rest_to_the_item_at_an_offset():
+    """The item review rows: unlisted rows read item + offset (the per-item rows of the table)."""
+    from recbole_dlrrec.nn.text import RowHistoryLookup
+
+    num_items = 7
+    keys = torch.tensor([1 * num_items + 3, 2 * num_items + 5])
+    lookup = RowHistoryLookup(keys, torch.tensor([21, 7]), num_items, unlisted="item", offset=7)
+    users = torch.tensor([1, 1, 2, 6])
+    items = torch.tensor([3, 4, 5, 6])
+    assert lookup(users, items).tolist() == [21, 11, 7, 13]
+    empty = RowHistoryLookup(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), num_items, "item", 7)
+    assert empty(users, items).tolist() == [10, 11, 12, 13]
+    with pytest.raises(ValueError, match="unlisted must be 'user' or 'item', got 'row'"):
+        RowHistoryLookup(keys, keys, num_items, unlisted="row")
