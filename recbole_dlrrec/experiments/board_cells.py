@@ -87,6 +87,8 @@ _ABSENT_MEANS = {
     # Item semantic IDs (models/semantic_ids.py): off is what every earlier run did.
     "semantic_ids": 0,
     "semantic_id_codes": 64,
+    # Item text from reviews (models/dlrrec_item_reviews.py): off is what every earlier run did.
+    "item_review_text": False,
 }
 
 

@@ -247,3 +247,19 @@ def test_two_gloo_processes_train_with_the_switch_on(rev_data, tmp_path):
     result = _train(tmp_path, "DLRREC-itemRev", root, "tiny", "--epochs=1", nproc=2)
     assert result["config"]["world_size"] == 2 and result["config"]["item_review_text"] is True
     assert 0.0 <= result["test_result"]["auc"] <= 1.0
+
+
+def test_board_cells_recorded_before_the_switch_stay_up_to_date(tmp_path):
+    """A DLRREC cell recorded before item_review_text existed ran without it: today's default."""
+    from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard
+
+    def runner(model, dataset, config_dict, **kwargs):
+        defaults = board.expected_defaults(CellSpec(model, model, 2020))
+        old = {k: v for k, v in defaults.items() if k != "item_review_text"}
+        return {"test_result": {"auc": 0.5}, "best_epoch": 0, "timings": {}, "config": {**old, **config_dict}}
+
+    board = Leaderboard("tiny", results_dir=str(tmp_path), runner=runner, log=lambda m: None)
+    spec = CellSpec("DLRREC", "DLRREC", 2020)
+    assert board.expected_defaults(spec)["item_review_text"] is False
+    (record,) = board.run_cells([spec])
+    assert board.stale_reason(spec, record) is None
