@@ -3,7 +3,7 @@ mean of the item's TRAIN-period review vectors, beside the item's metadata text.
 
     ({dataset}.itemrev.npz per item, {dataset}.itemrevhist.npz per train row; written by the
     converter with --user_vector mean)
-    (user, item) of B rows --RowHistoryLookup--> B rows of the item TextTower's table
+    (user, item) of B rows --ItemReviewLookup--> B rows of the item TextTower's table
         --the item tower (the metadata's reduction and adapter)--> B x D, one more feature
     vector in the interaction (B x F x D becomes B x (F + 1) x D).
 
@@ -12,7 +12,8 @@ mean of its item's strictly earlier train reviews (never its own review, whose s
 predicts its label); every other row (valid, test) the mean of all the item's train reviews. A
 row with no such review (the item's first train review, an item without train reviews) gets
 what the user history gives a row without text: the tower's output of a zero vector, or the
-learned vector under `no_history: learned`.
+learned vector under `no_history: learned`. A training row the lookup cannot find (its user
+replaced by oov_user_token's reserved token) reads no vector either (ItemReviewLookup).
 
 The item tower's table grows, metadata rows first, so an item id still reads its metadata row:
 
@@ -68,10 +69,25 @@ def item_tower_table(
     return vectors, torch.cat([none, ~reviews.table.has_vector, none.new_zeros(len(reviews.rows.vectors))])
 
 
-def item_review_lookup(num_item_rows: int, reviews: ItemReviews) -> RowHistoryLookup:
-    """(user, item) -> the item tower's review row (module doc): 2N + r for a listed train row
-    with earlier reviews, N (no vector) for one without, N + item for every other row."""
+class ItemReviewLookup(RowHistoryLookup):
+    """(user, item) of B rows -> B rows of the item tower's table (module doc): 2N + r for a
+    listed train row with earlier reviews, N (no vector) for one without, N + item (the item's
+    whole train period) for every other row at evaluation.
+
+    In training every row is a train row, so a row the lookup cannot find (oov_user_token put
+    the reserved user in its user's place) reads no vector: the item's whole train period holds
+    the row's own review."""
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        rows = super().forward(users, items)
+        if self.training:
+            rows = torch.where(rows < 2 * self.offset, torch.full_like(rows, self.offset), rows)
+        return rows
+
+
+def item_review_lookup(num_item_rows: int, reviews: ItemReviews) -> ItemReviewLookup:
+    """The ItemReviewLookup of `reviews` for an item table of `num_item_rows` (N) rows."""
     n = int(num_item_rows)
     rows = reviews.rows.rows
     rows = torch.where(rows >= 0, rows + 2 * n, torch.full_like(rows, n))
-    return RowHistoryLookup(reviews.rows.keys, rows, reviews.rows.num_items, unlisted="item", offset=n)
+    return ItemReviewLookup(reviews.rows.keys, rows, reviews.rows.num_items, unlisted="item", offset=n)

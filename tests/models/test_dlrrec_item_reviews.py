@@ -172,6 +172,26 @@ def test_rows_without_a_review_take_the_learned_vector_under_learned(rev_data):
 
 
 @pytest.mark.slow
+def test_a_training_row_it_cannot_find_reads_no_vector_never_its_items_whole_period(rev_data):
+    """oov_user_token puts the reserved user (id 0) in some train rows' place: their (user,
+    item) is not listed, and the item's whole train period holds their own review."""
+    root, *_ = rev_data
+    model, config, dataset, train, _ = _model(root, item_review_text=True, oov_user_token=True)
+    n = dataset.item_num
+    batch = next(iter(train))
+    users, items = batch[config["USER_ID_FIELD"]], batch[config["ITEM_ID_FIELD"]]
+    reserved = users == 0
+    assert reserved.any() and (~reserved).any()
+    model.train()
+    training = model.review_lookup(users, items)
+    assert torch.equal(training[reserved], torch.full((int(reserved.sum()),), n))
+    model.eval()
+    evaluating = model.review_lookup(users, items)
+    assert torch.equal(evaluating[reserved], items[reserved] + n)  # an unseen user at evaluation
+    assert torch.equal(training[~reserved], evaluating[~reserved])  # listed rows: their own row
+
+
+@pytest.mark.slow
 def test_missing_files_or_no_item_tower_are_one_line_errors(rev_data):
     root, plain, *_ = rev_data
     with pytest.raises(
@@ -213,7 +233,7 @@ def _review_inputs(tmp_path, edit=None):
     overrides = {"data_path": os.path.dirname(folder), "item_review_text": True, "reduction_dim": 8}
     config = build_config("DLRREC", "hist", config_dict={**overrides, "w1": 0.0, "w2": 0.0, "use_gpu": False})
     splits = create_dataset(config).build()  # (the fixture's valid split holds one label: no loaders)
-    model = DLRREC(config, splits[0])
+    model = DLRREC(config, splits[0]).eval()  # valid/test rows read their items' train period
     out = {}
     for name, split in zip(("train", "valid", "test"), splits):
         users, items = split.inter_feat[config["USER_ID_FIELD"]], split.inter_feat[config["ITEM_ID_FIELD"]]
