@@ -283,3 +283,15 @@ def test_board_cells_recorded_before_the_switch_stay_up_to_date(tmp_path):
     assert board.expected_defaults(spec)["item_review_text"] is False
     (record,) = board.run_cells([spec])
     assert board.stale_reason(spec, record) is None
+
+
+@pytest.mark.slow
+def test_with_semantic_ids_the_review_vector_comes_last(rev_data):
+    root, *_ = rev_data
+    model, config, _, train, _ = _model(root, item_review_text=True, semantic_ids=2, semantic_id_codes=4)
+    model.eval()
+    batch = next(iter(train))
+    extras = model.extra_vectors(batch)
+    assert model.num_extra_vectors == len(extras) == 2 + 2 + 1  # item and user text, 2 levels, reviews
+    torch.testing.assert_close(extras[-1], model.review_vectors(batch)[0], rtol=0, atol=0)
+    assert model.feature_vectors(batch)[0].shape[1] == _model(root)[0].feature_vectors(batch)[0].shape[1] + 3
