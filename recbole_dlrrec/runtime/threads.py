@@ -46,9 +46,9 @@ def threads_within(threads: int) -> Iterator[int]:
     """`use_threads(threads)` inside the block; torch's and numba's counts as before afterwards."""
     import torch
 
+    torch_before = torch.get_num_threads()  # before numba's: its pool's start changes torch's count
     numba = sys.modules.get("numba")
-    numba_before = numba.get_num_threads() if numba is not None else None  # first: it may start numba's pool
-    before = torch.get_num_threads(), numba_before
+    before = torch_before, numba.get_num_threads() if numba is not None else None
     try:
         yield use_threads(threads)
     finally:
@@ -56,3 +56,18 @@ def threads_within(threads: int) -> Iterator[int]:
         if numba is not None and before[1] is not None:
             numba.set_num_threads(before[1])
         torch.set_num_threads(before[0])
+
+
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Torch's thread count after the block as before it. numba's first parallel launch starts
+    its pool, which sets OpenMP's count to NUMBA_NUM_THREADS, and torch reads that back as its
+    own: without this, computing SWING tables in a process changed the thread count (so the
+    float sums, so the numbers) of every model trained after it in that process."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

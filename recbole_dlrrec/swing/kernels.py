@@ -72,6 +72,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 from tqdm import tqdm
 
+from recbole_dlrrec.runtime.threads import torch_threads_kept
 from recbole_dlrrec.swing.graph import (
     _check_alpha,
     _check_count,
@@ -397,6 +398,40 @@ def similarity_from_graph(
     node_degree = np.diff(node_indptr)
     rows = np.flatnonzero(node_degree >= 2).astype(np.int64)
     pair_cost = node_degree.astype(np.float64) * (node_degree - 1) / 2.0 + node_degree
+    with torch_threads_kept():
+        return _rows_on_numba_threads(
+            rows,
+            pair_cost,
+            node_indptr,
+            node_conn,
+            conn_indptr,
+            conn_nodes,
+            kept_weights,
+            alpha,
+            topk,
+            max_conn_degree,
+            n_nodes,
+            progress,
+            desc,
+        )
+
+
+def _rows_on_numba_threads(
+    rows,
+    pair_cost,
+    node_indptr,
+    node_conn,
+    conn_indptr,
+    conn_nodes,
+    kept_weights,
+    alpha,
+    topk,
+    max_conn_degree,
+    n_nodes,
+    progress,
+    desc,
+):
+    """`_similarity_rows` on numba's threads (one for small work), numba's count restored after."""
     threads = numba.get_num_threads()
     if float(pair_cost[rows].sum()) < _PARALLEL_MIN_WORK:
         threads = 1  # waking worker threads would cost more than the work (esp. on busy CPUs)
