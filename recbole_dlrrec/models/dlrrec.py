@@ -93,6 +93,9 @@ class DLRRECOptions(DLRMOptions):
     reduction_hidden: List[int]
     reduction_dropout: float
     reduction_norm: Optional[str]
+    reduction_init: str
+    reduction_warmup_epochs: int
+    reduction_lr_scale: float
     text_dropout: float
     w1: float
     w2: float
@@ -105,6 +108,9 @@ class DLRRECOptions(DLRMOptions):
     cl_negative_pool: str
     cl_negative_dist: str
     cl_mask_neighbours: bool
+    contrastive: str
+    cl_catalog_tau: float
+    cl_uniformity_weight: float
     collapse_sample: int
     user_text: str
     no_history: str

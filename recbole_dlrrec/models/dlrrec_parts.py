@@ -86,6 +86,11 @@ def load_text_inputs(options: "DLRRECOptions", config, dataset) -> TextInputs:
             f"reduction_adapter: none needs reduction_dim == embedding_size, got reduction_dim="
             f"{options.reduction_dim} and embedding_size={options.embedding_size}"
         )
+    if options.reduction_init != "random" and options.reduction not in ("mlp", "linear"):
+        raise ConfigKeyError(
+            f"reduction_init={options.reduction_init!r} starts a trained reduction ('mlp' or 'linear'), "
+            f"but reduction is {options.reduction!r}"
+        )
     tables = load_text_tables(options, config, dataset)
     user_text = resolve_user_text(options, config, tables)
     history = load_user_history(config, dataset, tables["user"].dim) if user_text == "before_row" else None
@@ -159,7 +164,7 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
         }
     )
     history_lookup = user_history_lookup(text.tables["user"], text.history) if text.history is not None else None
-    if options.reduction == "pca":
+    if options.reduction == "pca" or options.reduction_init != "random":
         fit_pca(config, dataset, text_sides)
     samplers = swing_samplers(config, dataset, weights)
     hard_samplers = hard_negative_samplers(config, dataset, samplers) if samplers and negatives.needs_hard_table else {}
@@ -194,6 +199,7 @@ def text_tower(
         adapter=options.reduction_adapter,
         text_dropout=options.text_dropout,
         missing=missing,
+        init=options.reduction_init,
     )
 
 
@@ -205,12 +211,14 @@ def user_history_lookup(table: TextTable, history: UserHistory) -> RowHistoryLoo
 
 
 def fit_pca(config, dataset, text_sides: nn.ModuleDict) -> None:
-    """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
+    """Fit each side's PCA on the vectors of the ids present in the TRAIN split: V0's frozen
+    projection, or the start of a reduction_init 'pca' / 'whiten' tower."""
     for side, module in text_sides.items():
         assert isinstance(module, TextTower)
         ids = torch.unique(dataset.inter_feat[config[SIDES[side][0]]])
         share = module.fit_pca(ids)
-        logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
+        what = "V0 PCA" if module.tower.kind == "pca" else f"reduction_init {module.tower.init}"
+        logging.getLogger().info(f"{what} ({side}): {len(ids)} train ids, {share:.1%} variance kept")
 
 
 def swing_samplers(config, dataset, weights: Dict[str, float]) -> Dict[str, "SwingSampler"]:
