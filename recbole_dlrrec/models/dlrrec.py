@@ -192,6 +192,11 @@ class DLRREC(DLRM, SemanticIds):
         """text_to_id: the map of each row's text (models/dlrrec_oov.py), else the OOV rows."""
         return None if self.text_to_id is None else self.text_to_id.substitutes(self, interaction, extras)
 
+    def reduction_parameters(self) -> List[nn.Parameter]:
+        """The reduction towers' parameters (each side's ReductionTower, not its adapter): what
+        reduction_warmup_epochs freezes and reduction_lr_scale scales (runtime/training.py)."""
+        return [param for module in self.text_sides.values() for param in module.tower.parameters()]
+
     # -- representations -----------------------------------------------------------------
     def id_field(self, side: str) -> str:
         """The id field of a side ('item' or 'user')."""
