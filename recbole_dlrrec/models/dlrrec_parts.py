@@ -37,7 +37,15 @@ from recbole_dlrrec.data.text_vectors import (
     load_user_history,
     user_history_path,
 )
-from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS, Negatives, Representation
+from recbole_dlrrec.models.dlrrec_strategies import (
+    NEGATIVES,
+    OBJECTIVES,
+    REPRESENTATIONS,
+    CatalogSoftmaxObjective,
+    Negatives,
+    Objective,
+    Representation,
+)
 from recbole_dlrrec.nn.text import RowHistoryLookup, TextTower
 
 if TYPE_CHECKING:
@@ -73,6 +81,7 @@ class DLRRECParts:
     collapse_ids: Dict[str, torch.Tensor]
     representation: Representation
     negatives: Negatives
+    objective: Objective
     weights: Dict[str, float] = field(default_factory=dict)
 
 
@@ -170,9 +179,30 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     hard_samplers = hard_negative_samplers(config, dataset, samplers) if samplers and negatives.needs_hard_table else {}
     set_negative_weights(options, config, dataset, samplers)
     collapse_ids = collapse_sample(dataset, options.collapse_sample, int(config["seed"]))
+    objective: Objective = OBJECTIVES[options.contrastive]()
+    if isinstance(objective, CatalogSoftmaxObjective) and "item" in samplers:
+        objective.set_catalogue("item", *item_catalogue(options, config, dataset))
     return DLRRECParts(
-        text_sides, history_lookup, samplers, hard_samplers, collapse_ids, representation, negatives, weights
+        text_sides, history_lookup, samplers, hard_samplers, collapse_ids, representation, negatives, objective, weights
     )
+
+
+def train_counts(config, dataset, side: str, size: int) -> torch.Tensor:
+    """`size` int64 counts: the TRAIN split's (`dataset`) rows of each id of the side."""
+    return torch.bincount(dataset.inter_feat[config[SIDES[side][0]]].long(), minlength=size)
+
+
+def item_catalogue(options: "DLRRECOptions", config, dataset):
+    """contrastive 'catalog_softmax': (the item catalogue: every item id, or only those of the
+    TRAIN split under cl_negative_pool 'seen', never the padding id 0; log(1 + TRAIN count) per
+    item id), on the training device."""
+    counts = train_counts(config, dataset, "item", dataset.item_num)
+    ids = torch.arange(len(counts))
+    keep = ids > 0
+    if options.cl_negative_pool == "seen":
+        keep &= counts > 0
+    device = config["device"]
+    return ids[keep].to(device), torch.log1p(counts.float()).to(device)
 
 
 def text_tower(
@@ -254,7 +284,7 @@ def set_negative_weights(options: "DLRRECOptions", config, dataset, samplers: Di
     from recbole_dlrrec.swing.sampler import negative_weights
 
     for side, sampler in samplers.items():
-        counts = torch.bincount(dataset.inter_feat[config[SIDES[side][0]]].long(), minlength=sampler.n_corpus)
+        counts = train_counts(config, dataset, side, sampler.n_corpus)
         sampler.set_negative_weights(negative_weights(counts, options.cl_negative_pool, options.cl_negative_dist))
 
 
