@@ -84,6 +84,10 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
         "DLRREC",
         {"user_text": "full"},
     ),  # a train row's user vector holds its own review (leaky; ablation)
+    # A reduction that starts from V0's PCA: a one-epoch linear probe, then fine-tuning at a tenth of the rate.
+    "DLRREC-pcaInit": ("DLRREC", {"reduction_init": "pca", "reduction_warmup_epochs": 1, "reduction_lr_scale": 0.1}),
+    "DLRREC-catalogSoftmax": ("DLRREC", {"contrastive": "catalog_softmax"}),  # item head over the whole catalogue
+    "DLRREC-alignUniform": ("DLRREC", {"contrastive": "align_uniform"}),  # alignment + uniformity, no negatives
 }
 
 _RECBOLE_SUBPACKAGES = (

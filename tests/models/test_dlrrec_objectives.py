@@ -87,3 +87,19 @@ def test_collapse_indicators_cover_the_projected_and_unprojected_representations
     assert collapsed["item_mean_cos_projected"] == pytest.approx(1.0)
     assert collapsed["item_effective_rank_projected"] == pytest.approx(1.0)
     assert collapsed["item_mean_cos"] == pytest.approx(record["item_mean_cos"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["DLRREC-pcaInit", "DLRREC-catalogSoftmax", "DLRREC-alignUniform"])
+def test_the_new_variants_build_and_train_a_step(tiny_config, variant):
+    config = tiny_config(variant)
+    _, train, _, _ = load_splits(config)
+    model = build_model(config, train)
+    assert (config["reduction_init"] == "pca") == (variant == "DLRREC-pcaInit")
+    assert config["contrastive"] == {
+        "DLRREC-catalogSoftmax": "catalog_softmax",
+        "DLRREC-alignUniform": "align_uniform",
+    }.get(variant, "infonce")
+    loss = sum(model.calculate_loss(next(iter(train))))
+    assert torch.isfinite(loss)
+    loss.backward()

@@ -67,3 +67,24 @@ def test_a_run_trains_at_least_min_steps_even_with_no_patience(tiny_config, tmp_
     config = tiny_config("DLRM", stopping_step=0, learning_rate=0.05, min_steps=8 * per_epoch, epochs=12)
     results = run("DLRM", config=config, saved=False, result_file=str(tmp_path / "b.json"))
     assert len(results["epochs"]) >= 8
+
+
+@pytest.mark.slow
+def test_dlrrec_at_defaults_takes_the_minimum_steps_on_a_small_real_slice(tmp_path, real_data_slice):
+    """A few hundred real rows are one batch per epoch: stopping_step alone stopped DLRREC after
+    a handful of steps; its default min_steps keeps it training (up to the epochs cap)."""
+    from recbole_dlrrec.cli.convert import main as convert
+    from recbole_dlrrec.runtime.quick_start import build_config, load_splits, run
+
+    reviews, meta = real_data_slice
+    out = str(tmp_path / "data")
+    assert convert(["--reviews", reviews, "--meta", meta, "--name", "glslice", "--out", out, "--quiet"]) == 0
+    settings = {"data_path": out, "checkpoint_dir": str(tmp_path / "saved"), "state": "WARNING", "show_progress": False}
+    config = build_config("DLRREC", "glslice", config_dict=settings)
+    assert config["min_steps"] == 100 and config["stopping_step"] == 5  # the defaults under test
+    _, train, _, _ = load_splits(config)
+    per_epoch = len(train)
+    assert per_epoch <= 2  # a small file: an epoch is one or two optimizer steps
+    results = run("DLRREC", config=config, saved=False, result_file=str(tmp_path / "r.json"))
+    steps = len(results["epochs"]) * per_epoch
+    assert steps >= min(config["min_steps"], config["epochs"] * per_epoch)
