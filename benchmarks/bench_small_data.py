@@ -1,9 +1,10 @@
 """DLRREC against DLRM at their defaults on a small real file: do the defaults hold on small data?
 
 A user's first run is often on a small file of their own, where an epoch is one or two batches.
-This benchmark takes the first ``--rows`` review lines (default 5,000) of the real Google Local
-data (``/work/shared/data/google-local-hi-ms``, read only; the script stops with a message
-when it is absent), converts them with the project's converter (time split 0.8 / 0.1 / 0.1,
+This benchmark takes the first ``--rows`` review lines (default 5,000; with ``--every N``, every
+N-th line, so a small file with many businesses) of the real Google Local data
+(``/work/shared/data/google-local-hi-ms``, read only; the script stops with a message when it
+is absent), converts them with the project's converter (time split 0.8 / 0.1 / 0.1,
 text vectors from the bundled encoder) into ``--workdir`` (default /tmp/bench_small_data, never
 the repository), and trains, for each of ``--seeds`` (default 2020-2022):
 
@@ -43,19 +44,20 @@ ROWS: Dict[str, Tuple[str, Dict[str, object]]] = {
 }
 
 
-def build_slice(rows: int, workdir: str) -> Tuple[str, str, dict]:
-    """(data_path, dataset name, the converter's report) for the first `rows` review lines."""
+def build_slice(rows: int, every: int, workdir: str) -> Tuple[str, str, dict]:
+    """(data_path, dataset name, the converter's report) for the first `rows` review lines, or,
+    with `every` > 1, every `every`-th line of the first `rows` x `every`."""
     from recbole_dlrrec.cli.convert import main as convert
 
-    name = f"gl-first{rows}"
+    name = f"gl-first{rows}" if every == 1 else f"gl-every{every}-{rows}"
     data_path = os.path.join(workdir, "data")
     report_path = os.path.join(data_path, name, "REPORT.json")
     if not os.path.isfile(report_path):
         raw = os.path.join(workdir, "raw")
         os.makedirs(raw, exist_ok=True)
-        reviews = os.path.join(raw, f"reviews-first{rows}.json")
+        reviews = os.path.join(raw, f"{name}.json")
         with gzip.open(os.path.join(REAL_DATA, "reviews.json.gz"), "rt", encoding="utf-8") as src:
-            lines = [line for _, line in zip(range(rows), src)]
+            lines = [line for number, line in zip(range(rows * every), src) if (number + 1) % every == 0]
         with open(reviews, "w", encoding="utf-8") as dst:
             dst.writelines(lines)
         argv = ["--reviews", reviews, "--meta", os.path.join(REAL_DATA, "meta.json.gz")]
@@ -73,7 +75,8 @@ def run_cell(model: str, overrides: dict, dataset: str, data_path: str, seed: in
     settings = {"data_path": data_path, "seed": seed, "state": "WARNING", "show_progress": False}
     settings["checkpoint_dir"] = os.path.join(workdir, "saved")
     started = time.time()
-    out = os.path.join(workdir, "runs", f"{model}-{abs(hash(str(overrides)))}-{seed}.json")
+    tag = "-".join(f"{key}={value}" for key, value in sorted(overrides.items())) or "defaults"
+    out = os.path.join(workdir, "runs", dataset, f"{model}-{tag}-{seed}.json")
     result = run(model, dataset, config_dict={**settings, **overrides}, result_file=out)
     per_epoch = math.ceil(n_train / int(result["config"]["train_batch_size"]))
     return {
@@ -108,7 +111,8 @@ def table(cells: Dict[str, List[dict]], seeds: List[int]) -> List[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--rows", type=int, default=5000, help="review lines kept")
+    parser.add_argument("--every", type=int, default=1, help="keep every N-th line (default 1: the first --rows)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 2021, 2022])
     parser.add_argument("--workdir", default="/tmp/bench_small_data")
     parser.add_argument("--out", default=None, help="also write the table here")
@@ -118,18 +122,20 @@ def main(argv=None) -> int:
         print(f"real Google Local data not found at {REAL_DATA}: nothing to measure", file=sys.stderr)
         return 2
     started = time.time()
-    data_path, dataset, report = build_slice(args.rows, args.workdir)
+    data_path, dataset, report = build_slice(args.rows, args.every, args.workdir)
     n_train = int(report["splits"]["train"]["interactions"])
     cells = {
         name: [run_cell(*ROWS[name], dataset, data_path, seed, args.workdir, n_train) for seed in args.seeds]
         for name in args.only
     }
     info = machine_info("cpu")
+    what = f"the first {args.rows} review lines" if args.every == 1 else f"{args.rows} lines, every {args.every}-th"
     splits = ", ".join(f"{name} {split['interactions']}" for name, split in report["splits"].items())
     lines = [
-        f"# Small real data: DLRREC vs DLRM at defaults (python benchmarks/bench_small_data.py --rows {args.rows})",
+        "# Small real data: DLRREC vs DLRM at defaults "
+        f"(python benchmarks/bench_small_data.py --rows {args.rows} --every {args.every})",
         "",
-        f"Data: the first {args.rows} review lines of google-local-hi-ms, converted by the project's converter "
+        f"Data: {what} of google-local-hi-ms, converted by the project's converter "
         f"({splits} rows; {math.ceil(n_train / 2048)} batches of 2048 per epoch). "
         f"Seeds {', '.join(map(str, args.seeds))}. "
         "Validation AUC decides; test AUC is reported only.",
