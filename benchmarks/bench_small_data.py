@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default="/tmp/bench_small_data")
     parser.add_argument("--out", default=None, help="also write the table here")
     parser.add_argument("--only", nargs="+", choices=sorted(ROWS), default=sorted(ROWS, key=list(ROWS).index))
+    parser.add_argument("--variants", nargs="*", default=[], help="more rows: models or DLRREC variants at defaults")
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(REAL_DATA, "reviews.json.gz")):
         print(f"real Google Local data not found at {REAL_DATA}: nothing to measure", file=sys.stderr)
@@ -128,6 +129,8 @@ def main(argv=None) -> int:
         name: [run_cell(*ROWS[name], dataset, data_path, seed, args.workdir, n_train) for seed in args.seeds]
         for name in args.only
     }
+    for name in args.variants:
+        cells[name] = [run_cell(name, {}, dataset, data_path, seed, args.workdir, n_train) for seed in args.seeds]
     info = machine_info("cpu")
     what = f"the first {args.rows} review lines" if args.every == 1 else f"{args.rows} lines, every {args.every}-th"
     splits = ", ".join(f"{name} {split['interactions']}" for name, split in report["splits"].items())

@@ -39,9 +39,18 @@ vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off. The text
 min(reduction_dim, embedding_size) (see nn/text.py); `reduction_adapter: none` with reduction_dim
 == embedding_size removes the trained R -> D adapter, so `reduction: pca` is then a truly
 two-step V0 (a frozen PCA straight into the interaction). `text_dropout` drops raw text vector
-entries before the tower; the tower's own dropout is `reduction_dropout`.
+entries before the tower; the tower's own dropout is `reduction_dropout`. A trained tower may
+start from V0's PCA or its whitening (`reduction_init`, nn/text.py), stay frozen for
+`reduction_warmup_epochs` and then learn at `reduction_lr_scale` x the learning rate (its own
+optimizer param group: runtime/training.py ReductionSchedule; `reduction_parameters` names it).
 `semantic_ids` > 0 adds the item's semantic IDs (models/semantic_ids.py: residual k-means codes of
 the TRAIN items' text) as that many more feature vectors after the text's.
+
+The heads' objective (`contrastive`, models/dlrrec_strategies.py OBJECTIVES): 'infonce' (above),
+'catalog_softmax' (the item head: a softmax over the whole item catalogue with a log-frequency
+correction, at cl_catalog_tau) or 'align_uniform' (alignment + cl_uniformity_weight x
+uniformity, no negatives). The collapse monitor logs the mean pairwise cosine and the effective
+rank of the representations, and of their projections when there is a projection head.
 
 Which user text a row sees (`user_text`): a user's profile text (uservec) is built from ALL the
 user's train reviews, so a train row's user vector holds that row's own review (its sentiment
