@@ -20,6 +20,7 @@ batch.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Optional
 
@@ -75,6 +76,12 @@ def apply_step_budget(config, trainer, steps_per_epoch: int) -> Optional[StepBud
     if min_steps is None and patience_steps is None:
         return None
     budget = StepBudget(trainer, steps_per_epoch, min_steps, patience_steps)
+    cap = trainer.epochs * max(1, int(steps_per_epoch))
+    if budget.min_steps > cap:
+        logging.getLogger().info(
+            f"min_steps={budget.min_steps}: epochs={trainer.epochs} x {steps_per_epoch} batches per epoch "
+            f"caps this run at {cap} steps, without early stopping"
+        )
     train_epoch = trainer._train_epoch
 
     def counted_train_epoch(*args, **kwargs):

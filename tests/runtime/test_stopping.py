@@ -12,7 +12,7 @@ from recbole_dlrrec.runtime.stopping import NEVER, StepBudget, apply_step_budget
 
 def fake_trainer(stopping_step=5, eval_step=1):
     calls = []
-    trainer = SimpleNamespace(stopping_step=stopping_step, eval_step=eval_step)
+    trainer = SimpleNamespace(stopping_step=stopping_step, eval_step=eval_step, epochs=50)
     trainer._train_epoch = lambda data, epoch, **kw: calls.append(epoch) or 0.0
     return trainer, calls
 
