@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 2021, 2022])
     parser.add_argument("--workdir", default="/tmp/bench_small_data")
     parser.add_argument("--out", default=None, help="also write the table here")
-    parser.add_argument("--only", nargs="+", choices=sorted(ROWS), default=sorted(ROWS, key=list(ROWS).index))
+    parser.add_argument("--only", nargs="*", choices=sorted(ROWS), default=sorted(ROWS, key=list(ROWS).index))
     parser.add_argument("--variants", nargs="*", default=[], help="more rows: models or DLRREC variants at defaults")
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(REAL_DATA, "reviews.json.gz")):
