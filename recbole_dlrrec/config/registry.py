@@ -86,6 +86,10 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     ),  # a train row's user vector holds its own review (leaky; ablation)
     # + the item's train-review vector as one more item feature (needs a --user_vector mean build)
     "DLRREC-itemRev": ("DLRREC", {"item_review_text": True}),
+    # A reduction that starts from V0's PCA: a one-epoch linear probe, then fine-tuning at a tenth of the rate.
+    "DLRREC-pcaInit": ("DLRREC", {"reduction_init": "pca", "reduction_warmup_epochs": 1, "reduction_lr_scale": 0.1}),
+    "DLRREC-catalogSoftmax": ("DLRREC", {"contrastive": "catalog_softmax"}),  # item head over the whole catalogue
+    "DLRREC-alignUniform": ("DLRREC", {"contrastive": "align_uniform"}),  # alignment + uniformity, no negatives
 }
 
 _RECBOLE_SUBPACKAGES = (

@@ -39,9 +39,18 @@ vectors, frozen) | mlp (default); w1 = 0 / w2 = 0 switch the heads off. The text
 min(reduction_dim, embedding_size) (see nn/text.py); `reduction_adapter: none` with reduction_dim
 == embedding_size removes the trained R -> D adapter, so `reduction: pca` is then a truly
 two-step V0 (a frozen PCA straight into the interaction). `text_dropout` drops raw text vector
-entries before the tower; the tower's own dropout is `reduction_dropout`.
+entries before the tower; the tower's own dropout is `reduction_dropout`. A trained tower may
+start from V0's PCA or its whitening (`reduction_init`, nn/text.py), stay frozen for
+`reduction_warmup_epochs` and then learn at `reduction_lr_scale` x the learning rate (its own
+optimizer param group: runtime/training.py ReductionSchedule; `reduction_parameters` names it).
 `semantic_ids` > 0 adds the item's semantic IDs (models/semantic_ids.py: residual k-means codes of
 the TRAIN items' text) as that many more feature vectors after the text's.
+
+The heads' objective (`contrastive`, models/dlrrec_strategies.py OBJECTIVES): 'infonce' (above),
+'catalog_softmax' (the item head: a softmax over the whole item catalogue with a log-frequency
+correction, at cl_catalog_tau) or 'align_uniform' (alignment + cl_uniformity_weight x
+uniformity, no negatives). The collapse monitor logs the mean pairwise cosine and the effective
+rank of the representations, and of their projections when there is a projection head.
 
 Which user text a row sees (`user_text`): a user's profile text (uservec) is built from ALL the
 user's train reviews, so a train row's user vector holds that row's own review (its sentiment
@@ -80,7 +89,7 @@ from recbole_dlrrec.models.dlrm import DLRM, DLRMOptions
 from recbole_dlrrec.models.dlrrec_oov import build_text_to_id
 from recbole_dlrrec.models.dlrrec_parts import build_parts, load_text_inputs
 from recbole_dlrrec.models.semantic_ids import SemanticIdOptions, SemanticIds
-from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, mean_pairwise_cosine
+from recbole_dlrrec.nn.contrastive import ContrastiveDraw, ProjectionHead, effective_rank, mean_pairwise_cosine
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,9 @@ class DLRRECOptions(DLRMOptions):
     reduction_hidden: List[int]
     reduction_dropout: float
     reduction_norm: Optional[str]
+    reduction_init: str
+    reduction_warmup_epochs: int
+    reduction_lr_scale: float
     text_dropout: float
     w1: float
     w2: float
@@ -107,6 +119,9 @@ class DLRRECOptions(DLRMOptions):
     cl_negative_pool: str
     cl_negative_dist: str
     cl_mask_neighbours: bool
+    contrastive: str
+    cl_catalog_tau: float
+    cl_uniformity_weight: float
     collapse_sample: int
     user_text: str
     no_history: str
@@ -148,6 +163,7 @@ class DLRREC(DLRM, SemanticIds):
         self.hard_samplers = parts.hard_samplers
         self.representation_strategy = parts.representation
         self.negative_strategy = parts.negatives
+        self.objective = parts.objective
         self.weights = parts.weights
         self.collapse_history: List[Dict[str, float]] = []
         self._collapse_ids = parts.collapse_ids
@@ -197,6 +213,11 @@ class DLRREC(DLRM, SemanticIds):
     def oov_substitutes(self, interaction, extras: List[torch.Tensor]):
         """text_to_id: the map of each row's text (models/dlrrec_oov.py), else the OOV rows."""
         return None if self.text_to_id is None else self.text_to_id.substitutes(self, interaction, extras)
+
+    def reduction_parameters(self) -> List[nn.Parameter]:
+        """The reduction towers' parameters (each side's ReductionTower, not its adapter): what
+        reduction_warmup_epochs freezes and reduction_lr_scale scales (runtime/training.py)."""
+        return [param for module in self.text_sides.values() for param in module.tower.parameters()]
 
     # -- representations -----------------------------------------------------------------
     def id_field(self, side: str) -> str:
@@ -290,7 +311,9 @@ class DLRREC(DLRM, SemanticIds):
         if self.options.cl_max_anchors is not None and anchors.numel() > self.options.cl_max_anchors:
             pick = torch.randperm(anchors.numel(), generator=sampler.generator, device=sampler.device)
             anchors = anchors[pick[: int(self.options.cl_max_anchors)]]
-        draw = self.negative_strategy.draw(
+        draw = self.objective.draw(
+            side,
+            self.negative_strategy,
             sampler,
             self.hard_samplers.get(side),
             anchors,
@@ -302,11 +325,12 @@ class DLRREC(DLRM, SemanticIds):
         return draw
 
     def head_loss(self, side: str, draw: ContrastiveDraw, reps: torch.Tensor) -> torch.Tensor:
-        """InfoNCE of one side's draw from its representations (`draw_representations`),
-        through the side's projection head when cl_projection is 'mlp'."""
+        """The head's loss (`contrastive`: InfoNCE, the catalogue softmax or align/uniform) of
+        one side's draw from its representations (`draw_representations`), through the side's
+        projection head when cl_projection is 'mlp'."""
         if self.options.cl_projection == "mlp":
             reps = self.cl_projections[side](reps)
-        return draw.loss(reps, self.options.tau)
+        return self.objective.loss(side, draw, reps, self.options)
 
     def contrastive_loss(self, side: str, batch_ids: torch.Tensor) -> torch.Tensor:
         """InfoNCE over the distinct ids of the batch on one side (0-d tensor)."""
@@ -352,23 +376,47 @@ class DLRREC(DLRM, SemanticIds):
         return tuple(parts.values())
 
     # -- monitoring ----------------------------------------------------------------------
+    def _collapse_reps(self, side: str) -> torch.Tensor:
+        """The contrasted representations (unprojected) of the side's fixed collapse sample."""
+        ids = self._collapse_ids[side].to(self.over_arch.model[0].weight.device)
+        return self.representation(side, ids)
+
     @torch.no_grad()
     def mean_pairwise_cosine(self, side: str) -> float:
         """Mean cosine over all pairs of a fixed sample of representations; near 1 = collapse."""
-        ids = self._collapse_ids[side].to(self.over_arch.model[0].weight.device)
-        if ids.numel() < 2:
+        if self._collapse_ids[side].numel() < 2:
             return float("nan")
-        return mean_pairwise_cosine(self.representation(side, ids))
+        return mean_pairwise_cosine(self._collapse_reps(side))
+
+    @torch.no_grad()
+    def collapse_indicators(self, side: str) -> Dict[str, float]:
+        """The side's collapse indicators on its fixed sample: mean pairwise cosine (near 1 =
+        collapse) and effective rank (near 1 = collapse, up to D) of the representations, and,
+        when the side has a projection head (cl_projection 'mlp'), of what the loss sees
+        through it (`_projected`): a head can collapse its output while the representation the
+        interaction reads stays spread, or the other way round."""
+        if self._collapse_ids[side].numel() < 2:
+            return {f"{side}_mean_cos": float("nan")}
+        reps = self._collapse_reps(side)
+        out = {f"{side}_mean_cos": mean_pairwise_cosine(reps), f"{side}_effective_rank": effective_rank(reps)}
+        projections = getattr(self, "cl_projections", None)
+        if projections is not None and side in projections:
+            projected = projections[side](reps)
+            out[f"{side}_mean_cos_projected"] = mean_pairwise_cosine(projected)
+            out[f"{side}_effective_rank_projected"] = effective_rank(projected)
+        return out
 
     def on_epoch_end(self, epoch: int, trainer=None) -> Dict[str, float]:
-        """Called by quick_start.run after each validation: logs the collapse indicator."""
+        """Called by quick_start.run after each validation: logs the collapse indicators."""
         was_training = self.training
         self.eval()
-        record = {"epoch": epoch, **{f"{side}_mean_cos": self.mean_pairwise_cosine(side) for side in ("item", "user")}}
+        record: Dict[str, float] = {"epoch": epoch}
+        for side in ("item", "user"):
+            record.update(self.collapse_indicators(side))
         self.train(was_training)
         self.collapse_history.append(record)
         logging.getLogger().info(
-            f"epoch {epoch} collapse indicator ({self.cl_repr} repr): mean pairwise cosine "
-            f"items {record['item_mean_cos']:.3f}, users {record['user_mean_cos']:.3f}"
+            f"epoch {epoch} collapse indicators ({self.cl_repr} repr): "
+            + "; ".join(f"{name} {value:.3f}" for name, value in record.items() if name != "epoch")
         )
         return record

@@ -39,7 +39,15 @@ from recbole_dlrrec.data.text_vectors import (
     user_history_path,
 )
 from recbole_dlrrec.models.dlrrec_item_reviews import item_review_lookup, item_tower_table, load_item_review_inputs
-from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS, Negatives, Representation
+from recbole_dlrrec.models.dlrrec_strategies import (
+    NEGATIVES,
+    OBJECTIVES,
+    REPRESENTATIONS,
+    CatalogSoftmaxObjective,
+    Negatives,
+    Objective,
+    Representation,
+)
 from recbole_dlrrec.nn.text import RowHistoryLookup, TextTower
 
 if TYPE_CHECKING:
@@ -83,6 +91,7 @@ class DLRRECParts:
     collapse_ids: Dict[str, torch.Tensor]
     representation: Representation
     negatives: Negatives
+    objective: Objective
     weights: Dict[str, float] = field(default_factory=dict)
     review_lookup: Optional[RowHistoryLookup] = None
 
@@ -96,6 +105,11 @@ def load_text_inputs(options: "DLRRECOptions", config, dataset) -> TextInputs:
         raise ConfigKeyError(
             f"reduction_adapter: none needs reduction_dim == embedding_size, got reduction_dim="
             f"{options.reduction_dim} and embedding_size={options.embedding_size}"
+        )
+    if options.reduction_init != "random" and options.reduction not in ("mlp", "linear"):
+        raise ConfigKeyError(
+            f"reduction_init={options.reduction_init!r} starts a trained reduction ('mlp' or 'linear'), "
+            f"but reduction is {options.reduction!r}"
         )
     tables = load_text_tables(options, config, dataset)
     user_text = resolve_user_text(options, config, tables)
@@ -180,12 +194,15 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
     history_lookup = user_history_lookup(text.tables["user"], text.history) if text.history is not None else None
     reviews = text.item_reviews
     review_lookup = item_review_lookup(len(text.tables["item"].vectors), reviews) if reviews is not None else None
-    if options.reduction == "pca":
+    if options.reduction == "pca" or options.reduction_init != "random":
         fit_pca(config, dataset, text_sides)
     samplers = swing_samplers(config, dataset, weights)
     hard_samplers = hard_negative_samplers(config, dataset, samplers) if samplers and negatives.needs_hard_table else {}
     set_negative_weights(options, config, dataset, samplers)
     collapse_ids = collapse_sample(dataset, options.collapse_sample, int(config["seed"]))
+    objective: Objective = OBJECTIVES[options.contrastive]()
+    if isinstance(objective, CatalogSoftmaxObjective) and "item" in samplers:
+        objective.set_catalogue("item", *item_catalogue(options, config, dataset))
     return DLRRECParts(
         text_sides,
         history_lookup,
@@ -194,9 +211,28 @@ def build_parts(options: "DLRRECOptions", config, dataset, text: TextInputs) -> 
         collapse_ids,
         representation,
         negatives,
+        objective,
         weights,
         review_lookup,
     )
+
+
+def train_counts(config, dataset, side: str, size: int) -> torch.Tensor:
+    """`size` int64 counts: the TRAIN split's (`dataset`) rows of each id of the side."""
+    return torch.bincount(dataset.inter_feat[config[SIDES[side][0]]].long(), minlength=size)
+
+
+def item_catalogue(options: "DLRRECOptions", config, dataset):
+    """contrastive 'catalog_softmax': (the item catalogue: every item id, or only those of the
+    TRAIN split under cl_negative_pool 'seen', never the padding id 0; log(1 + TRAIN count) per
+    item id), on the training device."""
+    counts = train_counts(config, dataset, "item", dataset.item_num)
+    ids = torch.arange(len(counts))
+    keep = ids > 0
+    if options.cl_negative_pool == "seen":
+        keep &= counts > 0
+    device = config["device"]
+    return ids[keep].to(device), torch.log1p(counts.float()).to(device)
 
 
 def text_tower(
@@ -231,6 +267,7 @@ def text_tower(
         adapter=options.reduction_adapter,
         text_dropout=options.text_dropout,
         missing=missing,
+        init=options.reduction_init,
     )
 
 
@@ -242,12 +279,14 @@ def user_history_lookup(table: TextTable, history: UserHistory) -> RowHistoryLoo
 
 
 def fit_pca(config, dataset, text_sides: nn.ModuleDict) -> None:
-    """V0: fit each side's PCA on the vectors of the ids present in the TRAIN split."""
+    """Fit each side's PCA on the vectors of the ids present in the TRAIN split: V0's frozen
+    projection, or the start of a reduction_init 'pca' / 'whiten' tower."""
     for side, module in text_sides.items():
         assert isinstance(module, TextTower)
         ids = torch.unique(dataset.inter_feat[config[SIDES[side][0]]])
         share = module.fit_pca(ids)
-        logging.getLogger().info(f"V0 PCA ({side}): {len(ids)} train ids, {share:.1%} variance kept")
+        what = "V0 PCA" if module.tower.kind == "pca" else f"reduction_init {module.tower.init}"
+        logging.getLogger().info(f"{what} ({side}): {len(ids)} train ids, {share:.1%} variance kept")
 
 
 def swing_samplers(config, dataset, weights: Dict[str, float]) -> Dict[str, "SwingSampler"]:
@@ -283,7 +322,7 @@ def set_negative_weights(options: "DLRRECOptions", config, dataset, samplers: Di
     from recbole_dlrrec.swing.sampler import negative_weights
 
     for side, sampler in samplers.items():
-        counts = torch.bincount(dataset.inter_feat[config[SIDES[side][0]]].long(), minlength=sampler.n_corpus)
+        counts = train_counts(config, dataset, side, sampler.n_corpus)
         sampler.set_negative_weights(negative_weights(counts, options.cl_negative_pool, options.cl_negative_dist))
 
 

@@ -1,7 +1,8 @@
-"""DLRREC's contrastive head, by name: what is contrasted (`cl_repr`) and where the negatives come
-from (`cl_negatives`). Each registry maps a key's declared choice (properties/model/DLRREC.yaml)
-to a small stateless object; the model picks one of each when it is built and calls it, so it
-holds no branch over either key.
+"""DLRREC's contrastive head, by name: what is contrasted (`cl_repr`), where the negatives come
+from (`cl_negatives`) and what the head optimises (`contrastive`). Each registry maps a key's
+declared choice (properties/model/DLRREC.yaml) to a small object (stateless, but for the item
+catalogue of `catalog_softmax`); the model picks one of each when it is built and calls it, so
+it holds no branch over these keys.
 
 Shapes: B ids, A anchors, N negatives, D = embedding_size. A side's encoders are two callables:
 `text_of(ids B) -> B x D` (None when the side has no text tower) and `id_of(ids B) -> B x D`
@@ -205,4 +206,71 @@ class SharedNegatives(Negatives):
 
 NEGATIVES: Dict[str, type] = {
     cls.name: cls for cls in (SharedNegatives, RandomNegatives, InBatchNegatives, HardNegatives)
+}
+
+
+# -- contrastive ---------------------------------------------------------------------------
+class Objective:
+    """What one side's head optimises over its draw. `draw` makes the draw (by default the
+    negative strategy's), `loss` turns it and its representations into the head's loss."""
+
+    name: str = ""
+
+    def draw(self, side: str, negatives: Negatives, sampler, hard_sampler, anchors, count, self_positive):
+        return negatives.draw(sampler, hard_sampler, anchors, count, self_positive)
+
+    def loss(self, side: str, draw: ContrastiveDraw, reps: torch.Tensor, options) -> torch.Tensor:
+        return draw.loss(reps, options.tau)
+
+
+class InfoNCEObjective(Objective):
+    """InfoNCE over the drawn negatives at temperature tau."""
+
+    name = "infonce"
+
+
+class CatalogSoftmaxObjective(Objective):
+    """A softmax over the side's whole catalogue (`catalogues[side]`, N ids) at temperature
+    cl_catalog_tau with the log-frequency correction -log(1 + TRAIN count) on every logit
+    (ContrastiveDraw.over_catalogue). The builder sets `catalogues` / `log_counts` for the item
+    side only (a catalogue is its hundreds to thousands of ids, read each step; the users are
+    many more): a side without a catalogue keeps InfoNCE."""
+
+    name = "catalog_softmax"
+
+    def __init__(self):
+        self.catalogues: Dict[str, torch.Tensor] = {}
+        self.log_counts: Dict[str, torch.Tensor] = {}
+
+    def set_catalogue(self, side: str, ids: torch.Tensor, log_counts: torch.Tensor) -> None:
+        """The side's catalogue (N ids) and the correction's log counts (one per id)."""
+        self.catalogues[side] = ids
+        self.log_counts[side] = log_counts
+
+    def draw(self, side, negatives, sampler, hard_sampler, anchors, count, self_positive):
+        if side not in self.catalogues:
+            return super().draw(side, negatives, sampler, hard_sampler, anchors, count, self_positive)
+        positives, _, mask = sampler.sample(anchors, 0, self_positive)
+        return ContrastiveDraw.over_catalogue(anchors, positives, mask, self.catalogues[side], self.log_counts[side])
+
+    def loss(self, side, draw, reps, options):
+        return draw.loss(reps, options.cl_catalog_tau if side in self.catalogues else options.tau)
+
+
+class AlignUniformObjective(Objective):
+    """Alignment of anchor and positive plus cl_uniformity_weight x uniformity (Wang & Isola
+    2020; CL4CTR's alignment and uniformity terms): no negatives are drawn."""
+
+    name = "align_uniform"
+
+    def draw(self, side, negatives, sampler, hard_sampler, anchors, count, self_positive):
+        positives, _, mask = sampler.sample(anchors, 0, self_positive)
+        return ContrastiveDraw.with_shared_negatives(anchors, positives, anchors.new_empty((0,)), mask)
+
+    def loss(self, side, draw, reps, options):
+        return draw.align_uniform_loss(reps, options.cl_uniformity_weight)
+
+
+OBJECTIVES: Dict[str, type] = {
+    cls.name: cls for cls in (InfoNCEObjective, CatalogSoftmaxObjective, AlignUniformObjective)
 }

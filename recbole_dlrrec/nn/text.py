@@ -31,6 +31,36 @@ REDUCTIONS = ("mlp", "linear", "pca", "none")
 #: Adapters from R to D: 'linear' (a Linear when R != D, the identity when R == D), 'none'
 #: (R must equal D).
 ADAPTERS = ("linear", "none")
+#: How a trained ('mlp' / 'linear') reduction starts: 'random' (torch's initialisation), 'pca'
+#: (the train-period PCA that V0 freezes) or 'whiten' (that PCA with each axis scaled to unit
+#: variance on the training vectors).
+REDUCTION_INITS = ("random", "pca", "whiten")
+
+
+def principal_axes(vectors: torch.Tensor, k: int, whiten: bool = False):
+    """The top-k principal axes of N x T `vectors`: (mean T, components k x T, explained variance
+    share). Rows beyond min(N, T) are zero. `whiten` divides each axis by its standard
+    deviation on `vectors`, so the projections have unit variance (an axis beyond the data's
+    rank becomes zero)."""
+    mean = vectors.mean(0)
+    centred = (vectors - mean).double()
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    components = torch.zeros(k, vectors.shape[1], dtype=torch.float64)
+    kept = min(k, vh.shape[0])
+    components[:kept] = vh[:kept]
+    if whiten:
+        # Axes whose singular value is rounding noise (numpy's matrix_rank tolerance, in the
+        # input's precision, in which the mean is taken) stay zero: scaled up, they would turn
+        # that noise into unit-variance inputs.
+        eps = torch.finfo(vectors.dtype if vectors.is_floating_point() else torch.float64).eps
+        tolerance = float(singular.max()) * max(vectors.shape) * eps if len(singular) else 0.0
+        std = singular[:kept] / max(len(vectors) - 1, 1) ** 0.5
+        real = singular[:kept] > tolerance
+        scale = torch.where(real, 1.0 / std.clamp(min=torch.finfo(torch.float64).tiny), torch.zeros_like(std))
+        components[:kept] *= scale.unsqueeze(1)
+    energy = singular.pow(2)
+    share = float(energy[:k].sum() / energy.sum()) if energy.sum() > 0 else 0.0
+    return mean, components.float(), share
 
 
 class ReductionTower(nn.Module):
@@ -42,6 +72,11 @@ class ReductionTower(nn.Module):
         in_dim: T. out_dim: R.
         hidden, dropout, norm: the 'mlp' tower's hidden sizes, dropout and norm
             (None, 'batch' or 'layer'); ignored by the other kinds.
+        init: 'random', or 'pca' / 'whiten' for a trained kind: `fit_pca` sets the tower so that
+            its output at step 0 is the train-period (whitened) PCA projection, which training
+            then moves. 'linear': its Linear becomes the projection. 'mlp': a trained linear
+            `skip` path (the projection) is added to the MLP, whose output layer starts at zero,
+            so the MLP can only add to the projection.
     """
 
     pca_mean: torch.Tensor  # buffers of the 'pca' kind: T, and R x T
@@ -55,11 +90,24 @@ class ReductionTower(nn.Module):
         hidden: Sequence[int] = (),
         dropout: float = 0.0,
         norm: Optional[str] = None,
+        init: str = "random",
     ):
         super().__init__()
+        if init not in REDUCTION_INITS:
+            raise ValueError(f"init must be one of {REDUCTION_INITS}, got {init!r}")
+        if init != "random" and kind not in ("mlp", "linear"):
+            raise ValueError(f"init {init!r} needs a trained reduction ('mlp' or 'linear'), got {kind!r}")
         self.kind = kind
+        self.init = init
+        self.skip: Optional[nn.Linear] = None
         if kind == "mlp":
             self.net: nn.Module = mlp(in_dim, hidden, out_dim, dropout=dropout, norm=norm)
+            if init != "random":
+                self.skip = nn.Linear(in_dim, out_dim)
+                last = self.net[-1]
+                assert isinstance(last, nn.Linear)
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         elif kind == "linear":
             self.net = nn.Linear(in_dim, out_dim)
         elif kind == "pca":
@@ -68,20 +116,36 @@ class ReductionTower(nn.Module):
         else:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {kind!r}")
 
+    @property
+    def fits(self) -> bool:
+        """Whether `fit_pca` sets anything: the frozen 'pca' kind, or a 'pca' / 'whiten' init."""
+        return self.kind == "pca" or self.init != "random"
+
+    @torch.no_grad()
     def fit_pca(self, vectors: torch.Tensor) -> float:
-        """Fit the frozen PCA on N x T training vectors. Returns the explained variance share."""
-        mean = vectors.mean(0)
-        centred = (vectors - mean).double()
-        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-        k = self.pca_components.shape[0]
-        self.pca_mean.copy_(mean)
-        self.pca_components.copy_(vh[:k].float())
-        energy = singular.pow(2)
-        return float(energy[:k].sum() / energy.sum()) if energy.sum() > 0 else 0.0
+        """Fit the PCA on N x T training vectors: the frozen 'pca' kind's projection, or the
+        starting weights of a 'pca' / 'whiten' init (see the class doc). Returns the explained
+        variance share."""
+        if self.kind == "pca":
+            mean, components, share = principal_axes(vectors, self.pca_components.shape[0])
+            self.pca_mean.copy_(mean)
+            self.pca_components.copy_(components)
+            return share
+        if self.init == "random":
+            raise ValueError("fit_pca needs the 'pca' kind or a 'pca' / 'whiten' init")
+        linear = self.skip if self.skip is not None else self.net
+        assert isinstance(linear, nn.Linear)
+        mean, components, share = principal_axes(vectors, linear.out_features, whiten=self.init == "whiten")
+        # (x - mean) @ C^T == x @ C^T - C @ mean: the projection as a Linear.
+        linear.weight.copy_(components)
+        linear.bias.copy_(-(components.double() @ mean.double()).float())
+        return share
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "pca":
             return (x - self.pca_mean) @ self.pca_components.T
+        if self.skip is not None:
+            return self.skip(x) + self.net(x)
         return self.net(x)
 
 
@@ -104,6 +168,8 @@ class TextTower(nn.Module):
         missing: N bool, the rows without a text (row 0, users without text), or None. When
             given, one learned D-vector (`missing_vector`, zero at start) replaces the tower's
             output for those rows: an explicit "no text" that the rows without history teach.
+        init: the ReductionTower's start ('random', 'pca', 'whiten'); 'pca' / 'whiten' take
+            effect when `fit_pca` is called.
     """
 
     vectors: torch.Tensor  # buffers: the N x T table, and its N missing flags when given
@@ -122,6 +188,7 @@ class TextTower(nn.Module):
         adapter: str = "linear",
         text_dropout: float = 0.0,
         missing: Optional[torch.Tensor] = None,
+        init: str = "random",
     ):
         super().__init__()
         if adapter not in ADAPTERS:
@@ -132,7 +199,7 @@ class TextTower(nn.Module):
             raise ValueError(f"text_dropout must be in [0, 1), got {text_dropout}")
         self.register_buffer("vectors", vectors if vector_dtype is None else vectors.to(vector_dtype), persistent=False)
         self.text_dropout = Dropout(text_dropout) if text_dropout > 0 else nn.Identity()
-        self.tower = ReductionTower(kind, int(vectors.shape[1]), reduction_dim, hidden, dropout, norm)
+        self.tower = ReductionTower(kind, int(vectors.shape[1]), reduction_dim, hidden, dropout, norm, init)
         self.adapter = nn.Identity() if reduction_dim == dim else nn.Linear(reduction_dim, dim)
         self.missing_vector = None
         if missing is not None:
@@ -145,8 +212,8 @@ class TextTower(nn.Module):
             self.missing_vector = nn.Parameter(torch.zeros(dim))
 
     def fit_pca(self, ids: torch.Tensor) -> float:
-        """Fit a 'pca' tower on the vectors of `ids` (the ids seen in training). Returns the
-        explained variance share."""
+        """Fit a 'pca' tower, or a 'pca' / 'whiten' init, on the vectors of `ids` (the ids seen
+        in training). Returns the explained variance share."""
         return self.tower.fit_pca(self.vectors[ids].float())
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

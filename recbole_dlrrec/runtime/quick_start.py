@@ -22,6 +22,7 @@ from recbole_dlrrec.config.registry import get_model_class
 from recbole_dlrrec.config.stack import ConfigStack
 from recbole_dlrrec.errors import FeatureError, InputError, ResultFileError
 from recbole_dlrrec.runtime import distributed
+from recbole_dlrrec.runtime.stopping import apply_step_budget
 from recbole_dlrrec.runtime.training import apply_precision, build_trainer
 
 # Datasets the plugin can build on first use: name -> "module:function(data_path)".
@@ -325,6 +326,7 @@ def run(
     model_obj = build_model(config, train_data)
     logger.info(model_obj)
     trainer = build_trainer(config, model_obj, record_predictions=record_predictions)
+    apply_step_budget(config, trainer, len(train_data))  # min_steps / stopping_patience_steps
     distributed.prepare_trainer(config, trainer)
 
     history: List[dict] = []

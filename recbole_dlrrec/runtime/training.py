@@ -88,6 +88,62 @@ def fuse_optimizer(trainer) -> bool:
     return True
 
 
+class ReductionSchedule:
+    """`reduction_warmup_epochs` / `reduction_lr_scale` (DLRREC): the reduction towers' parameters
+    in an optimizer param group of their own (index `GROUP`), at learning rate 0 for the first
+    `warmup_epochs` epochs (frozen: the rest of the model learns on their initial output, a
+    linear probe when they start from the PCA), then at `learning_rate` x `scale`. The group's
+    optimizer state is cleared when it thaws, so fine-tuning starts with fresh moments instead
+    of those of gradients that were never applied. A learning rate of 0, not requires_grad,
+    freezes them: the graph, and DDP's view of which parameters take gradients, stay the same."""
+
+    GROUP = 1
+
+    def __init__(self, warmup_epochs: int, learning_rate: float, scale: float):
+        self.warmup_epochs = int(warmup_epochs)
+        self.fine_tune_lr = float(learning_rate) * float(scale)
+
+    def learning_rate(self, epoch: int) -> float:
+        return 0.0 if epoch < self.warmup_epochs else self.fine_tune_lr
+
+    def start_epoch(self, optimizer, epoch: int) -> None:
+        group = optimizer.param_groups[self.GROUP]
+        lr = self.learning_rate(epoch)
+        if group["lr"] == 0.0 and lr > 0.0:
+            for param in group["params"]:
+                optimizer.state.pop(param, None)
+        group["lr"] = lr
+
+
+def schedule_reduction(trainer) -> Optional[ReductionSchedule]:
+    """Give the model's reduction parameters (`model.reduction_parameters()`) their own param
+    group and schedule (ReductionSchedule) when its options ask for a warm-up or a scaled
+    learning rate; None (the optimizer untouched) otherwise. The schedule runs at the start of
+    every training epoch (the trainer's `_train_epoch`, wrapped on this trainer only)."""
+    model = trainer.model
+    options = getattr(model, "options", None)
+    warmup = int(getattr(options, "reduction_warmup_epochs", 0) or 0)
+    scale = float(getattr(options, "reduction_lr_scale", 1.0))
+    if not warmup and scale == 1.0:
+        return None
+    reduction = list(model.reduction_parameters())
+    if not reduction:
+        return None
+    taken = {id(p) for p in reduction}
+    others = [p for p in model.parameters() if id(p) not in taken]
+    schedule = ReductionSchedule(warmup, trainer.learning_rate, scale)
+    groups = [{"params": others}, {"params": reduction, "lr": schedule.learning_rate(trainer.start_epoch)}]
+    trainer.optimizer = trainer._build_optimizer(params=groups)
+    train_epoch = trainer._train_epoch
+
+    def scheduled_train_epoch(train_data, epoch_idx, *args, **kwargs):
+        schedule.start_epoch(trainer.optimizer, epoch_idx)
+        return train_epoch(train_data, epoch_idx, *args, **kwargs)
+
+    trainer._train_epoch = scheduled_train_epoch
+    return schedule
+
+
 class PredictionRecorder:
     """A trainer's evaluator that also keeps the per-row labels and scores of its LAST call.
 
@@ -175,6 +231,7 @@ def build_trainer(config, model, record_predictions: bool = False):
     patches.apply()  # RecBole's Trainer saves weights_only checkpoints (patches.py, fix 2)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.saved_model_file = unique_checkpoint_file(config)
+    schedule_reduction(trainer)  # before fusing: the fused rebuild keeps the param groups
     if config["fused_optimizer"]:
         fuse_optimizer(trainer)
     if record_predictions:

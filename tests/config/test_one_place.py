@@ -109,9 +109,9 @@ def test_code_registries_implement_exactly_the_declared_choices():
     """nn/, swing/, runtime/ and DLRREC's strategies (models/dlrrec_strategies.py) name what
     they implement (they take plain arguments, not the config); each list is the key's declared
     choices."""
-    from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, REPRESENTATIONS
+    from recbole_dlrrec.models.dlrrec_strategies import NEGATIVES, OBJECTIVES, REPRESENTATIONS
     from recbole_dlrrec.nn.layers import INTERACTIONS
-    from recbole_dlrrec.nn.text import ADAPTERS, REDUCTIONS
+    from recbole_dlrrec.nn.text import ADAPTERS, REDUCTION_INITS, REDUCTIONS
     from recbole_dlrrec.runtime.training import PRECISIONS
     from recbole_dlrrec.swing.graph import SWING_EDGE_CHOICES
     from recbole_dlrrec.swing.sampler import NEGATIVE_DISTS, NEGATIVE_POOLS, SAMPLE_MODES
@@ -122,6 +122,7 @@ def test_code_registries_implement_exactly_the_declared_choices():
         "interaction": INTERACTIONS,
         "reduction": REDUCTIONS,
         "reduction_adapter": ADAPTERS,
+        "reduction_init": REDUCTION_INITS,
         "train_precision": PRECISIONS,
         "swing_edges": SWING_EDGE_CHOICES,
         "cl_negative_pool": NEGATIVE_POOLS,
@@ -130,6 +131,7 @@ def test_code_registries_implement_exactly_the_declared_choices():
         "cl_similarity": SIMILARITIES,
         "cl_repr": REPRESENTATIONS,
         "cl_negatives": NEGATIVES,
+        "contrastive": OBJECTIVES,
     }
     for key, names in implemented.items():
         assert set(specs[key].choices) == set(names), key
