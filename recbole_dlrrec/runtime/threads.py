@@ -5,7 +5,7 @@ than torch's also widens torch's later parallel regions; on a shared machine tha
 (10x slower epochs on a busy 2-core machine). `use_threads(n)` caps both together. It is called
 by the CLIs (before any work) and by the per-cell / per-trial worker entry points; nothing else
 sets thread counts. (swing/kernels.py narrows numba to one thread around small kernels and
-restores the count afterwards.)
+restores the count afterwards, and puts back torch's count, which numba's pool start changes.)
 """
 
 from __future__ import annotations
@@ -56,18 +56,3 @@ def threads_within(threads: int) -> Iterator[int]:
         if numba is not None and before[1] is not None:
             numba.set_num_threads(before[1])
         torch.set_num_threads(before[0])
-
-
-@contextlib.contextmanager
-def torch_threads_kept() -> Iterator[None]:
-    """Torch's thread count after the block as before it. numba's first parallel launch starts
-    its pool, which sets OpenMP's count to NUMBA_NUM_THREADS, and torch reads that back as its
-    own: without this, computing SWING tables in a process changed the thread count (so the
-    float sums, so the numbers) of every model trained after it in that process."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

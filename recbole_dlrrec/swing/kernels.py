@@ -64,6 +64,7 @@ Exactness and determinism
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numba
@@ -72,7 +73,6 @@ import scipy.sparse as sp
 from numba import njit, prange
 from tqdm import tqdm
 
-from recbole_dlrrec.runtime.threads import torch_threads_kept
 from recbole_dlrrec.swing.graph import (
     _check_alpha,
     _check_count,
@@ -414,6 +414,22 @@ def similarity_from_graph(
             progress,
             desc,
         )
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Torch's thread count after the block as before it. numba's pool, started by its first
+    thread query or launch, sets OpenMP's count to NUMBA_NUM_THREADS, and torch reads that back
+    as its own: without this, computing SWING tables changed the thread count (so the float sums,
+    so the numbers) of every model trained after it in the process. (swing may not import
+    runtime/threads.py, the owner of thread counts: the layers point down.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rows_on_numba_threads(
