@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Power-law exponents of the draws ``n * u ** e``: chosen so the top 1% / 10% of users and of
 #: businesses hold about the share of reviews they hold in google-local-hi-ms (see ``skew``).
 USER_EXPONENT = 1.6
@@ -87,7 +87,7 @@ def profile(path: str, max_lines: int | None = None) -> dict:
 def _text(rng: np.random.Generator, chars: int) -> str:
     """Words from a small vocabulary, cut to exactly ``chars`` characters (at least 1)."""
     words, size = [], 0
-    while size < chars:
+    while size <= chars:  # the words joined are size - 1 characters long
         word = _WORDS[int(rng.integers(len(_WORDS)))]
         words.append(word)
         size += len(word) + 1
