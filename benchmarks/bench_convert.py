@@ -2,8 +2,9 @@
 
 1. Read/write path: a generated reviews file of ``--lines`` lines (default 1,000,000) in the
    Google Local format, gzip-compressed like the real files, with a meta file of one business
-   per 100 lines, is converted with a stand-in text encoder (``HashEncoder``, dim 16: no model
-   time, tiny vectors) so that what is measured is everything but the encoding. Reported:
+   per 100 lines, is converted with a stand-in text encoder (``HashEncoder``, ``--dim`` 384 as
+   all-MiniLM-L6-v2's vectors, so the vector files and their memory are real size: no model
+   time) so that what is measured is everything but the encoding. Reported:
    lines/s (review lines / wall time of ``convert``), seconds and peak RSS of each stage
    (``STAGES``; VmHWM reset before each one), peak RSS of the converting process, and the
    peak above the RSS at the start per million review lines. The conversion runs in a child
@@ -120,7 +121,7 @@ def _timed(stages: dict, stage: str, fn):
 class CountingHashEncoder:
     """HashEncoder that also counts the texts and characters it was given (the encoding estimate)."""
 
-    def __init__(self, dim: int = 16):
+    def __init__(self, dim: int):
         from recbole_dlrrec.data.encoder import HashEncoder
 
         self.inner = HashEncoder(dim)
@@ -134,14 +135,14 @@ class CountingHashEncoder:
         return self.inner.encode(texts)
 
 
-def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
+def _convert_child(reviews: str, meta: str, out_dir: str, dim: str = "384") -> dict:
     """Runs in a fresh process: convert with HashEncoder, time each stage, peak RSS."""
     from recbole_dlrrec.data import google_local as gl
 
     assert os.path.dirname(os.path.dirname(os.path.abspath(__file__))) in gl.__file__, gl.__file__
     stages: dict[str, dict] = {}
     _time_stages(stages)
-    encoder = CountingHashEncoder(16)
+    encoder = CountingHashEncoder(int(dim))
     rss_before = _rss_mib("VmRSS")
     per_stage_peaks = _reset_peak()
     started = time.perf_counter()
@@ -149,6 +150,7 @@ def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "dim": int(dim),
         "stages": stages,
         "per_stage_peaks": per_stage_peaks,
         "lines": report["reviews"]["lines_read"],
@@ -297,7 +299,8 @@ def _convert_rows(conv: dict) -> list[str]:
     rows = [
         f"kept {conv['kept']:,} interactions, {conv['users']:,} users, {conv['items']:,} items, "
         f"{conv['user_texts']:,} user texts; {conv['texts_encoded']:,} texts encoded ({conv['chars_encoded']:,} chars)",
-        f"convert (HashEncoder dim 16): {conv['seconds']:.1f} s = {conv['lines'] / conv['seconds']:,.0f} lines/s; "
+        f"convert (HashEncoder dim {conv['dim']}): {conv['seconds']:.1f} s = "
+        f"{conv['lines'] / conv['seconds']:,.0f} lines/s; "
         f"peak RSS {conv['peak_rss_mib']:,.0f} MiB (process at start {conv['rss_before_mib']:,.0f} MiB) = "
         f"{(conv['peak_rss_mib'] - conv['rss_before_mib']) / million:,.0f} MiB per million lines above the start",
         "per stage"
@@ -348,7 +351,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--real", default=REAL_REVIEWS, help="real reviews file the text lengths are drawn from")
     parser.add_argument("--skip_encoder", action="store_true")
     parser.add_argument("--out", default=None, help="also write the table to this file")
-    parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, default=384, help="HashEncoder's vector width")
+    parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.lines, args.texts = 200_000, 64
@@ -367,11 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     reviews, meta = data.generate(workdir, args.lines, lengths=None if real is None else real["lengths"])
     generated_s = time.perf_counter() - started
     made = data.profile(reviews, max_lines=200_000)
-    child = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--_child", reviews, meta, os.path.join(workdir, "out")],
-        capture_output=True,
-        text=True,
-    )
+    child_args = ["--_child", reviews, meta, os.path.join(workdir, "out"), str(args.dim)]
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), *child_args], capture_output=True, text=True)
     if child.returncode:
         sys.stderr.write(child.stderr)
         raise SystemExit(f"the conversion failed (exit {child.returncode})")
