@@ -454,6 +454,14 @@ def _search_setup(tune, spec: dict, space: SearchSpace) -> dict:
     return {**setup, "param_space": _ray_param_space(tune, space)}
 
 
+def time_box(spec: dict) -> Optional[dict]:
+    """Ray's stop rule for a run with ``trial_time_budget_s``: a trial ends after the epoch whose
+    report finds its total time past the budget (its best validation so far stands), so a
+    dataset whose epochs take long still gives every trial a turn. None: no time box."""
+    budget = spec.get("trial_time_budget_s")
+    return None if budget is None else {"time_total_s": float(budget)}
+
+
 def fit(
     tune, resume: bool, spec: dict, space: SearchSpace, trainable, storage: str, experiment_dir: str, record_path: str
 ) -> bool:
@@ -483,6 +491,7 @@ def fit(
                 verbose=0,
                 callbacks=[progress],
                 failure_config=FailureConfig(max_failures=0, fail_fast=False),
+                stop=time_box(spec),
             ),
         )
     try:

@@ -50,6 +50,7 @@ class TuneRequest:
     reduction_factor: Optional[float] = None  # None: DEFAULT_REDUCTION_FACTOR
     num_cpus: Optional[int] = None  # local Ray only; None: all CPUs of this machine
     evaluate_best: Optional[bool] = None  # re-train the best config and evaluate it on test; None: True
+    trial_time_budget_s: Optional[float] = None  # a trial stops after the epoch that passes it; None: no limit
     scheduler: Optional[str] = None  # one of SCHEDULERS; None: DEFAULT_SCHEDULER
 
 
@@ -68,6 +69,7 @@ RUN_OPTIONS = {
     "grace_period": ("grace_period", "--grace_period"),
     "reduction_factor": ("reduction_factor", "--reduction_factor"),
     "evaluate_best": ("evaluate_best", "--no_test"),
+    "trial_time_budget_s": ("trial_time_budget_s", "--trial_time_budget_s"),
     "scheduler": ("scheduler", "--search_scheduler"),
 }
 # Defaults of a new run, and of a resumed run whose spec predates the key (run_spec.json from
