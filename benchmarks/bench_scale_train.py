@@ -137,7 +137,7 @@ def render(rows: list[dict], machine: dict, dataset: str) -> str:
         f"One training epoch on the converted dataset '{dataset}' ({rows[0]['train_rows']:,} train rows), "
         "fast loader, gloo DDP for 2 processes",
         f"machine: {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']}, "
-        f"load avg at start {machine.get('load_avg')}",
+        f"load avg at start {tuple(round(x, 1) for x in machine.get('load_avg') or ())}",
     ]
     if (machine["cpu_count"] or 1) <= max(r["nproc"] for r in rows):
         lines.append(
