@@ -45,6 +45,7 @@ from recbole_dlrrec.experiments.search_records import (
     record_from_entry,
     record_from_result,
 )
+from recbole_dlrrec.experiments.tune_request import time_box
 from recbole_dlrrec.experiments.tune_space import SearchSpace
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # trials exchange only small dicts of metrics
@@ -452,14 +453,6 @@ def _search_setup(tune, spec: dict, space: SearchSpace) -> dict:
     searcher = BasicVariantGenerator(random_state=spec["seed"])
     setup = dict(scheduler=scheduler, search_alg=searcher, num_samples=spec["num_samples"])
     return {**setup, "param_space": _ray_param_space(tune, space)}
-
-
-def time_box(spec: dict) -> Optional[dict]:
-    """Ray's stop rule for a run with ``trial_time_budget_s``: a trial ends after the epoch whose
-    report finds its total time past the budget (its best validation so far stands), so a
-    dataset whose epochs take long still gives every trial a turn. None: no time box."""
-    budget = spec.get("trial_time_budget_s")
-    return None if budget is None else {"time_total_s": float(budget)}
 
 
 def fit(

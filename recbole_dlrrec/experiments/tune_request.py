@@ -165,3 +165,11 @@ def new_request(request: TuneRequest) -> TuneRequest:
     model = str(values.get("model", request.model))
     space_file = request.space_file or default_space_file(space_model_name(resolve_model(model)[0]), PROPERTIES_DIR)
     return dataclasses.replace(request, **values, space_file=space_file)
+
+
+def time_box(spec: dict) -> Optional[dict]:
+    """Ray's stop rule for a run with ``trial_time_budget_s``: a trial ends after the epoch whose
+    report finds its total time past the budget (its best validation so far stands), so a
+    dataset whose epochs take long still gives every trial a turn. None: no time box."""
+    budget = spec.get("trial_time_budget_s")
+    return None if budget is None else {"time_total_s": float(budget)}
