@@ -1,28 +1,30 @@
 """Benchmark of the Google Local converter (recbole_dlrrec.data.google_local.convert).
 
-1. Read/write path: a generated reviews file of ``--lines`` lines (default 5,000,000) in the
+1. Read/write path: a generated reviews file of ``--lines`` lines (default 1,000,000) in the
    Google Local format, gzip-compressed like the real files, with a meta file of one business
-   per 100 lines, is converted with a stand-in text encoder (``HashEncoder``, dim 16: no model
-   time, tiny vectors) so that what is measured is reading, cleaning, splitting, the second pass
-   for the user texts and writing. Reported: lines/s (review lines / wall time of ``convert``),
-   seconds of pass 1 and of pass 2, peak RSS of the converting process (VmHWM), and the peak above
-   the RSS at the start per million review lines. The conversion runs in a child process so the generator's memory is
-   not counted.
+   per 100 lines, is converted with a stand-in text encoder (``HashEncoder``, ``--dim`` 384 as
+   all-MiniLM-L6-v2's vectors, so the vector files and their memory are real size: no model
+   time) so that what is measured is everything but the encoding. Reported:
+   lines/s (review lines / wall time of ``convert``), seconds and peak RSS of each stage
+   (``STAGES``; VmHWM reset before each one), peak RSS of the converting process, and the
+   peak above the RSS at the start per million review lines. The conversion runs in a child
+   process so the generator's memory is not counted.
 2. Text encoder: ``--texts`` (default 300) real review texts from
    ``/work/shared/data/google-local-hi-ms/reviews.json.gz`` (read only), encoded by the bundled
    all-MiniLM-L6-v2 without cache: texts/s batched by length (what TextEncoder does) and in
-   input order (batches of the same size, each padded to its longest text); then a dynamically
-   int8-quantised copy of the model (torch Linear layers), with its texts/s and the cosine of
-   each of its vectors with the reference vector (the converter would only use it if every
-   cosine were >= 0.99).
+   input order (batches of the same size, each padded to its longest text), and from it an
+   estimate of the encoding time of the conversion above (the texts and characters it would
+   have encoded); then a dynamically int8-quantised copy of the model (torch Linear layers),
+   with its texts/s and the cosine of each of its vectors with the reference vector (the
+   converter would only use it if every cosine were >= 0.99).
 
-Generated data (``generate``): users and businesses drawn with a power law (a few very active
-users and very popular places); 70% of businesses are restaurants (the rest are dropped by the
-default category filter, as most of a real state file is); 1% of lines review a business not in
-meta; 0.5% are exact repeats and 0.3% have a null rating; 65% of reviews have a text of about 40
-to 600 characters (real review length spread), 3% have pictures, 5% an owner response. Files
-go to ``--workdir`` (default /tmp/bench_convert), never into the repository, and are reused
-when already there for the same size.
+Generated data (``bench_convert_data.generate``): texts as long as real ones (lengths drawn from
+``--real``), users and businesses drawn with power laws fitted to the real file's skew (both
+printed); 70% of businesses are restaurants (the rest are dropped by the default category
+filter, as most of a real state file is); 1% of lines review a business not in meta; 0.5% are
+exact repeats and 0.3% have a null rating; 65% of reviews have a text, 3% have pictures, 5% an
+owner response. Files go to ``--workdir`` (default /tmp/bench_convert), never into the
+repository, and are reused when already there for the same size.
 
 ``--quick`` converts 200,000 lines and encodes 64 texts (a smoke test). Prints a table, then one
 JSON line; ``--out FILE`` also writes the table there.
@@ -44,111 +46,10 @@ import numpy as np
 
 # The checkout this file is in, before any installed copy: the code measured is the code here.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_convert_data as data  # noqa: E402
 
 REAL_REVIEWS = "/work/shared/data/google-local-hi-ms/reviews.json.gz"
-_WORDS = (
-    "the food was great good amazing service friendly staff and place very nice we had a lovely time "
-    "dinner lunch breakfast pizza sushi tacos burger coffee fresh hot cold slow fast price prices "
-    "cheap expensive worth it will come back again recommend highly best ever in town not bad okay "
-    "parking busy quiet clean dirty wait long short table menu dessert drinks beer wine cocktails "
-    "portion portions big small delicious tasty bland salty sweet spicy owner manager rude kind"
-).split()
-_CATEGORIES = (
-    "Pizza restaurant",
-    "Sushi restaurant",
-    "Mexican restaurant",
-    "Cafe",
-    "Italian restaurant",
-    "Restaurant",
-    "Thai restaurant",
-    "Seafood restaurant",
-    "Bar & grill",
-    "Breakfast restaurant",
-)
-_OTHER = ("Gas station", "Hair salon", "Pharmacy", "Grocery store", "Bank", "Dentist", "Gym", "Car wash")
-
-
-def _text(rng: np.random.Generator) -> str:
-    n = int(np.clip(rng.lognormal(3.0, 0.8), 6, 110))  # words; ~5.5 characters each
-    return " ".join(_WORDS[i] for i in rng.integers(0, len(_WORDS), n)).capitalize() + "."
-
-
-def generate(workdir: str, n_lines: int, seed: int = 0) -> tuple[str, str]:
-    """Write reviews.json.gz (``n_lines`` lines) and meta.json.gz into ``workdir``; reuse them when
-    a marker says they were made with the same size and seed."""
-    os.makedirs(workdir, exist_ok=True)
-    reviews, meta = os.path.join(workdir, "reviews.json.gz"), os.path.join(workdir, "meta.json.gz")
-    marker = os.path.join(workdir, "generated.json")
-    spec = {"lines": n_lines, "seed": seed, "version": 1}
-    if os.path.exists(marker) and os.path.exists(reviews) and os.path.exists(meta):
-        with open(marker, encoding="utf-8") as handle:
-            if json.load(handle) == spec:
-                return reviews, meta
-    rng = np.random.default_rng(seed)
-    n_items, n_users = max(20, n_lines // 100), max(50, n_lines // 6)
-    gmap = [f"0x{rng.integers(1 << 60):x}:0x{rng.integers(1 << 60):x}" for _ in range(n_items)]
-    with gzip.open(meta, "wt", encoding="utf-8", compresslevel=1) as out:
-        for i, gid in enumerate(gmap):
-            restaurant = rng.random() < 0.7
-            pool = _CATEGORIES if restaurant else _OTHER
-            cats = [pool[j] for j in rng.choice(len(pool), size=int(rng.integers(1, 3)), replace=False)]
-            out.write(
-                json.dumps(
-                    {
-                        "name": f"Place {i}",
-                        "address": f"{i} Main St, Town, ST 00000",
-                        "gmap_id": gid,
-                        "description": _text(rng) if rng.random() < 0.4 else None,
-                        "latitude": float(20 + rng.random()),
-                        "longitude": float(-156 + rng.random()),
-                        "category": cats,
-                        "avg_rating": 4.2,
-                        "num_of_reviews": 10,
-                        "price": "$" * int(rng.integers(1, 5)) if rng.random() < 0.6 else None,
-                        "hours": None,
-                        "MISC": {"Service options": ["Dine-in", "Takeout"]} if rng.random() < 0.7 else None,
-                        "state": "Open",
-                        "relative_results": None,
-                        "url": "https://example.com/place",
-                    }
-                )
-                + "\n"
-            )
-    user_ids = [str(10**20 + int(rng.integers(1 << 62)) * 7) for _ in range(n_users)]  # 21 digits, as in the files
-    chunk = 100_000
-    with gzip.open(reviews, "wt", encoding="utf-8", compresslevel=1) as out:
-        previous = ""
-        for start in range(0, n_lines, chunk):
-            m = min(chunk, n_lines - start)
-            users = (n_users * rng.random(m) ** 2.5).astype(np.int64)  # power law: a few very active users
-            items = (n_items * rng.random(m) ** 2.0).astype(np.int64)
-            times = rng.integers(1_300_000_000_000, 1_630_000_000_000, m)
-            ratings = rng.choice(5, m, p=(0.05, 0.04, 0.09, 0.2, 0.62)) + 1
-            draws = rng.random((m, 5))
-            lines = []
-            for k in range(m):
-                if draws[k, 0] < 0.005 and previous:
-                    lines.append(previous)  # an exact repeat
-                    continue
-                item = gmap[items[k]] if draws[k, 1] >= 0.01 else f"0xgone:0x{k + start:x}"
-                record = {
-                    "user_id": user_ids[users[k]],
-                    "name": "Some Person",
-                    "time": int(times[k]),
-                    "rating": None if draws[k, 2] < 0.003 else int(ratings[k]),
-                    "text": _text(rng) if draws[k, 3] < 0.65 else None,
-                    "pics": [{"url": [f"https://example.com/p/{k}.jpg"]}] if draws[k, 4] < 0.03 else None,
-                    "resp": {"time": int(times[k]) + 86_400_000, "text": "Thank you for your review!"}
-                    if draws[k, 4] > 0.95
-                    else None,
-                    "gmap_id": item,
-                }
-                previous = json.dumps(record)
-                lines.append(previous)
-            out.write("\n".join(lines) + "\n")
-    with open(marker, "w", encoding="utf-8") as handle:
-        json.dump(spec, handle)
-    return reviews, meta
 
 
 def _rss_mib(field: str) -> float:
@@ -162,43 +63,105 @@ def _rss_mib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover - not Linux
 
 
-def _convert_child(reviews: str, meta: str, out_dir: str) -> dict:
-    """Runs in a fresh process: convert with HashEncoder, time the two passes, peak RSS."""
+#: The converter's stages, each a function the pipeline calls through its module (so a wrapper
+#: put on the module attribute sees every call): (stage, module path, function name).
+STAGES = (
+    ("read meta", "recbole_dlrrec.data.convert.pipeline", "read_meta"),
+    ("pass 1 (reviews)", "recbole_dlrrec.data.convert.pipeline", "read_reviews"),
+    ("split", "recbole_dlrrec.data.convert.split", "split_reviews"),
+    ("k-core", "recbole_dlrrec.data.convert.split", "k_core"),
+    ("rows for user texts", "recbole_dlrrec.data.convert.history", "user_text_rows"),
+    ("rows for history texts", "recbole_dlrrec.data.convert.history", "history_text_rows"),
+    ("pass 2 (texts)", "recbole_dlrrec.data.convert.pipeline", "fetch_texts"),
+    ("train features", "recbole_dlrrec.data.convert.features", "train_features"),
+    ("history texts", "recbole_dlrrec.data.convert.history", "user_history"),
+    ("encode (HashEncoder)", "recbole_dlrrec.data.convert.pipeline", "_encode_all"),
+    ("write dataset", "recbole_dlrrec.data.convert.write", "write_dataset"),
+    ("write history", "recbole_dlrrec.data.convert.write", "write_user_history"),
+)
+
+
+def _reset_peak() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux clear_refs "5"), so each stage's
+    peak is its own; False where that is not allowed (the peaks are then running maxima)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _time_stages(stages: dict) -> None:
+    """Wrap each of STAGES so that its seconds, RSS after and peak RSS land in ``stages``."""
+    import importlib
+
+    for stage, module_name, attr in STAGES:
+        module = importlib.import_module(module_name)
+        setattr(module, attr, _timed(stages, stage, getattr(module, attr)))
+
+
+def _timed(stages: dict, stage: str, fn):
+    """``fn`` recording its seconds, RSS after and peak RSS into ``stages[stage]``."""
+
+    def timed(*args, **kwargs):
+        _reset_peak()
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            entry = stages.setdefault(stage, {"seconds": 0.0, "peak_rss_mib": 0.0})
+            entry["seconds"] += time.perf_counter() - started
+            entry["peak_rss_mib"] = max(entry["peak_rss_mib"], _rss_mib("VmHWM"))
+            entry["rss_after_mib"] = _rss_mib("VmRSS")
+
+    return timed
+
+
+class CountingHashEncoder:
+    """HashEncoder that also counts the texts and characters it was given (the encoding estimate)."""
+
+    def __init__(self, dim: int):
+        from recbole_dlrrec.data.encoder import HashEncoder
+
+        self.inner = HashEncoder(dim)
+        self.model_id = self.inner.model_id
+        self.texts = 0
+        self.chars = 0
+
+    def encode(self, texts):
+        self.texts += len(texts)
+        self.chars += sum(len(t) for t in texts)
+        return self.inner.encode(texts)
+
+
+def _convert_child(reviews: str, meta: str, out_dir: str, dim: str = "384") -> dict:
+    """Runs in a fresh process: convert with HashEncoder, time each stage, peak RSS."""
     from recbole_dlrrec.data import google_local as gl
-    from recbole_dlrrec.data.convert import pipeline
-    from recbole_dlrrec.data.encoder import HashEncoder
 
     assert os.path.dirname(os.path.dirname(os.path.abspath(__file__))) in gl.__file__, gl.__file__
-
-    timings: dict[str, float] = {}
-
-    def timed(name, fn):
-        def run(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                timings[name] = time.perf_counter() - started
-
-        return run
-
-    pipeline.read_reviews = timed("pass1", pipeline.read_reviews)
-    if hasattr(pipeline, "fetch_texts"):  # absent before the converter streamed (to measure that one too)
-        pipeline.fetch_texts = timed("pass2", pipeline.fetch_texts)
+    stages: dict[str, dict] = {}
+    _time_stages(stages)
+    encoder = CountingHashEncoder(int(dim))
     rss_before = _rss_mib("VmRSS")
+    per_stage_peaks = _reset_peak()
     started = time.perf_counter()
-    report = gl.convert(reviews, meta, "bench", out_dir, encoder=HashEncoder(16), show_progress=False)
+    report = gl.convert(reviews, meta, "bench", out_dir, encoder=encoder, show_progress=False, force=True)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        **timings,
+        "dim": int(dim),
+        "stages": stages,
+        "per_stage_peaks": per_stage_peaks,
         "lines": report["reviews"]["lines_read"],
         "kept": report["reviews"]["kept"],
         "users": report["totals"]["users"],
         "items": report["totals"]["items"],
         "user_texts": report["vectors"]["users"],
+        "texts_encoded": encoder.texts,
+        "chars_encoded": encoder.chars,
         "rss_before_mib": rss_before,
-        "peak_rss_mib": _rss_mib("VmHWM"),
+        "peak_rss_mib": max([rss_before] + [s["peak_rss_mib"] for s in stages.values()]),
     }
 
 
@@ -299,74 +262,135 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _input_rows(conv: dict, reviews: str, meta: str, generated_s: float, real: dict | None, made: dict) -> list[str]:
+    rows = [
+        f"input: {conv['lines']:,} review lines ({os.path.getsize(reviews) / 2**20:,.0f} MiB gzip), "
+        f"meta {os.path.getsize(meta) / 2**20:,.1f} MiB gzip (generated in {generated_s:.0f} s, reused when present)"
+    ]
+    for what in ("users", "items"):
+        line = f"skew of {what}: generated (first {made['lines']:,} lines) {_skew_text(made[what])}"
+        if real is not None:
+            line += f"; real google-local-hi-ms {_skew_text(real[what])}"
+        rows.append(line)
+    lengths = made["lengths"]
+    rows.append(
+        f"text lengths: {made['text_share']:.0%} of generated reviews have a text, chars p5/p50/p95/p99 "
+        + "/".join(f"{q:.0f}" for q in np.percentile(lengths, [5, 50, 95, 99]))
+        + (
+            " drawn from the real texts' lengths (p5/p50/p95/p99 "
+            + "/".join(f"{q:.0f}" for q in np.percentile(real["lengths"], [5, 50, 95, 99]))
+            + ")"
+            if real is not None
+            else " (lognormal stand-in: no real file here)"
+        )
+    )
+    return rows
+
+
+def _skew_text(s: dict) -> str:
+    return (
+        f"{s['n']:,} with reviews, {s['per']:.1f} each, median {s['median']:.0f}, "
+        f"top 1% {s['top1']:.0%}, top 10% {s['top10']:.0%}"
+    )
+
+
+def _convert_rows(conv: dict) -> list[str]:
+    million = conv["lines"] / 1e6
+    rows = [
+        f"kept {conv['kept']:,} interactions, {conv['users']:,} users, {conv['items']:,} items, "
+        f"{conv['user_texts']:,} user texts; {conv['texts_encoded']:,} texts encoded ({conv['chars_encoded']:,} chars)",
+        f"convert (HashEncoder dim {conv['dim']}): {conv['seconds']:.1f} s = "
+        f"{conv['lines'] / conv['seconds']:,.0f} lines/s; "
+        f"peak RSS {conv['peak_rss_mib']:,.0f} MiB (process at start {conv['rss_before_mib']:,.0f} MiB) = "
+        f"{(conv['peak_rss_mib'] - conv['rss_before_mib']) / million:,.0f} MiB per million lines above the start",
+        "per stage"
+        + (
+            " (peak RSS of the stage itself, VmHWM reset before it):" if conv["per_stage_peaks"] else " (running peak):"
+        ),
+    ]
+    for stage, figures in conv["stages"].items():
+        rows.append(
+            f"  {stage:<24} {figures['seconds']:8.1f} s   peak {figures['peak_rss_mib']:7,.0f} MiB"
+            f"   after {figures['rss_after_mib']:7,.0f} MiB"
+        )
+    return rows
+
+
+def _encoder_rows(enc: dict, conv: dict) -> list[str]:
+    rows = [
+        f"text encoder all-MiniLM-L6-v2 on {enc['device']} ({enc['torch_threads']} torch threads), "
+        f"{enc['texts']} real review texts (mean {enc['mean_chars']:.0f} chars), batch {enc['batch_size']}: "
+        f"{enc['texts_per_s_by_length']:.1f} texts/s batched by length, {enc['texts_per_s_input_order']:.1f} "
+        f"texts/s in input order (same vectors, max |diff| {enc['max_abs_diff_orders']:.1e})"
+    ]
+    chars_per_s = enc["texts_per_s_by_length"] * enc["mean_chars"]
+    by_texts = conv["texts_encoded"] / enc["texts_per_s_by_length"]
+    rows.append(
+        f"encoding estimate for this conversion: {conv['texts_encoded']:,} texts / "
+        f"{enc['texts_per_s_by_length']:.1f} texts/s = {by_texts / 3600:.1f} h; "
+        f"by characters ({conv['chars_encoded']:,} / {chars_per_s:,.0f} chars/s; user and history texts are "
+        f"longer than one review) = {conv['chars_encoded'] / chars_per_s / 3600:.1f} h"
+    )
+    if "int8_cosine_min" in enc:
+        verdict = "used" if enc["int8_cosine_min"] >= 0.99 else "NOT used (needs every cosine >= 0.99)"
+        rows.append(
+            f"int8 dynamic quantisation (Linear layers): {enc['int8_texts_per_s']:.1f} texts/s, cosine with the "
+            f"reference min {enc['int8_cosine_min']:.3f}, mean {enc['int8_cosine_mean']:.3f}, "
+            f"{enc['int8_share_below_0.99']:.0%} below 0.99: {verdict}"
+        )
+    return rows
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=5_000_000)
+    parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--texts", type=int, default=300)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="200,000 lines and 64 texts")
     parser.add_argument("--workdir", default="/tmp/bench_convert")
+    parser.add_argument("--real", default=REAL_REVIEWS, help="real reviews file the text lengths are drawn from")
     parser.add_argument("--skip_encoder", action="store_true")
     parser.add_argument("--out", default=None, help="also write the table to this file")
-    parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, default=384, help="HashEncoder's vector width")
+    parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.lines, args.texts = 200_000, 64
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     if args._child:
         print(json.dumps(_convert_child(*args._child)))
         return 0
-    if args.quick:
-        args.lines, args.texts = 200_000, 64
     workdir = os.path.join(args.workdir, f"{args.lines}")
     header = f"machine: {machine()}\ndate: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    real = data.profile(args.real) if os.path.exists(args.real) else None
     started = time.perf_counter()
-    reviews, meta = generate(workdir, args.lines)
+    reviews, meta = data.generate(workdir, args.lines, lengths=None if real is None else real["lengths"])
     generated_s = time.perf_counter() - started
-    out_dir = os.path.join(workdir, "out")
-    child = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--_child", reviews, meta, out_dir], capture_output=True, text=True
-    )
+    made = data.profile(reviews, max_lines=200_000)
+    child_args = ["--_child", reviews, meta, os.path.join(workdir, "out"), str(args.dim)]
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), *child_args], capture_output=True, text=True)
     if child.returncode:
         sys.stderr.write(child.stderr)
         raise SystemExit(f"the conversion failed (exit {child.returncode})")
     conv = json.loads(child.stdout.strip().splitlines()[-1])
-    million = conv["lines"] / 1e6
-    rows = [
-        header,
-        f"input: {conv['lines']:,} review lines ({os.path.getsize(reviews) / 2**20:,.0f} MiB gzip), "
-        f"meta {os.path.getsize(meta) / 2**20:,.1f} MiB gzip (generated in {generated_s:.0f} s, reused when present)",
-        f"kept {conv['kept']:,} interactions, {conv['users']:,} users, {conv['items']:,} items, "
-        f"{conv['user_texts']:,} user texts",
-        f"convert (HashEncoder dim 16): {conv['seconds']:.1f} s = {conv['lines'] / conv['seconds']:,.0f} lines/s; "
-        f"pass 1 {conv.get('pass1', float('nan')):.1f} s, pass 2 (user texts) {conv.get('pass2', float('nan')):.1f} s",
-        f"peak RSS {conv['peak_rss_mib']:,.0f} MiB (process at start {conv['rss_before_mib']:,.0f} MiB) = "
-        f"{(conv['peak_rss_mib'] - conv['rss_before_mib']) / million:,.0f} MiB per million lines above the start",
-    ]
+    rows = [header, *_input_rows(conv, reviews, meta, generated_s, real, made), *_convert_rows(conv)]
     print("\n".join(rows), flush=True)  # the conversion's figures, before the (long) encoder part
     result = {"convert": conv}
     if not args.skip_encoder:
         enc = encoder_figures(args.texts, args.batch_size)
         result["encoder"] = enc
-        rows.append(
-            f"text encoder all-MiniLM-L6-v2 on {enc['device']} ({enc['torch_threads']} torch threads), "
-            f"{enc['texts']} real "
-            f"review texts (mean {enc['mean_chars']:.0f} chars), batch {enc['batch_size']}: "
-            f"{enc['texts_per_s_by_length']:.1f} texts/s batched by length, {enc['texts_per_s_input_order']:.1f} "
-            f"texts/s in input order (same vectors, max |diff| {enc['max_abs_diff_orders']:.1e})"
-        )
-        if "int8_cosine_min" in enc:
-            verdict = "used" if enc["int8_cosine_min"] >= 0.99 else "NOT used (needs every cosine >= 0.99)"
-            rows.append(
-                f"int8 dynamic quantisation (Linear layers): {enc['int8_texts_per_s']:.1f} texts/s, cosine with the "
-                f"reference min {enc['int8_cosine_min']:.3f}, mean {enc['int8_cosine_mean']:.3f}, "
-                f"{enc['int8_share_below_0.99']:.0%} below 0.99: {verdict}"
-            )
-    table = "\n".join(rows)
-    if len(rows) > 5:
-        print("\n".join(rows[5:]))
+        more = _encoder_rows(enc, conv)
+        print("\n".join(more))
+        rows += more
     print(json.dumps(result))
     if args.out:
         from recbole_dlrrec import atomic
 
-        atomic.write_text(args.out, table + "\n")
+        atomic.write_text(args.out, "\n".join(rows) + "\n")
     return 0
 
 

@@ -56,6 +56,12 @@ def parse_args(argv):
     parser.add_argument(
         "--resume", action="store_true", help="continue the interrupted run --name with the options it was started with"
     )
+    parser.add_argument(
+        "--trial_time_budget_s",
+        type=float,
+        default=None,
+        help="stop a trial after the epoch that takes it past this many seconds (default: no limit)",
+    )
     parser.add_argument("--name", default=None, help="run name (default <MODEL>-<time>)")
     parser.add_argument(
         "--seed", type=int, default=None, help="seed of every trial and of the sampler (default: the config's seed)"
@@ -101,6 +107,7 @@ def main(argv=None) -> int:
         reduction_factor=args.reduction_factor,
         scheduler=args.search_scheduler,
         evaluate_best=False if args.no_test else None,
+        trial_time_budget_s=args.trial_time_budget_s,
         out_root=args.out_root or tune.TUNE_ROOT,
     )
     try:

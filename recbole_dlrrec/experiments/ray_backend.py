@@ -45,6 +45,7 @@ from recbole_dlrrec.experiments.search_records import (
     record_from_entry,
     record_from_result,
 )
+from recbole_dlrrec.experiments.tune_request import time_box
 from recbole_dlrrec.experiments.tune_space import SearchSpace
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # trials exchange only small dicts of metrics
@@ -483,6 +484,7 @@ def fit(
                 verbose=0,
                 callbacks=[progress],
                 failure_config=FailureConfig(max_failures=0, fail_fast=False),
+                stop=time_box(spec),
             ),
         )
     try:

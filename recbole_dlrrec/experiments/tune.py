@@ -180,6 +180,9 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
     num_samples = int(request.num_samples or 0)  # new_request refused None
     if num_samples < 1:
         raise TuneRunError(f"--num_samples must be >= 1, got {request.num_samples}")
+    budget = request.trial_time_budget_s
+    if budget is not None and not budget > 0:
+        raise TuneRunError(f"--trial_time_budget_s must be > 0 seconds, got {budget}")
     return {
         "model": request.model,
         "model_class": model_name,
@@ -198,6 +201,7 @@ def _new_spec(request: TuneRequest, model_name: str, space_file: str, config) ->
         "valid_metric": str(config["valid_metric"]),
         "valid_metric_bigger": bool(config["valid_metric_bigger"]),
         "evaluate_best": bool(request.evaluate_best),
+        "trial_time_budget_s": None if budget is None else float(budget),
         "scheduler": request.scheduler,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

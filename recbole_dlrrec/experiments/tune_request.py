@@ -50,6 +50,7 @@ class TuneRequest:
     reduction_factor: Optional[float] = None  # None: DEFAULT_REDUCTION_FACTOR
     num_cpus: Optional[int] = None  # local Ray only; None: all CPUs of this machine
     evaluate_best: Optional[bool] = None  # re-train the best config and evaluate it on test; None: True
+    trial_time_budget_s: Optional[float] = None  # a trial stops after the epoch that passes it; None: no limit
     scheduler: Optional[str] = None  # one of SCHEDULERS; None: DEFAULT_SCHEDULER
 
 
@@ -68,6 +69,7 @@ RUN_OPTIONS = {
     "grace_period": ("grace_period", "--grace_period"),
     "reduction_factor": ("reduction_factor", "--reduction_factor"),
     "evaluate_best": ("evaluate_best", "--no_test"),
+    "trial_time_budget_s": ("trial_time_budget_s", "--trial_time_budget_s"),
     "scheduler": ("scheduler", "--search_scheduler"),
 }
 # Defaults of a new run, and of a resumed run whose spec predates the key (run_spec.json from
@@ -163,3 +165,11 @@ def new_request(request: TuneRequest) -> TuneRequest:
     model = str(values.get("model", request.model))
     space_file = request.space_file or default_space_file(space_model_name(resolve_model(model)[0]), PROPERTIES_DIR)
     return dataclasses.replace(request, **values, space_file=space_file)
+
+
+def time_box(spec: dict) -> Optional[dict]:
+    """Ray's stop rule for a run with ``trial_time_budget_s``: a trial ends after the epoch whose
+    report finds its total time past the budget (its best validation so far stands), so a
+    dataset whose epochs take long still gives every trial a turn. None: no time box."""
+    budget = spec.get("trial_time_budget_s")
+    return None if budget is None else {"time_total_s": float(budget)}

@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from recbole_dlrrec.data import google_local as gl
-from recbole_dlrrec.data.convert import history, records
+from recbole_dlrrec.data.convert import history
 from recbole_dlrrec.data.encoder import HashEncoder
 
 BIG_TEXT = 40_000  # characters of each review text that no feature may need
@@ -155,7 +155,8 @@ def test_a_file_changed_between_the_passes_is_refused(tmp_path):
     ]
     reviews = _write(tmp_path / "reviews.json", lines)
     businesses, filtered, _ = gl.read_meta(_write(tmp_path / "meta.json", _meta(3)), None, False, False)
-    rows, _ = gl.read_reviews(reviews, businesses, filtered, False, False)
+    columns, _ = gl.read_reviews(reviews, businesses, filtered, False, False)
+    rows = list(columns)  # Review objects made from the columns; pass 2 sets their texts
     assert [r.text for r in rows] == [None, None, None] and all(r.has_text for r in rows)
     _write(tmp_path / "reviews.json", [lines[0], lines[2], lines[1]])
     with pytest.raises(gl.ConversionError, match=r"reviews.json:2: the line changed"):
@@ -170,14 +171,24 @@ def test_a_file_changed_between_the_passes_is_refused(tmp_path):
     assert [r.text for r in rows] == [None, "text 1", "text 2"]
 
 
-def test_stable_sorts_per_field_give_the_key_tuple_order():
+def test_one_review_per_pair_keeps_the_first_of_the_earliest_in_key_order():
     import random
+
+    from recbole_dlrrec.data.convert.columns import ReviewColumns
+    from recbole_dlrrec.data.convert.reading import _one_per_pair
+    from recbole_dlrrec.data.convert.records import FileTally
 
     rng = random.Random(3)
     rows = [
         gl.Review(rng.choice((1, 2, 3)), rng.choice("abc"), rng.choice("xyz"), 5.0, None, 0, None, k)
         for k in range(300)
     ]
-    expected = sorted(rows, key=lambda r: (r.user, r.item, r.time))  # ties keep the line order
-    records.sort_stable_by(rows, "user", "item", "time")
-    assert [r.lineno for r in rows] == [r.lineno for r in expected]
+    tally = FileTally("x")
+    kept = _one_per_pair(ReviewColumns.from_reviews(rows), tally)
+    expected, previous = [], None
+    for r in sorted(rows, key=lambda r: (r.user, r.item, r.time)):  # ties keep the line order
+        if previous is None or (r.user, r.item) != (previous.user, previous.item):
+            expected.append(r.lineno)
+        previous = r
+    assert [r.lineno for r in kept] == expected
+    assert sum(tally.dropped.values()) == 300 - len(expected) and len(expected) == 9

@@ -394,6 +394,7 @@ def _started_run(out_root, **changes):
         "valid_metric": "AUC",
         "valid_metric_bigger": True,
         "evaluate_best": False,
+        "trial_time_budget_s": 600.0,
         "scheduler": "asha",
         "created": "2026-01-01 00:00:00",
         **changes,
@@ -451,6 +452,10 @@ def test_resume_takes_every_option_from_the_run(tmp_path):
         (["--grace_period=2"], "was started with --grace_period=1, not with --grace_period=2"),
         (["--learning_rate=0.5"], "was started with --data_path=/data, not with --learning_rate=0.5"),
         (["--config_files=a.yaml"], "was started without --config_files, not with --config_files="),
+        (
+            ["--trial_time_budget_s=60"],
+            "was started with --trial_time_budget_s=600.0, not with --trial_time_budget_s=60.0",
+        ),
     ],
 )
 def test_resume_refuses_an_option_the_run_was_not_started_with(tmp_path, capsys, options, message):

@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -98,6 +98,7 @@ def convert(
         with_text = means.review_rows(train) if mean else hist.user_text_rows(train, opts.user_text_max_chars)
         concat_history = opts.user_history and not mean
         history_rows = hist.history_text_rows(train, opts.user_text_max_chars) if concat_history else []
+        with_pics = [r for r in train if r.n_pics] if image_fn is not None else []
         # A user text holds at most user_text_max_chars characters of any review, so each text is
         # kept cleaned and cut at cap + 2: user_text then decides and cuts exactly as on the whole
         # text (a longer text still does not fit, even if its cut ends in a space that it strips),
@@ -106,21 +107,24 @@ def convert(
             source,
             reviews_path,
             with_text + history_rows,
-            [r for r in train if r.n_pics] if image_fn is not None else [],
+            with_pics,
             opts.show_progress,
             keep_chars=opts.user_text_max_chars + 2,
             max_line_bytes=opts.max_line_bytes,
         )
+        train.keep_fetched(with_text + history_rows + with_pics)  # the rows read from train see them
+        del with_pics
 
-        items = sorted({r.item for rows in parts.values() for r in rows})
-        users = sorted({r.user for rows in parts.values() for r in rows})
+        items = [train.item_ids[i] for i in np.unique(np.concatenate([p.arrays["item"] for p in parts.values()]))]
+        users = [train.user_ids[u] for u in np.unique(np.concatenate([p.arrays["user"] for p in parts.values()]))]
         # The leakage boundary: features see the train rows and nothing else.
         features = feat.train_features(
             parts["train"], businesses, items, users, opts.user_text_max_chars, image_fn, opts.image_encoder
         )
         history = hist.user_history(train, opts.user_text_max_chars) if concat_history else None
         texts = means.review_texts(with_text, opts.user_text_max_chars) if mean else []
-        for r in with_text + history_rows:  # the features hold what they need; the raw texts go
+        train.texts.clear()  # the features hold what they need; the raw texts go
+        for r in with_text + history_rows:
             r.text = None
         composed: dict = {}
         if mean:
@@ -177,9 +181,9 @@ def check_both_labels(parts: dict, label_threshold: float, reviews_path: str) ->
     """Refuse (ConversionError) a dataset whose rows all have one label: AUC, the metric that
     selects models, is undefined on it, and a model trained on one label learns nothing. A
     single split with one label is warned about in the report instead (``one_label_warnings``),
-    and training refuses that split (runtime/quick_start.py). ``parts``: split -> list of Review."""
+    and training refuses that split (runtime/quick_start.py). ``parts``: split -> ReviewColumns."""
     n_rows = sum(len(rows) for rows in parts.values())
-    positives = sum(1 for rows in parts.values() for r in rows if r.rating >= label_threshold)
+    positives = sum(int((rows.arrays["rating"] >= label_threshold).sum()) for rows in parts.values())
     if n_rows and positives in (0, n_rows):
         label, compare = (1, ">=") if positives else (0, "<")
         raise ConversionError(
@@ -225,7 +229,7 @@ def _opened(encoder: Any, opts: ConvertOptions, out_dir: str) -> Iterator[Any]:
         own.close()
 
 
-def _encode_means(encoder: Any, features: feat.TrainFeatures, rows: list, texts: list, train: list, opts, out_dir):
+def _encode_means(encoder: Any, features: feat.TrainFeatures, rows: list, texts: list, train: Sequence, opts, out_dir):
     """``user_vector: mean``: (item, user vectors, {"user", "item": Composed}, report info). The
     item metadata texts and each train review's text (``texts``, of ``rows``) are encoded; user
     vectors, per-row histories and item review vectors are means of the review vectors."""

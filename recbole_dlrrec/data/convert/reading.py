@@ -13,6 +13,9 @@ import os
 from collections import Counter
 from typing import Sequence
 
+import numpy as np
+
+from recbole_dlrrec.data.convert.columns import ColumnBuilder, ReviewColumns
 from recbole_dlrrec.data.convert.jsonl import (
     DEFAULT_MAX_LINE_BYTES,
     LongLine,
@@ -22,7 +25,7 @@ from recbole_dlrrec.data.convert.jsonl import (
     parse_line,
     records,
 )
-from recbole_dlrrec.data.convert.records import Business, ConversionError, FileTally, Review, Skip, sort_stable_by
+from recbole_dlrrec.data.convert.records import Business, ConversionError, FileTally, Review, Skip
 from recbole_dlrrec.data.convert.source import Source
 from recbole_dlrrec.data.text_build import clean
 
@@ -87,19 +90,17 @@ def read_reviews(
     show_progress: bool,
     keep_pic_urls: bool = False,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> tuple[list[Review], FileTally]:
+) -> tuple[ReviewColumns, FileTally]:
     """Kept reviews (one per user-business pair, the earliest) and the tally; pass 1 of 2.
     A line over ``max_line_bytes`` is skipped unread (``line_too_long``).
 
-    Memory grows with the kept reviews, not with the file: a review of a business outside
-    ``businesses`` is counted and forgotten, a kept one is held without its text or picture
-    links (see :class:`Review`; :func:`fetch_texts` reads those back for the rows that need
-    them), and ids are shared strings (one object per user and per business).
+    Memory grows with the kept reviews, not with the file, by a few dozen bytes each: a review
+    of a business outside ``businesses`` is counted and forgotten, a kept one is held as one
+    entry per column (:class:`~.columns.ReviewColumns`, ids as int codes) without its text or
+    picture links (:func:`fetch_texts` reads those back for the rows that need them).
     """
     tally = FileTally(path)
-    candidates: list[Review] = []
-    user_ids: dict[str, str] = {}
-    ratings: dict[float, float] = {}
+    candidates = ColumnBuilder()
     meta_like = 0
     for lineno, obj in records(path, tally, strict, show_progress, max_line_bytes):
         meta_like += source.looks_like_meta(obj)
@@ -113,28 +114,9 @@ def read_reviews(
             tally.drop("business_not_matching_category" if parsed.item in filtered else "unknown_business")
             continue
         parsed.item = businesses[parsed.item].item_id
-        parsed.user = user_ids.setdefault(parsed.user, parsed.user)
-        parsed.rating = ratings.setdefault(parsed.rating, parsed.rating)  # a handful of distinct floats
-        parsed.text = None
         candidates.append(parsed)
     _swapped(path, tally, meta_like, "meta")
-    # One review per (user, business): the earliest (then the first in the file), so a
-    # user-item pair never appears in two splits. In (user, item, time, line) order, a row
-    # with the (user, item, time) of the row before it repeats that line: a "duplicate"
-    # (the first in the file is the one kept); another row of the same pair is a re-review.
-    # The rows are in file (line) order; stable sorts by time, then item, then user give the
-    # (user, item, time, line) order without building a key tuple per row.
-    sort_stable_by(candidates, "user", "item", "time")
-    kept: list[Review] = []
-    previous: Review | None = None
-    for review in candidates:
-        if previous is not None and review.user == previous.user and review.item == previous.item:
-            tally.drop("duplicate" if review.time == previous.time else "repeat_user_business")
-            previous = review
-            continue
-        previous = review
-        kept.append(review)
-    del candidates
+    kept = _one_per_pair(candidates.build(), tally)
     tally.kept = len(kept)
     if tally.objects and not kept:
         data_drops = sum(v for k, v in tally.dropped.items() if k.startswith("missing_field"))
@@ -144,6 +126,28 @@ def read_reviews(
                 f"{', '.join(source.review_fields)}; is this the reviews file?"
             )
     return kept, tally
+
+
+def _one_per_pair(candidates: ReviewColumns, tally: FileTally) -> ReviewColumns:
+    """One review per (user, business): the earliest (then the first in the file), so a
+    user-item pair never appears in two splits. In (user, item, time, line) order, a row with
+    the (user, item, time) of the row before it repeats that line: a "duplicate" (the first in
+    the file is the one kept); another row of the same pair is a re-review. Returned in
+    (user, item, time) order."""
+    a = candidates.arrays
+    ordered = candidates.take(np.lexsort((a["lineno"], a["time"], a["item"], a["user"])))
+    user, item, time = (ordered.arrays[name] for name in ("user", "item", "time"))
+    again = np.zeros(len(ordered), dtype=bool)
+    again[1:] = (user[1:] == user[:-1]) & (item[1:] == item[:-1])
+    same_time = np.zeros(len(ordered), dtype=bool)
+    same_time[1:] = time[1:] == time[:-1]
+    for reason, count in (
+        ("duplicate", int((again & same_time).sum())),
+        ("repeat_user_business", int((again & ~same_time).sum())),
+    ):
+        if count:  # a reason is listed only when it happened
+            tally.dropped[reason] += count
+    return ordered.take(np.flatnonzero(~again))
 
 
 def fetch_texts(

@@ -7,7 +7,6 @@ encoding, writing) sees these records only.
 
 from __future__ import annotations
 
-import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -116,11 +115,3 @@ class Review:
         if self.text is not None:
             self.has_text = bool(self.text.strip())
             self.text_chars = len(clean(self.text)) if self.has_text else 0
-
-
-def sort_stable_by(rows: list, *fields: str) -> None:
-    """Sort ``rows`` in place by ``fields`` (first = most significant), ties keeping their order:
-    one stable sort per field from the last, keyed by the attribute objects themselves, so the
-    only extra memory is one reference per row (a key tuple per row would cost ~100 bytes)."""
-    for name in reversed(fields):
-        rows.sort(key=operator.attrgetter(name))

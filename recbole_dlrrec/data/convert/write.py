@@ -12,7 +12,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from recbole_dlrrec import atomic
-from recbole_dlrrec.data.convert.records import Business, Review
+from recbole_dlrrec.data.convert.columns import ReviewColumns
+from recbole_dlrrec.data.convert.records import Business
 from recbole_dlrrec.data.convert.source import Source
 from recbole_dlrrec.data.convert.split import SPLITS
 from recbole_dlrrec.data.side_files import (
@@ -145,11 +146,12 @@ user_text_vec: {USER_VEC_SUFFIX}           # (str) Side file {name}.{USER_VEC_SU
 {image_line}"""
 
 
-def _split_stats(rows: list[Review], threshold: float, train_users: set, train_items: set) -> dict:
-    users = {r.user for r in rows}
-    items = {r.item for r in rows}
-    positives = sum(1 for r in rows if r.rating >= threshold)
-    with_text = sum(1 for r in rows if r.has_text)
+def _split_stats(rows: ReviewColumns, threshold: float, train_users: np.ndarray, train_items: np.ndarray) -> dict:
+    """One split's figures; ``train_users`` / ``train_items``: a flag per user / item code."""
+    a = rows.arrays
+    users, items = np.unique(a["user"]), np.unique(a["item"])
+    positives = int((a["rating"] >= threshold).sum())
+    with_text = int(a["has_text"].sum())
     return {
         "interactions": len(rows),
         "users": len(users),
@@ -159,10 +161,10 @@ def _split_stats(rows: list[Review], threshold: float, train_users: set, train_i
         "positive_share": positives / len(rows),
         "rows_with_text": with_text,
         "text_share": with_text / len(rows),
-        "users_not_in_train": len(users - train_users),
-        "items_not_in_train": len(items - train_items),
-        "time_min": min(r.time for r in rows),
-        "time_max": max(r.time for r in rows),
+        "users_not_in_train": int((~train_users[users]).sum()),
+        "items_not_in_train": int((~train_items[items]).sum()),
+        "time_min": int(a["time"].min()),
+        "time_max": int(a["time"].max()),
     }
 
 
@@ -293,11 +295,20 @@ def report_markdown(report: dict, source: Source) -> str:
     return "\n".join(out) + "\n"
 
 
-def inter_rows(rows: Sequence[Review], label_threshold: float) -> Iterator[tuple[str, ...]]:
-    """Rows of a NAME.<split>.inter file (INTER_HEADER order), one at a time."""
-    return (
-        (r.user, r.item, _fmt_float(r.rating), "1" if r.rating >= label_threshold else "0", str(r.time)) for r in rows
-    )
+def inter_rows(rows: ReviewColumns, label_threshold: float, chunk: int = 1 << 16) -> Iterator[tuple[str, ...]]:
+    """Rows of a NAME.<split>.inter file (INTER_HEADER order), one at a time, read from the
+    columns a chunk at a time (a Review object per row would cost more than the writing)."""
+    a = rows.arrays
+    rating_text = {
+        value: (_fmt_float(value), "1" if value >= label_threshold else "0")
+        for value in np.unique(a["rating"]).tolist()
+    }
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        for u, i, rating, t in zip(
+            a["user"][part].tolist(), a["item"][part].tolist(), a["rating"][part].tolist(), a["time"][part].tolist()
+        ):
+            yield (rows.user_ids[u], rows.item_ids[i], *rating_text[rating], str(t))
 
 
 def item_rows(
@@ -325,7 +336,7 @@ def write_dataset(
     folder,
     source: Source,
     name: str,
-    parts: dict,
+    parts: dict[str, ReviewColumns],
     businesses: dict,
     items: Sequence[str],
     users: Sequence[str],
@@ -342,8 +353,11 @@ def write_dataset(
         return folder.file(f"{name}.{suffix}")
 
     stats: dict[str, dict] = {}
-    train_users = {r.user for r in parts["train"]}
-    train_items = {r.item for r in parts["train"]}
+    train = parts["train"]
+    train_users = np.zeros(len(train.user_ids), dtype=bool)
+    train_users[train.arrays["user"]] = True
+    train_items = np.zeros(len(train.item_ids), dtype=bool)
+    train_items[train.arrays["item"]] = True
     for split_name in SPLITS:
         rows = parts[split_name]
         write_tsv(path(f"{split_name}.inter"), INTER_HEADER, inter_rows(rows, label_threshold))

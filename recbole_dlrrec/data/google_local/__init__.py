@@ -22,8 +22,9 @@ sources (``recbole_dlrrec.data.yelp``). The output folder is written by
 
 Memory grows with the KEPT interactions, not with the file (real state files run to tens of
 GB): the reviews file is read twice. Pass 1 (``convert.reading.read_reviews``) keeps each kept review
-without its text or picture links (ids, time, rating, line number, picture count, whether it
-has text and the length of its cleaned text; ids shared, one string per user and business);
+without its text or picture links, as one entry in each of a few column arrays
+(``convert.columns.ReviewColumns``: time, user and business codes, rating, line number, picture
+count, whether it has text and the length of its cleaned text; one string per user and business);
 lines that are dropped are counted and forgotten, and exact duplicates and re-reviews are found
 by sorting the kept rows, not by a set of every line. After the split, pass 2
 (``convert.reading.fetch_texts``) parses only the lines of the TRAIN rows whose text goes into a user text
