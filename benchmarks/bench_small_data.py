@@ -3,13 +3,13 @@
 A user's first run is often on a small file of their own, where an epoch is one or two batches.
 This benchmark takes the first ``--rows`` review lines (default 5,000; with ``--every N``, every
 N-th line, so a small file with many businesses) of the real Google Local data
-(``/work/shared/data/google-local-hi-ms``, read only; the script stops with a message when it
+(``../shared/data/google-local-hi-ms`` beside the checkout, read only; the script stops with a message when it
 is absent), converts them with the project's converter (time split 0.8 / 0.1 / 0.1,
 text vectors from the bundled encoder) into ``--workdir`` (default /tmp/bench_small_data, never
 the repository), and trains, for each of ``--seeds`` (default 2020-2022):
 
     DLRM                 at its defaults
-    DLRREC (old)         DLRREC at the defaults it had before min_steps (OLD_DLRREC_DEFAULTS)
+    DLRM / DLRREC (old)  at the defaults before min_steps (OLD_DEFAULTS)
     DLRREC               DLRREC at its defaults
 
 Validation AUC is what a choice would rest on; test AUC is reported only. Steps = epochs run x
@@ -31,15 +31,16 @@ from typing import Dict, List, Tuple
 
 from bench_common import machine_info
 
-REAL_DATA = "/work/shared/data/google-local-hi-ms"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_DATA = os.path.join(ROOT, "..", "shared", "data", "google-local-hi-ms")
 
-# DLRREC's defaults before this benchmark changed them (properties/model/DLRREC.yaml): the run
-# "DLRREC (old)" restores them.
-OLD_DLRREC_DEFAULTS: Dict[str, object] = {"min_steps": None}
+# The run defaults before min_steps (properties/overall.yaml): the "(old)" rows restore them.
+OLD_DEFAULTS: Dict[str, object] = {"min_steps": None}
 
 ROWS: Dict[str, Tuple[str, Dict[str, object]]] = {
+    "DLRM (old)": ("DLRM", OLD_DEFAULTS),
     "DLRM": ("DLRM", {}),
-    "DLRREC (old)": ("DLRREC", OLD_DLRREC_DEFAULTS),
+    "DLRREC (old)": ("DLRREC", OLD_DEFAULTS),
     "DLRREC": ("DLRREC", {}),
 }
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
         f"({splits} rows; {math.ceil(n_train / 2048)} batches of 2048 per epoch). "
         f"Seeds {', '.join(map(str, args.seeds))}. "
         "Validation AUC decides; test AUC is reported only.",
-        f"DLRREC (old): DLRREC with {OLD_DLRREC_DEFAULTS} (its defaults before min_steps).",
+        f"(old): the model with {OLD_DEFAULTS} (the run defaults before min_steps).",
         "",
         *table(cells, args.seeds),
         "",

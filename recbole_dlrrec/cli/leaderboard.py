@@ -140,6 +140,14 @@ def parse_args(argv):
         "the three other baselines best on validation)",
     )
     parser.add_argument(
+        "--trial_time_budget_s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--tune: each search trial stops after the epoch that takes it past S seconds (large datasets; "
+        "default: no limit)",
+    )
+    parser.add_argument(
         "--grace_period",
         type=int,
         default=None,
@@ -178,8 +186,13 @@ def parse_args(argv):
         for flag in ("retune", "allow_short_grace"):
             if getattr(args, flag):
                 parser.error(f"--{flag} needs --tune N")
-        if args.grace_period is not None or args.tune_cpus is not None or args.search_scheduler is not None:
-            parser.error("--grace_period, --search_scheduler and --tune_cpus need --tune N")
+        if (
+            args.grace_period is not None
+            or args.tune_cpus is not None
+            or args.search_scheduler is not None
+            or args.trial_time_budget_s is not None
+        ):
+            parser.error("--grace_period, --search_scheduler, --trial_time_budget_s and --tune_cpus need --tune N")
         if args.search_seeds != 1 or args.search_seed_models is not None or args.ablations:
             parser.error("--search_seeds, --search_seed_models and --ablations need --tune N")
     else:
@@ -332,6 +345,7 @@ def main(argv=None) -> int:
             cpus_per_trial=float(args.threads),
             num_cpus=args.tune_cpus,
             allow_short_grace=args.allow_short_grace,
+            trial_time_budget_s=args.trial_time_budget_s,
         )
     )
     try:

@@ -78,6 +78,8 @@ def tuning_inputs(board: Leaderboard, model: str, space, budget: "TuneBudget") -
         "fixed": {k: v for k, v in search_overrides(board, model).items() if k not in NOT_FINGERPRINTED},
         "defaults": search_defaults(board, model, space),
     }
+    if budget.trial_time_budget_s is not None:  # only when set: searches saved without one stay current
+        inputs["trial_time_budget_s"] = float(budget.trial_time_budget_s)
     return _with_scheduler(inputs, budget.scheduler)
 
 

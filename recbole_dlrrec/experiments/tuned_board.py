@@ -79,12 +79,15 @@ class TuneBudget:
     cpus_per_trial: float = 1.0
     num_cpus: Optional[int] = None  # local Ray; None: every CPU
     allow_short_grace: bool = False  # tests only: a grace period under MIN_GRACE_PERIOD
+    trial_time_budget_s: Optional[float] = None  # a trial stops after the epoch that passes it (large data)
 
     def check(self) -> None:
         if self.trials < 1:
             raise TuneBudgetError(f"--tune needs at least 1 trial, got {self.trials}")
         if self.max_epochs < 1:
             raise TuneBudgetError(f"the epoch cap must be >= 1, got {self.max_epochs}")
+        if self.trial_time_budget_s is not None and not self.trial_time_budget_s > 0:
+            raise TuneBudgetError(f"--trial_time_budget_s must be > 0 seconds, got {self.trial_time_budget_s}")
         if self.scheduler not in SCHEDULERS:
             raise TuneBudgetError(f"--search_scheduler={self.scheduler}: choose one of {', '.join(SCHEDULERS)}")
         if self.scheduler == "asha" and (
@@ -199,6 +202,7 @@ def _search_model(board: Leaderboard, model: str, space_file: str, budget: TuneB
             grace_period=budget.grace_period,
             reduction_factor=budget.reduction_factor,
             scheduler=budget.scheduler,
+            trial_time_budget_s=budget.trial_time_budget_s,
             num_cpus=budget.num_cpus,
             cpus_per_trial=budget.cpus_per_trial,
             evaluate_best=False,

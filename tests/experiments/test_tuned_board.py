@@ -172,6 +172,8 @@ def test_tune_flags_need_tune_and_epochs(data_path, tmp_path):
         run_leaderboard.parse_args(["--dataset=tiny", "--tune", "3"])  # no --epochs
     with pytest.raises(SystemExit):
         run_leaderboard.parse_args(["--dataset=tiny", "--tune", "3", "--epochs", "2", "--experiments"])
+    with pytest.raises(SystemExit):
+        run_leaderboard.parse_args(["--dataset=tiny", "--trial_time_budget_s", "60"])
 
 
 # -- saved searches: reuse, staleness, --retune, failures (a stand-in search, no Ray) ------------
@@ -329,6 +331,22 @@ def test_changed_model_code_retunes(data_path, tmp_path, monkeypatch):
     monkeypatch.setattr(search_inputs, "code_version", lambda model: "other")
     tuned_board.tune_model(board, "FM", space, budget, search=search)
     assert len(search.requests) == 2
+
+
+def test_a_trial_time_budget_reaches_the_search_and_retunes_only_when_set(data_path, tmp_path):
+    """--trial_time_budget_s (large datasets) goes into every search request; a search saved
+    without one stays current when none is given, and a new budget searches again."""
+    board = _board(data_path, tmp_path)
+    space = tuned_board.board_space("FM", "tiny", board.overrides)
+    search = FakeSearch()
+    tuned_board.tune_model(board, "FM", space, tuned_board.TuneBudget(trials=2, max_epochs=2), search=search)
+    tuned_board.tune_model(board, "FM", space, tuned_board.TuneBudget(trials=2, max_epochs=2), search=search)
+    assert len(search.requests) == 1 and search.requests[0].trial_time_budget_s is None
+    boxed = tuned_board.TuneBudget(trials=2, max_epochs=2, trial_time_budget_s=30.0)
+    tuned_board.tune_model(board, "FM", space, boxed, search=search)
+    assert len(search.requests) == 2 and search.requests[1].trial_time_budget_s == 30.0
+    with pytest.raises(tuned_board.TuneBudgetError, match="trial_time_budget_s"):
+        tuned_board.TuneBudget(trials=2, max_epochs=2, trial_time_budget_s=0).check()
 
 
 def test_a_changed_default_the_space_does_not_search_retunes(data_path, tmp_path, monkeypatch):
