@@ -344,3 +344,24 @@ def test_a_rank_that_stops_on_bad_input_stops_the_run_in_one_line(tmp_path, caps
     )
     assert "'latitude'" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_ddp_leaves_the_text_tables_out_of_its_buffer_broadcast(tiny_config):
+    """DLRREC's text tables and row lookups are non-persistent buffers every rank builds from the
+    same files: DDP must not send them from rank 0 before every forward (with a per-row user
+    history that is hundreds of MB a step). Persistent buffers (a fitted PCA) still go."""
+    from recbole_dlrrec.patches import constant_buffer_names
+    from recbole_dlrrec.runtime.quick_start import build_model, load_splits
+
+    config = tiny_config("DLRREC", reduction="pca")
+    _, train, _, _ = load_splits(config)
+    model = build_model(config, train)
+    names = constant_buffer_names(model)
+    persistent = set(model.state_dict())
+    buffers = dict(model.named_buffers())
+    assert names and all(name in buffers and name not in persistent for name in names)
+    assert any(name.endswith(".vectors") for name in names)
+    assert {name for name in buffers if name not in persistent} == set(names)
+    assert any(name.endswith("pca_components") for name in buffers) and not any(
+        name.endswith("pca_components") for name in names
+    )
