@@ -12,8 +12,8 @@ float field of the dataset:
     fields B x F x D  +  text fields B x F_t x D  (+ semantic ID fields B x L x D)  -> B x (F + F_t + L) x D
 
 Text fields (nn/text_fields.py): each side's text vector (item, user) reduced by a frozen PCA of
-`text_fields` (k) components, fitted on the vectors of the ids in the TRAIN split, scaled to unit
-variance over them (RecBole scales its float fields too); each component is one field. The user
+`text_fields` (k) components, fitted on the vectors of the ids in the TRAIN split, scaled to the
+spread of RecBole's own float fields (FIELD_STD over them); each component is one field. The user
 vector of a row follows DLRREC's leak rule (`user_text`: under before_row a train row sees only
 its user's earlier reviews; see models/dlrrec.py). An id without a vector gets zeros (the train
 mean). With `semantic_ids` > 0 the items' semantic IDs (models/semantic_ids.py) are token fields
@@ -61,9 +61,15 @@ class TextFieldInputs:
     history_lookup: Optional[RowHistoryLookup]
 
 
+#: The standard deviation of each text field over the train ids: that of a field spread evenly over
+#: [0, 1], which is what RecBole's min-max scaling makes of its float fields. At unit variance the
+#: text fields swamped DCNV2's cross layers (validation AUC on ml-100k: docs/model.md).
+FIELD_STD = 12**-0.5
+
+
 def frozen_pca_values(vectors: torch.Tensor, has_vector: torch.Tensor, fit_rows: torch.Tensor, k: int) -> torch.Tensor:
     """N x T vectors -> N x k: the PCA (DLRREC-V0's, nn/text.py) fitted on `fit_rows`, each
-    component divided by its standard deviation over them; rows without a vector are 0."""
+    component scaled to standard deviation FIELD_STD over them; rows without a vector are 0."""
     if fit_rows.numel() < 2:
         raise TextVectorsMissingError("text_fields: fewer than 2 train ids have a text vector to fit the PCA on")
     pca = ReductionTower("pca", int(vectors.shape[1]), k)
@@ -71,7 +77,7 @@ def frozen_pca_values(vectors: torch.Tensor, has_vector: torch.Tensor, fit_rows:
     with torch.no_grad():
         values = pca(vectors.float())
     scale = values[fit_rows].std(0).clamp(min=1e-12)
-    return torch.where(has_vector.unsqueeze(1), values / scale, torch.zeros(()))
+    return torch.where(has_vector.unsqueeze(1), values / scale * FIELD_STD, torch.zeros(()))
 
 
 def load_text_fields(options: TextFieldOptions, config, dataset) -> TextFieldInputs:

@@ -5,7 +5,7 @@
     values B x F_t --. one learned weight per field--> B x 1           (its first-order term)
 
 Each side's table holds, per row, the side's text vector reduced by a frozen PCA (fitted by the
-caller on the train ids' vectors, scaled to unit variance over them) and zeros for rows without
+caller on the train ids' vectors, scaled to the spread of RecBole's float fields) and zeros for rows without
 text: an id with no vector sits at the train mean of every component. The tables are data (rebuilt
 from the side files), kept as non-persistent buffers; only the field vectors and weights learn.
 """

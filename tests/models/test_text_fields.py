@@ -229,3 +229,19 @@ def test_a_text_model_is_searched_on_its_recbole_models_space(model):
     assert model in TUNED_MODELS
     request = new_request(TuneRequest(model=model, dataset="tiny", num_samples=1))
     assert request.space_file == base_space.path
+
+
+def test_frozen_pca_values_have_recboles_float_field_spread_over_the_fit_rows():
+    """Each text field's spread over the train ids is that of a float field RecBole min-max scales
+    to [0, 1] (1/sqrt(12)); ids without a vector stay at 0, the train mean."""
+    from recbole_dlrrec.models.text_fields import FIELD_STD, frozen_pca_values
+
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(40, 12, generator=generator) * torch.linspace(3.0, 0.1, 12)
+    has_vector = torch.ones(40, dtype=torch.bool)
+    has_vector[5] = False
+    fit_rows = torch.arange(10, 40)
+    values = frozen_pca_values(vectors, has_vector, fit_rows, 4)
+    assert torch.allclose(values[fit_rows].std(0), torch.full((4,), FIELD_STD), atol=1e-5)
+    assert torch.allclose(values[fit_rows].mean(0), torch.zeros(4), atol=1e-5)
+    assert torch.equal(values[5], torch.zeros(4))
