@@ -580,6 +580,7 @@ def test_a_split_with_one_label_is_refused_before_training(tmp_path, capsys):
     assert rc == 2 and "the valid split" in err[-1] and "AUC is undefined" in err[-1]
 
 
+@pytest.mark.slow
 def test_a_nan_feature_is_refused_before_training(tmp_path):
     """A dataset written by hand (or by an older converter) with an all-missing float column:
     the run stops with one line naming the field, before any model sees it."""

@@ -162,6 +162,7 @@ def test_item_attributes_in_the_files_predict_the_label(default_build):
     assert min(rate, key=rate.get) == worst
 
 
+@pytest.mark.slow
 def test_ensure_restaurants_builds_once_and_reuses(tmp_path, monkeypatch):
     calls = []
     original = gl.convert

@@ -80,6 +80,7 @@ def test_reduction_tower_gets_gradients_from_rec_and_contrastive_losses(model_an
     assert from_uu["user"] > 0 and from_uu["item"] == 0
 
 
+@pytest.mark.slow
 def test_zero_weights_give_exactly_the_no_contrastive_loss(model_and_batch):
     off, batch, _ = model_and_batch(w1=0.0, w2=0.0)
     on, _, _ = model_and_batch(w1=0.3, w2=0.2, **SWING)
@@ -223,6 +224,7 @@ def test_bad_text_switches_are_refused_by_the_config_stack(tiny_config, override
         tiny_config("DLRREC", **overrides)
 
 
+@pytest.mark.slow
 def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
     """reduction pca + reduction_adapter none + reduction_dim == embedding_size: the frozen PCA
     output is the interaction's text vector, with nothing trained in between."""
@@ -245,6 +247,7 @@ def test_pca_without_adapter_is_the_two_step_v0(model_and_batch):
     assert [name for name, _ in learned.text_sides["user"].named_parameters()] == ["missing_vector"]
 
 
+@pytest.mark.slow
 def test_embedding_l2_is_one_more_loss_part(model_and_batch):
     plain, batch, _ = model_and_batch()
     model, _, _ = model_and_batch(embedding_l2=0.01)
@@ -349,6 +352,7 @@ def test_default_switches_reproduce_the_pre_switch_heads_exactly(model_and_batch
     assert _draw_digest(fresh, batch) == digest
 
 
+@pytest.mark.slow
 def test_projection_head_is_trained_by_the_contrastive_loss_only(model_and_batch):
     model, batch, _ = model_and_batch(w1=0.5, w2=0.5, cl_projection="mlp", **SWING)
     assert set(model.cl_projections) == {"item", "user"}
@@ -409,6 +413,7 @@ def test_text_vs_id_needs_text_on_each_side_with_a_head(tiny_config):
     build_model(tiny_config("DLRREC", cl_repr="text_vs_id", item_text_vec=None, w1=0.0), train)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("negatives", ["random", "shared", "in_batch"])
 @pytest.mark.parametrize("repr_", ["fused", "text_vs_id"])
 def test_no_anchor_and_no_masked_neighbour_among_its_negatives(model_and_batch, negatives, repr_):
@@ -449,6 +454,7 @@ def unseen_data_path(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("unseen"), name="sparse", n_items=300, n_rows=400, seed=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dist", ["uniform", "popularity"])
 def test_seen_pool_never_yields_an_unseen_id(unseen_data_path, dist):
     from recbole_dlrrec.runtime.quick_start import build_config
@@ -503,6 +509,7 @@ def test_bad_head_switches_are_refused_by_the_config_stack(tiny_config, override
         tiny_config("DLRREC", **overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["DLRREC-CLplus", "DLRREC-CLtextVsId"])
 def test_contrastive_variants_build_and_train_a_step(tiny_config, variant):
     config = tiny_config(variant)

@@ -23,6 +23,7 @@ def _model(tiny_config, **overrides):
     return build_model(config, train), next(iter(train)), train
 
 
+@pytest.mark.slow
 def test_hard_negatives_train_the_towers_and_the_id_table(tiny_config, sparse_data_path):
     model, batch, train = _model(
         tiny_config, data_path=sparse_data_path, cl_negatives="hard", cl_hard_pool=5, w1=0.5, w2=0.5
@@ -56,6 +57,7 @@ def test_hard_negatives_train_the_towers_and_the_id_table(tiny_config, sparse_da
     assert float(model.sparse_arch.token_table.weight.grad.abs().sum()) > 0
 
 
+@pytest.mark.slow
 def test_hard_negatives_need_the_sides_text_vectors(tiny_config):
     with pytest.raises(TextVectorsMissingError, match="user_text_vec"):
         _model(tiny_config, cl_negatives="hard", user_text_vec=None, w2=0.5)
@@ -63,6 +65,7 @@ def test_hard_negatives_need_the_sides_text_vectors(tiny_config):
     assert set(model.hard_samplers) == {"item"}  # only the sides with a head need text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("similarity", ["itemcf_cosine", "jaccard"])
 def test_other_similarities_give_the_positives(tiny_config, similarity):
     # Neighbours not masked: on the tiny data an item's top-k covers nearly every item.
@@ -73,6 +76,7 @@ def test_other_similarities_give_the_positives(tiny_config, similarity):
     assert torch.isfinite(item) and float(item.detach()) > 0 and float(user.detach()) > 0
 
 
+@pytest.mark.slow
 def test_hard_negatives_with_masked_neighbours_and_the_head_switches(tiny_config, sparse_data_path):
     """The switches of both helpers together: hard negatives, every top-k neighbour masked out,
     a projection head, text against ID: finite losses, no neighbour among the live negatives."""

@@ -162,6 +162,7 @@ def test_learned_no_history_is_used_exactly_for_the_rows_without_text_and_traine
     assert zero.text_sides["user"].missing_vector is None
 
 
+@pytest.mark.slow
 def test_none_builds_no_user_tower(hist_data):
     root, *_ = hist_data
     model, config, _, train, _ = _model(root, user_text="none")
@@ -173,6 +174,7 @@ def test_none_builds_no_user_tower(hist_data):
     assert all(torch.isfinite(part) for part in model.calculate_loss(batch))  # L_uu on ID embeddings
 
 
+@pytest.mark.slow
 def test_variants_name_the_switch(hist_data):
     root, *_ = hist_data
     model, config, *_ = _model(root, model="DLRREC-itemText")
@@ -181,6 +183,7 @@ def test_variants_name_the_switch(hist_data):
     assert config["user_text"] == "full" and model.history_lookup is None and model.user_text == "full"
 
 
+@pytest.mark.slow
 def test_pca_v0_fits_on_the_user_id_rows_as_before(hist_data):
     root, *_ = hist_data
     history, *_ = _model(root, reduction="pca")

@@ -36,6 +36,7 @@ def test_results_name_the_run_s_own_checkpoint(tiny_data_path, tmp_path):
     assert all(f"-seed{r['seed']}-pid{os.getpid()}-" in f for r, f in zip(results, files))
 
 
+@pytest.mark.slow
 def test_a_run_s_checkpoint_loads_without_unpickling_objects(tiny_data_path, tmp_path, tiny_config):
     """What patches.py fix 2 writes is what the gathered evaluation (fix 10) reads back with
     weights_only=True: the state dict restores the model, RecBole's own keys are plain values."""

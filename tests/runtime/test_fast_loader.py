@@ -130,6 +130,7 @@ def test_batches_are_sliced_from_the_joined_table_not_joined_again(standard_spli
     assert (fast_valid.columns["label"] >= 0).all()
 
 
+@pytest.mark.slow
 def test_load_splits_swaps_loaders_by_config(tiny_config):
     _, train, valid, test = load_splits(tiny_config("DLRREC"))  # plugin model: on by default
     assert (type(train), type(valid), type(test)) == (FastTrainDataLoader, FastEvalDataLoader, FastEvalDataLoader)

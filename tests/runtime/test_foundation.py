@@ -82,6 +82,7 @@ def test_full_run_reloads_best_checkpoint_weights_only(tiny_config, tmp_path):
     assert saved["timings"]["train_s"] > 0
 
 
+@pytest.mark.slow
 def test_resume_checkpoint_under_weights_only(tiny_config):
     from recbole.utils import get_trainer
 

@@ -128,6 +128,7 @@ def _scores(struct):
     return struct.get("rec.score").numpy().astype(np.float64), struct.get("data.label").numpy()
 
 
+@pytest.mark.slow
 def test_auto_threshold_is_chosen_on_valid_and_applied_to_test(monkeypatch, tiny_config, tmp_path):
     results, structs = _capturing_run(monkeypatch, tiny_config, tmp_path, cls_threshold="auto")
     # Scored: valid after the epoch, valid again for the choice (then rescored at the chosen

@@ -92,6 +92,7 @@ def test_neighbour_agreement_counts_categories_and_text():
     assert set(neighbour_agreement(table)) == {"pairs"}
 
 
+@pytest.mark.slow
 def test_cli_compare_audits_every_similarity(fake_runtime, capsys):
     result = swing_cli.audit(swing_cli.parse_args(["--dataset=fake", "--similarity", "jaccard", "--compare"]))
     assert fake_runtime["overrides"] == {"cl_similarity": "jaccard"}

@@ -78,6 +78,7 @@ def test_topk_is_rowwise_topk_of_exact(matrix, k):
     assert (np.diff(result.indptr) <= k).all()
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(graphs(max_users=9, max_items=6), st.integers(0, 4), st.sampled_from([None, 2]))
 def test_row_methods_agree_bit_for_bit(matrix, limit, topk):
