@@ -398,62 +398,7 @@ def similarity_from_graph(
     node_degree = np.diff(node_indptr)
     rows = np.flatnonzero(node_degree >= 2).astype(np.int64)
     pair_cost = node_degree.astype(np.float64) * (node_degree - 1) / 2.0 + node_degree
-    with torch_threads_kept():
-        return _rows_on_numba_threads(
-            rows,
-            pair_cost,
-            node_indptr,
-            node_conn,
-            conn_indptr,
-            conn_nodes,
-            kept_weights,
-            alpha,
-            topk,
-            max_conn_degree,
-            n_nodes,
-            progress,
-            desc,
-        )
-
-
-@contextlib.contextmanager
-def torch_threads_kept():
-    """Torch's thread count after the block as before it. numba's pool, started by its first
-    thread query or launch, sets OpenMP's count to NUMBA_NUM_THREADS, and torch reads that back
-    as its own: without this, computing SWING tables changed the thread count (so the float sums,
-    so the numbers) of every model trained after it in the process. (swing may not import
-    runtime/threads.py, the owner of thread counts: the layers point down.)"""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _rows_on_numba_threads(
-    rows,
-    pair_cost,
-    node_indptr,
-    node_conn,
-    conn_indptr,
-    conn_nodes,
-    kept_weights,
-    alpha,
-    topk,
-    max_conn_degree,
-    n_nodes,
-    progress,
-    desc,
-):
-    """`_similarity_rows` on numba's threads (one for small work), numba's count restored after."""
-    threads = numba.get_num_threads()
-    if float(pair_cost[rows].sum()) < _PARALLEL_MIN_WORK:
-        threads = 1  # waking worker threads would cost more than the work (esp. on busy CPUs)
-    previous_threads = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
+    with _kernel_threads(float(pair_cost[rows].sum())) as threads:
         return _similarity_rows(
             rows,
             pair_cost,
@@ -470,8 +415,28 @@ def _rows_on_numba_threads(
             progress,
             desc,
         )
+
+
+@contextlib.contextmanager
+def _kernel_threads(work: float):
+    """numba's thread count for one kernel run (one thread for small `work`: waking worker threads
+    would cost more than the work, esp. on busy CPUs); numba's and torch's counts as before after
+    it. numba's pool, started by its first thread query or launch, sets OpenMP's count to
+    NUMBA_NUM_THREADS, and torch reads that back as its own: without restoring torch's, computing
+    SWING tables changed the thread count (so the float sums, so the numbers) of every model
+    trained after it in the process. (swing may not import runtime/threads.py, the owner of thread
+    counts: the layers point down.)"""
+    import torch
+
+    torch_before = torch.get_num_threads()  # before numba's first query, which may start its pool
+    numba_before = numba.get_num_threads()
+    threads = 1 if work < _PARALLEL_MIN_WORK else numba_before
+    numba.set_num_threads(threads)
+    try:
+        yield threads
     finally:
-        numba.set_num_threads(previous_threads)
+        numba.set_num_threads(numba_before)  # numba first, torch last (see runtime/threads.py)
+        torch.set_num_threads(torch_before)
 
 
 def _similarity_rows(
