@@ -90,6 +90,20 @@ MODEL_VARIANTS: Dict[str, Tuple[str, dict]] = {
     "DLRREC-pcaInit": ("DLRREC", {"reduction_init": "pca", "reduction_warmup_epochs": 1, "reduction_lr_scale": 0.1}),
     "DLRREC-catalogSoftmax": ("DLRREC", {"contrastive": "catalog_softmax"}),  # item head over the whole catalogue
     "DLRREC-alignUniform": ("DLRREC", {"contrastive": "align_uniform"}),  # alignment + uniformity, no negatives
+    # Unseen users and items by design (nn/oov.py): one learned OOV row per side, trained by id dropout
+    # (user rate as oov_user_token_rate; items lower: on warm boards every test item is seen) ...
+    "DLRREC-oov": ("DLRREC", {"oov_embedding": True, "id_dropout_user": 0.15, "id_dropout_item": 0.05}),
+    # ... and an unseen id with a text takes the ID vector its text maps to (models/dlrrec_oov.py).
+    "DLRREC-textToId": (
+        "DLRREC",
+        {"oov_embedding": True, "id_dropout_user": 0.15, "id_dropout_item": 0.05, "text_to_id": True},
+    ),
+    "DLRREC-semanticIds": ("DLRREC", {"semantic_ids": 3}),  # 3 levels of residual k-means codes of item text
+    # Unseen users through the data alone (data/oov_token.py): any model can take it, so the
+    # baselines closest to DLRREC get the same row.
+    "DLRREC-oovToken": ("DLRREC", {"oov_user_token": True}),
+    "DLRM-oovToken": ("DLRM", {"oov_user_token": True}),
+    "FM-oovToken": ("FM", {"oov_user_token": True}),
 }
 
 _RECBOLE_SUBPACKAGES = (

@@ -175,3 +175,26 @@ def test_text_to_id_fit_reads_only_warm_rows_and_trains_only_the_map(sparse):
 def test_text_to_id_without_what_it_needs_is_refused(sparse, overrides, message):
     with pytest.raises(ConfigKeyError, match=message):
         sparse("DLRREC", **overrides)
+
+
+@pytest.mark.parametrize(
+    "variant, model_class, settings",
+    [
+        ("DLRREC-oov", "DLRREC", {"oov_embedding": True, "text_to_id": False}),
+        ("DLRREC-textToId", "DLRREC", {"oov_embedding": True, "text_to_id": True}),
+        ("DLRREC-semanticIds", "DLRREC", {"semantic_ids": 3}),
+        ("DLRREC-oovToken", "DLRREC", {"oov_user_token": True}),
+        ("DLRM-oovToken", "DLRM", {"oov_user_token": True}),
+        ("FM-oovToken", "FM", {"oov_user_token": True}),
+    ],
+)
+def test_the_unseen_id_variants_carry_their_switches_and_train_a_step(sparse, variant, model_class, settings):
+    model, train, _ = sparse(variant)
+    assert type(model).__name__ == model_class
+    assert {key: train.dataset.config[key] for key in settings} == settings
+    if settings.get("oov_user_token"):  # the reserved token (id 0) stands for some TRAIN users
+        assert int((train.dataset.inter_feat["user_id"] == 0).sum()) > 0
+    loss = model.calculate_loss(next(iter(train)))
+    loss = sum(loss) if isinstance(loss, tuple) else loss
+    assert torch.isfinite(loss)
+    loss.backward()
