@@ -59,6 +59,7 @@ def run_settings(records: Iterable[dict]) -> dict:
                     "embedding_size",
                     "learning_rate",
                     "train_batch_size",
+                    "min_steps",
                     "eval_step",
                 )
             }
@@ -134,6 +135,12 @@ def _split_description(settings: dict) -> str:
     return f"RecBole split {split} (same split for every model of a seed)" if split else "as the dataset config defines"
 
 
+def _min_steps(settings: dict) -> str:
+    """', at the earliest after N optimizer steps' (runtime/stopping.py), or '' when unset."""
+    steps = settings.get("min_steps")
+    return f" (never before {steps} optimizer steps)" if steps else ""
+
+
 def header_notes(
     dataset: str,
     seeds: Sequence[int],
@@ -151,7 +158,8 @@ def header_notes(
         f"- Seeds: {', '.join(str(s) for s in seeds)} (config `seed`); cells show mean ± sample std over seeds.",
         f"- Budget: at most {settings.get('epochs', 'n/a')} epochs, early stopping after "
         f"{settings.get('stopping_step', 'n/a')} "
-        f"epochs without a better validation {settings.get('valid_metric', 'n/a')}; embedding_size "
+        f"epochs without a better validation {settings.get('valid_metric', 'n/a')}{_min_steps(settings)}; "
+        "embedding_size "
         f"{settings.get('embedding_size', 'n/a')}, "
         f"learning_rate {settings.get('learning_rate', 'n/a')}, batch {settings.get('train_batch_size', 'n/a')} for "
         "every model.",
@@ -165,15 +173,18 @@ def header_notes(
     ]
     dlrrec = dlrrec_settings(records)
     if dlrrec:
-        lines.append(
-            f"- DLRREC settings (properties/model/DLRREC.yaml when run; variants change only their own keys): {dlrrec}."
+        where = (
+            "its tuned configuration (Tuned configurations below) over properties/model/DLRREC.yaml"
+            if per_model
+            else "properties/model/DLRREC.yaml when run"
         )
+        lines.append(f"- DLRREC settings ({where}; variants change only their own keys): {dlrrec}.")
     bf16 = sorted(
         {r["name"] for r in records if r.get("status") == "ok" and r["result"].get("config", {}).get("enable_amp")}
     )
     if bf16:
         lines.append(
-            f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/training.py) for "
+            f"- Training precision: bf16 autocast (train_precision, recbole_dlrrec/runtime/training.py) for "
             f"{', '.join(bf16)}; float32 for the others. Evaluation is float32 for all."
         )
     capped = cap_note(records, settings.get("epochs"))

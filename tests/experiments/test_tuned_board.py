@@ -575,3 +575,15 @@ def test_the_header_names_models_that_trained_to_the_epoch_cap():
     assert board_report.cap_note(records, 50) == ""
     # The header reads the cap from the cells' config.
     assert f"- {note}" in board_report.header_notes("tiny", [2020], records, {}, ["LR", "FM", "DLRM"])
+
+
+def test_header_names_min_steps_and_where_a_tuned_dlrrec_took_its_settings():
+    config = {"epochs": 50, "stopping_step": 5, "valid_metric": "AUC", "min_steps": 100, "w1": 0.2}
+    records = [{"status": "ok", "name": "DLRREC", "result": {"config": config}}]
+    untuned = "\n".join(board_report.header_notes("tiny", [2020], records, {}, ["DLRREC"]))
+    assert "validation AUC (never before 100 optimizer steps);" in untuned
+    assert "DLRREC settings (properties/model/DLRREC.yaml when run;" in untuned
+    tuned = "\n".join(board_report.header_notes("tiny", [2020], records, {}, ["DLRREC"], per_model=["w1"]))
+    assert "DLRREC settings (its tuned configuration (Tuned configurations below)" in tuned
+    config["min_steps"] = None
+    assert "optimizer steps" not in "\n".join(board_report.header_notes("tiny", [2020], records, {}, ["DLRREC"]))
