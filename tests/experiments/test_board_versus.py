@@ -32,6 +32,7 @@ def _board(root, folder, model, seeds, shift, items=None):
         (cells / f"{key}.json").write_text(json.dumps(record))
 
 
+@pytest.mark.slow  # a 200-replicate bootstrap over 3 seeds
 def test_a_better_build_is_found_better_per_user_with_the_valid_aucs_beside(tmp_path, capsys):
     _board(tmp_path, "d-mean-tuned", "DLRREC", [2020, 2021, 2022], shift=1.0)
     _board(tmp_path, "d-tuned", "DLRREC", [2020, 2021, 2022], shift=0.0)
