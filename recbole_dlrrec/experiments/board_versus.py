@@ -22,12 +22,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from recbole_dlrrec import atomic
 from recbole_dlrrec.errors import InputError
 from recbole_dlrrec.experiments import board_significance
 from recbole_dlrrec.experiments import significance as sig
 from recbole_dlrrec.experiments.board_cells import CellSpec, Leaderboard, seeds_for
 from recbole_dlrrec.experiments.cell_rows import CellRows
+from recbole_dlrrec.experiments.report_cli import print_report
 
 
 class BoardPairError(InputError, ValueError):
@@ -104,7 +104,7 @@ def compare_boards(
                 [p[0] for p in pairs],
                 [p[1] for p in pairs],
                 groups,
-                baseline_valid_auc=float(np.mean([p[3] for p in pairs])),
+                baseline_valid_auc=valid[model][1],
                 n_boot=n_boot,
                 unit=used,
             )
@@ -147,24 +147,26 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _labels(args: argparse.Namespace) -> Tuple[str, str]:
+    if not args.labels:
+        return args.left, args.right
+    names = args.labels.split(",")
+    if len(names) != 2:
+        raise BoardPairError(f"--labels {args.labels!r}: give two labels, comma-separated")
+    return names[0], names[1]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    labels = tuple(args.labels.split(",")) if args.labels else (args.left, args.right)
     models = [m for m in args.models.split(",") if m]
-    try:
-        if len(labels) != 2:
-            raise BoardPairError(f"--labels {args.labels!r}: give two labels, comma-separated")
+
+    def build() -> str:
+        labels = _labels(args)
         left, right = open_board(args.results_dir, args.left), open_board(args.results_dir, args.right)
-        seeds = seeds_for(args.seeds)
-        entries, valid = compare_boards(left, right, models, seeds, labels, n_boot=args.n_boot)  # type: ignore[arg-type]
-        text = versus_markdown(left, right, entries, labels, args.n_boot, valid)  # type: ignore[arg-type]
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(text, end="")
-    if args.out:
-        atomic.write_text(args.out, text)
-    return 0
+        entries, valid = compare_boards(left, right, models, seeds_for(args.seeds), labels, n_boot=args.n_boot)
+        return versus_markdown(left, right, entries, labels, args.n_boot, valid)
+
+    return print_report(build, args.out)
 
 
 if __name__ == "__main__":

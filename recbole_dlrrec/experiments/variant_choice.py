@@ -30,9 +30,9 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from recbole_dlrrec import atomic
 from recbole_dlrrec.config.registry import MODEL_VARIANTS
 from recbole_dlrrec.errors import InputError
+from recbole_dlrrec.experiments.report_cli import print_report
 from recbole_dlrrec.experiments.search_records import read_trials_csv
 
 
@@ -217,19 +217,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
-    try:
+
+    def build() -> str:
         ranked = rank(read_scores(args.results_dir, datasets), datasets)
         text = report(ranked, datasets)
         if ranked and set(datasets) <= set(ranked[0].valid):
             best = ranked[0].model
             text += settings_report(best, read_shared_trials(args.results_dir, datasets, best), datasets)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(text, end="")
-    if args.out:
-        atomic.write_text(args.out, text)
-    return 0
+        return text
+
+    return print_report(build, args.out)
 
 
 if __name__ == "__main__":
